@@ -1,0 +1,119 @@
+"""Compile a scope's live items into the escaped XML block for a system message.
+
+One element per non-empty layer, in authority order. Profile and policies render as ``key: value``
+lines, knowledge and feedback as ``- item`` bullets ranked by relevance to the query, then recency.
+Under a token budget the output is the longest prefix of a priority order that fits: policies, then
+profile, then collection items from best- to worst-ranked; so the lowest-ranked items drop first and
+profile and policies last. Same rows and arguments, byte-identical output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .layers.base import Layer
+from .store import ContextRow
+from .text import xml_text
+from .tokens import TokenCounter
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Line:
+    layer: str
+    text: str  # escaped, ready to render
+    score: float
+    recency: Any  # updated_at as the backend returns it: comparable within one database
+
+
+def _resolve_overrides(rows: Sequence[ContextRow]) -> list[ContextRow]:
+    """Where an agent's private item and a shared item share a key, the agent's wins."""
+    chosen: dict[tuple[str, str], ContextRow] = {}
+    for row in rows:
+        current = chosen.get((row.layer, row.key))
+        if current is None or (current.agent_id == "" and row.agent_id != ""):
+            chosen[(row.layer, row.key)] = row
+    return list(chosen.values())
+
+
+def _ranked(rows: list[ContextRow], by_count: bool) -> list[ContextRow]:
+    # Stable sorts, least significant key first: id, then recency, then count, then relevance.
+    rows = sorted(rows, key=lambda r: r.id)
+    rows.sort(key=lambda r: r.updated_at, reverse=True)
+    if by_count:
+        rows.sort(key=lambda r: r.count, reverse=True)
+    rows.sort(key=lambda r: r.score, reverse=True)
+    return rows
+
+
+def _ordered_lines(layer: Layer, rows: list[ContextRow]) -> list[_Line]:
+    if layer.kind == "document":
+        order = {name: i for i, name in enumerate(layer.schema.fields)}
+        rows = sorted(rows, key=lambda r: (order.get(r.key, len(order)), r.key))
+        return [_Line(layer.name, xml_text(r.line), r.score, r.updated_at) for r in rows]
+    ranked = _ranked(rows, by_count=layer.name == "feedback")
+    return [_Line(layer.name, "- " + xml_text(r.line), r.score, r.updated_at) for r in ranked]
+
+
+def _render(layers: Sequence[Layer], lines: Sequence[_Line]) -> str:
+    blocks = []
+    for layer in layers:
+        body = [line.text for line in lines if line.layer == layer.name]
+        if body:
+            blocks.append(f"<{layer.tag}>\n" + "\n".join(body) + f"\n</{layer.tag}>")
+    return "\n".join(blocks)
+
+
+def _priority(layers: Sequence[Layer], per_layer: Mapping[str, list[_Line]]) -> list[_Line]:
+    """Documents first (authority order), then every collection line by relevance, then recency."""
+    first = [line for layer in layers if layer.kind == "document" for line in per_layer[layer.name]]
+    rest = [line for layer in layers if layer.kind == "collection" for line in per_layer[layer.name]]
+    rest.sort(key=lambda line: line.recency, reverse=True)  # stable: each layer's own order breaks ties
+    rest.sort(key=lambda line: line.score, reverse=True)
+    return first + rest
+
+
+def compile_context(
+    layers: Sequence[Layer],
+    rows: Sequence[ContextRow],
+    *,
+    token_budget: int | None,
+    shares: Mapping[str, float | None],
+    count_tokens: TokenCounter,
+) -> str:
+    """Render ``rows`` for ``layers`` (authority order) within ``token_budget`` tokens."""
+    live = _resolve_overrides(rows)
+    per_layer = {
+        layer.name: _ordered_lines(layer, [r for r in live if r.layer == layer.name]) for layer in layers
+    }
+    everything = [line for layer in layers for line in per_layer[layer.name]]
+    if token_budget is None:
+        return _render(layers, everything)
+
+    tag_cost = {layer.name: count_tokens(f"<{layer.tag}>\n\n</{layer.tag}>\n") for layer in layers}
+    used: dict[str, int] = {}
+    total = 0
+    kept: list[_Line] = []
+    for line in _priority(layers, per_layer):
+        cost = count_tokens(line.text + "\n") + (0 if line.layer in used else tag_cost[line.layer])
+        share = shares.get(line.layer)
+        over_share = share is not None and used.get(line.layer, 0) + cost > share * token_budget
+        if over_share:
+            continue  # this layer is full; others may still fit
+        if total + cost > token_budget:
+            break
+        kept.append(line)
+        used[line.layer] = used.get(line.layer, 0) + cost
+        total += cost
+    # The per-line sum is an estimate; the rendered text is what must fit. Drop from the end until it does.
+    output = _render(layers, _in_order(everything, kept))
+    while kept and count_tokens(output) > token_budget:
+        kept.pop()
+        output = _render(layers, _in_order(everything, kept))
+    return output
+
+
+def _in_order(everything: list[_Line], kept: list[_Line]) -> list[_Line]:
+    chosen = set(map(id, kept))
+    return [line for line in everything if id(line) in chosen]

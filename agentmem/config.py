@@ -1,0 +1,36 @@
+"""Per-layer configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """How one layer behaves.
+
+    Attributes:
+        schema: a dataclass replacing the layer's default schema (fields for profile and policies;
+            an entry with a ``text: str`` field for knowledge and feedback).
+        extract: whether ``learn`` extracts this layer from conversations.
+        inject: whether ``compile`` puts this layer into the context.
+        budget_share: the most this layer may take of a ``token_budget`` (0..1); ``None``: no cap.
+        max_items: cap on live items (knowledge, feedback); over it, items expire by the layer's
+            stated rule. ``None``: the layer's default.
+        extraction_prompt: a Jinja template (text) replacing the layer's default extraction prompt.
+    """
+
+    schema: type | None = None
+    extract: bool = True
+    inject: bool = True
+    budget_share: float | None = None
+    max_items: int | None = None
+    extraction_prompt: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.budget_share is not None and not 0 < self.budget_share <= 1:
+            raise ConfigurationError(f"budget_share must be in (0, 1], got {self.budget_share}")
+        if self.max_items is not None and self.max_items < 1:
+            raise ConfigurationError(f"max_items must be at least 1, got {self.max_items}")

@@ -1,0 +1,45 @@
+"""Knowledge: facts and context about the user, with time.
+
+Deduplicated (normalised text, then word-set similarity); a contradicted fact is closed
+(``valid_to``/``superseded_by``), never erased; over the cap the least recently updated facts expire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..records import MemoryItem
+from .collection import CollectionLayer
+
+
+@dataclass
+class Fact:
+    """A durable fact about the user or their context: projects, stack, goals, events."""
+
+    text: str
+    """The fact as one short sentence about the user, e.g. "Builds a churn model for Acme"."""
+    topics: list[str] = field(default_factory=list)
+    """A few lowercase topic words, e.g. ["work", "ml"]."""
+
+
+class KnowledgeLayer(CollectionLayer):
+    name = "knowledge"
+    tag = "user_knowledge"
+    default_schema = Fact
+    prompt_template = "knowledge.jinja"
+    default_max_items = 5000
+    similarity_threshold = 0.9
+
+    def line(self, value: dict[str, Any], count: int, since: datetime) -> str:
+        return f"{since.date().isoformat()}: {value['text']}"
+
+    def eviction_order(self, item: MemoryItem) -> tuple[Any, ...]:
+        return (item.updated_at, item.id)  # least recently updated first
+
+    def merged_value(self, old: MemoryItem, new: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(old.value)
+        topics = list(old.value.get("topics", []))
+        merged["topics"] = topics + [t for t in new.get("topics", []) if t not in topics]
+        return merged

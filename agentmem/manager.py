@@ -1,0 +1,279 @@
+"""MemoryManager: the facade users hold. Storage, layers, compile, search, history, transfer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from .compiler import compile_context
+from .config import LayerConfig
+from .errors import ConfigurationError, InvalidInputError
+from .handles import CollectionHandle, DocumentHandle
+from .layers import LAYER_TYPES, Layer
+from .layers.base import Delete, Patch
+from .layers.collection import CollectionLayer
+from .layers.document import DocumentLayer
+from .records import Change, MemoryEvent, MemoryItem, MemoryState, SearchHit
+from .scope import Scope, check_id
+from .store import Store, transfer
+from .store.engine import resolve_url
+from .tokens import TokenCounter, default_counter
+
+MAX_QUERY = 4000
+
+
+def _layer_configs(
+    layers: Mapping[str, LayerConfig] | None, schemas: Mapping[str, type | None]
+) -> dict[str, LayerConfig]:
+    configs = dict(layers or {})
+    unknown = sorted(set(configs) - set(LAYER_TYPES))
+    if unknown:
+        raise ConfigurationError(
+            f"unknown layer(s) {', '.join(unknown)}; layers are {', '.join(LAYER_TYPES)}"
+        )
+    for name, config in configs.items():
+        if not isinstance(config, LayerConfig):
+            raise ConfigurationError(f"layers[{name!r}] must be a LayerConfig, got {type(config).__name__}")
+    for name, schema in schemas.items():
+        if schema is None:
+            continue
+        config = configs.get(name, LayerConfig())
+        if config.schema is not None and config.schema is not schema:
+            raise ConfigurationError(f"{name}_schema and layers[{name!r}].schema disagree; give one")
+        configs[name] = LayerConfig(**{**config.__dict__, "schema": schema})
+    return {name: configs.get(name, LayerConfig()) for name in LAYER_TYPES}
+
+
+class MemoryManager:
+    """Long-term, layered memory of users, scoped by ``user_id`` (and ``agent_id``).
+
+    Args:
+        db: a database URL. ``None``: ``AGENTMEM_DB_URL`` if set, else the embedded SQLite file
+            ``~/.agentmem/memory.db``.
+        layers: per-layer configuration, keyed by ``profile``, ``policies``, ``knowledge``, ``feedback``.
+        profile_schema, policies_schema, knowledge_schema, feedback_schema: shorthand for
+            ``layers={name: LayerConfig(schema=...)}``.
+        token_counter: counts tokens for ``token_budget``; default: cl100k, offline.
+    """
+
+    def __init__(
+        self,
+        db: str | None = None,
+        *,
+        layers: Mapping[str, LayerConfig] | None = None,
+        profile_schema: type | None = None,
+        policies_schema: type | None = None,
+        knowledge_schema: type | None = None,
+        feedback_schema: type | None = None,
+        token_counter: TokenCounter | None = None,
+    ) -> None:
+        schemas = {
+            "profile": profile_schema,
+            "policies": policies_schema,
+            "knowledge": knowledge_schema,
+            "feedback": feedback_schema,
+        }
+        self.layer_configs = _layer_configs(layers, schemas)
+        self._layers: dict[str, Layer] = {
+            name: LAYER_TYPES[name](schema=config.schema, max_items=config.max_items)
+            for name, config in self.layer_configs.items()
+        }
+        self._token_counter = token_counter
+        self._store = Store(resolve_url(db))
+        self.profile = DocumentHandle(self, self._document("profile"))
+        self.policies = DocumentHandle(self, self._document("policies"))
+        self.knowledge = CollectionHandle(self, self._collection("knowledge"))
+        self.feedback = CollectionHandle(self, self._collection("feedback"))
+
+    def _document(self, name: str) -> DocumentLayer:
+        layer = self._layers[name]
+        assert isinstance(layer, DocumentLayer)
+        return layer
+
+    def _collection(self, name: str) -> CollectionLayer:
+        layer = self._layers[name]
+        assert isinstance(layer, CollectionLayer)
+        return layer
+
+    @property
+    def db_url(self) -> str:
+        return self._store.url
+
+    @property
+    def layers(self) -> Mapping[str, Layer]:
+        """The configured layers in authority order."""
+        return dict(self._layers)
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    def _write(
+        self,
+        scope: Scope,
+        changes: Sequence[tuple[str, Patch]],
+        *,
+        source: str,
+        session_id: str | None,
+    ) -> list[Change]:
+        """Merge and apply changes to several layers in one transaction."""
+        out: list[Change] = []
+        with self._store.write(scope) as writer:
+            for name, patch in changes:
+                ops = self._layers[name].merge(writer.live(name), patch, writer.now)
+                out.extend(writer.apply(name, ops, source=source, session_id=session_id))
+        return out
+
+    def forget(self, item_id: str, *, user_id: str, agent_id: str | None = None) -> Change:
+        """Delete one live item visible to the scope. Its old value stays in the history.
+
+        Raises:
+            NotFoundError: no such live item for this user (another user's id included).
+        """
+        scope = Scope.of(user_id, agent_id)
+        check_id(item_id, "item_id", required=True)
+        item = self._store.item(scope, item_id)
+        with self._store.write(Scope(scope.user_id, item.agent_id)) as writer:
+            changes = writer.apply(
+                item.layer, [Delete(item, reason="forgotten")], source="manual", session_id=None
+            )
+        return changes[0]
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    def get(self, *, user_id: str, agent_id: str | None = None) -> MemoryState:
+        """A typed snapshot of the scope's live memory (an agent's items win over shared ones)."""
+        scope = Scope.of(user_id, agent_id)
+        chosen: dict[tuple[str, str], MemoryItem] = {}
+        for item in self._store.live(scope):
+            current = chosen.get((item.layer, item.key))
+            if current is None or (current.agent_id is None and item.agent_id is not None):
+                chosen[(item.layer, item.key)] = item
+        items = sorted(chosen.values(), key=lambda i: (i.created_at, i.id))
+        typed: dict[str, Any] = {}
+        for name, layer in self._layers.items():
+            mine = [i for i in items if i.layer == name]
+            if isinstance(layer, DocumentLayer):
+                typed[name] = layer.schema.instance({i.key: i.value for i in mine})
+            else:
+                typed[name] = [_with_data(i, layer.schema.instance(i.value)) for i in mine]
+        return MemoryState(user_id=scope.user_id, agent_id=scope.agent_id, items=items, **typed)
+
+    def compile(
+        self,
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        query: str | None = None,
+        token_budget: int | None = None,
+    ) -> str:
+        """The scope's memory as escaped XML for a system message ("" when there is none).
+
+        Args:
+            query: rank knowledge and feedback by relevance to this text (e.g. the user's message).
+            token_budget: the output never exceeds this many tokens; lowest-ranked items drop first.
+        """
+        scope = Scope.of(user_id, agent_id)
+        query = _check_query(query)
+        if token_budget is not None and (not isinstance(token_budget, int) or token_budget < 0):
+            raise InvalidInputError(f"token_budget must be a non-negative int, got {token_budget!r}")
+        layers = [layer for name, layer in self._layers.items() if self.layer_configs[name].inject]
+        if not layers:
+            return ""
+        rows = self._store.context_rows(scope, [layer.name for layer in layers], query)
+        return compile_context(
+            layers,
+            rows,
+            token_budget=token_budget,
+            shares={name: config.budget_share for name, config in self.layer_configs.items()},
+            count_tokens=self._counter(),
+        )
+
+    def _counter(self) -> TokenCounter:
+        if self._token_counter is None:
+            self._token_counter = default_counter()
+        return self._token_counter
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        layers: Sequence[str] | None = None,
+        limit: int = 10,
+    ) -> list[SearchHit]:
+        """Live items of the scope ranked by relevance to ``query`` (BM25 on SQLite)."""
+        scope = Scope.of(user_id, agent_id)
+        text = _check_query(query)
+        if text is None:
+            raise InvalidInputError("query must be a non-empty str")
+        names = list(layers) if layers is not None else list(self._layers)
+        unknown = sorted(set(names) - set(self._layers))
+        if unknown:
+            raise ConfigurationError(f"unknown layer(s) {', '.join(unknown)}")
+        if not isinstance(limit, int) or limit < 1:
+            raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
+        return self._store.search(scope, text, names, limit)
+
+    def history(
+        self, *, user_id: str, agent_id: str | None = None, item_id: str | None = None
+    ) -> list[MemoryEvent]:
+        """Every change to the scope's items (or to one item), oldest first, with old and new values."""
+        scope = Scope.of(user_id, agent_id)
+        check_id(item_id, "item_id", required=False)
+        return self._store.history(scope, item_id)
+
+    # ---- whole users -----------------------------------------------------------------------
+
+    def export_user(self, user_id: str) -> dict[str, Any]:
+        """Everything stored for the user (all agents, closed items, history) as JSON-ready data."""
+        scope = Scope.of(user_id)
+        with self._store.engine.connect() as conn:
+            return transfer.export_user(conn, scope.user_id)
+
+    def delete_user(self, user_id: str) -> int:
+        """Delete everything stored for the user, history included; return the number of items."""
+        scope = Scope.of(user_id)
+        with self._store.write(scope) as writer:
+            return transfer.delete_user(writer.conn, scope.user_id)
+
+    def import_user(self, data: Mapping[str, Any]) -> int:
+        """Restore an ``export_user`` document exactly; the user must not have memory yet."""
+        doc = transfer.parse_export(data)
+        with self._store.write(Scope.of(doc.user_id)) as writer:
+            return transfer.import_user(writer.conn, doc)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> MemoryManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MemoryManager(db={self._store.url!r})"
+
+
+def _with_data(item: MemoryItem, data: Any) -> MemoryItem:
+    from dataclasses import replace
+
+    return replace(item, data=data)
+
+
+def _check_query(query: object) -> str | None:
+    if query is None:
+        return None
+    if not isinstance(query, str):
+        raise InvalidInputError(f"query must be a str, not {type(query).__name__}")
+    if len(query) > MAX_QUERY:
+        raise InvalidInputError(f"query is {len(query)} characters; the limit is {MAX_QUERY}")
+    return query if query.strip() else None

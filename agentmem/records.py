@@ -1,0 +1,103 @@
+"""Typed records the public API returns: items, events, changes, search hits and snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Source = Literal["extracted", "agentic", "manual", "imported"]
+EventOp = Literal["add", "update", "supersede", "expire", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryItem:
+    """One stored unit of a layer: a profile field, a policy, a fact or a feedback entry.
+
+    ``value`` is the JSON form (the field's value for profile and policies, the entry's fields for
+    knowledge and feedback); ``data`` is the same value typed by the layer's schema (a dataclass
+    instance for knowledge and feedback) when the item comes from :meth:`MemoryManager.get`.
+    """
+
+    id: str
+    layer: str
+    key: str
+    text: str
+    value: Any
+    user_id: str
+    agent_id: str | None
+    session_id: str | None
+    source: str
+    confidence: float
+    count: int
+    explicit: bool
+    created_at: datetime
+    updated_at: datetime
+    valid_to: datetime | None = None
+    superseded_by: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    """Bookkeeping of the merge policy (e.g. feedback occurrences); not shown to the model."""
+    data: Any = field(default=None, compare=False)
+
+    @property
+    def is_live(self) -> bool:
+        return self.valid_to is None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEvent:
+    """One change to one item, append-only: the audit history."""
+
+    id: int
+    item_id: str
+    layer: str
+    key: str
+    op: EventOp
+    old: Any
+    new: Any
+    reason: str | None
+    source: str
+    user_id: str
+    agent_id: str | None
+    session_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one write did to one item (returned by writes, and by ``learn`` later)."""
+
+    op: EventOp
+    layer: str
+    item_id: str
+    key: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    item: MemoryItem
+    score: float
+
+
+@dataclass(frozen=True)
+class MemoryState:
+    """A typed snapshot of one scope's live memory.
+
+    ``profile`` and ``policies`` are instances of the layers' schemas (dataclasses);
+    ``knowledge`` and ``feedback`` are lists of items whose ``data`` is a schema instance.
+    ``items`` holds every live item, including the profile and policy fields, for their ids.
+    """
+
+    user_id: str
+    agent_id: str | None
+    profile: Any
+    policies: Any
+    knowledge: list[MemoryItem]
+    feedback: list[MemoryItem]
+    items: list[MemoryItem]
+
+    def item(self, layer: str, key: str) -> MemoryItem | None:
+        """The live item of ``layer`` stored under ``key`` (a field name for profile and policies)."""
+        return next((i for i in self.items if i.layer == layer and i.key == key), None)

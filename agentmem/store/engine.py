@@ -1,0 +1,70 @@
+"""Engine set-up: URL resolution, SQLite pragmas, and write transactions that lock the scope."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.pool import StaticPool
+from sqlmodel import create_engine
+
+from ..errors import ConfigurationError
+
+DEFAULT_DB_PATH = Path("~/.agentmem/memory.db")
+WRITE = "agentmem_write"  # execution option: this transaction will write; take the write lock first
+
+
+def resolve_url(db: str | None) -> str:
+    """``db`` as given, else ``AGENTMEM_DB_URL``, else the embedded default SQLite file."""
+    if db is not None:
+        url = db
+    elif os.environ.get("AGENTMEM_DB_URL"):
+        url = os.environ["AGENTMEM_DB_URL"]
+    else:
+        path = DEFAULT_DB_PATH.expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"db must be a database URL like 'sqlite:///memory.db', got {url!r}")
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    try:
+        return create_engine(url, pool_pre_ping=True)
+    except Exception as exc:  # unknown dialect or missing driver
+        raise ConfigurationError(f"cannot open database {url!r}: {exc}") from exc
+
+
+def _sqlite_engine(url: str) -> Engine:
+    in_memory = url in ("sqlite://", "sqlite:///:memory:")
+    if not in_memory:
+        path = url.split("///", 1)[-1]
+        if path and not path.startswith("file:"):
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    extra: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **extra)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below decide how each transaction starts.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A writer takes SQLite's write lock before it reads what it merges with, so two writers
+        # for the same user (a tool call and a background extraction) can never lose an update.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+
+    return engine

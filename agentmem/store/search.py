@@ -1,0 +1,76 @@
+"""Full-text search over item text, always scoped to one user.
+
+SQLite: an FTS5 index (BM25, porter stemming). Each row also carries an ``owner`` token derived from
+the user id, and every query is ``owner:<token> AND (terms)``, so FTS5 only walks that user's rows.
+Other databases fall back to scoring the scope's live items in Python until they get a native index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, Float, Integer, Subquery, text
+
+from ..text import words
+
+FTS_TABLE = "agentmem_items_fts"
+MAX_TERMS = 32
+
+
+def uses_fts(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def create_search_index(conn: Connection) -> None:
+    if uses_fts(conn):
+        conn.exec_driver_sql(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} "
+            "USING fts5(text, owner, tokenize='porter unicode61 remove_diacritics 2')"
+        )
+
+
+def owner_token(user_id: str) -> str:
+    return "u" + hashlib.sha256(user_id.encode()).hexdigest()[:24]
+
+
+def index_item(conn: Connection, pk: int, user_id: str, text: str) -> None:
+    if uses_fts(conn):
+        conn.exec_driver_sql(
+            f"INSERT INTO {FTS_TABLE}(rowid, text, owner) VALUES (?, ?, ?)",
+            (pk, text, owner_token(user_id)),
+        )
+
+
+def unindex_items(conn: Connection, pks: Iterable[int]) -> None:
+    if uses_fts(conn):
+        for pk in pks:
+            conn.exec_driver_sql(f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (pk,))
+
+
+def query_terms(query: str) -> list[str]:
+    """Distinct words of the query, in order, bounded."""
+    return list(dict.fromkeys(words(query)))[:MAX_TERMS]
+
+
+def match_expression(user_id: str, query: str) -> str | None:
+    """An FTS5 MATCH expression for the user's rows containing any query term, or None."""
+    terms = query_terms(query)
+    if not terms:
+        return None
+    # words() yields only \w characters, so quoting each term makes it a safe FTS5 string.
+    return f"owner:{owner_token(user_id)} AND (" + " OR ".join(f'"{t}"' for t in terms) + ")"
+
+
+def scan_score(text: str, terms: list[str]) -> float:
+    """Fallback relevance: query terms found in ``text`` (prefix match stands in for stemming)."""
+    if not terms:
+        return 0.0
+    have = words(text)
+    return float(sum(1 for t in terms if any(w.startswith(t[:5]) for w in have)))
+
+
+def fts_ranked() -> Subquery:
+    """``(pk, score)`` of rows matching the bound ``:match``; BM25 score, lower is better."""
+    sql = f"SELECT rowid AS pk, bm25({FTS_TABLE}) AS score FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match"
+    return text(sql).columns(pk=Integer, score=Float).subquery("ranked")

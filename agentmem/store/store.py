@@ -1,0 +1,352 @@
+"""The Store: every read and write of items and events, always through a :class:`Scope`."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, select
+
+from ..errors import NotFoundError
+from ..layers.base import Add, Delete, Expire, NewItem, Op, Supersede, Update
+from ..records import Change, MemoryEvent, MemoryItem, SearchHit
+from ..scope import Scope
+from . import search
+from .engine import WRITE, make_engine
+from .migrations import migrate
+from .tables import EventRow, ItemRow, table
+
+ITEMS = table(ItemRow)
+EVENTS = table(EventRow)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def item_from_row(row: Row[Any]) -> MemoryItem:
+    m = row._mapping
+    return MemoryItem(
+        id=m["id"],
+        layer=m["layer"],
+        key=m["key"],
+        text=m["text"],
+        value=m["value"],
+        user_id=m["user_id"],
+        agent_id=m["agent_id"] or None,
+        session_id=m["session_id"],
+        source=m["source"],
+        confidence=m["confidence"],
+        count=m["count"],
+        explicit=m["explicit"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        valid_to=m["valid_to"],
+        superseded_by=m["superseded_by"],
+        meta=dict(m["meta"] or {}),
+    )
+
+
+def event_from_row(row: Row[Any]) -> MemoryEvent:
+    m = row._mapping
+    return MemoryEvent(
+        id=m["id"],
+        item_id=m["item_id"],
+        layer=m["layer"],
+        key=m["key"],
+        op=m["op"],
+        old=m["old"],
+        new=m["new"],
+        reason=m["reason"],
+        source=m["source"],
+        user_id=m["user_id"],
+        agent_id=m["agent_id"] or None,
+        session_id=m["session_id"],
+        created_at=m["created_at"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ContextRow:
+    """What compile needs of one live item: no JSON, no datetime parsing."""
+
+    id: str
+    layer: str
+    key: str
+    line: str
+    agent_id: str
+    updated_at: Any  # sortable within one backend
+    count: int
+    score: float  # relevance to the query; 0 when none
+
+
+def _visible(scope: Scope) -> Any:
+    return and_(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id.in_(scope.visible_agent_keys))
+
+
+class Writer:
+    """A write transaction for one exact scope, holding the write lock."""
+
+    def __init__(self, conn: Connection, scope: Scope, now: datetime) -> None:
+        self.conn, self.scope, self.now = conn, scope, now
+
+    def live(self, layer: str) -> list[MemoryItem]:
+        """The live items of ``layer`` in exactly this scope (what a merge works against)."""
+        rows = self.conn.execute(
+            select(ITEMS)
+            .where(ITEMS.c.user_id == self.scope.user_id, ITEMS.c.agent_id == self.scope.agent_key)
+            .where(ITEMS.c.layer == layer, ITEMS.c.valid_to.is_(None))
+            .order_by(ITEMS.c.pk)
+        )
+        return [item_from_row(r) for r in rows]
+
+    def apply(self, layer: str, ops: Sequence[Op], *, source: str, session_id: str | None) -> list[Change]:
+        changes: list[Change] = []
+        for op in ops:
+            if isinstance(op, Add):
+                changes.append(self._add(layer, op.item, source, session_id))
+            elif isinstance(op, Update):
+                self._set(
+                    op.target,
+                    value=op.value,
+                    text=op.text,
+                    line=op.line,
+                    count=op.count,
+                    explicit=op.explicit,
+                    confidence=op.confidence,
+                    meta=dict(op.meta),
+                )
+                if op.text != op.target.text:
+                    search.unindex_items(self.conn, [self._pk(op.target.id)])
+                    search.index_item(self.conn, self._pk(op.target.id), self.scope.user_id, op.text)
+                changes.append(
+                    self._event(
+                        "update",
+                        op.target,
+                        op.target.value,
+                        op.value,
+                        op.reason,
+                        source,
+                        session_id,
+                    )
+                )
+            elif isinstance(op, Supersede):
+                new = op.replacement
+                if isinstance(new, NewItem):
+                    added = self._add(layer, new, source, session_id)
+                    changes.append(added)
+                    new_id, new_value = added.item_id, new.value
+                else:
+                    new_id, new_value = new.id, new.value
+                self._set(op.target, valid_to=self.now, superseded_by=new_id)
+                changes.append(
+                    self._event(
+                        "supersede",
+                        op.target,
+                        op.target.value,
+                        new_value,
+                        op.reason,
+                        source,
+                        session_id,
+                    )
+                )
+            elif isinstance(op, Expire):
+                self._set(op.target, valid_to=self.now)
+                changes.append(
+                    self._event("expire", op.target, op.target.value, None, op.reason, source, session_id)
+                )
+            elif isinstance(op, Delete):
+                search.unindex_items(self.conn, [self._pk(op.target.id)])
+                self.conn.execute(ITEMS.delete().where(ITEMS.c.id == op.target.id))
+                changes.append(
+                    self._event("delete", op.target, op.target.value, None, op.reason, source, session_id)
+                )
+        return changes
+
+    def _pk(self, item_id: str) -> int:
+        return int(self.conn.execute(select(ITEMS.c.pk).where(ITEMS.c.id == item_id)).scalar_one())
+
+    def _add(self, layer: str, new: NewItem, source: str, session_id: str | None) -> Change:
+        item_id = "m_" + uuid.uuid4().hex[:24]
+        now = self.now
+        pk = self.conn.execute(
+            ITEMS.insert().values(
+                id=item_id,
+                user_id=self.scope.user_id,
+                agent_id=self.scope.agent_key,
+                session_id=session_id,
+                layer=layer,
+                key=new.key,
+                value=new.value,
+                text=new.text,
+                line=new.line,
+                source=source,
+                confidence=new.confidence,
+                count=new.count,
+                explicit=new.explicit,
+                meta=dict(new.meta),
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key
+        assert pk is not None
+        search.index_item(self.conn, int(pk[0]), self.scope.user_id, new.text)
+        self._insert_event(item_id, layer, new.key, "add", None, new.value, None, source, session_id)
+        return Change("add", layer, item_id, new.key, None, new.value)
+
+    def _set(self, target: MemoryItem, **values: Any) -> None:
+        values.setdefault("updated_at", self.now)
+        self.conn.execute(ITEMS.update().where(ITEMS.c.id == target.id).values(**values))
+
+    def _event(
+        self,
+        op: Any,
+        target: MemoryItem,
+        old: Any,
+        new: Any,
+        reason: str | None,
+        source: str,
+        session_id: str | None,
+    ) -> Change:
+        self._insert_event(target.id, target.layer, target.key, op, old, new, reason, source, session_id)
+        return Change(op, target.layer, target.id, target.key, old, new)
+
+    def _insert_event(
+        self,
+        item_id: str,
+        layer: str,
+        key: str,
+        op: str,
+        old: Any,
+        new: Any,
+        reason: str | None,
+        source: str,
+        session_id: str | None,
+    ) -> None:
+        self.conn.execute(
+            EVENTS.insert().values(
+                item_id=item_id,
+                user_id=self.scope.user_id,
+                agent_id=self.scope.agent_key,
+                session_id=session_id,
+                layer=layer,
+                key=key,
+                op=op,
+                old=old,
+                new=new,
+                reason=reason,
+                source=source,
+                created_at=self.now,
+            )
+        )
+
+
+class Store:
+    """Items and events in one database. Every method takes a scope; there is no unscoped read."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        migrate(self.engine)
+        self._writer_engine = self.engine.execution_options(**{WRITE: True})
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def write(self, scope: Scope) -> Iterator[Writer]:
+        """One transaction holding the write lock: read, merge and apply can't interleave."""
+        with self._writer_engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (scope.user_id,)
+                )
+            yield Writer(conn, scope, utcnow())
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def live(self, scope: Scope, layers: Sequence[str] | None = None) -> list[MemoryItem]:
+        stmt = select(ITEMS).where(_visible(scope), ITEMS.c.valid_to.is_(None)).order_by(ITEMS.c.pk)
+        if layers is not None:
+            stmt = stmt.where(ITEMS.c.layer.in_(layers))
+        with self.engine.connect() as conn:
+            return [item_from_row(r) for r in conn.execute(stmt)]
+
+    def item(self, scope: Scope, item_id: str) -> MemoryItem:
+        """A live item visible to ``scope``; any other id (another user's too) is not found."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(ITEMS).where(_visible(scope), ITEMS.c.valid_to.is_(None), ITEMS.c.id == item_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no live memory item {item_id!r} for user {scope.user_id!r}")
+        return item_from_row(row)
+
+    def context_rows(self, scope: Scope, layers: Sequence[str], query: str | None) -> list[ContextRow]:
+        """The compile read: one indexed query of the scope's live items, with relevance if asked."""
+        agents = scope.visible_agent_keys
+        marks = ", ".join("?" * len(agents))
+        layer_marks = ", ".join("?" * len(layers))
+        cols = "i.id, i.layer, i.key, i.line, i.agent_id, i.updated_at, i.count"
+        where = (
+            f"i.user_id = ? AND i.agent_id IN ({marks}) AND i.layer IN ({layer_marks}) AND i.valid_to IS NULL"
+        )
+        params: tuple[Any, ...] = (scope.user_id, *agents, *layers)
+        with self.engine.connect() as conn:
+            match = search.match_expression(scope.user_id, query) if query and search.uses_fts(conn) else None
+            if match:
+                sql = (
+                    f"SELECT {cols}, -f.score FROM agentmem_items i LEFT JOIN "
+                    f"(SELECT rowid AS pk, bm25({search.FTS_TABLE}) AS score FROM {search.FTS_TABLE} "
+                    f"WHERE {search.FTS_TABLE} MATCH ?) f ON f.pk = i.pk WHERE {where}"
+                )
+                params = (match, *params)
+            else:
+                sql = f"SELECT {cols}, 0.0 FROM agentmem_items i WHERE {where}"
+            if conn.dialect.name != "sqlite":
+                sql = sql.replace("?", "%s")
+            rows = conn.exec_driver_sql(sql, params).all()
+        if query and not match:  # no full-text index on this backend: score the lines here
+            terms = search.query_terms(query)
+            scores = [search.scan_score(r[3], terms) for r in rows]
+        else:
+            scores = [r[7] or 0.0 for r in rows]
+        return [
+            ContextRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], s) for r, s in zip(rows, scores, strict=True)
+        ]
+
+    def search(self, scope: Scope, query: str, layers: Sequence[str], limit: int) -> list[SearchHit]:
+        terms = search.query_terms(query)
+        if not terms:
+            return []
+        with self.engine.connect() as conn:
+            match = search.match_expression(scope.user_id, query) if search.uses_fts(conn) else None
+            if match:
+                ranked = search.fts_ranked()
+                rows = conn.execute(
+                    select(ITEMS, ranked.c.score)
+                    .join(ranked, ranked.c.pk == ITEMS.c.pk)
+                    .where(_visible(scope), ITEMS.c.valid_to.is_(None), ITEMS.c.layer.in_(layers))
+                    .order_by(ranked.c.score, ITEMS.c.id)
+                    .limit(limit),
+                    {"match": match},
+                ).all()
+                return [SearchHit(item_from_row(r), -float(r.score)) for r in rows]
+        hits = [SearchHit(item, search.scan_score(item.text, terms)) for item in self.live(scope, layers)]
+        hits = sorted((h for h in hits if h.score > 0), key=lambda h: (-h.score, h.item.id))
+        return hits[:limit]
+
+    def history(self, scope: Scope, item_id: str | None = None) -> list[MemoryEvent]:
+        stmt = (
+            select(EVENTS)
+            .where(EVENTS.c.user_id == scope.user_id, EVENTS.c.agent_id.in_(scope.visible_agent_keys))
+            .order_by(EVENTS.c.id)
+        )
+        if item_id is not None:
+            stmt = stmt.where(EVENTS.c.item_id == item_id)
+        with self.engine.connect() as conn:
+            return [event_from_row(r) for r in conn.execute(stmt)]

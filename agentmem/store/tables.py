@@ -1,0 +1,109 @@
+"""SQLModel tables: items (every layer's units), events (their history), and the schema version."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Table, TypeDecorator, text
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend and SQLModel version."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.utcoffset() is None:
+            raise ValueError("agentmem stores timezone-aware datetimes only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
+
+
+class ItemRow(SQLModel, table=True):
+    """One live or closed item. ``agent_id == ""`` is the user's shared memory."""
+
+    __tablename__ = "agentmem_items"
+    __table_args__ = (
+        # Serves the scope read (user, agent[, layer]) of live items, and keeps one live item per key.
+        Index(
+            "ux_agentmem_items_live_key",
+            "user_id",
+            "agent_id",
+            "layer",
+            "key",
+            unique=True,
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+        Index("ix_agentmem_items_user", "user_id", "agent_id", "layer"),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(max_length=40, unique=True)
+    user_id: str = Field(max_length=255)
+    agent_id: str = Field(default="", max_length=255)
+    session_id: str | None = Field(default=None, max_length=255)
+    layer: str = Field(max_length=32)
+    key: str = Field(max_length=300)
+    value: Any = Field(sa_column=Column(JSON, nullable=True))
+    text: str
+    line: str
+    """The item rendered as the model reads it, kept so compile is a read plus escaping."""
+    source: str = Field(max_length=16)
+    confidence: float = 1.0
+    count: int = 1
+    explicit: bool = True
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+    valid_to: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    superseded_by: str | None = Field(default=None, max_length=40)
+
+
+class EventRow(SQLModel, table=True):
+    """An append-only record of one change to one item."""
+
+    __tablename__ = "agentmem_events"
+    __table_args__ = (Index("ix_agentmem_events_scope", "user_id", "agent_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: str = Field(max_length=40, index=True)
+    user_id: str = Field(max_length=255)
+    agent_id: str = Field(default="", max_length=255)
+    session_id: str | None = Field(default=None, max_length=255)
+    layer: str = Field(max_length=32)
+    key: str = Field(max_length=300)
+    op: str = Field(max_length=16)
+    old: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    new: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    reason: str | None = None
+    source: str = Field(max_length=16)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class MetaRow(SQLModel, table=True):
+    __tablename__ = "agentmem_meta"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core table of a SQLModel class (for the read path's plain SELECTs)."""
+    result = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(result, Table)
+    return result
+
+
+TABLES = [table(ItemRow), table(EventRow), table(MetaRow)]

@@ -1,0 +1,40 @@
+"""Small text utilities shared by the merge policies, the compiler and search."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+# Characters XML 1.0 forbids even when escaped; a memory must never make the block unparsable.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Case-, accent-width- and punctuation-insensitive form used as a dedupe key."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(_WORD.findall(folded))
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def similarity(a: str, b: str) -> float:
+    """Jaccard similarity of the two texts' word sets (0..1)."""
+    wa, wb = set(words(a)), set(words(b))
+    if not wa or not wb:
+        return 0.0
+    return len(wa & wb) / len(wa | wb)
+
+
+def one_line(text: str) -> str:
+    """Collapse whitespace so a memory cannot forge new lines (``- fake rule``) in the block."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def xml_text(text: str) -> str:
+    """Escape text for an XML text node and drop characters XML cannot carry."""
+    cleaned = _XML_INVALID.sub("", one_line(text))
+    return cleaned.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

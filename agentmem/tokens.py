@@ -1,0 +1,81 @@
+"""Offline token counting for context budgets.
+
+Uses tiktoken's ``cl100k_base`` loaded from the copy litellm ships (found without importing litellm),
+so no network is ever touched. If that file cannot be found, a conservative estimate is used instead:
+it never counts fewer tokens than cl100k would for ordinary text, so budgets still hold.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import math
+import threading
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+TokenCounter = Callable[[str], int]
+
+_CL100K_URL = "https://openaipublic.blob.core.windows.net/encodings/cl100k_base.tiktoken"
+_CL100K_SHA256 = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
+_CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|"""
+    r"""\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+_lock = threading.Lock()
+
+
+def estimate_tokens(text: str) -> int:
+    """Upper-bound estimate: one token per 3 UTF-8 bytes, and at least one per word or symbol."""
+    data = text.encode("utf-8")
+    pieces = sum(1 for ch in text if not ch.isalnum() and not ch.isspace()) + len(text.split())
+    return max(math.ceil(len(data) / 3), pieces)
+
+
+def _bundled_cl100k() -> Path | None:
+    spec = importlib.util.find_spec("litellm")  # locates the package; does not import it
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    name = hashlib.sha1(_CL100K_URL.encode()).hexdigest()
+    for root in spec.submodule_search_locations:
+        path = Path(root) / "litellm_core_utils" / "tokenizers" / name
+        if path.is_file():
+            return path
+    return None
+
+
+@lru_cache(maxsize=1)
+def _cl100k() -> Any | None:
+    path = _bundled_cl100k()
+    if path is None:
+        return None
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != _CL100K_SHA256:
+        return None
+    try:
+        import tiktoken
+    except ImportError:
+        return None
+    ranks = {base64.b64decode(tok): int(rank) for tok, rank in (ln.split() for ln in data.splitlines() if ln)}
+    return tiktoken.Encoding(
+        name="cl100k_base",
+        pat_str=_CL100K_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens={"<|endoftext|>": 100257},
+    )
+
+
+def default_counter() -> TokenCounter:
+    """The best offline counter available: cl100k when present, else the conservative estimate."""
+    with _lock:
+        encoding = _cl100k()
+    if encoding is None:
+        return estimate_tokens
+
+    def count(text: str) -> int:
+        return len(encoding.encode_ordinary(text))
+
+    return count
