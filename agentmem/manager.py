@@ -14,6 +14,7 @@ from .layers import LAYER_TYPES, Layer
 from .layers.base import Delete, Patch
 from .layers.collection import CollectionLayer
 from .layers.document import DocumentLayer
+from .prompts import default_template
 from .records import Change, MemoryEvent, MemoryItem, MemoryState, SearchHit
 from .scope import Scope, check_id
 from .store import Store, transfer
@@ -79,6 +80,9 @@ class MemoryManager:
             name: LAYER_TYPES[name](schema=config.schema, max_items=config.max_items)
             for name, config in self.layer_configs.items()
         }
+        for name, layer in self._layers.items():  # fail at set-up, not at the first extraction
+            if self.layer_configs[name].extraction_prompt is None:
+                default_template(layer.prompt_template)
         self._token_counter = token_counter
         self._store = Store(resolve_url(db))
         self.profile = DocumentHandle(self, self._document("profile"))

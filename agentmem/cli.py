@@ -1,0 +1,309 @@
+"""The ``agentmem`` command: inspect, export, import and delete users' memory; run the offline demo.
+
+Stdlib ``argparse`` only. Nothing here (or anything it imports) loads litellm, so every command
+starts fast and works without an API key or network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from .errors import AgentMemError
+from .manager import MemoryManager
+from .records import MemoryItem
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_REFUSED = 2  # the same code argparse uses for usage errors: the command as given is not acceptable
+
+
+class CliError(Exception):
+    """A user-facing failure outside the library's error family (bad file, invalid JSON)."""
+
+
+# ---- plain-text tables -----------------------------------------------------------------------
+
+
+def _cell(value: object) -> str:
+    # A memory may hold newlines or tabs; one row per item keeps the table aligned.
+    text = " ".join(str(value).split())
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _width(text: str) -> int:
+    # Wide (e.g. CJK) characters take two terminal columns; combining marks take none.
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    """Render rows as aligned plain-text lines under a header and a dashed rule.
+
+    Args:
+        headers: the column titles.
+        rows: the cells, one sequence per row, as many as ``headers``.
+        indent: prefix for every line.
+
+    Returns:
+        The lines, without trailing whitespace.
+    """
+    table = [list(headers), *([_cell(c) for c in row] for row in rows)]
+    widths = [max(_width(row[i]) for row in table) for i in range(len(headers))]
+    table.insert(1, ["-" * w for w in widths])
+    lines = []
+    for row in table:
+        padded = [cell + " " * (w - _width(cell)) for cell, w in zip(row, widths, strict=True)]
+        lines.append((indent + "  ".join(padded)).rstrip())
+    return lines
+
+
+def _layer_table(mem: MemoryManager, name: str, items: list[MemoryItem], agent: str | None) -> list[str]:
+    layer = mem.layers[name]
+    # Only a read with --agent can see private items, so only then is the column informative.
+    scope_col = ["agent"] if agent is not None else []
+
+    def scope_of(item: MemoryItem) -> list[str]:
+        return [item.agent_id or "-"] if agent is not None else []
+
+    if layer.kind == "document":
+        order = {field: i for i, field in enumerate(layer.schema.fields)}
+        items = sorted(items, key=lambda i: (order.get(i.key, len(order)), i.key))
+        headers = ["id", *scope_col, "field", "value"]
+        rows = [[i.id, *scope_of(i), i.key, i.text] for i in items]
+    elif name == "feedback":
+        about = any(isinstance(i.value, dict) and i.value.get("target") for i in items)
+        headers = ["id", *scope_col, "sentiment", "count", "text", *(["about"] if about else [])]
+        rows = []
+        for i in items:
+            value: dict[str, Any] = i.value if isinstance(i.value, dict) else {}
+            target = [value.get("target") or ""] if about else []
+            rows.append([i.id, *scope_of(i), value.get("sentiment", "neutral"), str(i.count), i.text, *target])
+    else:
+        headers = ["id", *scope_col, "text"]
+        rows = [[i.id, *scope_of(i), i.text] for i in items]
+    return [f"{name} ({len(items)})", *format_table(headers, rows)]
+
+
+# ---- commands --------------------------------------------------------------------------------
+
+
+def _show(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    state = mem.get(user_id=args.user, agent_id=args.agent)
+    if not state.items:
+        print(f"no memory for {args.user}", file=out)
+        return EXIT_OK
+    seen_by = f", as seen by agent {args.agent}" if args.agent else ""
+    blocks = [[f"memory of {args.user}{seen_by}"]]
+    for name in mem.layers:  # authority order, the order compile renders
+        items = [i for i in state.items if i.layer == name]
+        if items:
+            blocks.append(_layer_table(mem, name, items, args.agent))
+    print("\n\n".join("\n".join(block) for block in blocks), file=out)
+    return EXIT_OK
+
+
+def _context(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    xml = mem.compile(user_id=args.user, agent_id=args.agent, query=args.query, token_budget=args.budget)
+    if xml:
+        print(xml, file=out)
+    else:
+        # stdout stays empty (it is meant for a prompt); say why on stderr.
+        print(f"no memory for {args.user}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _export(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    data = mem.export_user(args.user)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if not data["items"]:
+        print(f"note: no memory for {args.user}; the export is empty", file=sys.stderr)
+    if args.output is None:
+        print(text, file=out)
+        return EXIT_OK
+    try:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot write {args.output}: {exc.strerror or exc}") from exc
+    print(f"exported {len(data['items'])} items of {args.user} to {args.output}", file=out)
+    return EXIT_OK
+
+
+def _read_json(source: str) -> Any:
+    try:
+        if source == "-":
+            raw = sys.stdin.read()
+        else:
+            raw = Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {source}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{source} is not UTF-8 text: {exc}") from exc
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        name = "stdin" if source == "-" else source
+        raise CliError(f"{name} is not valid JSON: {exc}") from exc
+
+
+def _import(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    data = _read_json(args.file)
+    count = mem.import_user(data)
+    # import_user has validated the document, so it is a mapping with a user_id.
+    print(f"imported {count} items for user {data['user_id']}", file=out)
+    return EXIT_OK
+
+
+def _forget(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    change = mem.forget(args.item_id, user_id=args.user, agent_id=args.agent)
+    # Collection keys are normalised text; the entry's own text is what a person recognises.
+    what = change.old.get("text", change.key) if isinstance(change.old, dict) else change.key
+    print(f"forgot {change.item_id} ({change.layer}: {_cell(what)}) of {args.user}", file=out)
+    return EXIT_OK
+
+
+def _confirm_delete(user: str, out: TextIO) -> bool:
+    print(f"Delete all memory of {user!r}, history included? This cannot be undone.", file=out)
+    print("Type the user id to confirm: ", end="", file=out, flush=True)
+    return sys.stdin.readline().strip() == user  # "" at end of input: not confirmed
+
+
+def _delete_user(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    if not args.yes:
+        interactive = sys.stdin is not None and sys.stdin.isatty()
+        if not interactive:
+            # Scripts must opt in explicitly: never delete a user because nobody could answer.
+            print(
+                f"error: refusing to delete {args.user!r} without confirmation; pass --yes to delete",
+                file=sys.stderr,
+            )
+            return EXIT_REFUSED
+        if not _confirm_delete(args.user, out):
+            print("not confirmed; nothing deleted", file=sys.stderr)
+            return EXIT_REFUSED
+    count = mem.delete_user(args.user)
+    print(f"deleted {count} items of {args.user}", file=out)
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, out: TextIO) -> int:
+    from .demo import run_demo
+
+    run_demo(args.db, out)
+    return EXIT_OK
+
+
+# ---- parser and entry point ------------------------------------------------------------------
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``agentmem`` argument parser (exposed for documentation and tests).
+
+    Returns:
+        The parser, with one sub-command per action.
+    """
+    parser = argparse.ArgumentParser(
+        prog="agentmem",
+        description="Inspect and manage agentmem memory of users.",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=None,
+        help="database URL (default: $AGENTMEM_DB_URL, else sqlite:///~/.agentmem/memory.db)",
+    )
+    parser.add_argument("--version", action="version", version=f"agentmem {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    show = sub.add_parser("show", help="print a user's live memory as tables")
+    show.add_argument("user", metavar="USER")
+    show.add_argument("--agent", metavar="A", help="include this agent's private memory")
+
+    context = sub.add_parser("context", help="print the XML memory block for a system message")
+    context.add_argument("user", metavar="USER")
+    context.add_argument("--agent", metavar="A", help="include this agent's private memory")
+    context.add_argument("--query", metavar="Q", help="rank knowledge and feedback by relevance to Q")
+    context.add_argument("--budget", metavar="N", type=_non_negative_int, help="at most N tokens")
+
+    export = sub.add_parser("export", help="print everything stored for a user as JSON")
+    export.add_argument("user", metavar="USER")
+    export.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+
+    imp = sub.add_parser("import", help="restore a user from an export (the user must have no memory)")
+    imp.add_argument("file", metavar="FILE", help="the export JSON, or - for stdin")
+
+    forget = sub.add_parser("forget", help="delete one live item (it stays in the history)")
+    forget.add_argument("user", metavar="USER")
+    forget.add_argument("item_id", metavar="ITEM_ID")
+    forget.add_argument("--agent", metavar="A", help="the agent whose private item this is")
+
+    delete = sub.add_parser("delete-user", help="delete everything stored for a user, history included")
+    delete.add_argument("user", metavar="USER")
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    demo = sub.add_parser(
+        "demo",
+        help="store example memory for three users and print their context (offline, no API key)",
+    )
+    # SUPPRESS: an absent sub-command --db must not overwrite a global --db given before "demo".
+    demo.add_argument(
+        "--db",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help="use this database and replace only the demo users in it "
+        "(default: a fresh ./agentmem-demo.db, recreated on every run)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``agentmem`` command.
+
+    Args:
+        argv: the arguments without the program name; ``None`` reads ``sys.argv``.
+
+    Returns:
+        The exit code: 0 on success, 1 on an error, 2 on a usage error or a refused deletion.
+    """
+    args = build_parser().parse_args(argv)
+    out = sys.stdout
+    try:
+        if args.command == "demo":
+            return _demo(args, out)
+        handlers = {
+            "show": _show,
+            "context": _context,
+            "export": _export,
+            "import": _import,
+            "forget": _forget,
+            "delete-user": _delete_user,
+        }
+        with MemoryManager(db=args.db) as mem:
+            return handlers[args.command](mem, args, out)
+    except (AgentMemError, CliError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

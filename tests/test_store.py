@@ -1,0 +1,103 @@
+"""The SQLite store: schema versioning and migrations, WAL, and writers that never lose updates."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection
+
+from agentmem import MemoryManager, StoreError
+from agentmem.store import migrations
+from agentmem.store.tables import SCHEMA_VERSION
+
+
+def test_new_database_records_schema_version_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    MemoryManager(db=f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM agentmem_meta WHERE key='schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"agentmem_items", "agentmem_events", "agentmem_meta", "agentmem_items_fts"} <= tables
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    MemoryManager(db=f"sqlite:///{path}").close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE agentmem_meta SET value='999' WHERE key='schema_version'")
+    with pytest.raises(StoreError, match="999"):
+        MemoryManager(db=f"sqlite:///{path}")
+
+
+def test_older_schema_migrates_forward_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    with MemoryManager(db=url) as mem:
+        mem.knowledge.add("Kept across the upgrade", user_id="u")
+    ran: list[str] = []
+
+    def add_column(conn: Connection) -> None:
+        ran.append("v2")
+        conn.exec_driver_sql("ALTER TABLE agentmem_items ADD COLUMN note TEXT")
+
+    def backfill(conn: Connection) -> None:
+        ran.append("v3")
+        conn.exec_driver_sql("UPDATE agentmem_items SET note = 'migrated'")
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", {2: ("add note", add_column), 3: ("backfill", backfill)})
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 3)
+    mem = MemoryManager(db=url)
+    engine = mem._store.engine
+    assert migrations.migrate(engine, target=3) == 1
+    assert ran == ["v2", "v3"]
+    assert migrations.migrate(engine, target=3) == 3  # already there: nothing runs again
+    assert ran == ["v2", "v3"]
+    assert [i.text for i in mem.get(user_id="u").knowledge] == ["Kept across the upgrade"]
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        assert conn.execute("SELECT note FROM agentmem_items").fetchall() == [("migrated",)]
+    mem.close()
+
+
+def test_a_missing_migration_step_is_an_error(tmp_path: Path) -> None:
+    mem = MemoryManager(db=f"sqlite:///{tmp_path / 'm.db'}")
+    with pytest.raises(StoreError, match="no migration to schema version 2"):
+        migrations.migrate(mem._store.engine, target=2)
+    mem.close()
+
+
+def test_concurrent_writers_never_lose_updates(db_url: str) -> None:
+    """Read-merge-write under the write lock: every writer's list element survives."""
+    managers = [MemoryManager(db=db_url) for _ in range(2)]  # two engines, like two processes
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            mem = managers[worker % 2]
+            for i in range(10):
+                mem.profile.update(user_id="u", expertise=[f"skill-{worker}-{i}"])
+                mem.feedback.add("Liked it", user_id="u", sentiment="positive", session_id=f"{worker}-{i}")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    state = managers[0].get(user_id="u")
+    assert sorted(state.profile.expertise) == sorted(f"skill-{w}-{i}" for w in range(4) for i in range(10))
+    assert [f.count for f in state.feedback] == [40]
+    for mem in managers:
+        mem.close()
+
+
+def test_in_memory_database_works_for_quick_scripts() -> None:
+    with MemoryManager(db="sqlite://") as mem:
+        mem.knowledge.add("Ephemeral", user_id="u")
+        assert "Ephemeral" in mem.compile(user_id="u")
