@@ -32,7 +32,12 @@ def fill(mem: MemoryManager, user: str = "sarah") -> None:
 def test_layout_in_authority_order(mem: MemoryManager) -> None:
     fill(mem)
     root = parse(mem.compile(user_id="sarah"))
-    assert [child.tag for child in root] == ["user_policies", "user_profile", "user_knowledge", "user_feedback"]
+    assert [child.tag for child in root] == [
+        "user_policies",
+        "user_profile",
+        "user_knowledge",
+        "user_feedback",
+    ]
     profile = root.find("user_profile")
     assert profile is not None and profile.text is not None
     assert profile.text.strip().splitlines() == [
@@ -74,7 +79,11 @@ def test_control_characters_never_break_the_xml(mem: MemoryManager) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(texts=st.lists(st.text(min_size=1, max_size=60).filter(lambda t: t.strip() and "\x00" not in t), max_size=6))
+@given(
+    texts=st.lists(
+        st.text(min_size=1, max_size=60).filter(lambda t: t.strip() and "\x00" not in t), max_size=6
+    )
+)
 def test_any_text_compiles_to_well_formed_xml(mem: MemoryManager, texts: list[str]) -> None:
     user = "prop"
     mem.delete_user(user)
@@ -96,7 +105,11 @@ def test_same_state_same_bytes(mem: MemoryManager, db_url: str) -> None:
 
 def test_query_ranks_relevant_knowledge_first(mem: MemoryManager) -> None:
     fill(mem)
-    for query, expected in [("marathon training", "marathon"), ("churn model", "churn"), ("pandas", "pandas")]:
+    for query, expected in [
+        ("marathon training", "marathon"),
+        ("churn model", "churn"),
+        ("pandas", "pandas"),
+    ]:
         root = parse(mem.compile(user_id="sarah", query=query))
         knowledge = root.find("user_knowledge")
         assert knowledge is not None and knowledge.text is not None

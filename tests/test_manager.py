@@ -91,7 +91,12 @@ def test_history_records_every_change_in_order(mem: MemoryManager) -> None:
         ("profile", "update", "analyst", "data scientist"),
         ("knowledge", "add", None, {"text": "Lives in Berlin", "topics": []}),
         ("knowledge", "add", None, {"text": "Lives in Munich", "topics": []}),
-        ("knowledge", "supersede", {"text": "Lives in Berlin", "topics": []}, {"text": "Lives in Munich", "topics": []}),
+        (
+            "knowledge",
+            "supersede",
+            {"text": "Lives in Berlin", "topics": []},
+            {"text": "Lives in Munich", "topics": []},
+        ),
         ("knowledge", "delete", {"text": "Lives in Munich", "topics": []}, None),
         ("profile", "delete", "data scientist", None),
     ]
@@ -198,7 +203,9 @@ def test_memory_persists_across_managers_on_one_file(db_url: str) -> None:
         assert third.get(user_id="sarah").knowledge == []
 
 
-def test_default_database_is_an_embedded_file(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_database_is_an_embedded_file(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with MemoryManager() as mem:  # HOME points at a temp dir in tests
         mem.knowledge.add("Default location works", user_id="u")
         assert mem.db_url.endswith("/.agentmem/memory.db")
@@ -258,7 +265,9 @@ def test_duplicate_add_returns_existing_id_and_add_many_keeps_order(mem: MemoryM
 
 def test_knowledge_cap_expires_oldest_without_losing_history(db_url: str) -> None:
     with MemoryManager(db=db_url, layers={"knowledge": LayerConfig(max_items=3)}) as mem:
-        ids = [mem.knowledge.add(f"Fact number {word}", user_id="u") for word in ["one", "two", "three", "four"]]
+        ids = [
+            mem.knowledge.add(f"Fact number {word}", user_id="u") for word in ["one", "two", "three", "four"]
+        ]
         live = [i.id for i in mem.get(user_id="u").knowledge]
         assert live == ids[1:]
         expired = mem.history(user_id="u", item_id=ids[0])

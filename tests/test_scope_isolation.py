@@ -16,8 +16,12 @@ def two_users(mem: MemoryManager) -> dict[str, str]:
     return {
         "sarah_fact": mem.knowledge.add("Builds a churn model", user_id="sarah"),
         "marco_fact": mem.knowledge.add("Maintains the billing service in Go", user_id="marco"),
-        "marco_private": mem.knowledge.add("Prefers table-driven tests", user_id="marco", agent_id="reviewer"),
-        "marco_feedback": mem.feedback.add("Liked the goroutine diagram", user_id="marco", sentiment="positive"),
+        "marco_private": mem.knowledge.add(
+            "Prefers table-driven tests", user_id="marco", agent_id="reviewer"
+        ),
+        "marco_feedback": mem.feedback.add(
+            "Liked the goroutine diagram", user_id="marco", sentiment="positive"
+        ),
     }
 
 
@@ -63,7 +67,9 @@ def test_compile_never_includes_another_users_memory(mem: MemoryManager, two_use
 
 def test_search_is_scoped(mem: MemoryManager, two_users: dict[str, str]) -> None:
     assert mem.search("billing", user_id="sarah") == []
-    assert [h.item.text for h in mem.search("billing", user_id="marco")] == ["Maintains the billing service in Go"]
+    assert [h.item.text for h in mem.search("billing", user_id="marco")] == [
+        "Maintains the billing service in Go"
+    ]
     assert mem.search("table", user_id="marco") == []
     assert [h.item.id for h in mem.search("table", user_id="marco", agent_id="reviewer")] == [
         two_users["marco_private"]
@@ -94,7 +100,9 @@ def test_history_is_scoped(mem: MemoryManager, two_users: dict[str, str]) -> Non
     assert mem.history(user_id="sarah", item_id=two_users["marco_fact"]) == []
     shared_ids = {e.item_id for e in mem.history(user_id="marco")}
     assert two_users["marco_private"] not in shared_ids
-    assert two_users["marco_private"] in {e.item_id for e in mem.history(user_id="marco", agent_id="reviewer")}
+    assert two_users["marco_private"] in {
+        e.item_id for e in mem.history(user_id="marco", agent_id="reviewer")
+    }
 
 
 def test_export_and_delete_touch_only_that_user(mem: MemoryManager, two_users: dict[str, str]) -> None:
