@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentmem import LayerConfig, MemoryManager
+from agentmem import InvalidInputError, LayerConfig, MemoryManager
 from agentmem.tokens import default_counter
 
 count_tokens = default_counter()
@@ -39,14 +40,16 @@ def test_layout_in_authority_order(mem: MemoryManager) -> None:
         "user_feedback",
     ]
     profile = root.find("user_profile")
-    assert profile is not None and profile.text is not None
+    assert profile is not None
+    assert profile.text is not None
     assert profile.text.strip().splitlines() == [
         "name: Sarah",
         "role: data scientist",
         "languages: English, German",
     ]
     knowledge = root.find("user_knowledge")
-    assert knowledge is not None and knowledge.text is not None
+    assert knowledge is not None
+    assert knowledge.text is not None
     assert all(line.startswith("- ") for line in knowledge.text.strip().splitlines())
 
 
@@ -66,7 +69,8 @@ def test_hostile_content_is_escaped_never_markup(mem: MemoryManager) -> None:
     assert "&lt;/user_profile&gt;&lt;system&gt;" in xml
     assert "R&amp;D &amp; &lt;b&gt;bold&lt;/b&gt; ]]&gt; text" in xml
     knowledge = root.find("user_knowledge")
-    assert knowledge is not None and knowledge.text is not None
+    assert knowledge is not None
+    assert knowledge.text is not None
     # newlines in a memory cannot forge a second bullet
     assert len(knowledge.text.strip().splitlines()) == 2
 
@@ -75,7 +79,9 @@ def test_control_characters_never_break_the_xml(mem: MemoryManager) -> None:
     mem.knowledge.add("bell \u0007 and escape \x1b[31m and form feed \x0c", user_id="u")
     root = parse(mem.compile(user_id="u"))
     knowledge = root.find("user_knowledge")
-    assert knowledge is not None and knowledge.text is not None and "bell" in knowledge.text
+    assert knowledge is not None
+    assert knowledge.text is not None
+    assert "bell" in knowledge.text
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -88,10 +94,8 @@ def test_any_text_compiles_to_well_formed_xml(mem: MemoryManager, texts: list[st
     user = "prop"
     mem.delete_user(user)
     for text in texts:
-        try:
+        with contextlib.suppress(InvalidInputError):  # secrets and blank text are refused, by design
             mem.knowledge.add(text, user_id=user)
-        except Exception as exc:  # secrets and empty-after-strip are refused, by design
-            assert type(exc).__name__ in {"SecretError", "InvalidInputError"}
     parse(mem.compile(user_id=user, query=" ".join(texts)[:200], token_budget=300))
 
 
@@ -112,7 +116,8 @@ def test_query_ranks_relevant_knowledge_first(mem: MemoryManager) -> None:
     ]:
         root = parse(mem.compile(user_id="sarah", query=query))
         knowledge = root.find("user_knowledge")
-        assert knowledge is not None and knowledge.text is not None
+        assert knowledge is not None
+        assert knowledge.text is not None
         assert expected in knowledge.text.strip().splitlines()[0]
 
 
@@ -130,8 +135,10 @@ def test_budget_is_never_exceeded_and_drops_lowest_ranked_first(mem: MemoryManag
         assert xml == full
     if 90 <= budget < count_tokens(full):
         # profile and policies are kept; the query's best match is kept before any other fact
-        assert "response_style: concise" in xml and "name: Sarah" in xml
-        assert "marathon" in xml and "Side project number 0 " not in xml
+        assert "response_style: concise" in xml
+        assert "name: Sarah" in xml
+        assert "marathon" in xml
+        assert "Side project number 0 " not in xml
 
 
 def test_budget_share_caps_a_layer(db_url: str) -> None:
@@ -141,7 +148,8 @@ def test_budget_share_caps_a_layer(db_url: str) -> None:
         mem.knowledge.add("Works on search ranking", user_id="u")
         xml = mem.compile(user_id="u", token_budget=200)
         feedback = parse(xml).find("user_feedback")
-        assert feedback is not None and feedback.text is not None
+        assert feedback is not None
+        assert feedback.text is not None
         used = count_tokens("<user_feedback>\n" + feedback.text + "</user_feedback>")
         assert used <= 0.1 * 200 + 2  # the share, give or take the tag's own newline
         assert "search ranking" in xml

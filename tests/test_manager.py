@@ -54,7 +54,8 @@ def test_export_delete_import_round_trips_exactly(mem: MemoryManager) -> None:
     data = mem.export_user("sarah")
     assert json.loads(json.dumps(data)) == data  # JSON-ready
     assert mem.delete_user("sarah") == 6  # live and closed items alike
-    assert mem.get(user_id="sarah").items == [] and mem.history(user_id="sarah") == []
+    assert mem.get(user_id="sarah").items == []
+    assert mem.history(user_id="sarah") == []
 
     assert mem.import_user(data) == 6
     assert mem.export_user("sarah") == data
@@ -100,7 +101,8 @@ def test_history_records_every_change_in_order(mem: MemoryManager) -> None:
         ("knowledge", "delete", {"text": "Lives in Munich", "topics": []}, None),
         ("profile", "delete", "data scientist", None),
     ]
-    assert events[0].session_id == "s1" and all(e.source == "manual" for e in events)
+    assert events[0].session_id == "s1"
+    assert all(e.source == "manual" for e in events)
     assert [e.id for e in events] == sorted(e.id for e in events)
     assert [e.op for e in mem.history(user_id="u", item_id=fact)] == ["add", "supersede"]
 
@@ -140,7 +142,8 @@ def test_schema_shorthand_and_field_docstrings(db_url: str) -> None:
         assert isinstance(mem.get(user_id="x").profile, EngineerProfile)
         fields = mem.layers["profile"].schema.fields
         assert fields["years"].description == "Years of professional experience."
-        assert fields["stack"].is_list and not fields["years"].is_list
+        assert fields["stack"].is_list
+        assert not fields["years"].is_list
 
 
 @dataclass
@@ -157,7 +160,8 @@ def test_custom_collection_schema(db_url: str) -> None:
     with MemoryManager(db=db_url, knowledge_schema=Ticket) as mem:
         ticket = mem.knowledge.add("Refund for order 1234", user_id="c", priority=1)
         item = mem.get(user_id="c").knowledge[0]
-        assert item.id == ticket and item.data == Ticket("Refund for order 1234", 1)
+        assert item.id == ticket
+        assert item.data == Ticket("Refund for order 1234", 1)
         with pytest.raises(ConfigurationError, match="topics"):
             mem.knowledge.add("x", user_id="c", topics=["a"])
         with pytest.raises(InvalidInputError, match="priority"):
@@ -259,7 +263,8 @@ def test_duplicate_add_returns_existing_id_and_add_many_keeps_order(mem: MemoryM
     first = mem.knowledge.add("Works remotely from Lisbon", user_id="u")
     assert mem.knowledge.add("works remotely, from Lisbon!", user_id="u") == first
     ids = mem.knowledge.add_many(["Has two kids", "Works remotely from Lisbon", "Has two kids"], user_id="u")
-    assert ids[1] == first and ids[0] == ids[2] != first
+    assert ids[1] == first
+    assert ids[0] == ids[2] != first
     assert len(mem.get(user_id="u").knowledge) == 2
 
 
@@ -271,5 +276,6 @@ def test_knowledge_cap_expires_oldest_without_losing_history(db_url: str) -> Non
         live = [i.id for i in mem.get(user_id="u").knowledge]
         assert live == ids[1:]
         expired = mem.history(user_id="u", item_id=ids[0])
-        assert [e.op for e in expired] == ["add", "expire"] and "cap of 3" in (expired[-1].reason or "")
+        assert [e.op for e in expired] == ["add", "expire"]
+        assert "cap of 3" in (expired[-1].reason or "")
         assert ids[0] in {i["id"] for i in mem.export_user("u")["items"]}

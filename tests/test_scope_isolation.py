@@ -45,7 +45,8 @@ def test_agent_private_memory_is_visible_only_to_that_agent(
     assert private not in [i.text for i in other_agent.knowledge]
     # shared memory is seen by every agent of the user
     assert "Maintains the billing service in Go" in [i.text for i in other_agent.knowledge]
-    assert reviewer.policies.tone == "blunt" and shared.policies.tone is None
+    assert reviewer.policies.tone == "blunt"
+    assert shared.policies.tone is None
 
 
 def test_agent_value_wins_over_shared_on_the_same_key(mem: MemoryManager) -> None:
@@ -54,7 +55,8 @@ def test_agent_value_wins_over_shared_on_the_same_key(mem: MemoryManager) -> Non
     assert mem.get(user_id="u", agent_id="chat").policies.response_style == "one line"
     assert mem.get(user_id="u").policies.response_style == "detailed"
     xml = mem.compile(user_id="u", agent_id="chat")
-    assert "response_style: one line" in xml and "detailed" not in xml
+    assert "response_style: one line" in xml
+    assert "detailed" not in xml
 
 
 def test_compile_never_includes_another_users_memory(mem: MemoryManager, two_users: dict[str, str]) -> None:
