@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from . import __version__
 from .errors import AgentMemError
 from .manager import MemoryManager
@@ -86,7 +88,9 @@ def _layer_table(mem: MemoryManager, name: str, items: list[MemoryItem], agent: 
         for i in items:
             value: dict[str, Any] = i.value if isinstance(i.value, dict) else {}
             target = [value.get("target") or ""] if about else []
-            rows.append([i.id, *scope_of(i), value.get("sentiment", "neutral"), str(i.count), i.text, *target])
+            rows.append(
+                [i.id, *scope_of(i), value.get("sentiment", "neutral"), str(i.count), i.text, *target]
+            )
     else:
         headers = ["id", *scope_col, "text"]
         rows = [[i.id, *scope_of(i), i.text] for i in items]
@@ -139,10 +143,7 @@ def _export(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
 
 def _read_json(source: str) -> Any:
     try:
-        if source == "-":
-            raw = sys.stdin.read()
-        else:
-            raw = Path(source).read_text(encoding="utf-8")
+        raw = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     except OSError as exc:
         raise CliError(f"cannot read {source}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
@@ -156,6 +157,10 @@ def _read_json(source: str) -> Any:
 
 def _import(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
     data = _read_json(args.file)
+    if not isinstance(data, dict):
+        # Checked here for a clearer message than the validator gives for a non-object document.
+        name = "stdin" if args.file == "-" else args.file
+        raise CliError(f"{name} is not an agentmem export: expected a JSON object")
     count = mem.import_user(data)
     # import_user has validated the document, so it is a mapping with a user_id.
     print(f"imported {count} items for user {data['user_id']}", file=out)
@@ -299,6 +304,13 @@ def main(argv: list[str] | None = None) -> int:
         with MemoryManager(db=args.db) as mem:
             return handlers[args.command](mem, args, out)
     except (AgentMemError, CliError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    # The store lets these through (unreachable server, unwritable path); a traceback helps no one.
+    except SQLAlchemyError as exc:
+        print(f"error: database error: {getattr(exc, 'orig', None) or exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
