@@ -152,7 +152,7 @@ class MemoryManager:
             current = chosen.get((item.layer, item.key))
             if current is None or (current.agent_id is None and item.agent_id is not None):
                 chosen[(item.layer, item.key)] = item
-        items = sorted(chosen.values(), key=lambda i: (i.created_at, i.id))
+        items = list(chosen.values())  # in write order: the store reads by primary key
         typed: dict[str, Any] = {}
         for name, layer in self._layers.items():
             mine = [i for i in items if i.layer == name]

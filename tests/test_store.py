@@ -101,3 +101,16 @@ def test_in_memory_database_works_for_quick_scripts() -> None:
     with MemoryManager(db="sqlite://") as mem:
         mem.knowledge.add("Ephemeral", user_id="u")
         assert "Ephemeral" in mem.compile(user_id="u")
+
+
+def test_unusable_databases_raise_store_error(tmp_path: Path) -> None:
+    not_a_db = tmp_path / "notes.txt"
+    not_a_db.write_text("this is not a database, just text " * 100)
+    with pytest.raises(StoreError, match="cannot open database"):
+        MemoryManager(db=f"sqlite:///{not_a_db}")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(StoreError, match="cannot create the folder"):
+        MemoryManager(db=f"sqlite:///{blocker}/sub/memory.db")
+    with pytest.raises(StoreError, match="cannot open database"):
+        MemoryManager(db="postgresql+psycopg://nobody@127.0.0.1:9/none")

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.pool import StaticPool
 from sqlmodel import create_engine
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, StoreError
 
 DEFAULT_DB_PATH = Path("~/.agentmem/memory.db")
 WRITE = "agentmem_write"  # execution option: this transaction will write; take the write lock first
@@ -45,7 +45,10 @@ def _sqlite_engine(url: str) -> Engine:
     if not in_memory:
         path = url.split("///", 1)[-1]
         if path and not path.startswith("file:"):
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the folder for {url!r}: {exc}") from exc
     extra: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **extra)
 

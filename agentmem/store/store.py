@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import NotFoundError
+from ..errors import NotFoundError, StoreError
 from ..layers.base import Add, Delete, Expire, NewItem, Op, Supersede, Update
 from ..records import Change, MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
@@ -251,7 +252,11 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        migrate(self.engine)
+        try:
+            migrate(self.engine)
+        except SQLAlchemyError as exc:  # unreachable server, unreadable file, not a database
+            self.engine.dispose()
+            raise StoreError(f"cannot open database {url!r}: {exc.__class__.__name__}: {exc}") from exc
         self._writer_engine = self.engine.execution_options(**{WRITE: True})
 
     def close(self) -> None:

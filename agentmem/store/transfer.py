@@ -111,7 +111,7 @@ def parse_export(data: object) -> Export:
         doc = Export.model_validate(data)
     except PydanticValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
+        where = ".".join(str(p) for p in err["loc"]) or "document"
         raise InvalidInputError(f"not an agentmem export ({where}: {err['msg']})") from None
     Scope.of(doc.user_id)
     for item in doc.items:
