@@ -42,6 +42,7 @@ class ExtractionError(AgentMemError):
         attempts: how many model calls were made.
         last_output: the last raw model output, if any.
         layer: the layer being extracted, or ``None`` for a combined request.
+        pending_id: the pending extraction that keeps the input for ``retry_pending``.
     """
 
     def __init__(
@@ -56,3 +57,4 @@ class ExtractionError(AgentMemError):
         self.attempts = attempts
         self.last_output = last_output
         self.layer = layer
+        self.pending_id: str | None = None

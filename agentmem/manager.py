@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
+
+from tenacity import Retrying
 
 from .compiler import compile_context
 from .config import LayerConfig
 from .errors import ConfigurationError, InvalidInputError
+from .extraction.learner import Learner
+from .extraction.model import ChatModel, resolve_model
+from .extraction.templates import PromptSet
+from .extraction.turns import select_turns
 from .handles import CollectionHandle, DocumentHandle
 from .layers import LAYER_TYPES, Layer
+from .layers.apply import apply_patches
 from .layers.base import Delete, Patch
 from .layers.collection import CollectionLayer
 from .layers.document import DocumentLayer
-from .prompts import default_template
-from .records import Change, MemoryEvent, MemoryItem, MemoryState, SearchHit
+from .records import Change, LearnResult, MemoryEvent, MemoryItem, MemoryState, RetryReport, SearchHit
 from .scope import Scope, check_id
 from .store import Store, transfer
 from .store.engine import resolve_url
@@ -25,7 +33,9 @@ MAX_QUERY = 4000
 
 
 def _layer_configs(
-    layers: Mapping[str, LayerConfig] | None, schemas: Mapping[str, type | None]
+    layers: Mapping[str, LayerConfig] | None,
+    schemas: Mapping[str, type | None],
+    prompts: Mapping[str, str | None],
 ) -> dict[str, LayerConfig]:
     configs = dict(layers or {})
     unknown = sorted(set(configs) - set(LAYER_TYPES))
@@ -42,7 +52,16 @@ def _layer_configs(
         config = configs.get(name, LayerConfig())
         if config.schema is not None and config.schema is not schema:
             raise ConfigurationError(f"{name}_schema and layers[{name!r}].schema disagree; give one")
-        configs[name] = LayerConfig(**{**config.__dict__, "schema": schema})
+        configs[name] = replace(config, schema=schema)
+    for name, prompt in prompts.items():
+        if prompt is None:
+            continue
+        config = configs.get(name, LayerConfig())
+        if config.extraction_prompt is not None and config.extraction_prompt != prompt:
+            raise ConfigurationError(
+                f"{name}_extraction_prompt and layers[{name!r}].extraction_prompt disagree"
+            )
+        configs[name] = replace(config, extraction_prompt=prompt)
     return {name: configs.get(name, LayerConfig()) for name in LAYER_TYPES}
 
 
@@ -55,6 +74,16 @@ class MemoryManager:
         layers: per-layer configuration, keyed by ``profile``, ``policies``, ``knowledge``, ``feedback``.
         profile_schema, policies_schema, knowledge_schema, feedback_schema: shorthand for
             ``layers={name: LayerConfig(schema=...)}``.
+        model: a litellm model id (``"gpt-4o-mini"``, ``"openai/qwen2.5-7b-instruct"``), an object with
+            ``complete``/``acomplete`` (see :class:`agentmem.testing.ScriptedModel`), or ``None`` for the
+            built-in offline extractor of explicit English statements.
+        model_options: passed through to litellm (``api_base``, ``api_key``, ``temperature`` ...).
+        profile_extraction_prompt, ...: shorthand for ``LayerConfig(extraction_prompt=...)``.
+        prompts_dir: a folder whose templates replace the defaults by file name.
+        extraction: ``"combined"`` (one model call for all layers) or ``"per_layer"``.
+        max_retries: re-asks after an invalid reply (or a ``tenacity.Retrying``).
+        max_concurrency: model calls in flight at once, across threads and tasks.
+        update_memory_on_run, enable_agentic_memory, add_memory_to_context: read by agents.
         token_counter: counts tokens for ``token_budget``; default: cl100k, offline.
     """
 
@@ -62,11 +91,24 @@ class MemoryManager:
         self,
         db: str | None = None,
         *,
+        model: str | ChatModel | None = None,
+        model_options: Mapping[str, Any] | None = None,
         layers: Mapping[str, LayerConfig] | None = None,
         profile_schema: type | None = None,
         policies_schema: type | None = None,
         knowledge_schema: type | None = None,
         feedback_schema: type | None = None,
+        profile_extraction_prompt: str | None = None,
+        policies_extraction_prompt: str | None = None,
+        knowledge_extraction_prompt: str | None = None,
+        feedback_extraction_prompt: str | None = None,
+        prompts_dir: str | Path | None = None,
+        extraction: Literal["combined", "per_layer"] = "combined",
+        max_retries: int | Retrying = 2,
+        max_concurrency: int = 4,
+        update_memory_on_run: bool = False,
+        enable_agentic_memory: bool = False,
+        add_memory_to_context: bool = True,
         token_counter: TokenCounter | None = None,
     ) -> None:
         schemas = {
@@ -75,16 +117,43 @@ class MemoryManager:
             "knowledge": knowledge_schema,
             "feedback": feedback_schema,
         }
-        self.layer_configs = _layer_configs(layers, schemas)
+        prompts = {
+            "profile": profile_extraction_prompt,
+            "policies": policies_extraction_prompt,
+            "knowledge": knowledge_extraction_prompt,
+            "feedback": feedback_extraction_prompt,
+        }
+        self.layer_configs = _layer_configs(layers, schemas, prompts)
         self._layers: dict[str, Layer] = {
             name: LAYER_TYPES[name](schema=config.schema, max_items=config.max_items)
             for name, config in self.layer_configs.items()
         }
-        for name, layer in self._layers.items():  # fail at set-up, not at the first extraction
-            if self.layer_configs[name].extraction_prompt is None:
-                default_template(layer.prompt_template)
+        if extraction not in ("combined", "per_layer"):
+            raise ConfigurationError(f"extraction must be 'combined' or 'per_layer', got {extraction!r}")
+        extracted = [layer for name, layer in self._layers.items() if self.layer_configs[name].extract]
+        # Templates are loaded and test-rendered now: a broken prompt fails here, not at the first learn.
+        prompt_set = PromptSet(
+            extracted, {n: c.extraction_prompt for n, c in self.layer_configs.items()}, prompts_dir
+        )
+        self.model = resolve_model(model, model_options)
+        self.update_memory_on_run = update_memory_on_run
+        """Used by agents: learn from every run automatically."""
+        self.enable_agentic_memory = enable_agentic_memory
+        """Used by agents: give the model memory tools."""
+        self.add_memory_to_context = add_memory_to_context
+        """Used by agents: put the compiled memory into the system message."""
         self._token_counter = token_counter
         self._store = Store(resolve_url(db))
+        self._learner = Learner(
+            self._store,
+            extracted,
+            self._layers,
+            self.model,
+            prompt_set,
+            max_retries=max_retries,
+            per_layer=extraction == "per_layer",
+            max_concurrency=max_concurrency,
+        )
         self.profile = DocumentHandle(self, self._document("profile"))
         self.policies = DocumentHandle(self, self._document("policies"))
         self.knowledge = CollectionHandle(self, self._collection("knowledge"))
@@ -112,20 +181,55 @@ class MemoryManager:
     # ---- writes ----------------------------------------------------------------------------
 
     def _write(
-        self,
-        scope: Scope,
-        changes: Sequence[tuple[str, Patch]],
-        *,
-        source: str,
-        session_id: str | None,
+        self, scope: Scope, changes: Sequence[tuple[str, Patch]], *, source: str, session_id: str | None
     ) -> list[Change]:
         """Merge and apply changes to several layers in one transaction."""
-        out: list[Change] = []
         with self._store.write(scope) as writer:
-            for name, patch in changes:
-                ops = self._layers[name].merge(writer.live(name), patch, writer.now)
-                out.extend(writer.apply(name, ops, source=source, session_id=session_id))
-        return out
+            return apply_patches(writer, self._layers, changes, source=source, session_id=session_id)
+
+    # ---- learning ------------------------------------------------------------------------
+
+    def learn(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> LearnResult:
+        """Learn from a conversation: at most one model call (zero when the salience gate skips it),
+        validated, merged and applied in one transaction. Re-running the same input changes nothing.
+
+        Args:
+            messages: OpenAI-style ``{"role", "content"}`` dicts; the user's turns are read, plus the
+                assistant turn they react to, as context. System and tool messages are ignored.
+
+        Raises:
+            ExtractionError: the model failed for good; nothing was written and the input is kept as
+                a pending extraction (see :meth:`retry_pending`).
+        """
+        scope = Scope.of(user_id, agent_id)
+        session = check_id(session_id, "session_id", required=False)
+        return self._learner.learn(scope, session, select_turns(messages))
+
+    async def alearn(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> LearnResult:
+        """The async twin of :meth:`learn` (``litellm.acompletion``; per-layer calls run concurrently)."""
+        scope = Scope.of(user_id, agent_id)
+        session = check_id(session_id, "session_id", required=False)
+        return await self._learner.alearn(scope, session, select_turns(messages))
+
+    def retry_pending(self, *, user_id: str | None = None) -> RetryReport:
+        """Re-run extractions that failed (of one user, or of everyone); successes leave the queue."""
+        if user_id is not None:
+            Scope.of(user_id)
+        return self._learner.retry_pending(user_id)
 
     def forget(self, item_id: str, *, user_id: str, agent_id: str | None = None) -> Change:
         """Delete one live item visible to the scope. Its old value stays in the history.
@@ -268,8 +372,6 @@ class MemoryManager:
 
 
 def _with_data(item: MemoryItem, data: Any) -> MemoryItem:
-    from dataclasses import replace
-
     return replace(item, data=data)
 
 

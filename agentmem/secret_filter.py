@@ -46,3 +46,10 @@ def find_secret(text: str) -> str | None:
         if 13 <= len(digits) <= 19 and _luhn_ok(digits):
             return "card number"
     return None
+
+
+def redact(text: str) -> str:
+    """``text`` with every detected secret replaced by ``[redacted]`` (for keeping failed inputs)."""
+    for _kind, pattern in _PATTERNS:
+        text = pattern.sub("[redacted]", text)
+    return _CARD.sub(lambda m: "[redacted]" if _luhn_ok(re.sub(r"\D", "", m.group())) else m.group(), text)

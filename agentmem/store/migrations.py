@@ -10,11 +10,19 @@ from sqlmodel import SQLModel
 
 from ..errors import StoreError
 from .search import create_search_index
-from .tables import SCHEMA_VERSION, TABLES, MetaRow, table
+from .tables import SCHEMA_VERSION, TABLES, LearnedRow, MetaRow, PendingRow, table
 
 Migration = Callable[[Connection], None]
+
+
+def _learning_tables(conn: Connection) -> None:
+    SQLModel.metadata.create_all(conn, tables=[table(LearnedRow), table(PendingRow)])
+
+
 # version -> (name, step that upgrades from version - 1). Version 1 is the first shipped schema.
-MIGRATIONS: dict[int, tuple[str, Migration]] = {}
+MIGRATIONS: dict[int, tuple[str, Migration]] = {
+    2: ("learn idempotency log and pending extractions", _learning_tables),
+}
 
 
 def stored_version(conn: Connection) -> int | None:

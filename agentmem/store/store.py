@@ -19,10 +19,12 @@ from ..scope import Scope
 from . import search
 from .engine import WRITE, make_engine
 from .migrations import migrate
-from .tables import EventRow, ItemRow, table
+from .tables import EventRow, ItemRow, LearnedRow, PendingRow, table
 
 ITEMS = table(ItemRow)
 EVENTS = table(EventRow)
+LEARNED = table(LearnedRow)
+PENDING = table(PendingRow)
 
 
 def utcnow() -> datetime:
@@ -168,6 +170,24 @@ class Writer:
                 )
         return changes
 
+    def learned(self, key: str) -> bool:
+        """Whether ``learn`` already applied this input to this scope."""
+        found = self.conn.execute(
+            select(LEARNED.c.pk).where(
+                LEARNED.c.user_id == self.scope.user_id,
+                LEARNED.c.agent_id == self.scope.agent_key,
+                LEARNED.c.key == key,
+            )
+        ).first()
+        return found is not None
+
+    def mark_learned(self, key: str) -> None:
+        self.conn.execute(
+            LEARNED.insert().values(
+                user_id=self.scope.user_id, agent_id=self.scope.agent_key, key=key, created_at=self.now
+            )
+        )
+
     def _pk(self, item_id: str) -> int:
         return int(self.conn.execute(select(ITEMS.c.pk).where(ITEMS.c.id == item_id)).scalar_one())
 
@@ -281,6 +301,22 @@ class Store:
         with self.engine.connect() as conn:
             return [item_from_row(r) for r in conn.execute(stmt)]
 
+    def live_exact(self, scope: Scope, layers: Sequence[str]) -> dict[str, list[MemoryItem]]:
+        """Live items of exactly this scope (what merges run against), by layer."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(ITEMS)
+                .where(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id == scope.agent_key)
+                .where(ITEMS.c.layer.in_(layers), ITEMS.c.valid_to.is_(None))
+                .order_by(ITEMS.c.pk)
+            )
+            items = [item_from_row(r) for r in rows]
+        return {layer: [i for i in items if i.layer == layer] for layer in layers}
+
+    def was_learned(self, scope: Scope, key: str) -> bool:
+        with self.engine.connect() as conn:
+            return Writer(conn, scope, utcnow()).learned(key)
+
     def item(self, scope: Scope, item_id: str) -> MemoryItem:
         """A live item visible to ``scope``; any other id (another user's too) is not found."""
         with self.engine.connect() as conn:
@@ -344,6 +380,62 @@ class Store:
         hits = [SearchHit(item, search.scan_score(item.text, terms)) for item in self.live(scope, layers)]
         hits = sorted((h for h in hits if h.score > 0), key=lambda h: (-h.score, h.item.id))
         return hits[:limit]
+
+    # ---- pending extractions -------------------------------------------------------------
+
+    def save_pending(
+        self, scope: Scope, session_id: str | None, key: str, messages: Any, error: str, attempts: int
+    ) -> str:
+        """Keep a failed extraction's input for ``retry_pending``; one row per scope and input."""
+        with self.write(scope) as writer:
+            row = writer.conn.execute(
+                select(PENDING.c.id, PENDING.c.attempts).where(
+                    PENDING.c.user_id == scope.user_id,
+                    PENDING.c.agent_id == scope.agent_key,
+                    PENDING.c.key == key,
+                )
+            ).first()
+            if row is not None:
+                writer.conn.execute(
+                    PENDING.update()
+                    .where(PENDING.c.id == row.id)
+                    .values(error=error, attempts=row.attempts + attempts, updated_at=writer.now)
+                )
+                return str(row.id)
+            pending_id = "p_" + uuid.uuid4().hex[:24]
+            writer.conn.execute(
+                PENDING.insert().values(
+                    id=pending_id,
+                    user_id=scope.user_id,
+                    agent_id=scope.agent_key,
+                    session_id=session_id,
+                    key=key,
+                    messages=messages,
+                    error=error,
+                    attempts=attempts,
+                    created_at=writer.now,
+                    updated_at=writer.now,
+                )
+            )
+            return pending_id
+
+    def pending(self, user_id: str | None) -> list[dict[str, Any]]:
+        """Pending extractions, oldest first: of one user, or of everyone (for maintenance jobs)."""
+        stmt = select(PENDING).order_by(PENDING.c.created_at, PENDING.c.id)
+        if user_id is not None:
+            stmt = stmt.where(PENDING.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(stmt)]
+
+    def drop_pending(self, scope: Scope, key: str) -> None:
+        with self.write(scope) as writer:
+            writer.conn.execute(
+                PENDING.delete().where(
+                    PENDING.c.user_id == scope.user_id,
+                    PENDING.c.agent_id == scope.agent_key,
+                    PENDING.c.key == key,
+                )
+            )
 
     def history(self, scope: Scope, item_id: str | None = None) -> list[MemoryEvent]:
         stmt = (

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Table, TypeDecorator, text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -92,6 +92,37 @@ class EventRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class LearnedRow(SQLModel, table=True):
+    """An input already applied by ``learn`` for a scope: re-running it changes nothing (v2)."""
+
+    __tablename__ = "agentmem_learned"
+    __table_args__ = (Index("ux_agentmem_learned", "user_id", "agent_id", "key", unique=True),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=255)
+    agent_id: str = Field(default="", max_length=255)
+    key: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class PendingRow(SQLModel, table=True):
+    """An extraction that failed for good, kept (secrets redacted) for ``retry_pending`` (v2)."""
+
+    __tablename__ = "agentmem_pending"
+    __table_args__ = (Index("ux_agentmem_pending", "user_id", "agent_id", "key", unique=True),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    user_id: str = Field(max_length=255)
+    agent_id: str = Field(default="", max_length=255)
+    session_id: str | None = Field(default=None, max_length=255)
+    key: str = Field(max_length=64)
+    messages: Any = Field(sa_column=Column(JSON, nullable=False))
+    error: str
+    attempts: int = 0
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
 class MetaRow(SQLModel, table=True):
     __tablename__ = "agentmem_meta"
 
@@ -106,4 +137,4 @@ def table(model: type[SQLModel]) -> Table:
     return result
 
 
-TABLES = [table(ItemRow), table(EventRow), table(MetaRow)]
+TABLES = [table(ItemRow), table(EventRow), table(MetaRow), table(LearnedRow), table(PendingRow)]

@@ -13,7 +13,7 @@ from ..errors import ConflictError, InvalidInputError, SecretError
 from ..scope import Scope
 from ..secret_filter import find_secret
 from . import search
-from .tables import EventRow, ItemRow, table
+from .tables import EventRow, ItemRow, LearnedRow, PendingRow, table
 
 ITEMS = table(ItemRow)
 EVENTS = table(EventRow)
@@ -155,6 +155,6 @@ def import_user(conn: Connection, doc: Export) -> int:
 def delete_user(conn: Connection, user_id: str) -> int:
     pks = [r[0] for r in conn.execute(select(ITEMS.c.pk).where(ITEMS.c.user_id == user_id))]
     search.unindex_items(conn, pks)
-    conn.execute(ITEMS.delete().where(ITEMS.c.user_id == user_id))
-    conn.execute(EVENTS.delete().where(EVENTS.c.user_id == user_id))
+    for bookkeeping in (ITEMS, EVENTS, table(LearnedRow), table(PendingRow)):
+        conn.execute(bookkeeping.delete().where(bookkeeping.c.user_id == user_id))
     return len(pks)

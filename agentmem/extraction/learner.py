@@ -1,0 +1,326 @@
+"""learn(): messages in, schema-guided extraction, merge, one transaction.
+
+Flow: skip when the input was already learned or the salience gate finds nothing -> render the prompt
+with the scope's items under short aliases -> one model call (or the offline extractor) -> validate,
+re-asking with the error -> map aliases back to ids; drop secrets, invalid and misattributed items ->
+merge and apply every layer in one transaction that also marks the input as learned. A final failure
+writes nothing and keeps the input (secrets redacted) as a pending extraction for ``retry_pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from tenacity import Retrying
+
+from ..errors import ConfigurationError, ExtractionError, InvalidInputError, SecretError
+from ..layers.apply import apply_patches
+from ..layers.base import Entry, FieldPatch, Layer, NewEntries, Patch, display
+from ..records import LearnResult, MemoryItem, RetryReport, Usage
+from ..scope import Scope
+from ..secret_filter import redact
+from ..store import Store
+from .calls import Invalid, ModelCaller
+from .model import ChatModel, Message
+from .offline import extract_offline
+from .output import build_output_model, dump, response_format
+from .templates import PromptSet
+from .turns import Turn, salience
+from .wording import Attribution
+
+Sections = dict[str, Any]  # layer name -> that layer's validated part of the output
+
+
+def input_key(scope: Scope, turns: Sequence[Turn]) -> str:
+    """Idempotency key over the scope and the selected input."""
+    payload = json.dumps([scope.user_id, scope.agent_key, list(turns)], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _json_text(raw: str) -> str:
+    """Models wrap JSON in fences or chatter now and then; keep the object itself."""
+    text = raw.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    start, end = text.find("{"), text.rfind("}")
+    return text[start : end + 1] if start != -1 and end > start else text
+
+
+class Learner:
+    """Extraction plus the write path; the manager holds one."""
+
+    def __init__(
+        self,
+        store: Store,
+        layers: Sequence[Layer],
+        all_layers: Mapping[str, Layer],
+        model: ChatModel | None,
+        prompts: PromptSet,
+        *,
+        max_retries: int | Retrying,
+        per_layer: bool,
+        max_concurrency: int,
+    ) -> None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, (int, Retrying)):
+            raise ConfigurationError("max_retries must be an int or a tenacity.Retrying")
+        if isinstance(max_retries, int) and max_retries < 0:
+            raise ConfigurationError("max_retries must be >= 0")
+        self.store, self.layers, self.all_layers, self.prompts = store, list(layers), all_layers, prompts
+        self.per_layer = per_layer
+        self.caller = ModelCaller(model, max_retries, max_concurrency) if model is not None else None
+        # One request model for all layers, and one per layer for extraction="per_layer".
+        self.outputs = {None: build_output_model(self.layers)} | {
+            layer.name: build_output_model([layer]) for layer in self.layers
+        }
+
+    @property
+    def extractor(self) -> str:
+        return "model" if self.caller else "offline"
+
+    # ---- public entry points ----------------------------------------------------------------
+
+    def learn(
+        self, scope: Scope, session_id: str | None, turns: Sequence[Turn], key: str | None = None
+    ) -> LearnResult:
+        prepared = self._prepare(scope, turns, key)
+        if isinstance(prepared, LearnResult):
+            return prepared
+        key, usage, current = prepared
+        try:
+            sections = self._extract(current, turns, usage)
+        except ExtractionError as exc:
+            self._keep_pending(exc, scope, session_id, key, turns)
+            raise
+        return self._apply(scope, session_id, key, sections, current, turns, usage)
+
+    async def alearn(
+        self, scope: Scope, session_id: str | None, turns: Sequence[Turn], key: str | None = None
+    ) -> LearnResult:
+        prepared = await asyncio.to_thread(self._prepare, scope, turns, key)
+        if isinstance(prepared, LearnResult):
+            return prepared
+        key, usage, current = prepared
+        try:
+            sections = await self._aextract(current, turns, usage)
+        except ExtractionError as exc:
+            await asyncio.to_thread(self._keep_pending, exc, scope, session_id, key, turns)
+            raise
+        return await asyncio.to_thread(self._apply, scope, session_id, key, sections, current, turns, usage)
+
+    def retry_pending(self, user_id: str | None) -> RetryReport:
+        rows = self.store.pending(user_id)
+        results = []
+        for row in rows:
+            scope = Scope(row["user_id"], row["agent_id"] or None)
+            try:
+                results.append(self.learn(scope, row["session_id"], row["messages"], key=row["key"]))
+            except ExtractionError:
+                continue  # stays pending, its attempts counted
+            self.store.drop_pending(scope, row["key"])
+        return RetryReport(retried=len(rows), results=results, still_pending=len(rows) - len(results))
+
+    # ---- steps ------------------------------------------------------------------------------
+
+    def _prepare(
+        self, scope: Scope, turns: Sequence[Turn], key: str | None
+    ) -> tuple[str, Usage, dict[str, list[MemoryItem]]] | LearnResult:
+        usage = Usage(extractor=self.extractor)
+        nothing: LearnResult = LearnResult({layer.name: [] for layer in self.layers}, usage)
+        key = key or input_key(scope, turns)
+        if not self.layers:
+            usage.skipped = "no layer is enabled for extraction"
+        elif (reason := salience(turns)) is not None:
+            usage.skipped = reason
+        elif self.store.was_learned(scope, key):
+            usage.skipped = "this input was already learned"
+        else:
+            return key, usage, self.store.live_exact(scope, [layer.name for layer in self.layers])
+        return nothing
+
+    def _request(
+        self,
+        layers: Sequence[Layer],
+        current: Mapping[str, list[MemoryItem]],
+        turns: Sequence[Turn],
+        output: type[BaseModel],
+    ) -> tuple[list[Message], Mapping[str, Any]]:
+        assert self.caller is not None
+        native = self.caller.supports_json_schema()
+        items = {
+            layer.name: [
+                {"alias": i + 1, "text": _shown(layer, item)} for i, item in enumerate(current[layer.name])
+            ]
+            for layer in layers
+        }
+        schema = "" if native else json.dumps(output.model_json_schema(), ensure_ascii=False)
+        today = datetime.now(UTC).date().isoformat()
+        system = self.prompts.render(layers, items, turns, today, schema)
+        messages: list[Message] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "Reply with the JSON object now."},
+        ]
+        return messages, response_format(output) if native else {"type": "json_object"}
+
+    def _parser(self, output: type[BaseModel]) -> Any:
+        def parse(raw: str) -> BaseModel:
+            try:
+                return output.model_validate_json(_json_text(raw))
+            except ValidationError as exc:
+                problems = [
+                    f"{'.'.join(str(p) for p in e['loc']) or 'output'}: {e['msg']}" for e in exc.errors()[:3]
+                ]
+                raise Invalid("; ".join(problems)) from None
+
+        return parse
+
+    def _groups(self) -> list[tuple[str | None, list[Layer]]]:
+        if self.per_layer:
+            return [(layer.name, [layer]) for layer in self.layers]
+        return [(None, self.layers)]
+
+    def _extract(
+        self, current: Mapping[str, list[MemoryItem]], turns: Sequence[Turn], usage: Usage
+    ) -> Sections:
+        if self.caller is None:
+            return self._offline(turns)
+        sections: Sections = {}
+        for name, layers in self._groups():
+            output = self.outputs[name]
+            messages, fmt = self._request(layers, current, turns, output)
+            parsed = self.caller.call(messages, fmt, self._parser(output), usage, layer=name)
+            sections.update({layer.name: getattr(parsed, layer.name) for layer in layers})
+        return sections
+
+    async def _aextract(
+        self, current: Mapping[str, list[MemoryItem]], turns: Sequence[Turn], usage: Usage
+    ) -> Sections:
+        if self.caller is None:
+            return self._offline(turns)
+        caller = self.caller
+
+        async def one(name: str | None, layers: list[Layer]) -> Sections:
+            output = self.outputs[name]
+            messages, fmt = await asyncio.to_thread(self._request, layers, current, turns, output)
+            parsed = await caller.acall(messages, fmt, self._parser(output), usage, layer=name)
+            return {layer.name: getattr(parsed, layer.name) for layer in layers}
+
+        parts = await asyncio.gather(*(one(name, layers) for name, layers in self._groups()))
+        return {name: section for part in parts for name, section in part.items()}
+
+    def _offline(self, turns: Sequence[Turn]) -> Sections:
+        """The offline extractor's output, kept to what the (possibly custom) schemas have."""
+        raw = extract_offline(turns)
+        sections: Sections = {}
+        for layer in self.layers:
+            known = layer.schema.fields
+            if layer.name == "policies" and raw["policies"]:
+                values = {k: v for k, v in raw["policies"]["set"].items() if k in known}
+                raw_section: Any = {"set": values, "remove": []}
+            elif layer.kind == "document":
+                raw_section = {k: v for k, v in (raw[layer.name] or {}).items() if k in known}
+            else:
+                raw_section = [{k: v for k, v in e.items() if k in known} for e in raw.get(layer.name, [])]
+            sections[layer.name] = raw_section
+        parsed = self.outputs[None].model_validate(sections)
+        return {layer.name: getattr(parsed, layer.name) for layer in self.layers}
+
+    def _patches(
+        self,
+        sections: Sections,
+        current: Mapping[str, list[MemoryItem]],
+        turns: Sequence[Turn],
+        key: str,
+        usage: Usage,
+    ) -> list[tuple[str, Patch]]:
+        attribution = Attribution(turns)
+        patches: list[tuple[str, Patch]] = []
+        for layer in self.layers:
+            section = sections.get(layer.name)
+            checks_source = layer.name != "feedback"  # feedback is about the assistant's answer by nature
+            if layer.kind == "document":
+                values, remove = (
+                    (dump(section.set), tuple(section.remove))
+                    if layer.name == "policies" and section
+                    else (dump(section), ())
+                )
+                clean = {}
+                for name, value in values.items():
+                    if checks_source and attribution.misattributed(display(value)):
+                        usage.drop("misattributed")
+                        continue
+                    checked = _checked(usage, layer.schema.validate_field, name, value, layer.name)
+                    if checked is not None:
+                        clean[name] = checked
+                if clean or remove:
+                    patches.append((layer.name, FieldPatch(values=clean, remove=remove, explicit=True)))
+                continue
+            aliases = {i + 1: item.id for i, item in enumerate(current[layer.name])}
+            entries = []
+            for entry in section or []:
+                data = entry.model_dump(exclude={"replaces"})
+                replaces = aliases.get(entry.replaces) if entry.replaces is not None else None
+                if entry.replaces is not None and replaces is None:
+                    usage.drop("unknown_alias")  # the alias goes; the entry itself stays as a new one
+                if not str(data.get("text", "")).strip():
+                    usage.drop("invalid")
+                    continue
+                if checks_source and attribution.misattributed(data["text"]):
+                    usage.drop("misattributed")
+                    continue
+                value = _checked(usage, layer.schema.validate_entry, data, layer.name)
+                if value is not None:
+                    entries.append(Entry(value=value, replaces=replaces, occurrence=key))
+            if entries:
+                patches.append((layer.name, NewEntries(tuple(entries))))
+        return patches
+
+    def _apply(
+        self,
+        scope: Scope,
+        session_id: str | None,
+        key: str,
+        sections: Sections,
+        current: Mapping[str, list[MemoryItem]],
+        turns: Sequence[Turn],
+        usage: Usage,
+    ) -> LearnResult:
+        patches = self._patches(sections, current, turns, key, usage)
+        result = LearnResult({layer.name: [] for layer in self.layers}, usage)
+        with self.store.write(scope) as writer:
+            if writer.learned(key):  # a concurrent learn of the same input won the race
+                usage.skipped = "this input was already learned"
+                return result
+            for change in apply_patches(
+                writer, self.all_layers, patches, source="extracted", session_id=session_id
+            ):
+                result.changes[change.layer].append(change)
+            writer.mark_learned(key)
+        return result
+
+    def _keep_pending(
+        self, exc: ExtractionError, scope: Scope, session_id: str | None, key: str, turns: Sequence[Turn]
+    ) -> None:
+        redacted = [{"role": t["role"], "content": redact(t["content"])} for t in turns]
+        exc.pending_id = self.store.save_pending(scope, session_id, key, redacted, str(exc), exc.attempts)
+
+
+def _shown(layer: Layer, item: MemoryItem) -> str:
+    return f"{item.key}: {display(item.value)}" if layer.kind == "document" else item.text
+
+
+def _checked(usage: Usage, validate: Callable[..., Any], *args: Any) -> Any:
+    """Run a schema validation; count and swallow what the store would refuse."""
+    try:
+        return validate(*args)
+    except SecretError:
+        usage.drop("secret")
+    except InvalidInputError:
+        usage.drop("invalid")
+    return None

@@ -1,0 +1,152 @@
+"""The model call, injectable: a litellm model id, or any object with ``complete``/``acomplete``.
+
+litellm is imported only here, and only when a model id is first called: importing it takes seconds
+(and, without ``LITELLM_LOCAL_MODEL_COST_MAP=True``, fetches a price map from the network).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+Message = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One model answer and what it cost."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
+
+class TransientModelError(Exception):
+    """A failure worth retrying with backoff (rate limit, timeout, connection, 5xx)."""
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """What extraction needs of a model. ``response_format`` is an OpenAI-style dict or ``None``."""
+
+    def complete(
+        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
+    ) -> Completion: ...
+
+    async def acomplete(
+        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
+    ) -> Completion: ...
+
+    def supports_json_schema(self) -> bool: ...
+
+
+_litellm_lock = threading.Lock()
+
+
+def _litellm() -> Any:
+    with _litellm_lock:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+        import litellm
+
+        return litellm
+
+
+def _transient_types(litellm: Any) -> tuple[type[BaseException], ...]:
+    names = (
+        "RateLimitError",
+        "Timeout",
+        "APIConnectionError",
+        "InternalServerError",
+        "ServiceUnavailableError",
+    )
+    return tuple(getattr(litellm, n) for n in names if hasattr(litellm, n))
+
+
+class LiteLLMModel:
+    """Any model litellm knows, e.g. ``"gpt-4o-mini"`` or ``"openai/qwen2.5-7b-instruct"`` with
+    ``options={"api_base": "http://localhost:1234/v1"}``. Options pass through to litellm."""
+
+    def __init__(self, model: str, options: Mapping[str, Any] | None = None) -> None:
+        self.model = model
+        # Retries are ours (with backoff and a shared limit); the SDK's own would hide attempts.
+        self.options = {"max_retries": 0, **dict(options or {})}
+
+    def __repr__(self) -> str:
+        return f"LiteLLMModel({self.model!r})"
+
+    def supports_json_schema(self) -> bool:
+        litellm = _litellm()
+        try:
+            return bool(litellm.supports_response_schema(model=self.model))
+        except Exception:  # unknown models: fall back to JSON mode
+            return False
+
+    def _kwargs(
+        self, messages: Sequence[Message], response_format: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": [dict(m) for m in messages],
+            **self.options,
+        }
+        if response_format is not None:
+            kwargs["response_format"] = dict(response_format)
+        return kwargs
+
+    def _completion(self, litellm: Any, response: Any) -> Completion:
+        usage = getattr(response, "usage", None)
+        try:
+            cost = float(litellm.completion_cost(completion_response=response))
+        except Exception:  # litellm does not price every model (local ones in particular)
+            cost = None
+        return Completion(
+            text=response.choices[0].message.content or "",
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=cost,
+        )
+
+    def complete(
+        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
+    ) -> Completion:
+        litellm = _litellm()
+        try:
+            response = litellm.completion(**self._kwargs(messages, response_format))
+        except _transient_types(litellm) as exc:
+            raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+        return self._completion(litellm, response)
+
+    async def acomplete(
+        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
+    ) -> Completion:
+        litellm = _litellm()
+        try:
+            response = await litellm.acompletion(**self._kwargs(messages, response_format))
+        except _transient_types(litellm) as exc:
+            raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+        return self._completion(litellm, response)
+
+
+def resolve_model(model: str | ChatModel | None, options: Mapping[str, Any] | None) -> ChatModel | None:
+    from ..errors import ConfigurationError
+
+    if model is None:
+        if options:
+            raise ConfigurationError("model_options were given without a model")
+        return None
+    if isinstance(model, str):
+        if not model.strip():
+            raise ConfigurationError("model must be a non-empty litellm model id")
+        return LiteLLMModel(model, options)
+    if isinstance(model, ChatModel):
+        if options:
+            raise ConfigurationError("model_options apply to litellm model ids, not to a model object")
+        return model
+    raise ConfigurationError(
+        f"model must be a litellm model id, an object with complete/acomplete/supports_json_schema, "
+        f"or None; got {type(model).__name__}"
+    )

@@ -1,0 +1,118 @@
+"""Extraction prompts: sandboxed Jinja with StrictUndefined, checked when the manager is created.
+
+Each layer's template comes from, in order: ``LayerConfig.extraction_prompt`` (template text), a file of
+the layer's template name in ``prompts_dir``, or the default in ``prompts/``. The combining template
+(``extract.jinja``) comes from ``prompts_dir`` or the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import SandboxedEnvironment
+
+from ..errors import ConfigurationError
+from ..layers.base import Layer
+from ..prompts import default_template
+
+COMBINING_TEMPLATE = "extract.jinja"
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+_SAMPLE_MESSAGES = [
+    {"role": "user", "content": "I'm Sam, a nurse in Leeds. Please keep answers short."},
+    {"role": "assistant", "content": "Noted, Sam."},
+]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A compiled template and where it came from (for error messages)."""
+
+    name: str
+    source: str
+    text: str
+
+    def render(self, **context: Any) -> str:
+        try:
+            return _ENV.from_string(self.text).render(**context).strip()
+        except UndefinedError as exc:
+            raise ConfigurationError(f"prompt template {self.name} ({self.source}): {exc.message}") from None
+        except TemplateError as exc:
+            raise ConfigurationError(f"prompt template {self.name} ({self.source}): {exc}") from None
+
+
+def _load(name: str, prompts_dir: Path | None, override: str | None) -> Prompt:
+    if override is not None:
+        return Prompt(name, "extraction_prompt", override)
+    if prompts_dir is not None and (prompts_dir / name).is_file():
+        path = prompts_dir / name
+        return Prompt(name, str(path), path.read_text(encoding="utf-8"))
+    return Prompt(name, "default", default_template(name))
+
+
+def layer_context(
+    layer: Layer, items: Sequence[Mapping[str, Any]], today: str, messages: Any
+) -> dict[str, Any]:
+    fields = [
+        {"name": f.name, "description": f.description, "is_list": f.is_list}
+        for f in layer.schema.fields.values()
+    ]
+    return {"layer": layer.name, "fields": fields, "items": list(items), "today": today, "messages": messages}
+
+
+class PromptSet:
+    """Every prompt extraction uses, validated up front."""
+
+    def __init__(
+        self, layers: Sequence[Layer], overrides: Mapping[str, str | None], prompts_dir: str | Path | None
+    ) -> None:
+        folder = Path(prompts_dir).expanduser() if prompts_dir is not None else None
+        if folder is not None and not folder.is_dir():
+            raise ConfigurationError(f"prompts_dir {str(folder)!r} is not a folder")
+        self.layers = {
+            layer.name: _load(layer.prompt_template, folder, overrides.get(layer.name)) for layer in layers
+        }
+        self.combining = _load(COMBINING_TEMPLATE, folder, None)
+        self._check(layers)
+
+    def _check(self, layers: Sequence[Layer]) -> None:
+        """Render everything once with sample data: a missing variable is an error now, not later."""
+        items = [{"alias": 1, "text": "Works night shifts"}]
+        sections = [
+            {
+                "layer": layer.name,
+                "text": self.layers[layer.name].render(
+                    **layer_context(layer, items, "2026-01-01", _SAMPLE_MESSAGES)
+                ),
+            }
+            for layer in layers
+        ]
+        self.combining.render(
+            sections=sections, messages=_SAMPLE_MESSAGES, today="2026-01-01", json_schema="{}"
+        )
+
+    def render(
+        self,
+        layers: Sequence[Layer],
+        items: Mapping[str, Sequence[Mapping[str, Any]]],
+        messages: Sequence[Mapping[str, str]],
+        today: str,
+        json_schema: str,
+    ) -> str:
+        sections = [
+            {
+                "layer": layer.name,
+                "text": self.layers[layer.name].render(
+                    **layer_context(layer, items[layer.name], today, messages)
+                ),
+            }
+            for layer in layers
+        ]
+        return self.combining.render(
+            sections=sections, messages=messages, today=today, json_schema=json_schema
+        )
