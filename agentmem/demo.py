@@ -1,113 +1,83 @@
-"""``agentmem demo``: three users' memory stored by hand, compiled, and kept apart. Offline, no API key.
+"""``agentmem demo``: three users talk to an assistant; agentmem learns from each turn, then shows each
+user's memory block and that the users are kept apart.
 
-Everything is written through the manual API (no model call), so the demo runs anywhere and prints the
-same blocks every time, apart from the dates of knowledge items.
+Learning uses the built-in offline extractor, so the demo needs no API key and no network. Set
+``AGENTMEM_MODEL`` (any litellm model id, e.g. ``gpt-4o-mini``) to learn with a real model instead.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .errors import NotFoundError
+from .errors import ExtractionError, NotFoundError
 from .manager import MemoryManager
+from .records import LearnResult
 
 DEMO_FILE = "agentmem-demo.db"
-DEMO_USERS = ("sarah", "marco", "aiko")
 BUDGET = 400
 RULE_WIDTH = 72
+AGENT = "code-review"  # one of marco's agents, with memory private to it
+ISOLATION_WORD = "payments"  # only marco's memory mentions it
 
-# A typical question of each user: the query ranks their knowledge and feedback.
-QUESTIONS = {
-    "sarah": "How do I handle missing values before training the churn model?",
-    "marco": "How should I add retries to the payments service client in Go?",
-    "aiko": "How do I read my students' grades from a CSV file in Python?",
+
+@dataclass(frozen=True)
+class Turn:
+    user: str
+    assistant: str
+    agent_id: str | None = None
+
+
+CONVERSATIONS: dict[str, list[Turn]] = {
+    "sarah": [
+        Turn("Hi, I'm Sarah, a data scientist at Acme Retail. Keep answers short.", "Hi Sarah! Will do."),
+        Turn(
+            "I'm working on a churn prediction model for the marketing team.",
+            "Nice. What does your customer data look like?",
+        ),
+        Turn(
+            "How do I fill missing values in pandas?",
+            "Use df.fillna(df.median()) for numeric columns; drop rows only when few are missing.",
+        ),
+        Turn("That was perfect, thanks!", "Glad it helped."),
+    ],
+    "marco": [
+        Turn(
+            "I'm Marco, a backend engineer at Finly. I live in Milan and I speak Italian and English.",
+            "Ciao Marco, nice to meet you.",
+        ),
+        Turn("Please always include tests in code examples. Never use emojis.", "Understood."),
+        Turn("I'm building a payments service in Go.", "Great choice for that. Which database?"),
+        Turn("ok", "Let me know when you want to dig in."),
+        Turn(
+            "Always number review comments, most severe first.",
+            "Got it: numbered, by severity.",
+            agent_id=AGENT,
+        ),
+    ],
+    "aiko": [
+        Turn(
+            "Hello! My name is Aiko. I work as a teacher at Osaka High School.",
+            "Hello Aiko! How can I help?",
+        ),
+        Turn("I'm learning Python to automate grading spreadsheets.", "A great first project."),
+        Turn(
+            "Can you show me how to double every grade?",
+            "Use a list comprehension: [g * 2 for g in grades] builds a new list.",
+        ),
+        Turn("That didn't help, it was confusing.", "Sorry! Let's go step by step with a loop."),
+        Turn("I prefer step-by-step explanations over long paragraphs.", "Step by step it is."),
+    ],
 }
-ISOLATION_WORD = "kubernetes"  # only marco's memory mentions it
-AGENT = "code-review"  # the agent with private memory of marco
 
-
-def _store_sarah(mem: MemoryManager) -> None:
-    user = "sarah"
-    mem.profile.update(
-        user_id=user,
-        name="Sarah",
-        role="data scientist",
-        company="Acme Retail",
-        expertise=["python", "pandas", "scikit-learn"],
-    )
-    mem.policies.update(user_id=user, response_style="concise", format="code first, then short bullet points")
-    mem.knowledge.add("Builds a churn prediction model for the marketing team", user_id=user, topics=["ml"])
-    mem.knowledge.add("Her customer data lives in BigQuery", user_id=user, topics=["data"])
-    mem.feedback.add(
-        "Liked the short pandas snippet", user_id=user, sentiment="positive", target="code examples"
-    )
-    mem.feedback.add(
-        "Found the long theory section unnecessary",
-        user_id=user,
-        sentiment="negative",
-        target="answer length",
-    )
-
-
-def _store_marco(mem: MemoryManager) -> str:
-    """Store marco's memory; return the id of one of his items (for the isolation check)."""
-    user = "marco"
-    mem.profile.update(
-        user_id=user,
-        name="Marco",
-        role="backend engineer",
-        location="Milan",
-        languages=["Italian", "English"],
-        expertise=["Go", "PostgreSQL", "Kubernetes"],
-    )
-    mem.policies.update(
-        user_id=user, response_style="detailed, with examples", tone="direct", rules=["never use emojis"]
-    )
-    payments = mem.knowledge.add(
-        "Maintains the payments service, written in Go", user_id=user, topics=["work", "go"]
-    )
-    mem.knowledge.add("Deploys services to Kubernetes with Helm", user_id=user, topics=["infra"])
-    mem.feedback.add(
-        "Appreciated the benchmark of the two retry strategies",
-        user_id=user,
-        sentiment="positive",
-        target="benchmarks",
-    )
-    # Private to one of marco's agents: his other agents never see it.
-    mem.policies.update(user_id=user, agent_id=AGENT, format="numbered review comments, most severe first")
-    return payments
-
-
-def _store_aiko(mem: MemoryManager) -> None:
-    user = "aiko"
-    mem.profile.update(
-        user_id=user,
-        name="Aiko",
-        role="high-school teacher",
-        location="Osaka",
-        languages=["Japanese", "English"],
-    )
-    mem.policies.update(
-        user_id=user, tone="friendly", language="simple English", response_style="step by step"
-    )
-    mem.knowledge.add(
-        "Is learning Python to automate grading spreadsheets", user_id=user, topics=["python", "learning"]
-    )
-    mem.knowledge.add("Teaches physics to 16-year-olds", user_id=user, topics=["work"])
-    mem.feedback.add(
-        "Liked the analogy of variables as labelled boxes",
-        user_id=user,
-        sentiment="positive",
-        target="explanations",
-    )
-    mem.feedback.add(
-        "Got lost when the answer used list comprehensions",
-        user_id=user,
-        sentiment="negative",
-        target="jargon",
-    )
+QUESTIONS = {  # what each user asks next: the query ranks their knowledge and feedback
+    "sarah": "How should I split the data for the churn model?",
+    "marco": "How do I add retries to the payments client?",
+    "aiko": "How do I read grades from a CSV file?",
+}
 
 
 def _rule(title: str) -> str:
@@ -122,8 +92,21 @@ def _fresh_default_db() -> str:
     return f"sqlite:///{DEMO_FILE}"
 
 
+def _learned(result: LearnResult) -> str:
+    if result.usage.skipped:
+        return f"nothing to learn ({result.usage.skipped}; {result.usage.model_calls} model calls)"
+    parts = []
+    for change in result.all_changes:
+        value = change.new["text"] if isinstance(change.new, dict) else change.new
+        value = ", ".join(value) if isinstance(value, list) else value
+        parts.append(
+            f"{change.layer}.{change.key if change.layer in ('profile', 'policies') else change.op}: {value}"
+        )
+    return "; ".join(parts) if parts else "nothing new"
+
+
 def run_demo(db_url: str | None, out: TextIO) -> None:
-    """Store example memory for three users, print each user's compiled context, show isolation.
+    """Learn from three users' conversations, print each user's context block, show isolation.
 
     Args:
         db_url: the database to use. ``None``: ``./agentmem-demo.db``, deleted and recreated first.
@@ -131,43 +114,51 @@ def run_demo(db_url: str | None, out: TextIO) -> None:
         out: where to print.
     """
     url = _fresh_default_db() if db_url is None else db_url
-    with MemoryManager(db=url) as mem:
+    model = os.environ.get("AGENTMEM_MODEL") or None
+    with MemoryManager(db=url, model=model) as mem:
         if db_url is not None:
-            for user in DEMO_USERS:
+            for user in CONVERSATIONS:
                 mem.delete_user(user)
-        _store_sarah(mem)
-        marco_item = _store_marco(mem)
-        _store_aiko(mem)
-
-        print(
-            f"agentmem demo: memory of {len(DEMO_USERS)} users stored by hand; no API key, no network.",
-            file=out,
-        )
+        how = f"model {model}" if model else "the offline extractor (no API key, no network)"
+        print(f"agentmem demo: three users talk to an assistant; memory learned with {how}.", file=out)
         print(f"database: {url}", file=out)
-        for user in DEMO_USERS:
-            role = mem.profile.get(user_id=user).role
+        for user, turns in CONVERSATIONS.items():
             print("", file=out)
-            print(_rule(f"{user} ({role})"), file=out)
-            print(f'query: "{QUESTIONS[user]}"  token_budget={BUDGET}', file=out)
+            print(_rule(user), file=out)
+            previous: list[dict[str, str]] = []  # the answer a reaction ("that was perfect") refers to
+            for turn in turns:
+                reply = {"role": "assistant", "content": turn.assistant}
+                messages = [*previous, {"role": "user", "content": turn.user}, reply]
+                previous = [reply]
+                where = f" (to agent {turn.agent_id!r})" if turn.agent_id else ""
+                print(f"{user}{where}: {turn.user}", file=out)
+                try:
+                    result = mem.learn(
+                        messages, user_id=user, agent_id=turn.agent_id, session_id=f"{user}-demo"
+                    )
+                    print(f"  learned: {_learned(result)}", file=out)
+                except ExtractionError as exc:
+                    print(f"  not learned, kept for retry_pending(): {exc}", file=out)
+            print(f'next question: "{QUESTIONS[user]}"  token_budget={BUDGET}', file=out)
             print(mem.compile(user_id=user, query=QUESTIONS[user], token_budget=BUDGET), file=out)
 
         print("", file=out)
         print(_rule("isolation"), file=out)
-        in_marco = len(mem.search(ISOLATION_WORD, user_id="marco"))
-        in_sarah = mem.search(ISOLATION_WORD, user_id="sarah")
-        print(f"search {ISOLATION_WORD!r} in marco's memory: {in_marco} hit(s)", file=out)
-        print(f"search {ISOLATION_WORD!r} in sarah's memory: {len(in_sarah) or 'nothing'}", file=out)
-        try:
-            mem.forget(marco_item, user_id="sarah")
-            print(f"forget marco's item {marco_item} as sarah: deleted (isolation is BROKEN)", file=out)
-        except NotFoundError as exc:
-            print(f"forget marco's item {marco_item} as sarah: NotFoundError: {exc}", file=out)
+        marco_hits = mem.search(ISOLATION_WORD, user_id="marco")
+        print(f"search {ISOLATION_WORD!r} in marco's memory: {len(marco_hits)} hit(s)", file=out)
+        sarah_hits = len(mem.search(ISOLATION_WORD, user_id="sarah")) or "nothing"
+        print(f"search {ISOLATION_WORD!r} in sarah's memory: {sarah_hits}", file=out)
+        if marco_hits:
+            marco_item = marco_hits[0].item.id
+            try:
+                mem.forget(marco_item, user_id="sarah")
+                print(f"forget marco's item {marco_item} as sarah: deleted (isolation is BROKEN)", file=out)
+            except NotFoundError as exc:
+                print(f"forget marco's item {marco_item} as sarah: NotFoundError: {exc}", file=out)
         private = [i for i in mem.get(user_id="marco", agent_id=AGENT).items if i.agent_id == AGENT]
         other_ids = {i.id for i in mem.get(user_id="marco", agent_id="chat").items}
         for item in private:
-            print(
-                f'marco\'s {AGENT!r} agent sees its private {item.layer} {item.key}: "{item.text}"', file=out
-            )
+            print(f'marco\'s {AGENT!r} agent has a private {item.layer} {item.key}: "{item.text}"', file=out)
             seen = "yes (isolation is BROKEN)" if item.id in other_ids else "no"
             print(f"marco's other agents (e.g. 'chat') see it: {seen}", file=out)
 

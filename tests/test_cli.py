@@ -342,7 +342,8 @@ def test_demo_shows_three_users_and_isolation(capsys: pytest.CaptureFixture[str]
         assert profile.text is not None
         assert f"name: {user.capitalize()}" in profile.text
     assert "never use emojis" in out
-    assert "simple English" in out
+    assert "nothing to learn (acknowledgement or greeting only; 0 model calls)" in out
+    assert "(about: Use df.fillna" in out  # feedback knows which answer it is about
     assert "in sarah's memory: nothing" in out
     assert "NotFoundError: no live memory item" in out
     assert "see it: no" in out
@@ -356,7 +357,7 @@ def test_demo_is_repeatable_and_keeps_other_users(capsys: pytest.CaptureFixture[
     second = run(capsys, "demo", "--db", db_url)
     assert first[0] == second[0] == 0
     with MemoryManager(db=db_url) as mem:
-        assert len(mem.knowledge.list(user_id="sarah")) == 2  # replaced, not duplicated
+        assert len(mem.knowledge.list(user_id="sarah")) == 1  # replaced, not duplicated
         assert mem.profile.get(user_id="someone").name == "Someone"
 
 

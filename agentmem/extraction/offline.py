@@ -123,7 +123,8 @@ def _policies(sentence: str, out: dict[str, Any]) -> None:
         out["language"] = language.group(1)
     rule = _RULE.search(sentence)
     if rule:
-        out.setdefault("rules", []).append(_clean(rule.group(1)))
+        text = _clean(rule.group(1))
+        out.setdefault("rules", []).append(text[0].lower() + text[1:])
     prefer = _PREFER_OVER.search(sentence)
     if prefer and not _CONCISE.search(sentence) and not _DETAILED.search(sentence):
         out.setdefault("rules", []).append(f"prefer {_clean(prefer.group(1))} over {_clean(prefer.group(2))}")
