@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection
+from sqlalchemy import Connection, create_engine
 
 from agentmem import MemoryManager, StoreError
 from agentmem.store import migrations
@@ -35,39 +35,59 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         MemoryManager(db=f"sqlite:///{path}")
 
 
-def test_older_schema_migrates_forward_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    with MemoryManager(db=url) as mem:
+def make_v1_database(path: Path) -> None:
+    """A database as the first release (schema 1) left it: no learning tables yet."""
+    with MemoryManager(db=f"sqlite:///{path}") as mem:
         mem.knowledge.add("Kept across the upgrade", user_id="u")
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE agentmem_learned")
+        conn.execute("DROP TABLE agentmem_pending")
+        conn.execute("UPDATE agentmem_meta SET value='1' WHERE key='schema_version'")
+
+
+def test_version_1_database_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    make_v1_database(path)
+    with MemoryManager(db=f"sqlite:///{path}") as mem:
+        assert [i.text for i in mem.get(user_id="u").knowledge] == ["Kept across the upgrade"]
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = conn.execute("SELECT value FROM agentmem_meta WHERE key='schema_version'").fetchone()
+    assert {"agentmem_learned", "agentmem_pending"} <= tables
+    assert version == (str(SCHEMA_VERSION),)
+
+
+def test_migrations_run_in_order_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.db"
+    make_v1_database(path)
     ran: list[str] = []
 
     def add_column(conn: Connection) -> None:
-        ran.append("v2")
+        ran.append("add")
         conn.exec_driver_sql("ALTER TABLE agentmem_items ADD COLUMN note TEXT")
 
     def backfill(conn: Connection) -> None:
-        ran.append("v3")
+        ran.append("backfill")
         conn.exec_driver_sql("UPDATE agentmem_items SET note = 'migrated'")
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", {2: ("add note", add_column), 3: ("backfill", backfill)})
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 3)
-    mem = MemoryManager(db=url)
-    engine = mem._store.engine
-    assert migrations.migrate(engine, target=3) == 1
-    assert ran == ["v2", "v3"]
-    assert migrations.migrate(engine, target=3) == 3  # already there: nothing runs again
-    assert ran == ["v2", "v3"]
-    assert [i.text for i in mem.get(user_id="u").knowledge] == ["Kept across the upgrade"]
-    with sqlite3.connect(tmp_path / "m.db") as conn:
+    steps = {**migrations.MIGRATIONS, 3: ("add note", add_column), 4: ("backfill", backfill)}
+    monkeypatch.setattr(migrations, "MIGRATIONS", steps)
+    engine = create_engine(f"sqlite:///{path}")
+    assert migrations.migrate(engine, target=4) == 1
+    assert migrations.migrate(engine, target=4) == 4  # already there: nothing runs again
+    engine.dispose()
+    assert ran == ["add", "backfill"]
+    with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT note FROM agentmem_items").fetchall() == [("migrated",)]
-    mem.close()
 
 
 def test_a_missing_migration_step_is_an_error(tmp_path: Path) -> None:
-    mem = MemoryManager(db=f"sqlite:///{tmp_path / 'm.db'}")
-    with pytest.raises(StoreError, match="no migration to schema version 2"):
-        migrations.migrate(mem._store.engine, target=2)
-    mem.close()
+    path = tmp_path / "m.db"
+    make_v1_database(path)
+    engine = create_engine(f"sqlite:///{path}")
+    with pytest.raises(StoreError, match=f"no migration to schema version {SCHEMA_VERSION + 1}"):
+        migrations.migrate(engine, target=SCHEMA_VERSION + 1)
+    engine.dispose()
 
 
 def test_concurrent_writers_never_lose_updates(db_url: str) -> None:
