@@ -35,6 +35,9 @@ from .turns import Turn, salience
 from .wording import Attribution
 
 Sections = dict[str, Any]  # layer name -> that layer's validated part of the output
+# Stored entries shown to the model per collection layer: the prompt must not grow with the memory.
+PROMPT_ITEMS = 40
+RELEVANT_ITEMS = 30  # of which, at most this many chosen by relevance to the turn; the rest by recency
 
 
 def input_key(scope: Scope, turns: Sequence[Turn]) -> str:
@@ -141,8 +144,29 @@ class Learner:
         elif self.store.was_learned(scope, key):
             usage.skipped = "this input was already learned"
         else:
-            return key, usage, self.store.live_exact(scope, [layer.name for layer in self.layers])
+            return key, usage, self._shown(scope, turns)
         return nothing
+
+    def _shown(self, scope: Scope, turns: Sequence[Turn]) -> dict[str, list[MemoryItem]]:
+        """The items the model sees (and may refer to by alias): every document field, and for each
+        collection the entries most relevant to what the user said plus the most recent ones."""
+        current = self.store.live_exact(scope, [layer.name for layer in self.layers])
+        said = " ".join(t["content"] for t in turns if t["role"] == "user")
+        for layer in self.layers:
+            items = current[layer.name]
+            if layer.kind == "document" or len(items) <= PROMPT_ITEMS:
+                continue
+            hits = self.store.search(scope, said[:2000], [layer.name], RELEVANT_ITEMS) if said else []
+            mine = {item.id for item in items}
+            keep = [hit.item.id for hit in hits if hit.item.id in mine]
+            for item in sorted(items, key=lambda i: (i.updated_at, i.id), reverse=True):
+                if len(keep) >= PROMPT_ITEMS:
+                    break
+                if item.id not in keep:
+                    keep.append(item.id)
+            chosen = set(keep)
+            current[layer.name] = [item for item in items if item.id in chosen]
+        return current
 
     def _request(
         self,
