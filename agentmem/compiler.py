@@ -22,9 +22,14 @@ from .tokens import TokenCounter
 @dataclass(frozen=True, slots=True, eq=False)
 class _Line:
     layer: str
-    text: str  # escaped, ready to render
+    raw: str  # escaped only when rendered: under a budget most lines never are
+    bullet: bool
     score: float
     recency: Any  # updated_at as the backend returns it: comparable within one database
+
+    @property
+    def text(self) -> str:
+        return ("- " if self.bullet else "") + xml_text(self.raw)
 
 
 def _resolve_overrides(rows: Sequence[ContextRow]) -> list[ContextRow]:
@@ -42,7 +47,7 @@ def _ranked(rows: list[ContextRow], by_count: bool) -> list[ContextRow]:
     rows = sorted(rows, key=lambda r: r.id)
     rows.sort(key=lambda r: r.updated_at, reverse=True)
     if by_count:
-        rows.sort(key=lambda r: r.count, reverse=True)
+        rows.sort(key=lambda r: r.times, reverse=True)
     rows.sort(key=lambda r: r.score, reverse=True)
     return rows
 
@@ -51,9 +56,9 @@ def _ordered_lines(layer: Layer, rows: list[ContextRow]) -> list[_Line]:
     if layer.kind == "document":
         order = {name: i for i, name in enumerate(layer.schema.fields)}
         rows = sorted(rows, key=lambda r: (order.get(r.key, len(order)), r.key))
-        return [_Line(layer.name, xml_text(r.line), r.score, r.updated_at) for r in rows]
+        return [_Line(layer.name, r.line, False, r.score, r.updated_at) for r in rows]
     ranked = _ranked(rows, by_count=layer.name == "feedback")
-    return [_Line(layer.name, "- " + xml_text(r.line), r.score, r.updated_at) for r in ranked]
+    return [_Line(layer.name, r.line, True, r.score, r.updated_at) for r in ranked]
 
 
 def _render(layers: Sequence[Layer], lines: Sequence[_Line]) -> str:

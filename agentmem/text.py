@@ -35,6 +35,7 @@ def one_line(text: str) -> str:
 
 
 def xml_text(text: str) -> str:
-    """Escape text for an XML text node and drop characters XML cannot carry."""
-    cleaned = _XML_INVALID.sub("", one_line(text))
-    return cleaned.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape text for an XML text node, on one line, without characters XML cannot carry."""
+    if not text.isprintable():  # newlines, tabs, controls, surrogates, non-characters: the slow path
+        text = _XML_INVALID.sub("", one_line(text))
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, and_, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -73,9 +72,8 @@ def event_from_row(row: Row[Any]) -> MemoryEvent:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ContextRow:
-    """What compile needs of one live item: no JSON, no datetime parsing."""
+class ContextRow(NamedTuple):
+    """What compile needs of one live item: no JSON, no datetime parsing (a tuple: cheap to build)."""
 
     id: str
     layer: str
@@ -83,7 +81,7 @@ class ContextRow:
     line: str
     agent_id: str
     updated_at: Any  # sortable within one backend
-    count: int
+    times: int  # how often seen (feedback repeats)
     score: float  # relevance to the query; 0 when none
 
 
