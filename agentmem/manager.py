@@ -12,10 +12,11 @@ from tenacity import Retrying
 
 from .compiler import compile_context
 from .config import LayerConfig
+from .conversations import ConversationsMixin
 from .errors import ConfigurationError, InvalidInputError
 from .extraction.learner import Learner
 from .extraction.model import ChatModel, resolve_model
-from .extraction.templates import PromptSet
+from .extraction.templates import PromptSet, load_prompt
 from .extraction.turns import select_turns
 from .handles import CollectionHandle, DocumentHandle
 from .layers import LAYER_TYPES, Layer
@@ -30,6 +31,7 @@ from .store.engine import resolve_url
 from .tokens import TokenCounter, default_counter
 
 MAX_QUERY = 4000
+SUMMARY_TEMPLATE = "session_summary.jinja"
 
 
 def _layer_configs(
@@ -65,7 +67,7 @@ def _layer_configs(
     return {name: configs.get(name, LayerConfig()) for name in LAYER_TYPES}
 
 
-class MemoryManager:
+class MemoryManager(ConversationsMixin):
     """Long-term, layered memory of users, scoped by ``user_id`` (and ``agent_id``).
 
     Args:
@@ -84,6 +86,7 @@ class MemoryManager:
         max_retries: re-asks after an invalid reply (or a ``tenacity.Retrying``).
         max_concurrency: model calls in flight at once, across threads and tasks.
         update_memory_on_run, enable_agentic_memory, add_memory_to_context: read by agents.
+        enable_session_summaries: refresh a session's summary as its messages are added.
         token_counter: counts tokens for ``token_budget``; default: cl100k, offline.
     """
 
@@ -109,6 +112,7 @@ class MemoryManager:
         update_memory_on_run: bool = False,
         enable_agentic_memory: bool = False,
         add_memory_to_context: bool = True,
+        enable_session_summaries: bool = False,
         token_counter: TokenCounter | None = None,
     ) -> None:
         schemas = {
@@ -142,6 +146,10 @@ class MemoryManager:
         """Used by agents: give the model memory tools."""
         self.add_memory_to_context = add_memory_to_context
         """Used by agents: put the compiled memory into the system message."""
+        self.enable_session_summaries = enable_session_summaries
+        """Keep each session's summary current as messages are added."""
+        self._summary_prompt = load_prompt(SUMMARY_TEMPLATE, prompts_dir)
+        self._summary_prompt.render(previous_summary="", messages=[], today="2026-01-01")  # fail early
         self._token_counter = token_counter
         self._store = Store(resolve_url(db))
         self._learner = Learner(
@@ -154,6 +162,7 @@ class MemoryManager:
             per_layer=extraction == "per_layer",
             max_concurrency=max_concurrency,
         )
+        self._summary_caller = self._learner.caller  # one concurrency limit for every model call
         self.profile = DocumentHandle(self, self._document("profile"))
         self.policies = DocumentHandle(self, self._document("policies"))
         self.knowledge = CollectionHandle(self, self._collection("knowledge"))

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel
 from tenacity import (
     AsyncRetrying,
     RetryError,
@@ -29,7 +28,7 @@ from ..records import Usage
 from .model import ChatModel, Completion, Message, TransientModelError
 
 TRANSIENT_ATTEMPTS = 4
-Parser = Callable[[str], BaseModel]
+T = TypeVar("T")
 
 
 class Invalid(Exception):
@@ -104,15 +103,19 @@ class ModelCaller:
         usage.add_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cost)
         return completion.text
 
+    def call_text(self, messages: list[Message], parse: Callable[[str], T], usage: Usage) -> T:
+        """A plain-text request (no response format), e.g. a session summary."""
+        return self.call(messages, None, parse, usage, layer=None)
+
     def call(
         self,
         messages: list[Message],
-        fmt: Mapping[str, Any],
-        parse: Parser,
+        fmt: Mapping[str, Any] | None,
+        parse: Callable[[str], T],
         usage: Usage,
         *,
         layer: str | None,
-    ) -> BaseModel:
+    ) -> T:
         last: str | None = None
         try:
             for attempt in self._validation():
@@ -134,12 +137,12 @@ class ModelCaller:
     async def acall(
         self,
         messages: list[Message],
-        fmt: Mapping[str, Any],
-        parse: Parser,
+        fmt: Mapping[str, Any] | None,
+        parse: Callable[[str], T],
         usage: Usage,
         *,
         layer: str | None,
-    ) -> BaseModel:
+    ) -> T:
         last: str | None = None
         validation = self._validation()
         try:

@@ -218,7 +218,7 @@ class Learner:
         for name, layers in self._groups():
             output = self.outputs[name]
             messages, fmt = self._request(layers, current, turns, output)
-            parsed = self.caller.call(messages, fmt, self._parser(output), usage, layer=name)
+            parsed: BaseModel = self.caller.call(messages, fmt, self._parser(output), usage, layer=name)
             sections.update({layer.name: getattr(parsed, layer.name) for layer in layers})
         return sections
 
@@ -232,7 +232,7 @@ class Learner:
         async def one(name: str | None, layers: list[Layer]) -> Sections:
             output = self.outputs[name]
             messages, fmt = await asyncio.to_thread(self._request, layers, current, turns, output)
-            parsed = await caller.acall(messages, fmt, self._parser(output), usage, layer=name)
+            parsed: BaseModel = await caller.acall(messages, fmt, self._parser(output), usage, layer=name)
             return {layer.name: getattr(parsed, layer.name) for layer in layers}
 
         parts = await asyncio.gather(*(one(name, layers) for name, layers in self._groups()))

@@ -46,6 +46,19 @@ class Prompt:
             raise ConfigurationError(f"prompt template {self.name} ({self.source}): {exc}") from None
 
 
+def load_prompt(name: str, prompts_dir: str | Path | None, override: str | None = None) -> Prompt:
+    """One template: the override text, else ``prompts_dir/name``, else the default."""
+    folder = _folder(prompts_dir)
+    return _load(name, folder, override)
+
+
+def _folder(prompts_dir: str | Path | None) -> Path | None:
+    folder = Path(prompts_dir).expanduser() if prompts_dir is not None else None
+    if folder is not None and not folder.is_dir():
+        raise ConfigurationError(f"prompts_dir {str(folder)!r} is not a folder")
+    return folder
+
+
 def _load(name: str, prompts_dir: Path | None, override: str | None) -> Prompt:
     if override is not None:
         return Prompt(name, "extraction_prompt", override)
@@ -71,9 +84,7 @@ class PromptSet:
     def __init__(
         self, layers: Sequence[Layer], overrides: Mapping[str, str | None], prompts_dir: str | Path | None
     ) -> None:
-        folder = Path(prompts_dir).expanduser() if prompts_dir is not None else None
-        if folder is not None and not folder.is_dir():
-            raise ConfigurationError(f"prompts_dir {str(folder)!r} is not a folder")
+        folder = _folder(prompts_dir)
         self.layers = {
             layer.name: _load(layer.prompt_template, folder, overrides.get(layer.name)) for layer in layers
         }

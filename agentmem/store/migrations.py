@@ -10,7 +10,7 @@ from sqlmodel import SQLModel
 
 from ..errors import StoreError
 from .search import create_search_index
-from .tables import SCHEMA_VERSION, TABLES, LearnedRow, MetaRow, PendingRow, table
+from .tables import SCHEMA_VERSION, TABLES, LearnedRow, MessageRow, MetaRow, PendingRow, SessionRow, table
 
 Migration = Callable[[Connection], None]
 
@@ -19,9 +19,14 @@ def _learning_tables(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=[table(LearnedRow), table(PendingRow)])
 
 
+def _session_tables(conn: Connection) -> None:
+    SQLModel.metadata.create_all(conn, tables=[table(SessionRow), table(MessageRow)])
+
+
 # version -> (name, step that upgrades from version - 1). Version 1 is the first shipped schema.
 MIGRATIONS: dict[int, tuple[str, Migration]] = {
     2: ("learn idempotency log and pending extractions", _learning_tables),
+    3: ("conversation sessions and messages", _session_tables),
 }
 
 

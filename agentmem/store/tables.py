@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Table, TypeDecorator, text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -123,6 +123,39 @@ class PendingRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class SessionRow(SQLModel, table=True):
+    """One conversation of a user with an agent, and its running summary (v3)."""
+
+    __tablename__ = "agentmem_sessions"
+    __table_args__ = (Index("ux_agentmem_sessions", "user_id", "session_id", unique=True),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=255)
+    session_id: str = Field(max_length=255)
+    agent_id: str = Field(default="", max_length=255)
+    summary: str | None = None
+    summarized_messages: int = 0
+    """How many of the session's messages the summary covers."""
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class MessageRow(SQLModel, table=True):
+    """One message of a session, secrets redacted (v3)."""
+
+    __tablename__ = "agentmem_messages"
+    __table_args__ = (Index("ix_agentmem_messages_session", "user_id", "session_id", "pk"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=255)
+    session_id: str = Field(max_length=255)
+    role: str = Field(max_length=16)
+    content: str
+    extra: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    """Other message fields worth replaying: tool_calls, tool_call_id, name."""
+    created_at: datetime = Field(sa_type=UtcDateTime)
+
+
 class MetaRow(SQLModel, table=True):
     __tablename__ = "agentmem_meta"
 
@@ -137,4 +170,12 @@ def table(model: type[SQLModel]) -> Table:
     return result
 
 
-TABLES = [table(ItemRow), table(EventRow), table(MetaRow), table(LearnedRow), table(PendingRow)]
+TABLES = [
+    table(ItemRow),
+    table(EventRow),
+    table(MetaRow),
+    table(LearnedRow),
+    table(PendingRow),
+    table(SessionRow),
+    table(MessageRow),
+]

@@ -13,12 +13,13 @@ from ..errors import ConflictError, InvalidInputError, SecretError
 from ..scope import Scope
 from ..secret_filter import find_secret
 from . import search
+from .sessions import MESSAGES, SESSIONS
 from .tables import EventRow, ItemRow, LearnedRow, PendingRow, table
 
 ITEMS = table(ItemRow)
 EVENTS = table(EventRow)
 FORMAT = "agentmem.export"
-VERSION = 1
+VERSION = 2  # 2 added sessions and messages; version 1 documents still import
 _TIMES = ("created_at", "updated_at", "valid_to")
 
 
@@ -60,12 +61,31 @@ class ExportedEvent(_Strict):
     created_at: datetime
 
 
+class ExportedSession(_Strict):
+    session_id: str
+    agent_id: str | None
+    summary: str | None
+    summarized_messages: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExportedMessage(_Strict):
+    session_id: str
+    role: str
+    content: str
+    extra: dict[str, Any]
+    created_at: datetime
+
+
 class Export(_Strict):
     format: Literal["agentmem.export"]
-    version: Literal[1]
+    version: Literal[1, 2]
     user_id: str
     items: list[ExportedItem]
     events: list[ExportedEvent]
+    sessions: list[ExportedSession] = []
+    messages: list[ExportedMessage] = []
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -75,6 +95,12 @@ def _iso(value: datetime | None) -> str | None:
 def export_user(conn: Connection, user_id: str) -> dict[str, Any]:
     items = conn.execute(select(ITEMS).where(ITEMS.c.user_id == user_id).order_by(ITEMS.c.pk)).all()
     events = conn.execute(select(EVENTS).where(EVENTS.c.user_id == user_id).order_by(EVENTS.c.id)).all()
+    sessions = conn.execute(
+        select(SESSIONS).where(SESSIONS.c.user_id == user_id).order_by(SESSIONS.c.pk)
+    ).all()
+    messages = conn.execute(
+        select(MESSAGES).where(MESSAGES.c.user_id == user_id).order_by(MESSAGES.c.pk)
+    ).all()
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -95,6 +121,27 @@ def export_user(conn: Connection, user_id: str) -> dict[str, Any]:
                 "created_at": _iso(r.created_at),
             }
             for r in events
+        ],
+        "sessions": [
+            {
+                "session_id": r.session_id,
+                "agent_id": r.agent_id or None,
+                "summary": r.summary,
+                "summarized_messages": r.summarized_messages,
+                "created_at": _iso(r.created_at),
+                "updated_at": _iso(r.updated_at),
+            }
+            for r in sessions
+        ],
+        "messages": [
+            {
+                "session_id": r.session_id,
+                "role": r.role,
+                "content": r.content,
+                "extra": dict(r.extra or {}),
+                "created_at": _iso(r.created_at),
+            }
+            for r in messages
         ],
     }
 
@@ -123,9 +170,10 @@ def parse_export(data: object) -> Export:
 
 
 def user_exists(conn: Connection, user_id: str) -> bool:
-    found = conn.execute(select(ITEMS.c.pk).where(ITEMS.c.user_id == user_id).limit(1)).first()
-    found = found or conn.execute(select(EVENTS.c.id).where(EVENTS.c.user_id == user_id).limit(1)).first()
-    return found is not None
+    for tbl in (ITEMS, EVENTS, SESSIONS):
+        if conn.execute(select(tbl.c.user_id).where(tbl.c.user_id == user_id).limit(1)).first():
+            return True
+    return False
 
 
 def import_user(conn: Connection, doc: Export) -> int:
@@ -149,12 +197,25 @@ def import_user(conn: Connection, doc: Export) -> int:
         values = event.model_dump()
         values.update(user_id=doc.user_id, agent_id=event.agent_id or "", created_at=_utc(event.created_at))
         conn.execute(EVENTS.insert().values(**values))
+    for session in doc.sessions:
+        values = session.model_dump()
+        values.update(
+            user_id=doc.user_id,
+            agent_id=session.agent_id or "",
+            created_at=_utc(session.created_at),
+            updated_at=_utc(session.updated_at),
+        )
+        conn.execute(SESSIONS.insert().values(**values))
+    for message in doc.messages:
+        values = message.model_dump()
+        values.update(user_id=doc.user_id, created_at=_utc(message.created_at))
+        conn.execute(MESSAGES.insert().values(**values))
     return len(doc.items)
 
 
 def delete_user(conn: Connection, user_id: str) -> int:
     pks = [r[0] for r in conn.execute(select(ITEMS.c.pk).where(ITEMS.c.user_id == user_id))]
     search.unindex_items(conn, pks)
-    for bookkeeping in (ITEMS, EVENTS, table(LearnedRow), table(PendingRow)):
+    for bookkeeping in (ITEMS, EVENTS, table(LearnedRow), table(PendingRow), SESSIONS, MESSAGES):
         conn.execute(bookkeeping.delete().where(bookkeeping.c.user_id == user_id))
     return len(pks)

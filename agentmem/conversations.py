@@ -1,0 +1,188 @@
+"""Conversation history and session summaries, mixed into :class:`MemoryManager`.
+
+Messages are stored per user and session (secrets redacted). A session summary is written by the
+model, or, offline, extractively from the user's own first sentences; with
+``enable_session_summaries=True`` it is refreshed whenever enough new messages have arrived.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .errors import InvalidInputError, NotFoundError
+from .extraction.calls import Invalid
+from .extraction.templates import Prompt
+from .extraction.turns import _text
+from .records import Usage
+from .scope import Scope, check_id
+from .store import sessions
+from .store.sessions import SessionInfo
+
+if TYPE_CHECKING:
+    from .extraction.calls import ModelCaller
+    from .store import Store
+
+ROLES = ("system", "user", "assistant", "tool")
+MAX_MESSAGE_CHARS = 100_000
+SUMMARY_EVERY = 6  # new messages that make a kept-current summary due
+OFFLINE_POINTS = 4
+
+
+def _checked_messages(messages: object) -> list[dict[str, Any]]:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise InvalidInputError("messages must be a list of {'role': ..., 'content': ...} dicts")
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping) or message.get("role") not in ROLES:
+            raise InvalidInputError(f"messages[{i}] must be a dict with a role in {ROLES}")
+        content = _text(message.get("content"), f"messages[{i}]")
+        if len(content) > MAX_MESSAGE_CHARS:
+            raise InvalidInputError(
+                f"messages[{i}] is {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}"
+            )
+        out.append({**message, "content": content})
+    return out
+
+
+def offline_summary(messages: Sequence[Mapping[str, Any]]) -> str:
+    """A short extractive summary: how long the session was and the user's own opening sentences."""
+    said = [str(m["content"]) for m in messages if m["role"] == "user" and str(m["content"]).strip()]
+    if not said:
+        return f"{len(messages)} messages; the user said nothing yet."
+    points = []
+    for text in said:
+        first = re.split(r"(?<=[.!?])\s+", " ".join(text.split()), maxsplit=1)[0][:160]
+        if first not in points:
+            points.append(first)
+    shown = "; ".join(f'"{p}"' for p in points[:OFFLINE_POINTS])
+    more = f" and {len(points) - OFFLINE_POINTS} more" if len(points) > OFFLINE_POINTS else ""
+    return f"{len(messages)} messages. The user said: {shown}{more}."
+
+
+class ConversationsMixin:
+    """History and summaries. Needs ``_store``, ``_summary_caller``, ``_summary_prompt`` and
+    ``enable_session_summaries`` from the manager."""
+
+    _store: Store
+    _summary_caller: ModelCaller | None
+    _summary_prompt: Prompt
+    enable_session_summaries: bool
+
+    def add_messages(
+        self,
+        session_id: str,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+    ) -> int:
+        """Append messages to a session (created on first use); secrets are redacted. Returns how many.
+
+        With ``enable_session_summaries=True`` the session's summary is refreshed when due.
+        """
+        self._append(session_id, messages, user_id=user_id, agent_id=agent_id)
+        if self.enable_session_summaries:
+            self.refresh_summary(session_id, user_id=user_id)
+        return len(messages)
+
+    def _append(
+        self, session_id: str, messages: Sequence[Mapping[str, Any]], *, user_id: str, agent_id: str | None
+    ) -> None:
+        scope = Scope.of(user_id, agent_id)
+        session = check_id(session_id, "session_id", required=True)
+        assert session is not None
+        checked = _checked_messages(messages)
+        with self._store.write(scope) as writer:
+            sessions.ensure_session(writer.conn, scope.user_id, session, scope.agent_key, writer.now)
+            sessions.add_messages(writer.conn, scope.user_id, session, checked, writer.now)
+
+    def get_messages(
+        self, session_id: str, *, user_id: str, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The session's messages, oldest first; with ``limit``, only the last ``limit``."""
+        scope, session = self._session_scope(session_id, user_id)
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise InvalidInputError(f"limit must be a non-negative int, got {limit!r}")
+        with self._store.engine.connect() as conn:
+            return sessions.get_messages(conn, scope.user_id, session, limit)
+
+    def list_sessions(self, *, user_id: str, agent_id: str | None = None) -> list[SessionInfo]:
+        """The user's sessions, most recently active first (only one agent's, with ``agent_id``)."""
+        scope = Scope.of(user_id, agent_id)
+        with self._store.engine.connect() as conn:
+            return sessions.list_sessions(conn, scope.user_id, scope.agent_id)
+
+    def delete_session(self, session_id: str, *, user_id: str) -> int:
+        """Delete a session with its messages and summary; returns the number of messages deleted."""
+        scope, session = self._session_scope(session_id, user_id)
+        with self._store.write(scope) as writer:
+            return sessions.delete_session(writer.conn, scope.user_id, session)
+
+    def get_session_summary(self, session_id: str, *, user_id: str) -> str | None:
+        scope, session = self._session_scope(session_id, user_id)
+        with self._store.engine.connect() as conn:
+            found = sessions.summary(conn, scope.user_id, session)
+        return None if found is None else found[0]
+
+    def summarize_session(self, session_id: str, *, user_id: str) -> str:
+        """Write (or bring up to date) the session's summary and return it.
+
+        Raises:
+            NotFoundError: the user has no such session.
+            ExtractionError: the model failed; the previous summary is kept.
+        """
+        scope, session = self._session_scope(session_id, user_id)
+        with self._store.engine.connect() as conn:
+            found = sessions.summary(conn, scope.user_id, session)
+            if found is None:
+                raise NotFoundError(f"user {scope.user_id!r} has no session {session!r}")
+            messages = sessions.get_messages(conn, scope.user_id, session, None)
+        previous, covered = found
+        if previous is not None and covered == len(messages):
+            return previous
+        text = self._summarize(previous, messages[covered:] if previous else messages, messages)
+        with self._store.write(scope) as writer:
+            sessions.set_summary(writer.conn, scope.user_id, session, text, len(messages), writer.now)
+        return text
+
+    def refresh_summary(self, session_id: str, *, user_id: str) -> str | None:
+        """Summarise the session if enough new messages arrived since its summary; return the summary."""
+        scope, session = self._session_scope(session_id, user_id)
+        with self._store.engine.connect() as conn:
+            found = sessions.summary(conn, scope.user_id, session)
+            total = sessions.count_messages(conn, scope.user_id, session)
+        if found is None:
+            return None
+        if total - found[1] < SUMMARY_EVERY:
+            return found[0]
+        return self.summarize_session(session, user_id=scope.user_id)
+
+    def _summarize(
+        self, previous: str | None, new: Sequence[Mapping[str, Any]], everything: Sequence[Mapping[str, Any]]
+    ) -> str:
+        if self._summary_caller is None:
+            return offline_summary(everything)
+        shown = [
+            {"role": m["role"], "content": m["content"]} for m in new if m["role"] in ("user", "assistant")
+        ]
+        prompt = self._summary_prompt.render(
+            previous_summary=previous or "", messages=shown, today=datetime.now(UTC).date().isoformat()
+        )
+
+        def parse(raw: str) -> str:
+            if not raw.strip():
+                raise Invalid("the summary was empty")
+            return raw.strip()
+
+        return self._summary_caller.call_text(
+            [{"role": "user", "content": prompt}], parse, Usage(extractor="model")
+        )
+
+    def _session_scope(self, session_id: str, user_id: str) -> tuple[Scope, str]:
+        scope = Scope.of(user_id)
+        session = check_id(session_id, "session_id", required=True)
+        assert session is not None
+        return scope, session
