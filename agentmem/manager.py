@@ -29,6 +29,7 @@ from .scope import Scope, check_id
 from .store import Store, transfer
 from .store.engine import resolve_url
 from .tokens import TokenCounter, default_counter
+from .tools import MemoryTools
 
 MAX_QUERY = 4000
 SUMMARY_TEMPLATE = "session_summary.jinja"
@@ -246,12 +247,14 @@ class MemoryManager(ConversationsMixin):
         Raises:
             NotFoundError: no such live item for this user (another user's id included).
         """
-        scope = Scope.of(user_id, agent_id)
+        return self._forget(Scope.of(user_id, agent_id), item_id, source="manual")
+
+    def _forget(self, scope: Scope, item_id: str, *, source: str) -> Change:
         check_id(item_id, "item_id", required=True)
         item = self._store.item(scope, item_id)
         with self._store.write(Scope(scope.user_id, item.agent_id)) as writer:
             changes = writer.apply(
-                item.layer, [Delete(item, reason="forgotten")], source="manual", session_id=None
+                item.layer, [Delete(item, reason="forgotten")], source=source, session_id=None
             )
         return changes[0]
 
@@ -339,6 +342,14 @@ class MemoryManager(ConversationsMixin):
         scope = Scope.of(user_id, agent_id)
         check_id(item_id, "item_id", required=False)
         return self._store.history(scope, item_id)
+
+    def tools(
+        self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None
+    ) -> MemoryTools:
+        """Memory tools (remember, update, forget, search) bound to this scope, in OpenAI function
+        format with a dispatcher: ``tools.definitions`` and ``tools.dispatch(name, arguments)``."""
+        scope = Scope.of(user_id, agent_id)
+        return MemoryTools(self, scope, check_id(session_id, "session_id", required=False))
 
     # ---- whole users -----------------------------------------------------------------------
 

@@ -1,0 +1,179 @@
+"""Agentic memory tools: remember, update, forget, search — bound to one user (and agent).
+
+``memory.tools(user_id=..., agent_id=...)`` returns the tools in OpenAI function format with a
+dispatcher, for any framework. The scope is fixed when the tools are made: no argument a model sends
+can reach another user's memory. Names are prefixed ``memory_`` so they do not collide with yours.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .errors import AgentMemError
+from .extraction.wording import content_words
+from .layers.base import Entry, FieldPatch, NewEntries
+from .records import Change
+from .scope import Scope
+
+if TYPE_CHECKING:
+    from .manager import MemoryManager
+
+PREFIX = "memory_"
+SEARCH_LIMIT = 8
+FORGET_OVERLAP = 0.5  # share of the description's words a memory must contain to be forgotten by it
+
+
+def _fn(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": PREFIX + name,
+            "description": description,
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        },
+    }
+
+
+@dataclass
+class MemoryTools:
+    """Memory tools for one scope: ``definitions`` for the model, ``dispatch`` to run a call.
+
+    ``changes`` collects every change the tools made, in order.
+    """
+
+    manager: MemoryManager
+    scope: Scope
+    session_id: str | None = None
+    changes: list[Change] = field(default_factory=list)
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(d["function"]["name"] for d in self.definitions)
+
+    @property
+    def definitions(self) -> list[dict[str, Any]]:
+        layers = self.manager.layers
+        profile_fields = ", ".join(layers["profile"].schema.fields)
+        policy_fields = ", ".join(layers["policies"].schema.fields)
+        return [
+            _fn(
+                "remember",
+                "Save something the user asked you to remember, or clearly stated about themselves. "
+                f"layer: 'profile' (fields: {profile_fields}), 'policies' (how to answer; fields: "
+                f"{policy_fields}), 'knowledge' (facts, projects, goals) or 'feedback' "
+                "(reactions to answers).",
+                {
+                    "layer": {"type": "string", "enum": list(layers)},
+                    "field": {"type": "string", "description": "profile/policies field name"},
+                    "value": {"type": "string", "description": "the value, or the fact as one sentence"},
+                    "sentiment": {"type": "string", "enum": ["positive", "negative", "neutral"]},
+                },
+                ["layer", "value"],
+            ),
+            _fn(
+                "update",
+                "Correct a stored memory (ids come from memory_search).",
+                {
+                    "item_id": {"type": "string"},
+                    "value": {"type": "string", "description": "the corrected value"},
+                },
+                ["item_id", "value"],
+            ),
+            _fn(
+                "forget",
+                "Forget a memory when the user asks: by id (from memory_search), or by a description of it.",
+                {"item_id": {"type": "string"}, "description": {"type": "string"}},
+                [],
+            ),
+            _fn(
+                "search",
+                "Search what you remember about the user; returns ids for update and forget.",
+                {"query": {"type": "string"}},
+                ["query"],
+            ),
+        ]
+
+    def dispatch(self, name: str, arguments: str | Mapping[str, Any]) -> str:
+        """Run one tool call; returns the JSON text to send back to the model. Never raises for bad
+        arguments: the error goes back to the model as the result."""
+        try:
+            args = json.loads(arguments) if isinstance(arguments, str) else dict(arguments)
+            if not isinstance(args, dict):
+                raise TypeError("arguments must be a JSON object")
+            handler = getattr(self, "_" + name.removeprefix(PREFIX), None)
+            if not name.startswith(PREFIX) or handler is None:
+                raise ValueError(f"unknown memory tool {name!r}")
+            result: dict[str, Any] = handler(**args)
+        except (AgentMemError, TypeError, ValueError) as exc:
+            result = {"ok": False, "error": str(exc)}
+        return json.dumps(result, ensure_ascii=False)
+
+    # ---- the tools ------------------------------------------------------------------------
+
+    def _write(self, layer: str, patch: FieldPatch | NewEntries) -> list[Change]:
+        changes = self.manager._write(
+            self.scope, [(layer, patch)], source="agentic", session_id=self.session_id
+        )
+        self.changes.extend(changes)
+        return changes
+
+    def _remember(
+        self, layer: str, value: str, field: str | None = None, sentiment: str | None = None
+    ) -> dict[str, Any]:
+        target = self.manager.layers.get(layer)
+        if target is None:
+            raise ValueError(f"unknown layer {layer!r}; layers are {', '.join(self.manager.layers)}")
+        if target.kind == "document":
+            if not field:
+                raise ValueError(f"{layer} needs a field: one of {', '.join(target.schema.fields)}")
+            target.schema.check_known([field], layer)
+            raw: Any = [value] if target.schema.fields[field].is_list else value
+            patch: FieldPatch | NewEntries = FieldPatch(
+                {field: target.schema.validate_field(field, raw, layer)}
+            )
+        else:
+            entry: dict[str, Any] = {"text": value.strip()}
+            if sentiment and "sentiment" in target.schema.fields:
+                entry["sentiment"] = sentiment
+            patch = NewEntries(
+                (Entry(target.schema.validate_entry(entry, layer), occurrence=self.session_id),)
+            )
+        changes = self._write(layer, patch)
+        return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes] or "already known"}
+
+    def _update(self, item_id: str, value: str) -> dict[str, Any]:
+        item = self.manager._store.item(self.scope, item_id)
+        if self.manager.layers[item.layer].kind == "document":
+            return self._remember(item.layer, value, field=item.key)
+        layer = self.manager.layers[item.layer]
+        entry = layer.schema.validate_entry({**item.value, "text": value.strip()}, item.layer)
+        changes = self._write(
+            item.layer, NewEntries((Entry(entry, replaces=item.id, occurrence=self.session_id),))
+        )
+        return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes]}
+
+    def _forget(self, item_id: str | None = None, description: str | None = None) -> dict[str, Any]:
+        if item_id:
+            self.changes.append(self.manager._forget(self.scope, item_id, source="agentic"))
+            return {"ok": True, "forgotten": item_id}
+        if not description or not description.strip():
+            raise ValueError("give item_id or description")
+        wanted = content_words(description)
+        for hit in self.manager.search(description, user_id=self.scope.user_id, agent_id=self.scope.agent_id):
+            have = content_words(hit.item.text)
+            # Forget only what clearly matches; a loose match would delete the wrong memory.
+            if wanted and len(wanted & have) / len(wanted) >= FORGET_OVERLAP:
+                return self._forget(item_id=hit.item.id)
+        return {"ok": False, "error": "no memory clearly matches; use memory_search and forget by id"}
+
+    def _search(self, query: str) -> dict[str, Any]:
+        hits = self.manager.search(
+            query, user_id=self.scope.user_id, agent_id=self.scope.agent_id, limit=SEARCH_LIMIT
+        )
+        return {
+            "ok": True,
+            "results": [{"id": h.item.id, "layer": h.item.layer, "text": h.item.text} for h in hits],
+        }
