@@ -1,4 +1,5 @@
-"""The ``agentmem`` command: inspect, export, import and delete users' memory; run the offline demo.
+"""The ``agentmem`` command: inspect, export, import and delete users' memory; run the offline demo;
+copy the default extraction prompts into a folder to customise them.
 
 Stdlib ``argparse`` only. Nothing here (or anything it imports) loads litellm, so every command
 starts fast and works without an API key or network.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import unicodedata
 from collections.abc import Sequence
@@ -19,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import __version__
 from .errors import AgentMemError
 from .manager import MemoryManager
+from .prompts import default_prompts_dir
 from .records import MemoryItem
 
 EXIT_OK = 0
@@ -206,6 +209,32 @@ def _demo(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _prompts_export(args: argparse.Namespace, out: TextIO) -> int:
+    """Copy every default template into ``args.dir``; nothing is written if that would overwrite a
+    file and ``--force`` was not given."""
+    sources = sorted(p for p in default_prompts_dir().iterdir() if p.is_file())
+    target = Path(args.dir).expanduser()
+    if target.exists() and not target.is_dir():
+        raise CliError(f"{args.dir} exists and is not a folder")
+    existing = [target / p.name for p in sources if (target / p.name).exists()]
+    if existing and not args.force:
+        names = ", ".join(p.name for p in existing)
+        print(
+            f"error: {args.dir} already has {names}; nothing written (pass --force to overwrite)",
+            file=sys.stderr,
+        )
+        return EXIT_REFUSED
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        for source in sources:
+            shutil.copyfile(source, target / source.name)
+            print(f"wrote {target / source.name}", file=out)
+    except OSError as exc:
+        raise CliError(f"cannot write to {args.dir}: {exc.strerror or exc}") from exc
+    print(f"use them with MemoryManager(prompts_dir={str(target)!r})", file=out)
+    return EXIT_OK
+
+
 # ---- parser and entry point ------------------------------------------------------------------
 
 
@@ -276,6 +305,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="use this database and replace only the demo users in it "
         "(default: a fresh ./agentmem-demo.db, recreated on every run)",
     )
+
+    prompts = sub.add_parser("prompts", help="work with the extraction prompt templates")
+    prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
+    prompts_export = prompts_sub.add_parser(
+        "export",
+        help="copy the default templates into DIR (created if missing), to edit and pass as prompts_dir",
+    )
+    prompts_export.add_argument("dir", metavar="DIR", help="the folder to write the templates into")
+    prompts_export.add_argument("--force", action="store_true", help="overwrite files already in DIR")
     return parser
 
 
@@ -293,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args, out)
+        if args.command == "prompts":  # no database needed
+            return _prompts_export(args, out)
         handlers = {
             "show": _show,
             "context": _context,

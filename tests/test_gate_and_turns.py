@@ -1,0 +1,259 @@
+"""What ``learn`` reads of a conversation (``select_turns``) and when it skips the model (``salience``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agentmem import InvalidInputError, MemoryManager
+from agentmem.extraction.turns import MAX_CONTEXT_CHARS, MAX_USER_CHARS, salience, select_turns
+from agentmem.testing import ScriptedModel
+
+
+def said(*texts: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text} for text in texts]
+
+
+# ---- select_turns ----------------------------------------------------------------------------
+
+
+def test_system_and_tool_messages_never_reach_extraction() -> None:
+    messages = [
+        {"role": "system", "content": "You are a helpful assistant. The user is an admin."},
+        {"role": "user", "content": "What is on my calendar?"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function"}]},
+        {"role": "tool", "tool_call_id": "1", "content": '{"events": ["dentist"]}'},
+        {"role": "developer", "content": "Be brief."},
+        {"role": "assistant", "content": "You have a dentist appointment."},
+        {"role": "user", "content": "Thanks, I'm Sarah by the way."},
+    ]
+
+    assert select_turns(messages) == [
+        {"role": "user", "content": "What is on my calendar?"},
+        {"role": "assistant", "content": "You have a dentist appointment."},
+        {"role": "user", "content": "Thanks, I'm Sarah by the way."},
+    ]
+
+
+def test_only_the_assistant_turn_the_user_last_reacted_to_is_kept() -> None:
+    messages = [
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "first answer"},
+        {"role": "user", "content": "second question"},
+        {"role": "assistant", "content": "second answer"},
+        {"role": "user", "content": "that was perfect"},
+        {"role": "assistant", "content": "glad it helped"},  # after the last user turn: not a reaction
+    ]
+
+    assert select_turns(messages) == [
+        {"role": "user", "content": "first question"},
+        {"role": "user", "content": "second question"},
+        {"role": "assistant", "content": "second answer"},
+        {"role": "user", "content": "that was perfect"},
+    ]
+
+
+def test_with_no_assistant_turn_before_the_user_the_latest_one_is_the_context() -> None:
+    messages = [
+        {"role": "user", "content": "I'm Sarah"},
+        {"role": "assistant", "content": "Hi Sarah"},
+        {"role": "assistant", "content": "How can I help?"},
+    ]
+
+    assert select_turns(messages) == [
+        {"role": "user", "content": "I'm Sarah"},
+        {"role": "assistant", "content": "How can I help?"},
+    ]
+
+
+def test_without_a_user_turn_there_is_nothing_to_read() -> None:
+    assert select_turns([]) == []
+    assert select_turns([{"role": "assistant", "content": "I'm Claude"}]) == []
+    assert select_turns([{"role": "system", "content": "x"}, {"role": "user", "content": "   "}]) == []
+
+
+def test_content_parts_keep_their_text_parts_only() -> None:
+    messages = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "I'm Sarah."},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+                {"type": "text", "text": "I live in Berlin."},
+                {"type": "text", "text": 42},  # not text: ignored
+                "stray string",  # not a part: ignored
+            ],
+        }
+    ]
+
+    assert select_turns(messages) == [{"role": "user", "content": "I'm Sarah.\nI live in Berlin."}]
+
+
+def test_turns_are_stripped_and_empty_ones_dropped() -> None:
+    messages = [
+        {"role": "user", "content": "  I'm Sarah  \n"},
+        {"role": "assistant", "content": ""},
+        {"role": "user", "content": None},
+    ]
+
+    assert select_turns(messages) == [{"role": "user", "content": "I'm Sarah"}]
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        "I'm Sarah",
+        b"I'm Sarah",
+        {"role": "user", "content": "I'm Sarah"},
+        None,
+        42,
+        ["I'm Sarah"],
+        [{"content": "I'm Sarah"}],
+        [{"role": None, "content": "I'm Sarah"}],
+        [{"role": "user", "content": 42}],
+        [{"role": "user", "content": {"text": "I'm Sarah"}}],
+        [{"role": "assistant", "content": 3.5}, {"role": "user", "content": "hi"}],
+    ],
+    ids=repr,
+)
+def test_invalid_message_shapes_are_refused(messages: Any) -> None:
+    with pytest.raises(InvalidInputError):
+        select_turns(messages)
+
+
+def test_invalid_messages_are_refused_by_learn_before_any_model_call(db_url: str) -> None:
+    model = ScriptedModel([])
+    with (
+        MemoryManager(db=db_url, model=model) as mem,
+        pytest.raises(InvalidInputError, match=r"messages\[1\]"),
+    ):
+        mem.learn([{"role": "user", "content": "I'm Sarah"}, "I live in Berlin"], user_id="sarah")
+    assert model.requests == []
+
+
+def test_long_input_keeps_the_most_recent_user_text() -> None:
+    oldest = "A" * 1000
+    older = "B" * (MAX_USER_CHARS - 100) + "b" * 50
+    newest = "C" * 100
+
+    kept = select_turns(said(oldest, older, newest))
+
+    # The newest turn whole, then the tail of the older one up to the budget; the oldest is gone.
+    assert kept == said(older[-(MAX_USER_CHARS - 100) :], newest)
+    assert sum(len(t["content"]) for t in kept) == MAX_USER_CHARS
+    assert kept[0]["content"].endswith("b" * 50)
+
+
+def test_a_single_overlong_turn_keeps_its_end_and_the_context_is_bounded() -> None:
+    text = "x" * MAX_USER_CHARS + "I'm Sarah"
+    messages = [
+        {"role": "assistant", "content": "y" * (MAX_CONTEXT_CHARS * 2)},
+        {"role": "user", "content": text},
+    ]
+
+    context, turn = select_turns(messages)
+
+    assert turn["content"] == text[-MAX_USER_CHARS:]
+    assert turn["content"].endswith("I'm Sarah")
+    assert context == {"role": "assistant", "content": "y" * MAX_CONTEXT_CHARS}
+
+
+# ---- salience --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("ok", "acknowledgement or greeting only"),
+        ("thanks!", "acknowledgement or greeting only"),
+        ("Thank you so much!", "acknowledgement or greeting only"),
+        ("hi", "acknowledgement or greeting only"),
+        ("Hi there!", "acknowledgement or greeting only"),
+        ("Good morning!", "acknowledgement or greeting only"),
+        ("What's the weather in Paris today?", "a question that says nothing about the user"),
+        ("What time is it?", "a question that says nothing about the user"),
+    ],
+)
+def test_acknowledgements_greetings_and_impersonal_questions_are_skipped(text: str, reason: str) -> None:
+    assert salience(said(text)) == reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "that was perfect",
+        "perfect",
+        "I'm Sarah",
+        "How do I clean data?",  # a question, but about the user's own work
+        "Never use emojis",
+        "Thanks, that was perfect!",  # a thank-you with a reaction in it
+        "Thanks! I live in Berlin btw",
+        "Can you always answer in German?",
+        "What's 2+2? Also, I'm Sarah.",
+        "Is it too long?",
+    ],
+)
+def test_anything_that_may_say_something_about_the_user_is_not_skipped(text: str) -> None:
+    assert salience(said(text)) is None
+
+
+def test_a_conversation_is_skipped_only_when_every_user_turn_is_skippable_for_the_same_reason() -> None:
+    assert salience(said("hi", "thanks!", "bye")) == "acknowledgement or greeting only"
+    assert salience(said("What time is it?", "Why?")) == "a question that says nothing about the user"
+    assert salience(said("hi", "I'm Sarah", "thanks")) is None
+    # Conservative: a greeting plus an impersonal question is not a pattern the gate knows.
+    assert salience(said("hi", "What time is it?")) is None
+
+
+def test_assistant_turns_alone_are_never_salient() -> None:
+    assert salience([{"role": "assistant", "content": "I'm Claude, an AI assistant"}]) == "no user message"
+
+
+# ---- the gate through the manager ----------------------------------------------------------
+
+
+@pytest.fixture
+def gated(db_url: str) -> Iterator[tuple[MemoryManager, ScriptedModel]]:
+    model = ScriptedModel([])  # any model call would fail: the queue is empty
+    with MemoryManager(db=db_url, model=model) as mem:
+        yield mem, model
+
+
+@pytest.mark.parametrize(
+    ("messages", "reason"),
+    [
+        (said("thanks!"), "acknowledgement or greeting only"),
+        (
+            [{"role": "assistant", "content": "Here is the answer."}, {"role": "user", "content": "ok"}],
+            "acknowledgement or greeting only",
+        ),
+        (said("What's the weather in Paris today?"), "a question that says nothing about the user"),
+        ([{"role": "system", "content": "You are helpful."}], "no user message"),
+    ],
+)
+def test_a_skipped_turn_makes_no_model_call_and_says_why(
+    gated: tuple[MemoryManager, ScriptedModel], messages: list[dict[str, str]], reason: str
+) -> None:
+    mem, model = gated
+
+    result = mem.learn(messages, user_id="sarah")
+
+    assert model.requests == []
+    assert result.usage.skipped == reason
+    assert result.usage.model_calls == 0
+    assert result.usage.extractor == "model"
+    assert result.all_changes == []
+    assert mem._store.pending(None) == []  # a skip is not a failure
+
+
+def test_a_salient_turn_reaches_the_model(gated: tuple[MemoryManager, ScriptedModel]) -> None:
+    mem, model = gated
+    model.add({"profile": {"name": "Sarah"}})
+
+    result = mem.learn(said("hi", "I'm Sarah"), user_id="sarah")
+
+    assert len(model.requests) == 1
+    assert result.usage.skipped is None
+    assert mem.get(user_id="sarah").profile.name == "Sarah"

@@ -1,0 +1,350 @@
+"""The offline extractor (``MemoryManager(model=None)``): explicit English statements, no model.
+
+What it covers, one pattern family per sentence:
+- profile: name ("I'm Sarah", "my name is ...", "call me ..."), role and company ("I work as a ... at ...",
+  "I'm a ... at ..."), location ("I live in ...", "I moved to ...", "I'm based in ..."), spoken languages
+  ("I speak German and English").
+- policies: answer length ("keep answers short", "be concise", "I prefer detailed answers"), answer
+  language ("answer in Spanish"), standing rules ("please always ...", "never ...", "don't ..."),
+  preferences ("I prefer X over Y").
+- knowledge: projects and goals ("I'm working on / building / learning ...", "my goal is ...").
+- feedback: plain reactions to the previous answer ("that was perfect", "that didn't help"), with the
+  assistant turn they react to as the target.
+
+What it does not cover (a model does): paraphrase, indirect statements, tone, format, expertise, facts
+about other people, negated or withdrawn statements, anything inferred. When a sentence matches no
+pattern nothing is extracted from it, and the assistant's words are never read as the user's.
+
+Rows marked xfail are library bugs: sentences the extractor gets wrong today.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from agentmem import MemoryManager
+from agentmem.extraction.offline import extract_offline
+from agentmem.records import LearnResult
+
+USER = "sarah"
+
+
+def bug(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=f"BUG: {reason}")
+
+
+def values(row: Any) -> tuple[Any, ...]:
+    """A table row's values, whether a plain tuple or a pytest.param."""
+    return tuple(row.values) if hasattr(row, "values") else tuple(row)
+
+
+def user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def remembered(mem: MemoryManager, user_id: str = USER) -> dict[str, Any]:
+    """The user's live memory in the tables' shape; empty layers left out."""
+    state = mem.get(user_id=user_id)
+    shape: dict[str, Any] = {
+        "profile": {k: v for k, v in dataclasses.asdict(state.profile).items() if v not in (None, [])},
+        "policies": {k: v for k, v in dataclasses.asdict(state.policies).items() if v not in (None, [])},
+        "knowledge": [item.text for item in state.knowledge],
+        "feedback": [(item.data.text, item.data.sentiment, item.data.target) for item in state.feedback],
+    }
+    return {layer: value for layer, value in shape.items() if value}
+
+
+def assert_changes_match_memory(mem: MemoryManager, result: LearnResult) -> None:
+    """For a fresh user: every change is an add, and names exactly the items get() returns."""
+    assert {c.op for c in result.all_changes} <= {"add"}
+    items = mem.get(user_id=USER).items
+    assert sorted((c.layer, c.item_id) for c in result.all_changes) == sorted((i.layer, i.id) for i in items)
+    assert result.usage.extractor == "offline"
+    assert result.usage.model_calls == 0
+
+
+# ---- what is extracted, exactly ------------------------------------------------------------------
+
+EXTRACTED = [
+    # name
+    ("I'm Sarah", {"profile": {"name": "Sarah"}}),
+    ("Hi, I'm Sarah.", {"profile": {"name": "Sarah"}}),
+    ("My name is Sarah Connor.", {"profile": {"name": "Sarah Connor"}}),
+    ("Call me Sam.", {"profile": {"name": "Sam"}}),
+    # role and company
+    (
+        "I work as a data scientist at Acme.",
+        {"profile": {"role": "data scientist", "company": "Acme"}},
+    ),
+    ("I'm a software engineer at Google.", {"profile": {"role": "software engineer", "company": "Google"}}),
+    ("I'm an AI researcher at DeepMind", {"profile": {"role": "AI researcher", "company": "DeepMind"}}),
+    ("I work for Acme Corp.", {"profile": {"company": "Acme Corp"}}),
+    (
+        "I'm Sarah, a data scientist at Acme.",
+        {"profile": {"name": "Sarah", "role": "data scientist", "company": "Acme"}},
+    ),
+    # location
+    ("I live in Berlin.", {"profile": {"location": "Berlin"}}),
+    ("I'm based in New York.", {"profile": {"location": "New York"}}),
+    ("I moved to Munich.", {"profile": {"location": "Munich"}}),
+    # languages
+    ("I speak German and English.", {"profile": {"languages": ["German", "English"]}}),
+    ("I speak English, French and Spanish.", {"profile": {"languages": ["English", "French", "Spanish"]}}),
+    # explicit preferences and rules
+    ("Keep answers short.", {"policies": {"response_style": "concise"}}),
+    ("Please keep your answers brief.", {"policies": {"response_style": "concise"}}),
+    ("I prefer detailed answers.", {"policies": {"response_style": "detailed"}}),
+    ("please always use bullet points", {"policies": {"rules": ["always use bullet points"]}}),
+    ("Never use emojis.", {"policies": {"rules": ["never use emojis"]}}),
+    ("Don't use jargon.", {"policies": {"rules": ["don't use jargon"]}}),
+    ("I prefer Python over Java.", {"policies": {"rules": ["prefer Python over Java"]}}),
+    ("I prefer tabs to spaces.", {"policies": {"rules": ["prefer tabs over spaces"]}}),
+    ("Answer in Spanish.", {"policies": {"language": "Spanish"}}),
+    ("Please respond in German.", {"policies": {"language": "German"}}),
+    (
+        "Please always answer in Spanish.",
+        {"policies": {"language": "Spanish", "rules": ["always answer in Spanish"]}},
+    ),
+    (
+        "Please keep your answers brief and answer in German.",
+        {"policies": {"response_style": "concise", "language": "German"}},
+    ),
+    # projects and goals
+    ("I'm working on a churn model.", {"knowledge": ["Is working on a churn model"]}),
+    ("I'm building a chatbot.", {"knowledge": ["Is building a chatbot"]}),
+    ("I'm learning Rust.", {"knowledge": ["Is learning Rust"]}),
+    ("My goal is to run a marathon.", {"knowledge": ["Goal: to run a marathon"]}),
+    # several statements in one message
+    (
+        "Hi! I'm Sarah. I work as a data scientist at Acme and I live in Berlin. Keep answers short.",
+        {
+            "profile": {"name": "Sarah", "role": "data scientist", "company": "Acme", "location": "Berlin"},
+            "policies": {"response_style": "concise"},
+        },
+    ),
+    # feedback without an assistant turn: no target
+    ("That was perfect!", {"feedback": [("That was perfect", "positive", None)]}),
+    # rows the extractor gets wrong
+    pytest.param(
+        "Don't answer in French.",
+        {"policies": {"rules": ["don't answer in French"]}},
+        marks=bug(
+            "offline.py _policies: _ANSWER_IN ignores a preceding negation, so 'Don't/Never answer in "
+            "French' also sets language='French', the opposite of what was asked"
+        ),
+    ),
+    pytest.param(
+        "Don't keep answers short.",
+        {"policies": {"rules": ["don't keep answers short"]}},
+        marks=bug(
+            "offline.py _policies: _CONCISE ignores a preceding negation, so 'Don't keep answers short' "
+            "sets response_style='concise'"
+        ),
+    ),
+    pytest.param(
+        "I prefer Python over R.",
+        {"policies": {"rules": ["prefer Python over R"]}},
+        marks=bug(
+            "offline.py _PREFER_OVER: the second alternative needs 2+ characters ({2,60}), so one-letter "
+            "names (R, C) extract nothing"
+        ),
+    ),
+    pytest.param(
+        "That wasn't helpful.",
+        {"feedback": [("That wasn't helpful", "negative", None)]},
+        marks=bug(
+            "offline.py _NEGATIVE: 'was not helpful' and 'didn't help' match, the contraction "
+            "'wasn't helpful' does not"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("said", "expected"), EXTRACTED, ids=[values(row)[0] for row in EXTRACTED])
+def test_explicit_statements_are_extracted_exactly(
+    mem: MemoryManager, said: str, expected: dict[str, Any]
+) -> None:
+    result = mem.learn(user(said), user_id=USER)
+
+    assert remembered(mem) == expected
+    assert_changes_match_memory(mem, result)
+
+
+# ---- what must extract nothing -------------------------------------------------------------------
+
+NOTHING = [
+    "I'm a bit tired today",
+    "I'm a big fan of jazz",
+    "I'm French",
+    "I'm Brazilian.",
+    "I'm not sure",
+    "I'm happy",
+    "Thanks, I'm good",
+    "What is Python?",
+    "my friend lives in Paris",
+    "My sister lives in Paris and works at Google.",
+    "The assistant said I should use Rust",
+    "He is a data scientist at Google",
+    "Keep in mind the deadline",
+    "I never said that",
+    "I'm not a developer.",
+    "I used to live in Paris.",
+    "I'm in Berlin this week.",
+    "I'm no longer working on the churn model.",
+    "I'm a customer of yours.",
+    "Call me when you're done.",
+    pytest.param(
+        "Never mind.",
+        marks=bug("offline.py _RULE: any sentence starting with always/never/don't is a standing rule"),
+    ),
+    pytest.param(
+        "Don't worry about it.",
+        marks=bug("offline.py _RULE: any sentence starting with always/never/don't is a standing rule"),
+    ),
+    pytest.param(
+        "I write in Python.",
+        marks=bug(
+            "offline.py _ANSWER_IN: any capitalised word after 'write/answer/respond in' becomes the answer "
+            "language (Python, Markdown), and a statement about the user counts as a request"
+        ),
+    ),
+    pytest.param(
+        "I am Anna's brother.",
+        marks=bug("offline.py _NAME allows an apostrophe, so a possessive ('Anna's') becomes the name"),
+    ),
+    pytest.param(
+        "I'm Nigerian.",
+        marks=bug(
+            'offline.py _NOT_NAMES: only ~40 nationalities are listed; any other after "I\'m" '
+            "(Nigerian, Austrian, Catholic) becomes the user's name"
+        ),
+    ),
+    pytest.param(
+        "This is Django code.",
+        marks=bug("offline.py _profile: 'this is X' without a greeting makes X the name"),
+    ),
+    pytest.param(
+        "I am a vegetarian.",
+        marks=bug("offline.py _ROLE_WORD: any word ending in -ian/-er/-ist is a job title (vegetarian)"),
+    ),
+    pytest.param(
+        "What if I moved to Berlin?",
+        marks=bug("offline.py _profile: location is read from questions and hypotheticals ('if I moved')"),
+    ),
+    pytest.param(
+        "I speak Python and JavaScript.",
+        marks=bug(
+            "offline.py _LANGUAGE: stops mid-word ('JavaScript' -> 'Java') and takes programming "
+            "languages as spoken ones"
+        ),
+    ),
+    pytest.param(
+        "It's wrong to assume that.",
+        marks=bug("offline.py _NEGATIVE: 'it's wrong to <verb>' (a generic statement) is read as feedback"),
+    ),
+]
+
+
+@pytest.mark.parametrize("said", NOTHING)
+def test_sentences_that_state_nothing_about_the_user_extract_nothing(mem: MemoryManager, said: str) -> None:
+    # The extractor itself, so a pass does not hide behind the salience gate ...
+    raw = extract_offline(user(said))
+    assert raw == {"profile": None, "policies": None, "knowledge": [], "feedback": []}
+    # ... and the whole learn path.
+    result = mem.learn(user(said), user_id=USER)
+    assert result.all_changes == []
+    assert mem.get(user_id=USER).items == []
+
+
+# ---- context and order -------------------------------------------------------------------------
+
+ANSWER = "Use df.dropna() to drop rows with missing values. It returns a new frame."
+
+
+@pytest.mark.parametrize(
+    ("reaction", "expected"),
+    [
+        ("that was perfect", ("that was perfect", "positive")),
+        ("That was exactly what I needed!", ("That was exactly what I needed", "positive")),
+        ("that didn't help", ("that didn't help", "negative")),
+        ("Your last answer was too long.", ("Your last answer was too long", "negative")),
+    ],
+)
+def test_feedback_targets_the_assistant_turn_it_reacts_to(
+    mem: MemoryManager, reaction: str, expected: tuple[str, str]
+) -> None:
+    messages = [
+        {"role": "user", "content": "How do I clean missing data in pandas?"},
+        {"role": "assistant", "content": ANSWER},
+        {"role": "user", "content": reaction},
+    ]
+
+    result = mem.learn(messages, user_id=USER)
+
+    target = "Use df.dropna() to drop rows with missing values"  # the answer's first sentence
+    assert remembered(mem) == {"feedback": [(*expected, target)]}
+    assert_changes_match_memory(mem, result)
+
+
+def test_the_assistants_words_never_become_user_facts(mem: MemoryManager) -> None:
+    messages = [
+        {"role": "assistant", "content": "I'm Claude, an AI assistant at Anthropic. I live in the cloud."},
+        {"role": "user", "content": "ok cool"},
+    ]
+
+    result = mem.learn(messages, user_id=USER)
+
+    assert result.all_changes == []
+    assert mem.get(user_id=USER).items == []
+
+
+def test_a_move_replaces_the_old_location_and_keeps_it_in_history(mem: MemoryManager) -> None:
+    mem.learn(user("I live in Berlin."), user_id=USER)
+    berlin = mem.get(user_id=USER).item("profile", "location")
+    assert berlin is not None
+
+    result = mem.learn(user("I moved to Munich."), user_id=USER)
+
+    [change] = result.all_changes
+    assert (change.op, change.layer, change.item_id, change.old, change.new) == (
+        "update",
+        "profile",
+        berlin.id,
+        "Berlin",
+        "Munich",
+    )
+    assert mem.get(user_id=USER).profile.location == "Munich"
+    assert [(e.op, e.old, e.new) for e in mem.history(user_id=USER, item_id=berlin.id)] == [
+        ("add", None, "Berlin"),
+        ("update", "Berlin", "Munich"),
+    ]
+
+
+def test_languages_accumulate_across_conversations(mem: MemoryManager) -> None:
+    mem.learn(user("I speak German."), user_id=USER)
+    mem.learn(user("I speak English and German."), user_id=USER)
+
+    assert mem.get(user_id=USER).profile.languages == ["German", "English"]
+
+
+def test_every_user_turn_is_read_and_the_latest_statement_wins(mem: MemoryManager) -> None:
+    messages = [
+        {"role": "user", "content": "I live in Berlin."},
+        {"role": "assistant", "content": "Berlin is lovely."},
+        {"role": "user", "content": "Actually, I moved to Hamburg. I'm learning Rust."},
+    ]
+
+    mem.learn(messages, user_id=USER)
+
+    assert remembered(mem) == {"profile": {"location": "Hamburg"}, "knowledge": ["Is learning Rust"]}
+
+
+def test_a_secret_inside_a_statement_is_dropped_and_counted(mem: MemoryManager) -> None:
+    result = mem.learn(user("My goal is to ship v2 and my password is hunter2."), user_id=USER)
+
+    assert result.all_changes == []
+    assert result.usage.dropped == {"secret": 1}
+    assert "hunter2" not in str(mem.export_user(USER))
