@@ -185,7 +185,9 @@ class Learner:
         }
         schema = "" if native else json.dumps(output.model_json_schema(), ensure_ascii=False)
         today = datetime.now(UTC).date().isoformat()
-        system = self.prompts.render(layers, items, turns, today, schema)
+        # Secrets never leave for the model either: it cannot store what it never sees.
+        shown = [{"role": t["role"], "content": redact(t["content"])} for t in turns]
+        system = self.prompts.render(layers, items, shown, today, schema)
         messages: list[Message] = [
             {"role": "system", "content": system},
             {"role": "user", "content": "Reply with the JSON object now."},
