@@ -6,6 +6,7 @@ mem.profile.update(user_id="sarah", name="Sarah", role="data scientist")
 xml = mem.compile(user_id="sarah", query="data cleaning", token_budget=800)
 """
 
+from .agent import Agent, RunResult
 from .config import LayerConfig
 from .errors import (
     AgentMemError,
@@ -20,30 +21,50 @@ from .errors import (
 )
 from .layers import Fact, FeedbackEntry, Policies, Profile
 from .manager import MemoryManager
-from .records import Change, MemoryEvent, MemoryItem, MemoryState, SearchHit
+from .records import (
+    Change,
+    Cost,
+    LearnResult,
+    MemoryEvent,
+    MemoryItem,
+    MemoryState,
+    RetryReport,
+    SearchHit,
+    Usage,
+)
+from .store.sessions import SessionInfo
+from .tools import MemoryTools
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
     "AgentMemError",
     "Change",
     "ConfigurationError",
     "ConflictError",
+    "Cost",
     "ExtractionError",
     "Fact",
     "FeedbackEntry",
     "InvalidInputError",
     "LayerConfig",
+    "LearnResult",
     "MemoryEvent",
     "MemoryItem",
     "MemoryManager",
     "MemoryState",
+    "MemoryTools",
     "NotFoundError",
     "Policies",
     "Profile",
+    "RetryReport",
+    "RunResult",
     "ScopeError",
     "SearchHit",
     "SecretError",
+    "SessionInfo",
     "StoreError",
+    "Usage",
     "__version__",
 ]

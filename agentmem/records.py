@@ -104,34 +104,43 @@ class MemoryState:
 
 
 @dataclass
-class Usage:
-    """What one ``learn`` cost and skipped.
+class Cost:
+    """Model calls and what they cost.
 
     Attributes:
         model_calls: requests sent to the model (re-asks and transient retries included).
         prompt_tokens, completion_tokens: as the provider reported them.
         cost: in USD when litellm knows the model's price, else ``None``.
-        skipped: why no model call was needed (salience gate, already learned, nothing enabled).
-        dropped: extracted items not stored, by reason (secret, invalid, unknown_alias, misattributed).
-        extractor: ``"model"`` or ``"offline"``.
     """
 
     model_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None
-    skipped: str | None = None
-    dropped: dict[str, int] = field(default_factory=dict)
-    extractor: str = "offline"
-
-    def drop(self, reason: str, n: int = 1) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + n
 
     def add_tokens(self, prompt_tokens: int, completion_tokens: int, cost: float | None) -> None:
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         if cost is not None:
             self.cost = (self.cost or 0.0) + cost
+
+
+@dataclass
+class Usage(Cost):
+    """What one ``learn`` cost and skipped.
+
+    Attributes:
+        skipped: why no model call was needed (salience gate, already learned, nothing enabled).
+        dropped: extracted items not stored, by reason (secret, invalid, unknown_alias, misattributed).
+        extractor: ``"model"`` or ``"offline"``.
+    """
+
+    skipped: str | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+    extractor: str = "offline"
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + n
 
 
 @dataclass

@@ -25,6 +25,39 @@ class Completion:
     cost: float | None = None
 
 
+@dataclass(frozen=True)
+class ToolRequest:
+    """A tool call the model asked for."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model wrote it
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    """An agent's model turn: text, and/or tool calls to run before the final answer."""
+
+    content: str
+    tool_calls: list[ToolRequest]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
+
+@runtime_checkable
+class AgentModel(Protocol):
+    """What the :class:`~agentmem.Agent` needs of a model: chat with optional tools."""
+
+    def chat(
+        self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None
+    ) -> ChatReply: ...
+
+    async def achat(
+        self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None
+    ) -> ChatReply: ...
+
+
 class TransientModelError(Exception):
     """A failure worth retrying with backoff (rate limit, timeout, connection, 5xx)."""
 
@@ -129,6 +162,49 @@ class LiteLLMModel:
         except _transient_types(litellm) as exc:
             raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
         return self._completion(litellm, response)
+
+    def _chat_kwargs(
+        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None
+    ) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": [dict(m) for m in messages],
+            **self.options,
+        }
+        if tools:
+            kwargs["tools"] = [dict(t) for t in tools]
+        return kwargs
+
+    def _reply(self, litellm: Any, response: Any) -> ChatReply:
+        message = response.choices[0].message
+        completion = self._completion(litellm, response)
+        calls = [
+            ToolRequest(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
+            for c in (getattr(message, "tool_calls", None) or [])
+        ]
+        return ChatReply(
+            content=completion.text,
+            tool_calls=calls,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            cost=completion.cost,
+        )
+
+    def chat(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None) -> ChatReply:
+        litellm = _litellm()
+        try:
+            return self._reply(litellm, litellm.completion(**self._chat_kwargs(messages, tools)))
+        except _transient_types(litellm) as exc:
+            raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def achat(
+        self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None
+    ) -> ChatReply:
+        litellm = _litellm()
+        try:
+            return self._reply(litellm, await litellm.acompletion(**self._chat_kwargs(messages, tools)))
+        except _transient_types(litellm) as exc:
+            raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
 
 
 def resolve_model(model: str | ChatModel | None, options: Mapping[str, Any] | None) -> ChatModel | None:
