@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, NotFoundError
-from .layers.base import Entry, FieldPatch, NewEntries
+from .layers.base import Entry, FieldPatch, NewEntries, NewItem
 from .layers.collection import CollectionLayer
 from .layers.document import DocumentLayer
 from .records import Change, MemoryItem
@@ -132,15 +132,15 @@ class CollectionHandle:
             current = writer.live(name)
             if replaces is not None and replaces not in {item.id for item in current}:
                 raise NotFoundError(f"no live {name} item {replaces!r} in this scope to replace")
-            ops = self._layer.merge(current, patch, writer.now)
-            changes = writer.apply(name, ops, source="manual", session_id=session)
-        added = {c.key: c.item_id for c in changes if c.op == "add"}
-        ids = []
-        for v in values:
-            key = self._layer.key_of(v)
-            dup = None if key in added else self._layer.duplicate_of(current, v)
-            ids.append(added[key] if dup is None else dup.id)
-        return ids
+            merged = self._layer.merge_entries(current, patch, writer.now)
+            if any(result is None for result in merged.results):
+                # Raised inside the transaction: nothing is written.
+                raise InvalidInputError(
+                    f"{len(values)} entries do not fit the {name} cap of {self._layer.max_items} items"
+                )
+            changes = writer.apply(name, merged.ops, source="manual", session_id=session)
+        added = {c.key: c.item_id for c in changes if c.op == "add"}  # new items' keys are unique
+        return [added[r.key] if isinstance(r, NewItem) else r.id for r in merged.results if r is not None]
 
     def list(self, *, user_id: str, agent_id: str | None = None) -> list[MemoryItem]:
         """Live entries of the scope, oldest first, typed by the schema (``item.data``)."""

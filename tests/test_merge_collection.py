@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agentmem import Fact, LayerConfig, MemoryManager, NotFoundError
+from agentmem import Fact, InvalidInputError, LayerConfig, MemoryManager, NotFoundError
 from agentmem.layers import FeedbackLayer, KnowledgeLayer
 from agentmem.layers.base import Add, Delete, Entry, Expire, NewEntries, NewItem, Op, Supersede, Update
 from agentmem.layers.collection import CollectionLayer
@@ -170,11 +170,6 @@ def test_replacing_with_the_same_words_keeps_the_fact() -> None:
     assert knowledge.merge([acme], change(Entry(fact("Works at Acme"), replaces="m1")), NOW) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CollectionLayer.merge treats an entry that is merely *similar* to the item it replaces "
-    "as a duplicate of it: the explicit replacement is dropped and the old fact stays live",
-)
 def test_a_replacement_similar_to_the_replaced_fact_still_supersedes_it() -> None:
     text = "The user is on the data platform team at Acme in Berlin"  # 12 words
     negated = "The user is not on the data platform team at Acme in Berlin"  # 13 words: 12/13 ≈ 0.92
@@ -191,11 +186,6 @@ def test_two_equal_entries_in_one_change_add_one_fact() -> None:
     assert kinds(ops) == ["Add"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CollectionLayer.merge skips a repeat of a key added earlier in the same change "
-    "(`if key in added: continue`), dropping its topics; applying the change again then adds them",
-)
 def test_two_equal_entries_in_one_change_pool_their_topics() -> None:
     ops = knowledge.merge([], change(fact("Uses dbt", "tools"), fact("uses DBT!", "work")), NOW)
 
@@ -204,15 +194,64 @@ def test_two_equal_entries_in_one_change_pool_their_topics() -> None:
     assert ops[0].item.value["topics"] == ["tools", "work"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CollectionLayer.merge checks similarity only against the items stored before the "
-    "change, so two near-duplicate entries of one change become two facts",
-)
 def test_near_duplicate_entries_in_one_change_add_one_fact() -> None:
     ops = knowledge.merge([], change(fact(TEN_WORDS), fact(ELEVEN_WORDS)), NOW)
 
     assert kinds(ops) == ["Add"]
+
+
+def test_topics_merge_ignoring_case_in_their_first_spelling() -> None:
+    old = stored(knowledge, "m1", fact("Uses dbt", "Work"))
+
+    (op,) = knowledge.merge([old], change(fact("Uses dbt", "work", "ML", "ml")), NOW)
+
+    assert isinstance(op, Update)
+    assert op.value["topics"] == ["Work", "ML"]
+    assert knowledge.merge([], change(fact("Uses dbt", "ML", "ml")), NOW) == [
+        Add(
+            NewItem(
+                key="uses dbt", value=fact("Uses dbt", "ML"), text="Uses dbt", line="2024-06-09: Uses dbt"
+            )
+        )
+    ]
+
+
+def test_a_fact_restated_earlier_in_the_change_is_not_replaced_by_a_later_entry() -> None:
+    acme = stored(knowledge, "m1", fact("Works at Acme"))
+
+    ops = knowledge.merge(
+        [acme], change(fact("works at acme"), Entry(fact("Works at Globex"), replaces="m1")), NOW
+    )
+
+    assert kinds(ops) == ["Add"]
+
+
+def test_two_entries_replacing_two_facts_with_one_new_fact_close_both() -> None:
+    acme = stored(knowledge, "m1", fact("Works at Acme"))
+    initech = stored(knowledge, "m2", fact("Works at Initech"))
+
+    ops = knowledge.merge(
+        [acme, initech],
+        change(Entry(fact("Works at Globex"), replaces="m1"), Entry(fact("works at globex"), replaces="m2")),
+        NOW,
+    )
+
+    # One new item can be linked from one Supersede only; the other item is closed all the same.
+    assert kinds(ops) == ["Supersede", "Expire"]
+    assert (ops[0].target, ops[1]) == (acme, Expire(initech, reason="contradicted"))
+
+
+def test_merge_entries_tells_what_each_entry_ended_up_as() -> None:
+    acme = stored(knowledge, "m1", fact("Works at Acme"))
+
+    merged = knowledge.merge_entries(
+        [acme], change(fact("Uses dbt"), fact("works at ACME"), fact("uses DBT", "tools")), NOW
+    )
+
+    (add,) = merged.ops
+    assert isinstance(add, Add)
+    assert merged.results == [add.item, acme, add.item]
+    assert add.item.value == fact("Uses dbt", "tools")
 
 
 # ---- knowledge, the cap ----------------------------------------------------------------------------
@@ -256,11 +295,6 @@ def test_a_fact_the_change_updates_is_not_evicted() -> None:
     assert [op.target for op in ops if isinstance(op, Expire)] == [b]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CollectionLayer._evictions protects only items that got an Update; a fact the change "
-    "restates word for word is evicted (and the API returns the id of the now expired item)",
-)
 def test_a_fact_the_change_restates_is_not_evicted() -> None:
     capped = KnowledgeLayer(max_items=3)
     a = stored(capped, "m1", fact("a"), created=1)
@@ -282,17 +316,46 @@ def test_superseding_at_the_cap_makes_room_without_evicting() -> None:
     assert kinds(ops) == ["Supersede"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: CollectionLayer._evictions never counts the change's own new items as candidates, "
-    "so a change adding more entries than the cap leaves more live items than max_items",
-)
 def test_the_cap_holds_even_when_one_change_adds_more_than_it() -> None:
     capped = KnowledgeLayer(max_items=1)
 
     ops = capped.merge([], change(fact("a"), fact("b")), NOW)
 
     assert kinds(ops).count("Add") <= 1
+
+
+def test_past_the_untouched_items_the_last_new_entries_are_left_out() -> None:
+    capped = KnowledgeLayer(max_items=2)
+    a = stored(capped, "m1", fact("a"), created=1)
+    b = stored(capped, "m2", fact("b"), created=2)
+
+    merged = capped.merge_entries([a, b], change(fact("c"), fact("b"), fact("d")), NOW)
+
+    add, expire = merged.ops
+    assert isinstance(add, Add)
+    assert expire == Expire(a, reason="evicted: over the cap of 2 items")
+    assert merged.results == [add.item, b, None]
+
+
+def test_a_fact_replaced_by_an_entry_the_cap_leaves_out_is_still_closed() -> None:
+    capped = KnowledgeLayer(max_items=1)
+    acme = stored(capped, "m1", fact("Works at Acme"))
+
+    ops = capped.merge([acme], change(fact("Uses dbt"), Entry(fact("Works at Globex"), replaces="m1")), NOW)
+
+    assert kinds(ops) == ["Add", "Expire"]
+    assert ops[1] == Expire(acme, reason="contradicted")
+
+
+def test_under_a_lowered_cap_restated_facts_expire_too() -> None:
+    capped = KnowledgeLayer(max_items=1)
+    a = stored(capped, "m1", fact("a"), created=1)
+    b = stored(capped, "m2", fact("b"), created=2)
+    c = stored(capped, "m3", fact("c"), created=3)
+
+    ops = capped.merge([a, b, c], change(fact("b"), fact("a")), NOW)
+
+    assert [op.target for op in ops if isinstance(op, Expire)] == [c, a]
 
 
 # ---- feedback, pure merge ---------------------------------------------------------------------------
@@ -337,6 +400,19 @@ def test_the_same_occurrence_applied_again_counts_once() -> None:
 
     assert (
         fb.merge([old], change(Entry(feedback("Answers too long", "negative"), occurrence="s2")), NOW) == []
+    )
+
+
+def test_the_same_feedback_twice_in_one_change_counts_each_occurrence() -> None:
+    said = [Entry(feedback("Too long", "negative"), occurrence=s) for s in ("s1", "s2", "s2")]
+
+    (op,) = fb.merge([], NewEntries(tuple(said)), NOW)
+
+    assert isinstance(op, Add)
+    assert (op.item.count, op.item.meta, op.item.line) == (
+        2,
+        {"occurrences": ["s1", "s2"]},
+        "negative: Too long [x2]",
     )
 
 
@@ -441,11 +517,6 @@ def test_the_cap_expires_the_least_recently_updated_fact(db_url: str) -> None:
         assert expired.reason == "evicted: over the cap of 2 items"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a fact restated word for word at the cap is evicted by the same write that confirms it, "
-    "and add() returns its (expired) id",
-)
 def test_restating_a_fact_at_the_cap_keeps_it_live(db_url: str) -> None:
     with MemoryManager(db=db_url, layers={"knowledge": LayerConfig(max_items=2)}) as capped:
         a = capped.knowledge.add("Fact a", user_id="sarah")
@@ -455,6 +526,22 @@ def test_restating_a_fact_at_the_cap_keeps_it_live(db_url: str) -> None:
 
         assert ids[0] == a
         assert a in {i.id for i in capped.knowledge.list(user_id="sarah")}
+
+
+def test_near_duplicates_added_together_share_one_id(mem: MemoryManager) -> None:
+    ids = mem.knowledge.add_many([TEN_WORDS, ELEVEN_WORDS], user_id="sarah")
+
+    assert ids[0] == ids[1]
+    assert [i.id for i in mem.knowledge.list(user_id="sarah")] == ids[:1]
+
+
+def test_more_new_entries_than_the_cap_holds_are_refused_whole(db_url: str) -> None:
+    with MemoryManager(db=db_url, layers={"knowledge": LayerConfig(max_items=1)}) as capped:
+        kept = capped.knowledge.add("Fact kept", user_id="sarah")
+        with pytest.raises(InvalidInputError, match="cap of 1"):
+            capped.knowledge.add_many(["Fact a", "Fact b"], user_id="sarah")
+
+        assert [i.id for i in capped.knowledge.list(user_id="sarah")] == [kept]
 
 
 def test_repeated_feedback_is_counted_not_duplicated(mem: MemoryManager) -> None:

@@ -126,11 +126,6 @@ def test_repeated_elements_within_one_update_are_kept_once() -> None:
     assert update.value == ["English", "French"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DocumentLayer._new (document.py) stores a first list value as given, without the "
-    "normalised dedupe _union applies to later updates",
-)
 def test_a_first_list_value_is_stored_without_duplicates() -> None:
     ops = profile.merge([], FieldPatch({"languages": ["English", "english", "French"]}), NOW)
 
@@ -190,6 +185,15 @@ def test_remove_deletes_the_field() -> None:
     old = stored(profile, "company", "Acme")
 
     assert profile.merge([old], FieldPatch({}, remove=("company",)), NOW) == [Delete(old, reason="removed")]
+
+
+def test_an_inferred_removal_deletes_only_inferred_fields() -> None:
+    said = stored(profile, "company", "Acme", explicit=True)
+    guessed = stored(profile, "location", "Berlin", explicit=False)
+
+    ops = profile.merge([said, guessed], FieldPatch({}, remove=("company", "location"), explicit=False), NOW)
+
+    assert ops == [Delete(guessed, reason="removed")]
 
 
 def test_removing_a_field_that_is_not_set_does_nothing() -> None:

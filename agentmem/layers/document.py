@@ -1,8 +1,9 @@
 """The field-patch merge policy shared by the document layers (profile and policies).
 
 One item per field. A value replaces the stored one unless the stored one is explicit and the new one
-is only inferred; ``None`` and empty values never erase; list fields merge without duplicates; removal
-is explicit. Every replaced value stays in the history (the store writes an event per change).
+is only inferred; ``None`` and empty values never erase; list fields hold no duplicates (ignoring case and
+punctuation), from their first value on; an inferred removal never deletes an explicit field. Every
+replaced value stays in the history (the store writes an event per change).
 """
 
 from __future__ import annotations
@@ -76,10 +77,16 @@ class DocumentLayer(Layer):
                     meta=old.meta,
                 )
             )
-        ops.extend(Delete(stored[key], reason="removed") for key in change.remove if key in stored)
+        for key in change.remove:
+            old = stored.get(key)
+            # Like an inferred value, an inferred removal never overrides what the user said.
+            if old is not None and (change.explicit or not old.explicit):
+                ops.append(Delete(old, reason="removed"))
         return ops
 
     def _new(self, key: str, value: Any, change: FieldPatch) -> NewItem:
+        if self.schema.fields[key].is_list:
+            value = _union([], value)
         return NewItem(
             key=key,
             value=value,

@@ -1,7 +1,8 @@
 """Knowledge: facts and context about the user, with time.
 
-Deduplicated (normalised text, then word-set similarity); a contradicted fact is closed
-(``valid_to``/``superseded_by``), never erased; over the cap the least recently updated facts expire.
+Deduplicated (normalised text, then word-set similarity); a repeat adds its new topics (each topic
+once, ignoring case, in its first spelling); a contradicted fact is closed (``valid_to``/``superseded_by``),
+never erased; over the cap the least recently updated facts expire.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ class Fact:
     """A few lowercase topic words, e.g. ["work", "ml"]."""
 
 
+def _union(*topic_lists: list[Any]) -> list[Any]:
+    """The topics of all the lists, each once ignoring case, in its first spelling."""
+    merged: dict[str, Any] = {}
+    for topic in (t for topics in topic_lists for t in topics):
+        merged.setdefault(str(topic).casefold(), topic)
+    return list(merged.values())
+
+
 class KnowledgeLayer(CollectionLayer):
     name = "knowledge"
     tag = "user_knowledge"
@@ -38,8 +47,12 @@ class KnowledgeLayer(CollectionLayer):
     def eviction_order(self, item: MemoryItem) -> tuple[Any, ...]:
         return (item.updated_at, item.id)  # least recently updated first
 
+    def first_value(self, value: dict[str, Any]) -> dict[str, Any]:
+        if "topics" not in value:  # a custom schema may have none
+            return value
+        return {**value, "topics": _union(value["topics"])}
+
     def merged_value(self, old: MemoryItem, new: dict[str, Any]) -> dict[str, Any]:
-        merged = dict(old.value)
-        topics = list(old.value.get("topics", []))
-        merged["topics"] = topics + [t for t in new.get("topics", []) if t not in topics]
-        return merged
+        if "topics" not in old.value and "topics" not in new:
+            return dict(old.value)
+        return {**old.value, "topics": _union(old.value.get("topics", []), new.get("topics", []))}
