@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+# "+" and "#" stay inside a word: C++, C# and F# are different things.
+_WORD = re.compile(r"\w[\w+#]*", re.UNICODE)
 # Characters XML 1.0 forbids even when escaped; a memory must never make the block unparsable.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _SPACE = re.compile(r"\s+")
@@ -21,12 +23,24 @@ def words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
+@lru_cache(maxsize=65536)
+def word_set(text: str) -> frozenset[str]:
+    """The text's distinct words (cached: dedupe compares each new entry with every stored one)."""
+    return frozenset(words(text))
+
+
 def similarity(a: str, b: str) -> float:
     """Jaccard similarity of the two texts' word sets (0..1)."""
-    wa, wb = set(words(a)), set(words(b))
+    wa, wb = word_set(a), word_set(b)
     if not wa or not wb:
         return 0.0
     return len(wa & wb) / len(wa | wb)
+
+
+def could_reach(a: str, b: str, threshold: float) -> bool:
+    """Whether the texts' similarity can reach ``threshold`` at all: a cheap bound on set sizes."""
+    na, nb = len(word_set(a)), len(word_set(b))
+    return bool(na and nb) and min(na, nb) / max(na, nb) >= threshold
 
 
 def one_line(text: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal
 
 from ..errors import ConfigurationError
 from ..records import MemoryItem
-from ..text import normalize, similarity
+from ..text import could_reach, normalize, similarity
 from .base import Add, Entry, Expire, Layer, NewEntries, NewItem, Op, Patch, Supersede, Update
 
 MAX_KEY = 200
@@ -127,11 +127,13 @@ class CollectionLayer(Layer):
             return same
         if self.similarity_threshold is None:
             return None
-        best, score = None, 0.0
+        best, score, text, threshold = None, 0.0, value["text"], self.similarity_threshold
         for item in current:
-            if item.id not in closed and (s := similarity(value["text"], item.text)) > score:
+            if item.id in closed or not could_reach(text, item.text, threshold):
+                continue
+            if (s := similarity(text, item.text)) > score:
                 best, score = item, s
-        return best if score >= self.similarity_threshold else None
+        return best if score >= threshold else None
 
 
 class _Run:
