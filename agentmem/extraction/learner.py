@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -44,6 +45,11 @@ def input_key(scope: Scope, turns: Sequence[Turn]) -> str:
     """Idempotency key over the scope and the selected input."""
     payload = json.dumps([scope.user_id, scope.agent_key, list(turns)], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _schema_text(output: type[BaseModel]) -> str:
+    return json.dumps(output.model_json_schema(), ensure_ascii=False)
 
 
 def _json_text(raw: str) -> str:
@@ -183,7 +189,7 @@ class Learner:
             ]
             for layer in layers
         }
-        schema = "" if native else json.dumps(output.model_json_schema(), ensure_ascii=False)
+        schema = "" if native else _schema_text(output)
         today = datetime.now(UTC).date().isoformat()
         # Secrets never leave for the model either: it cannot store what it never sees.
         shown = [{"role": t["role"], "content": redact(t["content"])} for t in turns]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import ConfigurationError
@@ -37,9 +38,17 @@ class Prompt:
     source: str
     text: str
 
-    def render(self, **context: Any) -> str:
+    @cached_property
+    def template(self) -> Template:
         try:
-            return _ENV.from_string(self.text).render(**context).strip()
+            return _ENV.from_string(self.text)
+        except TemplateError as exc:
+            raise ConfigurationError(f"prompt template {self.name} ({self.source}): {exc}") from None
+
+    def render(self, **context: Any) -> str:
+        template = self.template  # compiled once
+        try:
+            return template.render(**context).strip()
         except UndefinedError as exc:
             raise ConfigurationError(f"prompt template {self.name} ({self.source}): {exc.message}") from None
         except TemplateError as exc:
