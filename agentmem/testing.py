@@ -7,16 +7,33 @@ model = ScriptedModel([{"profile": {"name": "Sarah"}}])
 mem = MemoryManager(db="sqlite://", model=model)
 mem.learn([{"role": "user", "content": "I'm Sarah"}], user_id="sarah")
 assert model.requests[0].messages[0]["role"] == "system"
+
+To exercise the real HTTP path (litellm, the OpenAI client, retries on HTTP errors), run a
+:class:`LoopbackServer` on 127.0.0.1 and point ``model_options["api_base"]`` at it:
+
+with LoopbackServer([{"profile": {"name": "Sarah"}}]) as server:
+    mem = MemoryManager(
+        db="sqlite://", model="openai/test-model",
+        model_options={"api_base": server.url, "api_key": "test-key"},
+    )
+    mem.learn([{"role": "user", "content": "I'm Sarah"}], user_id="sarah")
+assert server.requests[0]["model"] == "test-model"
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import socket
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeAlias
 
 from .extraction.model import Completion, Message
 from .tokens import estimate_tokens
@@ -87,4 +104,320 @@ class ScriptedModel:
         return self.complete(messages, response_format=response_format)
 
 
-__all__ = ["ScriptedModel", "ScriptedRequest"]
+# ---- an OpenAI-compatible server on loopback --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An HTTP error reply of :class:`LoopbackServer`.
+
+    ``body``: a str (sent as is), a dict (sent as JSON), or ``None`` for an OpenAI-style error object.
+    A 429 or 5xx is what the extraction retries with backoff; a 4xx other than 429 fails at once.
+    """
+
+    status: int = 500
+    body: str | Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Slow:
+    """``reply``, sent ``seconds`` late (on top of the server's ``delay``): a slow or hung model."""
+
+    seconds: float
+    reply: ServerReply
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """An assistant message with one ``tool_calls`` entry (``finish_reason`` ``"tool_calls"``)."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+
+ServerReply: TypeAlias = (
+    str | Mapping[str, Any] | Fault | Slow | ToolCall | Callable[[dict[str, Any]], "ServerReply"]
+)
+"""What :class:`LoopbackServer` answers: assistant text, a dict (sent as JSON text), an HTTP error,
+a delayed reply, a tool call, or a function of the request body that returns one of these."""
+
+_CHAT_PATH = "/v1/chat/completions"
+
+
+def _error(message: str, kind: str, status: int) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": status}}
+
+
+class _Server(ThreadingHTTPServer):
+    """Keeps its open connections, so stop() can close the idle keep-alive ones clients pool."""
+
+    daemon_threads = True
+    request_queue_size = 64
+
+    def __init__(self, owner: LoopbackServer) -> None:
+        self.owner = owner
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def process_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        if isinstance(request, socket.socket):
+            with self._connections_lock:
+                self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
+        if isinstance(request, socket.socket):
+            with self._connections_lock:
+                self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):  # a client hanging up is no news
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as real providers do
+    disable_nagle_algorithm = True  # else a reply's headers and body meet delayed ACKs: +40 ms a call
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean
+
+    def do_POST(self) -> None:
+        self.server.owner._serve(self)
+
+    def do_GET(self) -> None:
+        self.send(404, _error(f"LoopbackServer serves POST {_CHAT_PATH} only", "not_found", 404))
+
+    def body(self) -> bytes | None:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True  # the body's end is unknown: this connection is done
+            return None
+        return self.rfile.read(int(length))
+
+    def send(self, status: int, payload: str | Mapping[str, Any]) -> None:
+        is_text = isinstance(payload, str)
+        data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8" if is_text else "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class LoopbackServer:
+    """An OpenAI-compatible chat-completions server on 127.0.0.1, for tests and benchmarks.
+
+    Standard library only; it listens on a free port in a daemon thread and answers
+    ``POST /v1/chat/completions`` (non-streaming) from a queue of replies. Point a litellm model at
+    :attr:`url` (``model="openai/any-name"``, ``model_options={"api_base": server.url,
+    "api_key": "anything"}``) and the whole HTTP path runs without a network or a key.
+
+    A reply is a str (the assistant's content), a dict (sent as JSON content), a :class:`Fault`
+    (an HTTP error), a :class:`Slow` (a reply sent late), a :class:`ToolCall`, or a function of the
+    request body returning one of these. When no reply is left, the server answers 500 with an
+    explanation, so a test fails instead of hanging. A request with ``stream`` set is refused with
+    400, and takes no reply from the queue.
+
+    Args:
+        replies: the queue of replies, or one function ``(request_body) -> reply`` that answers
+            every request.
+        delay: seconds slept before each reply (simulated model latency); settable later.
+
+    Attributes:
+        requests: the JSON bodies received on the chat endpoint, in order of arrival.
+        completions: the ``chat.completion`` bodies sent back (with their ``usage``), in order.
+        handler_seconds: total seconds spent in request handlers, summed over concurrent requests
+            and including ``delay``; a benchmark subtracts it to get the client's own time.
+        peak_concurrency: the most requests the server was handling at one moment.
+    """
+
+    def __init__(
+        self,
+        replies: Iterable[ServerReply] | Callable[[dict[str, Any]], ServerReply] = (),
+        *,
+        delay: float = 0.0,
+    ) -> None:
+        self._respond = replies if callable(replies) else None
+        self._queue: deque[ServerReply] = deque() if callable(replies) else deque(replies)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._in_flight = 0
+        self.delay = delay
+        self.requests: list[dict[str, Any]] = []
+        self.completions: list[dict[str, Any]] = []
+        self.handler_seconds = 0.0
+        self.peak_concurrency = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> LoopbackServer:
+        """Listen on a free port (a no-op when already running)."""
+        if self._server is None:
+            server = _Server(self)
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            thread.name = f"LoopbackServer:{server.server_address[1]}"
+            thread.start()
+            self._server, self._thread = server, thread
+        return self
+
+    def stop(self) -> None:
+        """Stop listening and close open connections (a no-op when not running). A request still being
+        answered gets no reply: its client sees a connection error."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+        if thread is not None:
+            thread.join()
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL to give as ``api_base``: ``http://127.0.0.1:PORT/v1``."""
+        if self._server is None:
+            raise RuntimeError("LoopbackServer is not running; call start() or use it in a with block")
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def add(self, *replies: ServerReply) -> None:
+        """Queue more replies."""
+        with self._lock:
+            self._queue.extend(replies)
+
+    def __repr__(self) -> str:
+        where = self.url if self._server is not None else "stopped"
+        return f"LoopbackServer({where}, {len(self._queue)} queued, {len(self.requests)} received)"
+
+    # ---- serving -------------------------------------------------------------------------------
+
+    def _serve(self, handler: _Handler) -> None:
+        started = time.perf_counter()
+        with self._lock:
+            self._in_flight += 1
+            self.peak_concurrency = max(self.peak_concurrency, self._in_flight)
+        try:
+            status, payload = self._answer(handler.path, handler.body())
+            handler.send(status, payload)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self.handler_seconds += time.perf_counter() - started
+
+    def _answer(self, path: str, raw: bytes | None) -> tuple[int, str | Mapping[str, Any]]:
+        if path.split("?", 1)[0].rstrip("/") != _CHAT_PATH:
+            return 404, _error(f"LoopbackServer serves POST {_CHAT_PATH} only, not {path}", "not_found", 404)
+        try:
+            body = json.loads(raw) if raw is not None else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return 400, _error("the request body must be a JSON object", "invalid_request_error", 400)
+        with self._lock:
+            self.requests.append(body)
+            number = len(self.requests)
+        if body.get("stream", False) is not False:
+            return 400, _error("LoopbackServer supports stream=false only", "invalid_request_error", 400)
+        with self._lock:
+            reply: ServerReply | None = (
+                self._respond if self._respond is not None else self._queue.popleft() if self._queue else None
+            )
+        if self.delay > 0:
+            time.sleep(self.delay)
+        try:
+            return self._reply(body, number, reply)
+        except Exception as exc:  # a broken reply function or an unencodable reply: say so, never hang
+            message = f"LoopbackServer could not build reply #{number}: {type(exc).__name__}: {exc}"
+            return 500, _error(message, "server_error", 500)
+
+    def _reply(
+        self, body: dict[str, Any], number: int, reply: ServerReply | None
+    ) -> tuple[int, str | Mapping[str, Any]]:
+        while callable(reply) or isinstance(reply, Slow):
+            if isinstance(reply, Slow):
+                time.sleep(reply.seconds)
+                reply = reply.reply
+            else:
+                reply = reply(body)
+        if reply is None:
+            message = f"LoopbackServer has no reply queued for request #{number}; queue one with add()"
+            return 500, _error(message, "server_error", 500)
+        if isinstance(reply, Fault):
+            if reply.body is None:
+                return reply.status, _error(
+                    f"LoopbackServer fault {reply.status}", "server_error", reply.status
+                )
+            if not isinstance(reply.body, str):
+                json.dumps(reply.body)  # fail here, while a 500 can still be sent
+            return reply.status, reply.body
+        completion = self._completion(body, reply)
+        with self._lock:
+            self.completions.append(completion)
+        return 200, completion
+
+    def _completion(
+        self, body: Mapping[str, Any], reply: str | Mapping[str, Any] | ToolCall
+    ) -> dict[str, Any]:
+        number = next(self._ids)
+        message: dict[str, Any]
+        if isinstance(reply, ToolCall):
+            arguments = json.dumps(reply.arguments)
+            call = {
+                "id": f"call_{number}",
+                "type": "function",
+                "function": {"name": reply.name, "arguments": arguments},
+            }
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            finish, said = "tool_calls", arguments
+        else:
+            said = reply if isinstance(reply, str) else json.dumps(reply)
+            message = {"role": "assistant", "content": said}
+            finish = "stop"
+        prompt_tokens = len(json.dumps(body.get("messages", []))) // 4
+        completion_tokens = max(1, len(said) // 4)
+        return {
+            "id": f"chatcmpl-loopback-{number}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(body.get("model", "")),
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+
+__all__ = [
+    "Fault",
+    "LoopbackServer",
+    "ScriptedModel",
+    "ScriptedRequest",
+    "ServerReply",
+    "Slow",
+    "ToolCall",
+]

@@ -48,7 +48,10 @@ class Limiter:
         self._slots.release()
 
     async def __aenter__(self) -> None:
-        await asyncio.to_thread(self._slots.acquire)
+        # Poll instead of blocking a worker thread: a task cancelled while waiting must not leave a
+        # thread behind that takes a slot later and never gives it back.
+        while not self._slots.acquire(blocking=False):
+            await asyncio.sleep(0.005)
 
     async def __aexit__(self, *exc: object) -> None:
         self._slots.release()

@@ -243,7 +243,13 @@ class Learner:
             parsed: BaseModel = await caller.acall(messages, fmt, self._parser(output), usage, layer=name)
             return {layer.name: getattr(parsed, layer.name) for layer in layers}
 
-        parts = await asyncio.gather(*(one(name, layers) for name, layers in self._groups()))
+        tasks = [asyncio.ensure_future(one(name, layers)) for name, layers in self._groups()]
+        try:
+            parts = await asyncio.gather(*tasks)
+        except BaseException:
+            for task in tasks:  # one layer failed: the others' calls are wasted, stop them
+                task.cancel()
+            raise
         return {name: section for part in parts for name, section in part.items()}
 
     def _offline(self, turns: Sequence[Turn]) -> Sections:

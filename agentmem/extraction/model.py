@@ -88,6 +88,9 @@ def _litellm() -> Any:
         return litellm
 
 
+RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
+
+
 def _transient_types(litellm: Any) -> tuple[type[BaseException], ...]:
     names = (
         "RateLimitError",
@@ -95,8 +98,17 @@ def _transient_types(litellm: Any) -> tuple[type[BaseException], ...]:
         "APIConnectionError",
         "InternalServerError",
         "ServiceUnavailableError",
+        "BadGatewayError",
     )
     return tuple(getattr(litellm, n) for n in names if hasattr(litellm, n))
+
+
+def _is_transient(litellm: Any, exc: BaseException) -> bool:
+    """Rate limits, timeouts, dropped connections and server-side errors are worth another try."""
+    if isinstance(exc, _transient_types(litellm)):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(status, int) and (status in RETRYABLE_STATUS or status >= 500)
 
 
 class LiteLLMModel:
@@ -149,8 +161,10 @@ class LiteLLMModel:
         litellm = _litellm()
         try:
             response = litellm.completion(**self._kwargs(messages, response_format))
-        except _transient_types(litellm) as exc:
-            raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if _is_transient(litellm, exc):
+                raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+            raise
         return self._completion(litellm, response)
 
     async def acomplete(
@@ -159,8 +173,10 @@ class LiteLLMModel:
         litellm = _litellm()
         try:
             response = await litellm.acompletion(**self._kwargs(messages, response_format))
-        except _transient_types(litellm) as exc:
-            raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if _is_transient(litellm, exc):
+                raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+            raise
         return self._completion(litellm, response)
 
     def _chat_kwargs(
@@ -194,8 +210,10 @@ class LiteLLMModel:
         litellm = _litellm()
         try:
             return self._reply(litellm, litellm.completion(**self._chat_kwargs(messages, tools)))
-        except _transient_types(litellm) as exc:
-            raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if _is_transient(litellm, exc):
+                raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+            raise
 
     async def achat(
         self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None
@@ -203,8 +221,10 @@ class LiteLLMModel:
         litellm = _litellm()
         try:
             return self._reply(litellm, await litellm.acompletion(**self._chat_kwargs(messages, tools)))
-        except _transient_types(litellm) as exc:
-            raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if _is_transient(litellm, exc):
+                raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+            raise
 
 
 def resolve_model(model: str | ChatModel | None, options: Mapping[str, Any] | None) -> ChatModel | None:
