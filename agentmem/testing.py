@@ -35,25 +35,28 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeAlias
 
-from .extraction.model import Completion, Message
+from .extraction.model import ChatReply, Completion, Message, ToolRequest
 from .tokens import estimate_tokens
 
-Reply = str | Mapping[str, Any] | BaseException
+Reply: TypeAlias = "str | Mapping[str, Any] | ToolCall | BaseException"
 
 
 @dataclass(frozen=True)
 class ScriptedRequest:
-    """One request the scripted model received."""
+    """One request the scripted model received (``tools`` only for agent chat requests)."""
 
     messages: list[dict[str, Any]]
     response_format: Mapping[str, Any] | None
+    tools: list[dict[str, Any]] | None = None
 
 
 class ScriptedModel:
     """A model double: answers from a queue of replies, or from a function of the request.
 
-    A reply is a str (sent as is), a dict (sent as JSON) or an exception instance (raised, e.g.
-    ``TransientModelError`` to exercise retries). Every request is recorded in ``requests``.
+    A reply is a str (sent as is), a dict (sent as JSON), a :class:`ToolCall` (for an agent: the
+    model asks to call a tool) or an exception instance (raised, e.g. ``TransientModelError`` to
+    exercise retries). Every request is recorded in ``requests``. It serves both extraction
+    (``complete``) and :class:`~agentmem.Agent` (``chat``).
 
     Args:
         replies: the queue, or a function ``(messages) -> reply``.
@@ -80,28 +83,51 @@ class ScriptedModel:
     def supports_json_schema(self) -> bool:
         return self.json_schema
 
-    def complete(
-        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
-    ) -> Completion:
-        copied = [dict(m) for m in messages]
+    def _next(self, request: ScriptedRequest) -> str | ToolCall:
         with self._lock:
-            self.requests.append(ScriptedRequest(copied, response_format))
+            self.requests.append(request)
             if self._respond is not None:
-                reply = self._respond(copied)
+                reply = self._respond(request.messages)
             elif self._queue:
                 reply = self._queue.popleft()
             else:
                 raise RuntimeError("ScriptedModel has no reply left for this request")
         if isinstance(reply, BaseException):
             raise reply
-        text = reply if isinstance(reply, str) else json.dumps(reply)
-        prompt = sum(estimate_tokens(str(m.get("content", ""))) for m in copied)
-        return Completion(text=text, prompt_tokens=prompt, completion_tokens=estimate_tokens(text))
+        if isinstance(reply, ToolCall | str):
+            return reply
+        return json.dumps(reply)
+
+    def complete(
+        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
+    ) -> Completion:
+        copied = [dict(m) for m in messages]
+        reply = self._next(ScriptedRequest(copied, response_format))
+        if isinstance(reply, ToolCall):
+            raise TypeError("a ToolCall reply is for an agent's chat, not for extraction")
+        prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in copied)
+        return Completion(text=reply, prompt_tokens=prompt, completion_tokens=estimate_tokens(reply))
 
     async def acomplete(
         self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
     ) -> Completion:
         return self.complete(messages, response_format=response_format)
+
+    def chat(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None) -> ChatReply:
+        copied = [dict(m) for m in messages]
+        reply = self._next(ScriptedRequest(copied, None, [dict(t) for t in tools] if tools else None))
+        prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in copied)
+        if isinstance(reply, ToolCall):
+            call = ToolRequest(f"call_{len(self.requests)}", reply.name, json.dumps(reply.arguments))
+            return ChatReply(content="", tool_calls=[call], prompt_tokens=prompt, completion_tokens=1)
+        return ChatReply(
+            content=reply, tool_calls=[], prompt_tokens=prompt, completion_tokens=estimate_tokens(reply)
+        )
+
+    async def achat(
+        self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None
+    ) -> ChatReply:
+        return self.chat(messages, tools=tools)
 
 
 # ---- an OpenAI-compatible server on loopback --------------------------------------------------

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.pool import StaticPool
 from sqlmodel import create_engine
 
 from ..errors import ConfigurationError, StoreError
@@ -40,26 +39,27 @@ def make_engine(url: str) -> Engine:
         raise ConfigurationError(f"cannot open database {url!r}: {exc}") from exc
 
 
+def is_ephemeral(url: str) -> bool:
+    """``sqlite://`` and ``sqlite:///:memory:``: served by a temporary file (see Store)."""
+    return url in ("sqlite://", "sqlite:///:memory:")
+
+
 def _sqlite_engine(url: str) -> Engine:
-    in_memory = url in ("sqlite://", "sqlite:///:memory:")
-    if not in_memory:
-        path = url.split("///", 1)[-1]
-        if path and not path.startswith("file:"):
-            try:
-                Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(f"cannot create the folder for {url!r}: {exc}") from exc
-    extra: dict[str, Any] = {"poolclass": StaticPool} if in_memory else {}
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **extra)
+    path = url.split("///", 1)[-1]
+    if path and not path.startswith("file:"):
+        try:
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder for {url!r}: {exc}") from exc
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide how each transaction starts.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        if not in_memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, and_, select
@@ -16,7 +20,7 @@ from ..layers.base import Add, Delete, Expire, NewItem, Op, Supersede, Update
 from ..records import Change, MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
 from . import search
-from .engine import WRITE, make_engine
+from .engine import WRITE, is_ephemeral, make_engine
 from .migrations import migrate
 from .tables import EventRow, ItemRow, LearnedRow, PendingRow, table
 
@@ -87,6 +91,11 @@ class ContextRow(NamedTuple):
 
 def _visible(scope: Scope) -> Any:
     return and_(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id.in_(scope.visible_agent_keys))
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 class Writer:
@@ -269,6 +278,15 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._ephemeral: Path | None = None
+        if is_ephemeral(url):
+            # An in-memory SQLite database is one connection shared by every thread, which breaks as
+            # soon as a background writer runs; a private temporary file behaves like any database.
+            fd, name = tempfile.mkstemp(prefix="agentmem-", suffix=".db")
+            os.close(fd)
+            self._ephemeral = Path(name)
+            weakref.finalize(self, _remove_database, self._ephemeral)
+            url = f"sqlite:///{name}"
         self.engine = make_engine(url)
         try:
             migrate(self.engine)
@@ -279,6 +297,8 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._ephemeral is not None:
+            _remove_database(self._ephemeral)
 
     @contextmanager
     def write(self, scope: Scope) -> Iterator[Writer]:
