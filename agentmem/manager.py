@@ -218,9 +218,7 @@ class MemoryManager(ConversationsMixin):
             ExtractionError: the model failed for good; nothing was written and the input is kept as
                 a pending extraction (see :meth:`retry_pending`).
         """
-        scope = Scope.of(user_id, agent_id)
-        session = check_id(session_id, "session_id", required=False)
-        return self._learner.learn(scope, session, select_turns(messages))
+        return self._learner.learn(*_learn_input(messages, user_id, agent_id, session_id))
 
     async def alearn(
         self,
@@ -231,9 +229,7 @@ class MemoryManager(ConversationsMixin):
         session_id: str | None = None,
     ) -> LearnResult:
         """The async twin of :meth:`learn` (``litellm.acompletion``; per-layer calls run concurrently)."""
-        scope = Scope.of(user_id, agent_id)
-        session = check_id(session_id, "session_id", required=False)
-        return await self._learner.alearn(scope, session, select_turns(messages))
+        return await self._learner.alearn(*_learn_input(messages, user_id, agent_id, session_id))
 
     def retry_pending(self, *, user_id: str | None = None) -> RetryReport:
         """Re-run extractions that failed (of one user, or of everyone); successes leave the queue."""
@@ -389,6 +385,13 @@ class MemoryManager(ConversationsMixin):
 
     def __repr__(self) -> str:
         return f"MemoryManager(db={self._store.url!r})"
+
+
+def _learn_input(
+    messages: Sequence[Mapping[str, Any]], user_id: str, agent_id: str | None, session_id: str | None
+) -> tuple[Scope, str | None, list[dict[str, str]]]:
+    scope = Scope.of(user_id, agent_id)
+    return scope, check_id(session_id, "session_id", required=False), select_turns(messages)
 
 
 def _with_data(item: MemoryItem, data: Any) -> MemoryItem:
