@@ -2,7 +2,9 @@
 
 It reads only the user's turns (the assistant turn names what feedback is about) and extracts only
 what a sentence states outright: when a sentence matches no pattern, nothing is extracted from it.
-Its output has the same shape as a model's and goes through the same validation and merge path.
+A match is also dropped when it sits in a question, a hypothetical or a negated clause, since those
+state nothing about the user. Its output has the same shape as a model's and goes through the same
+validation and merge path.
 """
 
 from __future__ import annotations
@@ -11,61 +13,136 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from . import wordlists
 from .turns import Turn
 
-_NAME = r"([A-Z][a-zà-ÿ'-]+(?: [A-Z][a-zà-ÿ'-]+)?)"
-_PLACE = r"([A-Z][\w'-]+(?:[ ,]+(?:[A-Z][\w'-]+))*)"
-_ORG = r"([A-Z][\w&.'-]*(?: [A-Z][\w&.'-]*)*)"
-_ROLE_WORD = re.compile(
-    r"(?:er|or|ist|ian|ant|ent|eer|ect|ee)$|^(?:student|nurse|chef|intern|ceo|cto|cfo|coo|founder|lead|head|"
-    r"pm|dev|teacher|doctor|lawyer|analyst|consultant|architect|professor|pilot|artist|writer|editor)$"
-)
-_NOT_ROLES = {
-    "mother", "father", "brother", "sister", "daughter", "son", "partner", "member", "user", "customer",
-    "beginner", "fan", "lover", "believer", "follower", "number", "owner", "parent", "person", "bit", "ever",
-    "newcomer", "learner", "other", "reader", "viewer", "listener", "subscriber", "winner", "loser", "gamer",
-}  # fmt: skip
-_NOT_NAMES = {
-    "Not", "Sorry", "Just", "Also", "Still", "So", "Here", "Back", "Sure", "Fine", "Good", "Great", "Happy",
-    "Looking", "Working", "Trying", "Going", "Done", "Glad", "Ready", "Afraid", "Currently", "Really",
-    # nationalities and languages read like names after "I'm"
-    "American", "Australian", "Brazilian", "British", "Canadian", "Chinese", "Danish", "Dutch", "English",
-    "Finnish", "French", "German", "Greek", "Indian", "Irish", "Italian", "Japanese", "Korean", "Mexican",
-    "Norwegian", "Polish", "Portuguese", "Russian", "Scottish", "Spanish", "Swedish", "Swiss", "Thai",
-    "Turkish", "Ukrainian", "Vietnamese", "Welsh",
-}  # fmt: skip
-_LANGUAGE = r"([A-Z][a-z]+(?:(?:,| and| or|, and) [A-Z][a-z]+)*)"
 
-_CONCISE = re.compile(
-    r"\b(?:keep (?:your |the )?(?:answers?|responses?|replies|it) (?:short|brief|concise)|"
-    r"be (?:brief|concise)|(?:short|brief|concise) (?:answers?|responses?|replies) please|"
-    r"I prefer (?:short|brief|concise) "
-    r"(?:answers?|responses?|replies))\b",
-    re.IGNORECASE,
-)
-_DETAILED = re.compile(
-    r"\b(?:I prefer|I like|give me) (?:detailed|long|thorough|in-depth) "
-    r"(?:answers?|responses?|explanations?)\b",
-    re.IGNORECASE,
-)
-_ANSWER_IN = re.compile(r"\b(?i:answer|respond|reply|write|talk) (?i:to me )?in ([A-Z][a-z]+)\b")
-_RULE = re.compile(r"^(?:please |and |also )*((?:always|never|don't|do not) [^.!?]{3,120})", re.IGNORECASE)
-_PREFER_OVER = re.compile(r"\bI prefer ([^.!?]{2,60}?) (?:over|to|rather than) ([^.!?]{2,60})", re.IGNORECASE)
+def _ci(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
 
-_POSITIVE = re.compile(
-    r"^(?:that|this|it|your (?:last )?answer)(?: was| is|'s)? (?:perfect|great|very helpful|really helpful|"
-    r"helpful|exactly what I needed|spot on|super useful|useful)\b|^that helped\b",
-    re.IGNORECASE,
+
+# ---- building blocks -----------------------------------------------------------------------------
+_NAME_WORD = r"(?:[A-Z]')?[A-Z][a-zà-ÿ]+(?:['-]?[A-Z]?[a-zà-ÿ]+)*"  # Sarah, O'Brien, McKay, Anna's
+_NAME = rf"({_NAME_WORD}(?: {_NAME_WORD})?)"
+_CAPITAL = r"(?!I\b|I')[A-Z]"  # a capitalised word that is not the pronoun "I" / "I'm"
+_PLACE = rf"({_CAPITAL}[\w'-]+(?:[ ,]+{_CAPITAL}[\w'-]+)*)"
+_ORG = rf"({_CAPITAL}[\w&.'-]*(?: {_CAPITAL}[\w&.'-]*)*)"
+# Only human languages: "answer in Markdown" and "I speak Python" set none. \b: "JavaScript" is not "Java".
+_LANGUAGES = sorted((w.capitalize() for w in wordlists.HUMAN_LANGUAGES), key=len, reverse=True)
+_LANGUAGE = rf"({'|'.join(_LANGUAGES)})\b"
+_GREETING = (
+    r"(?:hi|hello|hey|hiya|heya|howdy|greetings|yo|ciao|hola|bonjour|hallo|salut|good day|"
+    r"(?:good )?(?:morning|afternoon|evening))"
 )
-_NEGATIVE = re.compile(
-    r"^(?:that|this|it|your (?:last )?answer)(?: was| is|'s)? (?:not helpful|unhelpful|wrong|confusing|"
-    r"too long|too short|too technical|useless)\b|"
-    r"^(?:that|this|it) (?:didn't|did not|doesn't|does not) help\b",
-    re.IGNORECASE,
+
+# ---- guards: what makes a matching sentence state nothing ----------------------------------------
+_CLAUSE_BREAK = _ci(r"[,;:()]|\s[-–—]\s|\b(?:and|but)\b")
+# "Don't answer in French", "no need to keep answers short": the clause asks for the opposite.
+_NEGATION = _ci(r"n't\b|\b(?:not|never|no|nor)\b")
+# "What if I moved to Berlin", "suppose I live in ...": a hypothetical, not a fact; "he said I'm ...":
+# someone else's words.
+_HEDGE = _ci(
+    r"\b(?:if|unless|whether|suppose|supposing|imagine|assuming|pretend|hypothetically|let's say|hope|"
+    r"wish|might|could(?! you)|would(?! (?:like|love|prefer|appreciate|rather|you)\b)|"
+    r"(?<!I )(?:said|says|told|tells|thinks|thought|claims|claimed))\b"
+)
+# "What if I moved to Berlin?", "I moved to Berlin?": a question asks, it states nothing.
+_QUESTION_START = _ci(
+    r"^(?:what|why|how|when|where|who|which|do|does|did|is|are|am|was|were|can|could|would|should|will|"
+    r"shall|may|have|has)\b"
+)
+# An instruction starts its clause ("please always answer in ...") or follows "could you / I'd like you to".
+_REQUEST_LEAD = _ci(
+    r"(?:^|[,;:]\s*|\band\s+|\b(?:I (?:want|need|'d like|would like) you to|(?:can|could|would|will) you))"
+    r"(?:\s*\b(?:please|kindly|just|always|also|only|now|from now on)\b,?)*\s*$"
+)
+_SUBJECT_START = _ci(r"^(?:I|we|you|he|she|they|it|my|our)\b")
+# "Answer in Spanish when I write in Spanish": a conditional instruction is no standing preference.
+_CONDITION_AFTER = _ci(r"\b(?:if|when|whenever|unless|only for)\b")
+
+# ---- profile -------------------------------------------------------------------------------------
+_NAME_GIVEN = re.compile(rf"\b(?i:my name is|my name's|call me)\s+{_NAME}(?=$|[\s,.!;:?)])")
+# "I'm X" / "this is X" is a name only after a greeting or in an introduction ("I'm X, a nurse"):
+# alone it reads the same as "I'm Nigerian" or "This is Django code".
+_NAME_INTRO = re.compile(
+    rf"\b(?i:(I'm|I am|this is))\s+{_NAME}(?=\s*(?:$|[,.!;:?)])|\s+(?:and|from|here|again|by the way)\b)"
+)
+_GREETING_LEAD = _ci(rf"{_GREETING}(?:\s+[\w-]+)?[\s,!.:-]*")
+_FILLER_LEAD = _ci(r"(?:(?:so|well|oh|ok|okay|and|also|anyway|thanks|thank you)\b[\s,!.]*)*")
+_INTRO_TAIL = re.compile(
+    r",?\s*(?:(?:and\s+)?(?:an?|the)\s+\w|(?:and\s+)?I(?:'m| am| work| live)\b|from\s+[A-Z]|by the way|btw)"
+)
+_ROLE = re.compile(
+    rf"\b(?:I work as|I'm|I am)(?: {_NAME_WORD},)? an? ([a-zA-Z -]{{2,40}}?)"
+    r"(?= at | for | in |,|\.|!|;|\?| and |$)"
+)
+_AT_ORG = re.compile(rf"\s+(?:at|for) {_ORG}")
+_WORK_AT = re.compile(rf"\bI (?:currently )?work (?:at|for) {_ORG}|\bI(?:'m| am) working (?:at|for) {_ORG}")
+_LIVE_IN = re.compile(
+    rf"\b(?:I live in|I(?:'m| am) based in|I(?:'ve| have)?(?: just| recently)? moved to) {_PLACE}"
+)
+_QUALIFIER = r"(?:(?:fluent|native|basic|some|a little|a bit of|conversational|decent|good) )?"
+_SPOKEN = rf"{_QUALIFIER}{_LANGUAGE}"
+_SPEAK = re.compile(rf"\bI speak ({_SPOKEN}(?:(?:,? and |,? or |, ){_SPOKEN})*)")
+
+# ---- policies ------------------------------------------------------------------------------------
+_ANSWERS = r"(?:answers?|responses?|replies|explanations?)"
+_SHORT, _LONG = r"(?:short|brief|concise)", r"(?:detailed|long|thorough|in-depth)"
+# *_ASK are instructions, so they count only as one: "I'll keep it short" is not.
+_CONCISE_ASK = _ci(
+    rf"\b(?:keep (?:your |the |all )?(?:{_ANSWERS}|it|them) {_SHORT}|be (?:brief|concise|succinct))\b"
+)
+_CONCISE_SAY = _ci(rf"\b(?:{_SHORT} {_ANSWERS},? please|I (?:prefer|like|want) {_SHORT} {_ANSWERS})\b")
+_DETAILED_ASK = _ci(rf"\bgive me {_LONG} {_ANSWERS}\b")
+_DETAILED_SAY = _ci(rf"\bI (?:prefer|like|want) {_LONG} {_ANSWERS}\b")
+_ANSWER_IN = re.compile(
+    rf"\b(?i:answer|respond|reply|write|talk|speak)(?i: to me)?(?i: only)? in {_LANGUAGE}"
+)
+_RULE = _ci(
+    r"^(?:(?:please|and|also|so|ok|okay)\b[,:]?\s+)*"
+    r"((?:always|never|don't|do not)(?:,? ever)? ([a-z]+(?:-[a-z]+)?)\b([^.!?]{0,120}))"
+)
+# "Don't give up", "don't mention it": everyday phrases, not rules for the assistant.
+_IDIOMS = _ci(
+    r"^(?:give (?:up|in)|show off|ask me (?:why|how)|start with me|keep (?:me waiting|going|it up)|"
+    r"mention it|call us|leave me)\b"
+)
+_PREFER_OVER = _ci(r"\bI prefer ([^.!?]{1,60}?) (over|to|rather than) ([^.!?]{1,60})")
+
+# ---- knowledge and feedback ----------------------------------------------------------------------
+_DOING = r"(working on|building|writing|learning|studying|planning)"
+_KNOWLEDGE = (
+    (_ci(rf"\bI(?:'m| am) (?:currently )?{_DOING} (.{{3,160}})"), "Is"),
+    (_ci(r"\bmy goal is to (.{3,160})"), "Goal: to"),
+    (_ci(r"\bmy goal is (.{3,160})"), "Goal:"),
+)
+# "I'm working on it", "I'm writing to ask ...", "I'm learning a lot": no project named.
+_VAGUE_OBJECT = _ci(
+    r"^(?:it|that|this|them|something|anything|stuff|things|a lot|lots|so much|much|more|back|"
+    r"on|to (?:you|ask|say|tell|let|check|confirm|follow|inform|request))\b"
+)
+_SUBJECT = r"^(?:that|this|it|your (?:last |previous )?answer)"
+# A verdict must end its clause and a "help" must not start a remark: "it's wrong to assume that",
+# "it's perfect weather", "it doesn't help that the docs are bad" say nothing about the answer.
+_VERDICT = (
+    r"\b(?=(?:\s+(?:thanks|thank you|at all|a lot|so much|very much|for me|to me|for us|to us|me|us|"
+    r"really|indeed|again|now|though))*\s*(?:$|[^\w\s]|and\b))"
+)
+_NO_REMARK = r"\b(?!\s+(?:that|to|when|if|how|whether)\b)"
+_POSITIVE = _ci(
+    rf"{_SUBJECT}(?: was| is|'s)? (?:perfect|great|very helpful|really helpful|helpful|exactly what I needed|"
+    rf"spot on|super useful|useful){_VERDICT}|^(?:that|this) helped{_NO_REMARK}"
+)
+_NEGATIVE = _ci(
+    rf"{_SUBJECT}(?: was| is|'s)? (?:not helpful|unhelpful|wrong|confusing|too long|too short|too technical|"
+    rf"useless){_VERDICT}|{_SUBJECT}(?: wasn't| isn't|'s not| was not| is not) (?:helpful|useful|right|"
+    rf"correct|clear|what I (?:asked|needed|wanted|meant)){_VERDICT}|"
+    rf"^(?:that|this|it) (?:didn't|did not|doesn't|does not) help{_NO_REMARK}"
 )
 
 
 def _sentences(text: str) -> list[str]:
+    text = text.replace("’", "'")
     return [s.strip(" \t\"'") for s in re.split(r"(?<=[.!?;])\s+|\n+", text) if s.strip()]
 
 
@@ -73,76 +150,139 @@ def _clean(phrase: str) -> str:
     return re.sub(r"\s+", " ", phrase).strip(" ,.;:!?")
 
 
+def _in_question(sentence: str, end: int) -> bool:
+    """Whether a match ending at ``end`` is part of a question ("What if I moved to Berlin?")."""
+    if not sentence.rstrip().endswith("?"):
+        return False
+    # "Hi, I'm Sarah, can you help?": the question is a later clause, the introduction still stands.
+    return bool(_QUESTION_START.match(sentence)) or not _CLAUSE_BREAK.search(sentence, end)
+
+
+def _negated(sentence: str, start: int) -> bool:
+    clause_start = max((b.end() for b in _CLAUSE_BREAK.finditer(sentence, 0, start)), default=0)
+    return bool(_NEGATION.search(sentence, clause_start, start))
+
+
+def _stated(sentence: str, match: re.Match[str]) -> bool:
+    """Whether a match is a plain statement: not in a question, a hypothetical or a negated clause."""
+    start, end = match.span()
+    return not (_in_question(sentence, end) or _HEDGE.search(sentence, 0, start) or _negated(sentence, start))
+
+
+def _imperative(sentence: str, match: re.Match[str]) -> bool:
+    lead = sentence[: match.start()]
+    # After "and" only when the sentence itself is an instruction: "I read and answer in German" is not.
+    if re.search(r"\band\s+$", lead) and _SUBJECT_START.match(sentence):
+        return False
+    return bool(_REQUEST_LEAD.search(lead))
+
+
+def _says(pattern: re.Pattern[str], sentence: str, *, asked: bool = False) -> re.Match[str] | None:
+    """The first stated match of ``pattern``; with ``asked``, only an instruction counts."""
+    for match in pattern.finditer(sentence):
+        if _stated(sentence, match) and (
+            not asked or (_imperative(sentence, match) and not _CONDITION_AFTER.search(sentence, match.end()))
+        ):
+            return match
+    return None
+
+
+def _introduces(sentence: str, intro: re.Match[str], greeted: bool) -> bool:
+    """Whether "I'm X" / "this is X" introduces the user: right after a greeting, or as "I'm X, a nurse"."""
+    lead = sentence[: intro.start()]
+    if _GREETING_LEAD.fullmatch(lead) or (greeted and not lead.strip()):
+        return True
+    tail = _INTRO_TAIL.match(sentence, intro.end())
+    return intro.group(1).lower() != "this is" and bool(_FILLER_LEAD.fullmatch(lead) and tail)
+
+
+def _name(sentence: str, greeted: bool) -> str | None:
+    given, intro = _says(_NAME_GIVEN, sentence), _says(_NAME_INTRO, sentence)
+    name = (
+        given.group(1) if given else intro.group(2) if intro and _introduces(sentence, intro, greeted) else ""
+    )
+    # "Hi, I'm French", "I am Anna's brother": a nationality or a possessive is not a name.
+    if not name or name.split()[0].lower() in wordlists.NOT_NAMES or re.search(r"'s\b", name):
+        return None
+    return name
+
+
 def _role(phrase: str) -> str | None:
-    words = phrase.split()
-    if not words or len(words) > 4:
+    words = phrase.lower().split()
+    if not words or len(words) > 4 or wordlists.FUNCTION_WORDS & set(words[:-1]):  # "a fan of the developer"
         return None
-    last = words[-1].lower()
-    if last in _NOT_ROLES or words[0].lower() in _NOT_ROLES or not _ROLE_WORD.search(last):
-        return None
-    return _clean(phrase)
+    # The last word must be a job title: "a vegetarian", "a big believer" are not roles.
+    head = words[-1]
+    job = head in wordlists.ROLE_HEADS or head.endswith(wordlists.ROLE_SUFFIXES)
+    return _clean(phrase) if job and head not in wordlists.NOT_ROLES else None
 
 
-def _profile(sentence: str, out: dict[str, Any]) -> None:
-    name = re.search(
-        rf"\b(?i:my name is|my name's|call me|I'm|I am|this is)\s+{_NAME}(?=$|[\s,.!;])", sentence
-    )
-    if name and name.group(1).split()[0] not in _NOT_NAMES:
-        lead = sentence[: name.start()].strip().lower()
-        if not lead or lead.endswith(("hi", "hello", "hey", ",")) or lead in ("so", "well", "oh"):
-            out["name"] = name.group(1)
-    role = re.search(
-        r"\b(?:I work as|I'm|I am)(?: [A-Z][a-z]+,)? an? ([a-zA-Z -]{2,40}?)"
-        r"(?= at | for | in |,|\.|!|;| and |$)",
-        sentence,
-    )
+def _profile(sentence: str, out: dict[str, Any], greeted: bool) -> None:
+    if name := _name(sentence, greeted):
+        out["name"] = name
+    role = _says(_ROLE, sentence)
     if role and (found := _role(role.group(1))):
         out["role"] = found
-    company = re.search(
-        rf"\b(?:I work|I'm working|I am working|I'm|I am)\b[^.!?]*? (?:at|for) {_ORG}", sentence
-    )
-    if company and (out.get("role") or re.search(r"\bI(?:'m| am)? work", sentence)):
-        out["company"] = _clean(company.group(1))
-    place = re.search(
-        rf"\b(?:I live in|I'm based in|I am based in|I moved to|I've moved to) {_PLACE}", sentence
-    )
-    if place:
+        if company := _AT_ORG.match(sentence, role.end(1)):
+            out["company"] = _clean(company.group(1))
+    if work := _says(_WORK_AT, sentence):
+        out["company"] = _clean(work.group(1) or work.group(2))
+    if place := _says(_LIVE_IN, sentence):
         out["location"] = _clean(place.group(1))
-    spoken = re.search(rf"\bI speak (?:fluent |some |a little )?{_LANGUAGE}", sentence)
-    if spoken:
-        out.setdefault("languages", []).extend(re.split(r",? and |,? or |, ", spoken.group(1)))
+    if spoken := _says(_SPEAK, sentence):
+        out.setdefault("languages", []).extend(re.findall(_LANGUAGE, spoken.group(1)))
+
+
+def _instruction(verb: str, rest: str) -> bool:
+    """Whether "always/never/don't <verb> <rest>" tells the assistant what to do."""
+    if verb == "be":  # "don't be so verbose" is a rule, "don't be silly" is not
+        words = re.sub(r"^(?:too|so|overly|more|less|very|extra) ", "", rest.lower()).split()
+        return bool(words) and words[0].strip(",") in wordlists.STYLE_ADJECTIVES
+    if verb not in wordlists.RULE_VERBS or _IDIOMS.match(f"{verb} {rest}"):  # "never mind", "don't give up"
+        return False
+    return bool(rest) or verb in wordlists.INTRANSITIVE_RULE_VERBS  # "don't start" alone is not a rule
+
+
+def _rule(sentence: str) -> str | None:
+    rule = _says(_RULE, sentence)
+    if not rule or not _instruction(rule.group(2).lower(), rule.group(3).strip()):
+        return None
+    text = re.sub(r",? please$", "", _clean(rule.group(1)), flags=re.IGNORECASE)
+    return text[0].lower() + text[1:]
+
+
+def _preference(sentence: str) -> str | None:
+    prefer = _says(_PREFER_OVER, sentence)
+    if not prefer:
+        return None
+    first, separator, second = (_clean(g) for g in prefer.groups())
+    # "I prefer not to say", "I prefer it to be short": an infinitive, not a second option.
+    if not (first and second) or first.split()[0].lower() in wordlists.NOT_AN_OPTION:
+        return None
+    if separator == "to" and second.split()[0].lower() in wordlists.INFINITIVES:  # "people to call me Sam"
+        return None
+    return f"prefer {first} over {second}"
 
 
 def _policies(sentence: str, out: dict[str, Any]) -> None:
-    if _CONCISE.search(sentence):
+    concise = _says(_CONCISE_ASK, sentence, asked=True) or _says(_CONCISE_SAY, sentence)
+    detailed = _says(_DETAILED_ASK, sentence, asked=True) or _says(_DETAILED_SAY, sentence)
+    if concise:
         out["response_style"] = "concise"
-    elif _DETAILED.search(sentence):
+    elif detailed:
         out["response_style"] = "detailed"
-    language = _ANSWER_IN.search(sentence)
-    if language:
+    if language := _says(_ANSWER_IN, sentence, asked=True):
         out["language"] = language.group(1)
-    rule = _RULE.search(sentence)
-    if rule:
-        text = _clean(rule.group(1))
-        out.setdefault("rules", []).append(text[0].lower() + text[1:])
-    prefer = _PREFER_OVER.search(sentence)
-    if prefer and not _CONCISE.search(sentence) and not _DETAILED.search(sentence):
-        out.setdefault("rules", []).append(f"prefer {_clean(prefer.group(1))} over {_clean(prefer.group(2))}")
+    if rule := _rule(sentence):
+        out.setdefault("rules", []).append(rule)
+    if not (concise or detailed) and (preference := _preference(sentence)):
+        out.setdefault("rules", []).append(preference)
 
 
 def _knowledge(sentence: str) -> str | None:
-    patterns = [
-        (
-            r"\bI(?:'m| am) (?:currently )?"
-            r"(working on|building|writing|learning|studying|planning) (.{3,160})",
-            "Is",
-        ),
-        (r"\bmy goal is to (.{3,160})", "Goal: to"),
-        (r"\bmy goal is (.{3,160})", "Goal:"),
-    ]
-    for pattern, lead in patterns:
-        match = re.search(pattern, sentence, re.IGNORECASE)
-        if match:
+    for pattern, lead in _KNOWLEDGE:
+        match = _says(pattern, sentence)
+        if match and not _VAGUE_OBJECT.match(match.groups()[-1]):
             return f"{lead} {' '.join(_clean(g) for g in match.groups())}"
     return None
 
@@ -165,17 +305,18 @@ def extract_offline(turns: Sequence[Turn]) -> dict[str, Any]:
         if turn["role"] == "assistant":
             context = turn["content"]
             continue
+        greeted = False  # the previous sentence was a bare greeting: "Hi! I'm Sarah."
         for sentence in _sentences(turn["content"]):
-            _profile(sentence, profile)
+            _profile(sentence, profile, greeted)
             _policies(sentence, policies)
-            fact = _knowledge(sentence)
-            if fact:
+            if fact := _knowledge(sentence):
                 knowledge.append({"text": fact})
             for sentiment, pattern in (("positive", _POSITIVE), ("negative", _NEGATIVE)):
                 if pattern.search(sentence):
                     feedback.append(
                         {"text": _clean(sentence), "sentiment": sentiment, "target": _about(context)}
                     )
+            greeted = bool(_GREETING_LEAD.fullmatch(sentence))
     return {
         "profile": profile or None,
         "policies": {"set": policies, "remove": []} if policies else None,

@@ -50,8 +50,8 @@ NOT_NAMES = HUMAN_LANGUAGES | _words(
     bavarian sicilian sardinian neapolitan venetian quebecois alaskan midwestern southern northern
     eastern western new
     african asian european arab latino latina latinx hispanic caucasian black white indigenous native
-    aboriginal inuit romani roma slavic nordic scandinavian balkan caribbean mediterranean amazigh
-    pashtun tigrayan amhara han polynesian jewish
+    aboriginal inuit romani slavic nordic scandinavian balkan caribbean mediterranean amazigh
+    pashtun tigrayan amhara polynesian jewish rican lankan sri south north puerto zealander
     catholic protestant christian muslim moslem islamic hindu buddhist sikh jain mormon orthodox anglican
     baptist methodist lutheran presbyterian evangelical pentecostal adventist episcopalian quaker amish
     mennonite unitarian atheist agnostic pagan wiccan shinto taoist zoroastrian bahai rastafarian sunni
@@ -106,13 +106,13 @@ NOT_ROLES = _words(
 # Verbs that make "always/never/don't <verb> ..." an instruction to the assistant.
 RULE_VERBS = _words(
     """
-    abbreviate add address annotate answer apologise apologize ask assume avoid begin bold bring call
+    abbreviate add address annotate answer apologise apologize ask assume avoid begin bold call
     capitalize change check cite comment compliment correct curse define delete digress document
     double-check emphasize emphasise end exaggerate explain flag flatter follow format give greet guess
     hallucinate hedge highlight include indent invent keep label lecture leave lie link list mark mention
-    moralize moralise number offer omit order output pad praise prefix provide put quote ramble recommend
-    refer remind remove repeat rephrase reply respond return rewrite say send show simplify skip sort
-    speak speculate spell start stick suggest sugarcoat summarise summarize swear switch talk test thank
+    moralize moralise number offer omit output pad praise prefix provide put quote ramble recommend
+    refer remind remove repeat rephrase reply respond return rewrite send show simplify skip sort
+    speak speculate spell start stick suggest sugarcoat summarise summarize swear switch talk test
     translate use validate verify waffle warn wrap write
     """
 )
@@ -134,3 +134,8 @@ STYLE_ADJECTIVES = _words(
     terse thorough transparent upfront vague verbose wordy
     """
 )
+# "I'm a fan of the developer": a phrase with these before its last word is not a job title.
+FUNCTION_WORDS = _words("of the a an my your his her their our to with who")
+# "I prefer not to say", "I prefer it to be short", "I prefer people to call me Sam": not two options.
+NOT_AN_OPTION = _words("not to it them you him her me us this that")
+INFINITIVES = RULE_VERBS | _words("be have do go get make know see work come stay")
