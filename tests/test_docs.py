@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+EXAMPLES = sorted((ROOT / "examples").glob("[!_]*.py"))  # "_support.py" is a helper, not an example
 
 
 def run_script(script: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
