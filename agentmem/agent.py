@@ -94,7 +94,7 @@ class FunctionTool:
         self.args: type[BaseModel] = create_model(
             f"{fn.__name__}_arguments", __config__=ConfigDict(extra="forbid"), **fields
         )
-        self.definition = {
+        self.definition: dict[str, Any] = {
             "type": "function",
             "function": {
                 "name": self.name,
@@ -197,9 +197,14 @@ class Agent:
         self.tools = {tool.name: tool for tool in map(FunctionTool, tools)}
         if len(self.tools) != len(tools):
             raise ConfigurationError("two tools share a name")
-        for name, value in (("history_messages", history_messages), ("max_tool_rounds", max_tool_rounds)):
-            if value < 0:
-                raise ConfigurationError(f"{name} must be >= 0")
+        counts = {
+            "history_messages": history_messages,
+            "max_tool_rounds": max_tool_rounds,
+            "memory_token_budget": memory_token_budget,
+        }
+        for name, value in counts.items():  # checked now, not at the first run
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigurationError(f"{name} must be an int >= 0, got {value!r}")
         self.history_messages, self.memory_token_budget = history_messages, memory_token_budget
         self.max_tool_rounds = max_tool_rounds
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-learn")
@@ -212,8 +217,9 @@ class Agent:
         """Answer ``message`` for ``user_id``; the turn is stored in the session (new when ``None``)."""
         turn = self._start(message, user_id, session_id)
         for _round in range(self.max_tool_rounds + 1):
-            reply = self._chat(turn, final=_round == self.max_tool_rounds)
-            if not reply.tool_calls:
+            final = _round == self.max_tool_rounds
+            reply = self._chat(turn, final=final)
+            if not reply.tool_calls or final:  # a call asked for without tools offered is not run
                 return self._finish(turn, reply.content)
             self._record_calls(turn, reply)
             for call in reply.tool_calls:
@@ -226,8 +232,9 @@ class Agent:
         """The async twin of :meth:`run`."""
         turn = await asyncio.to_thread(self._start, message, user_id, session_id)
         for _round in range(self.max_tool_rounds + 1):
-            reply = await self._achat(turn, final=_round == self.max_tool_rounds)
-            if not reply.tool_calls:
+            final = _round == self.max_tool_rounds
+            reply = await self._achat(turn, final=final)
+            if not reply.tool_calls or final:
                 return await asyncio.to_thread(self._finish, turn, reply.content)
             self._record_calls(turn, reply)
             for call in reply.tool_calls:
@@ -380,22 +387,31 @@ class Agent:
         memory = self.memory
         assert memory is not None
 
+        def learn() -> None:
+            learned = memory.learn(
+                messages, user_id=turn.scope.user_id, agent_id=turn.scope.agent_id, session_id=turn.session_id
+            )
+            turn.result.memory_changes.extend(learned.all_changes)
+
+        def summarize() -> None:
+            memory.refresh_summary(turn.session_id, user_id=turn.scope.user_id)
+
+        steps = [
+            (learn, memory.update_memory_on_run, "memory not learned yet (kept for retry_pending)"),
+            (summarize, memory.enable_session_summaries, "session summary not refreshed"),
+        ]
+
         def job() -> None:
-            try:
-                if memory.update_memory_on_run:
-                    learned = memory.learn(
-                        messages,
-                        user_id=turn.scope.user_id,
-                        agent_id=turn.scope.agent_id,
-                        session_id=turn.session_id,
-                    )
-                    turn.result.memory_changes.extend(learned.all_changes)
-                if memory.enable_session_summaries:
-                    memory.refresh_summary(turn.session_id, user_id=turn.scope.user_id)
-            except ExtractionError as exc:
-                log.warning("memory not learned yet (kept for retry_pending): %s", exc)
-            except Exception:  # never let a background failure reach the reply
-                log.exception("background memory update failed")
+            # Each step on its own: a failed extraction must not also skip the summary.
+            for step, enabled, failed in steps:
+                if not enabled:
+                    continue
+                try:
+                    step()
+                except ExtractionError as exc:
+                    log.warning("%s: %s", failed, exc)
+                except Exception:  # never let a background failure reach the reply
+                    log.exception("background memory update failed")
 
         future = self._background.submit(job)
         with self._lock:

@@ -78,7 +78,10 @@ class MemoryTools:
                 "Correct a stored memory (ids come from memory_search).",
                 {
                     "item_id": {"type": "string"},
-                    "value": {"type": "string", "description": "the corrected value"},
+                    "value": {
+                        "type": "string",
+                        "description": "the corrected value; for a list, all of its items, comma-separated",
+                    },
                 },
                 ["item_id", "value"],
             ),
@@ -100,12 +103,23 @@ class MemoryTools:
         """Run one tool call; returns the JSON text to send back to the model. Never raises for bad
         arguments: the error goes back to the model as the result."""
         try:
+            # Only the defined tools: a name like "memory_write" must never reach an internal method.
+            parameters = {d["function"]["name"]: d["function"]["parameters"] for d in self.definitions}
+            if name not in parameters:
+                raise ValueError(f"unknown memory tool {name!r}")
             args = json.loads(arguments) if isinstance(arguments, str) else dict(arguments)
             if not isinstance(args, dict):
                 raise TypeError("arguments must be a JSON object")
-            handler = getattr(self, "_" + name.removeprefix(PREFIX), None)
-            if not name.startswith(PREFIX) or handler is None:
-                raise ValueError(f"unknown memory tool {name!r}")
+            unknown = sorted(set(args) - set(parameters[name]["properties"]))
+            if unknown:
+                raise TypeError(f"{name} takes no argument(s) {', '.join(map(repr, unknown))}")
+            missing = [p for p in parameters[name]["required"] if args.get(p) is None]
+            if missing:
+                raise TypeError(f"{name} needs {', '.join(map(repr, missing))}")
+            for key, value in args.items():  # every parameter is a string; a model may send anything
+                if value is not None and not isinstance(value, str):
+                    raise TypeError(f"{key} must be a string, not {type(value).__name__}")
+            handler = getattr(self, "_" + name.removeprefix(PREFIX))
             result: dict[str, Any] = handler(**args)
         except (AgentMemError, TypeError, ValueError) as exc:
             result = {"ok": False, "error": str(exc)}
@@ -113,9 +127,9 @@ class MemoryTools:
 
     # ---- the tools ------------------------------------------------------------------------
 
-    def _write(self, layer: str, patch: FieldPatch | NewEntries) -> list[Change]:
+    def _write(self, layer: str, *patches: FieldPatch | NewEntries) -> list[Change]:
         changes = self.manager._write(
-            self.scope, [(layer, patch)], source="agentic", session_id=self.session_id
+            self.scope, [(layer, patch) for patch in patches], source="agentic", session_id=self.session_id
         )
         self.changes.extend(changes)
         return changes
@@ -123,6 +137,8 @@ class MemoryTools:
     def _remember(
         self, layer: str, value: str, field: str | None = None, sentiment: str | None = None
     ) -> dict[str, Any]:
+        if not value or not value.strip():
+            raise ValueError("value must not be empty")
         target = self.manager.layers.get(layer)
         if target is None:
             raise ValueError(f"unknown layer {layer!r}; layers are {', '.join(self.manager.layers)}")
@@ -130,7 +146,7 @@ class MemoryTools:
             if not field:
                 raise ValueError(f"{layer} needs a field: one of {', '.join(target.schema.fields)}")
             target.schema.check_known([field], layer)
-            raw: Any = [value] if target.schema.fields[field].is_list else value
+            raw: Any = [value.strip()] if target.schema.fields[field].is_list else value.strip()
             patch: FieldPatch | NewEntries = FieldPatch(
                 {field: target.schema.validate_field(field, raw, layer)}
             )
@@ -145,10 +161,22 @@ class MemoryTools:
         return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes] or "already known"}
 
     def _update(self, item_id: str, value: str) -> dict[str, Any]:
+        if not value or not value.strip():
+            raise ValueError("value must not be empty")
         item = self.manager._store.item(self.scope, item_id)
-        if self.manager.layers[item.layer].kind == "document":
-            return self._remember(item.layer, value, field=item.key)
         layer = self.manager.layers[item.layer]
+        if layer.kind == "document" and layer.schema.fields[item.key].is_list:
+            # A correction replaces the list; remembering would only add the text as one more item.
+            items = [v.strip() for v in value.split(",") if v.strip()]
+            if not items:
+                raise ValueError("value has no items; to forget the whole list use memory_forget")
+            new = layer.schema.validate_field(item.key, items, item.layer)
+            if new == item.value:
+                return {"ok": True, "changes": "already known"}
+            changes = self._write(item.layer, FieldPatch({}, remove=(item.key,)), FieldPatch({item.key: new}))
+            return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes]}
+        if layer.kind == "document":
+            return self._remember(item.layer, value, field=item.key)
         entry = layer.schema.validate_entry({**item.value, "text": value.strip()}, item.layer)
         changes = self._write(
             item.layer, NewEntries((Entry(entry, replaces=item.id, occurrence=self.session_id),))
