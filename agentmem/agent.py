@@ -31,8 +31,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .errors import ConfigurationError, ExtractionError, InvalidInputError
-from .extraction.model import AgentModel, ChatReply, LiteLLMModel, Message, TransientModelError
+from .errors import AgentMemError, ConfigurationError, ExtractionError, InvalidInputError
+from .extraction.model import AgentModel, ChatReply, Message, TransientModelError, resolve_model
 from .manager import MemoryManager
 from .records import Change, Cost
 from .scope import Scope, check_id
@@ -63,6 +63,7 @@ class RunResult:
         memory_changes: changes the memory tools made during the run; background learning appends its
             changes here when it finishes (see :meth:`Agent.wait_for_memory`).
         tool_calls: names of the tools the model called, in order.
+        system_message: the system message the model saw (instructions, memory block, guides).
     """
 
     content: str
@@ -70,6 +71,7 @@ class RunResult:
     usage: Cost
     memory_changes: list[Change] = field(default_factory=list)
     tool_calls: list[str] = field(default_factory=list)
+    system_message: str = ""
 
 
 class FunctionTool:
@@ -122,10 +124,10 @@ class FunctionTool:
             return f"error: {type(exc).__name__}: {exc}"
 
     async def acall(self, arguments: str) -> str:
+        if not inspect.iscoroutinefunction(self.fn):
+            return await asyncio.to_thread(self.call, arguments)  # a blocking tool must not stall the loop
         try:
-            result = self.fn(**self._arguments(arguments))
-            if inspect.isawaitable(result):
-                result = await result
+            result = await self.fn(**self._arguments(arguments))
             return self._text(result)
         except ValidationError as exc:
             return f"error: invalid arguments: {exc.errors()[0]['msg']}"
@@ -144,18 +146,6 @@ class _Turn:
     previous_reply: str | None
     memory_tools: MemoryTools | None
     result: RunResult
-
-
-def _resolve(model: str | AgentModel, options: Mapping[str, Any] | None) -> AgentModel:
-    if isinstance(model, str):
-        if not model.strip():
-            raise ConfigurationError("model must be a non-empty litellm model id")
-        return LiteLLMModel(model, options)
-    if isinstance(model, AgentModel):
-        if options:
-            raise ConfigurationError("model_options apply to litellm model ids, not to a model object")
-        return model
-    raise ConfigurationError(f"model must be a litellm model id or an object with chat/achat, got {model!r}")
 
 
 class Agent:
@@ -188,7 +178,9 @@ class Agent:
         memory_token_budget: int = 1500,
         max_tool_rounds: int = 5,
     ) -> None:
-        self.model = _resolve(model, model_options)
+        self.model: AgentModel = resolve_model(model, model_options, needs=AgentModel)
+        if self.model is None:
+            raise ConfigurationError("an Agent needs a model")
         if memory is not None and not isinstance(memory, MemoryManager):
             raise ConfigurationError(f"memory must be a MemoryManager, got {type(memory).__name__}")
         self.memory = memory
@@ -210,6 +202,7 @@ class Agent:
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-learn")
         self._futures: set[Future[None]] = set()
         self._lock = threading.Lock()
+        self._closed = False
 
     # ---- public API ---------------------------------------------------------------------------
 
@@ -268,12 +261,15 @@ class Agent:
         return await asyncio.to_thread(self.wait_for_memory, timeout)
 
     def close(self) -> None:
-        """Finish background learning and stop its worker."""
+        """Finish background learning and stop its worker; the agent cannot run after this."""
+        self._closed = True
         self._background.shutdown(wait=True)
 
     # ---- one run ------------------------------------------------------------------------------
 
     def _start(self, message: str, user_id: str, session_id: str | None) -> _Turn:
+        if self._closed:
+            raise AgentMemError("this agent is closed")
         scope = Scope.of(user_id, self.agent_id)
         if not isinstance(message, str) or not message.strip():
             raise InvalidInputError("message must be a non-empty str")
@@ -306,7 +302,7 @@ class Agent:
             {"role": "user", "content": message},
         ]
         previous = next((m["content"] for m in reversed(history) if m["role"] == "assistant"), None)
-        result = RunResult(content="", session_id=session, usage=Cost())
+        result = RunResult(content="", session_id=session, usage=Cost(), system_message=system)
         return _Turn(scope, session, message, messages, previous, memory_tools, result)
 
     def _tool_definitions(self, turn: _Turn, final: bool) -> list[dict[str, Any]] | None:

@@ -245,12 +245,12 @@ class MemoryManager(ConversationsMixin):
         """
         return self._forget(Scope.of(user_id, agent_id), item_id, source="manual")
 
-    def _forget(self, scope: Scope, item_id: str, *, source: str) -> Change:
+    def _forget(self, scope: Scope, item_id: str, *, source: str, session_id: str | None = None) -> Change:
         check_id(item_id, "item_id", required=True)
         item = self._store.item(scope, item_id)
         with self._store.write(Scope(scope.user_id, item.agent_id)) as writer:
             changes = writer.apply(
-                item.layer, [Delete(item, reason="forgotten")], source=source, session_id=None
+                item.layer, [Delete(item, reason="forgotten")], source=source, session_id=session_id
             )
         return changes[0]
 

@@ -185,7 +185,10 @@ class MemoryTools:
 
     def _forget(self, item_id: str | None = None, description: str | None = None) -> dict[str, Any]:
         if item_id:
-            self.changes.append(self.manager._forget(self.scope, item_id, source="agentic"))
+            forgotten = self.manager._forget(
+                self.scope, item_id, source="agentic", session_id=self.session_id
+            )
+            self.changes.append(forgotten)
             return {"ok": True, "forgotten": item_id}
         if not description or not description.strip():
             raise ValueError("give item_id or description")

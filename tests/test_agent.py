@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agentmem import Agent, ConfigurationError, InvalidInputError, MemoryManager, ScopeError
+from agentmem import Agent, AgentMemError, ConfigurationError, InvalidInputError, MemoryManager, ScopeError
 from agentmem.agent import MEMORY_GUIDE, TOOLS_GUIDE, FunctionTool
 from agentmem.extraction.model import TransientModelError
 from agentmem.testing import ScriptedModel, ToolCall
@@ -573,3 +573,40 @@ def test_arun_answers_with_async_and_sync_tools(mem: MemoryManager, make_agent: 
     outputs = [m["content"] for m in model.requests[-1].messages if m["role"] == "tool"]
     assert outputs == ['{"amount": 20.0, "currency": "USD"}', "Sunny, 21 degrees celsius in Oslo"]
     assert len(mem.get_messages(result.session_id, user_id="u")) == 2
+
+
+def test_run_result_carries_the_system_message_the_model_saw() -> None:
+    memory = MemoryManager(db="sqlite://")
+    memory.profile.update(user_id="ana", name="Ana")
+    model = ScriptedModel(["Hi Ana."])
+    run = Agent(model, memory=memory, instructions="Be kind.").run("Hello there", user_id="ana")
+    assert run.system_message == model.requests[0].messages[0]["content"]
+    assert run.system_message.startswith("Be kind.")
+    assert "name: Ana" in run.system_message
+    memory.close()
+
+
+def test_a_closed_agent_refuses_to_run() -> None:
+    agent = Agent(ScriptedModel(["unused"]))
+    agent.close()
+    with pytest.raises(AgentMemError, match="closed"):
+        agent.run("Hello", user_id="ana")
+
+
+def test_arun_runs_blocking_tools_off_the_event_loop() -> None:
+    loop_threads: list[bool] = []
+
+    def blocking_lookup(term: str) -> str:
+        """Look a term up."""
+        try:
+            asyncio.get_running_loop()
+            loop_threads.append(True)
+        except RuntimeError:
+            loop_threads.append(False)
+        return f"found {term}"
+
+    model = ScriptedModel([ToolCall("blocking_lookup", {"term": "x"}), "done"])
+    agent = Agent(model, tools=[blocking_lookup])
+    result = asyncio.run(agent.arun("look up x", user_id="ana"))
+    assert result.content == "done"
+    assert loop_threads == [False]  # it ran in a worker thread, not on the loop

@@ -379,3 +379,11 @@ def test_arguments_may_be_json_text_or_a_mapping(mem: MemoryManager, tools: Memo
     assert as_text["ok"] is True
     assert as_dict["ok"] is True
     assert len(mem.get(user_id=SARAH).knowledge) == 2
+
+
+def test_forgetting_through_a_tool_keeps_the_session_in_history(mem: MemoryManager) -> None:
+    fact = mem.knowledge.add("Works on computer vision", user_id="ana")
+    tools = mem.tools(user_id="ana", session_id="s-7")
+    tools.dispatch("memory_forget", {"item_id": fact})
+    deleted = mem.history(user_id="ana", item_id=fact)[-1]
+    assert (deleted.op, deleted.source, deleted.session_id) == ("delete", "agentic", "s-7")

@@ -227,7 +227,13 @@ class LiteLLMModel:
             raise
 
 
-def resolve_model(model: str | ChatModel | None, options: Mapping[str, Any] | None) -> ChatModel | None:
+def resolve_model(
+    model: str | ChatModel | AgentModel | None,
+    options: Mapping[str, Any] | None,
+    *,
+    needs: type = ChatModel,
+) -> Any:
+    """A litellm model id becomes a :class:`LiteLLMModel`; an object must implement ``needs``."""
     from ..errors import ConfigurationError
 
     if model is None:
@@ -238,11 +244,11 @@ def resolve_model(model: str | ChatModel | None, options: Mapping[str, Any] | No
         if not model.strip():
             raise ConfigurationError("model must be a non-empty litellm model id")
         return LiteLLMModel(model, options)
-    if isinstance(model, ChatModel):
+    if isinstance(model, needs):
         if options:
             raise ConfigurationError("model_options apply to litellm model ids, not to a model object")
         return model
+    methods = "chat/achat" if needs is AgentModel else "complete/acomplete/supports_json_schema"
     raise ConfigurationError(
-        f"model must be a litellm model id, an object with complete/acomplete/supports_json_schema, "
-        f"or None; got {type(model).__name__}"
+        f"model must be a litellm model id or an object with {methods}; got {type(model).__name__}"
     )
