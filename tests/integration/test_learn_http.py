@@ -450,6 +450,32 @@ def test_a_cancelled_alearn_gives_back_its_concurrency_slot(
     assert [i.text for i in mem.get(user_id="c").knowledge] == ["Writes Zig"]
 
 
+def test_sync_and_async_calls_share_one_concurrency_limit(
+    server: LoopbackServer, make_mem: MakeManager
+) -> None:
+    """Three threads calling learn() and two concurrent alearn() tasks never exceed the limit together."""
+    server.delay = 0.2
+    server.add(*({"knowledge": [{"text": f"Uses tool number {i}"}]} for i in range(5)))
+    mem = make_mem(max_concurrency=2)
+
+    def said(i: int) -> list[dict[str, str]]:
+        return [{"role": "user", "content": f"I use tool number {i} daily."}]
+
+    async def two_tasks() -> None:
+        await asyncio.gather(*(mem.alearn(said(i), user_id=f"async-{i}") for i in (3, 4)))
+
+    threads = [
+        threading.Thread(target=mem.learn, args=(said(i),), kwargs={"user_id": f"sync-{i}"}) for i in range(3)
+    ]
+    for t in threads:
+        t.start()
+    asyncio.run(two_tasks())
+    for t in threads:
+        t.join()
+    assert len(server.requests) == 5
+    assert server.peak_concurrency == 2  # the limit was reached, and never passed
+
+
 # ---- calls that are not made ----------------------------------------------------------------------
 
 
