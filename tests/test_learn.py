@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from tenacity import RetryError, Retrying, stop_after_attempt
 
 from agentmem import ConfigurationError, ExtractionError, LayerConfig, MemoryManager
 from agentmem.extraction.model import TransientModelError
+from agentmem.extraction.output import build_output_model, json_schema
+from agentmem.layers import KnowledgeLayer
 from agentmem.layers.base import Patch
 from agentmem.records import LearnResult
 from agentmem.testing import ScriptedModel
@@ -623,3 +626,22 @@ def test_the_model_is_readable_on_the_manager(make: Factory) -> None:
     model = ScriptedModel()
     assert make(model).model is model
     assert make(None).model is None
+
+
+def test_the_schema_sent_has_no_title_annotations_but_keeps_a_field_named_title() -> None:
+    @dataclass
+    class Book:
+        text: str
+        """What the user said about the book."""
+        title: str = ""
+        """The book's title."""
+
+    schema = json_schema(build_output_model([KnowledgeLayer(schema=Book)]))
+    entry = schema["$defs"]["KnowledgeEntry"]
+    assert list(entry["properties"]) == ["text", "title", "replaces"]
+    assert entry["properties"]["title"] == {
+        "default": "",
+        "description": "The book's title.",
+        "type": "string",
+    }
+    assert '"title"' not in json.dumps({k: v for k, v in entry.items() if k != "properties"})

@@ -30,7 +30,7 @@ from ..store import Store
 from .calls import Invalid, ModelCaller
 from .model import ChatModel, Message
 from .offline import extract_offline
-from .output import build_output_model, dump, response_format
+from .output import build_output_model, dump, json_schema, response_format
 from .templates import PromptSet
 from .turns import Turn, salience
 from .wording import Attribution
@@ -49,7 +49,7 @@ def input_key(scope: Scope, turns: Sequence[Turn]) -> str:
 
 @lru_cache(maxsize=64)
 def _schema_text(output: type[BaseModel]) -> str:
-    return json.dumps(output.model_json_schema(), ensure_ascii=False)
+    return json.dumps(json_schema(output), ensure_ascii=False, separators=(",", ":"))
 
 
 def _json_text(raw: str) -> str:

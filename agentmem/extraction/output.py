@@ -89,11 +89,31 @@ def build_output_model(layers: Sequence[Layer]) -> type[BaseModel]:
     return _model("MemoryExtraction", fields)
 
 
+def _untitled(node: Any, *, names: bool = False) -> Any:
+    """The schema without pydantic's ``title`` annotations: tokens a model does not need. Keys of a
+    ``properties`` map are field names, kept even when a field is called "title"."""
+    if isinstance(node, dict):
+        return {
+            key: _untitled(value, names=key in ("properties", "$defs"))
+            for key, value in node.items()
+            if names or key != "title"
+        }
+    if isinstance(node, list):
+        return [_untitled(item) for item in node]
+    return node
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema sent to the model (as ``response_format``, or in the prompt in JSON mode)."""
+    schema: dict[str, Any] = _untitled(model.model_json_schema())
+    return schema
+
+
 def response_format(model: type[BaseModel]) -> dict[str, Any]:
     """The OpenAI-style ``json_schema`` response format for ``model``."""
     return {
         "type": "json_schema",
-        "json_schema": {"name": "memory_extraction", "schema": model.model_json_schema(), "strict": False},
+        "json_schema": {"name": "memory_extraction", "schema": json_schema(model), "strict": False},
     }
 
 
