@@ -363,7 +363,7 @@ class MemoryManager(ConversationsMixin):
 
     def import_user(self, data: Mapping[str, Any]) -> int:
         """Restore an ``export_user`` document exactly; the user must not have memory yet."""
-        doc = transfer.parse_export(data)
+        doc = transfer.parse_export(data, self._layers)
         with self._store.write(Scope.of(doc.user_id)) as writer:
             return transfer.import_user(writer.conn, doc)
 

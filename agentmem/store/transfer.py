@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -152,7 +153,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
 
 
-def parse_export(data: object) -> Export:
+def parse_export(data: object, layers: Mapping[str, Any] | None = None) -> Export:
     """Validate an export document completely before anything is written."""
     try:
         doc = Export.model_validate(data)
