@@ -140,7 +140,8 @@ class Usage(Cost):
     extractor: str = "offline"
 
     def drop(self, reason: str, n: int = 1) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + n
+        if n:
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
 
 
 @dataclass

@@ -54,9 +54,10 @@ class ScriptedModel:
     """A model double: answers from a queue of replies, or from a function of the request.
 
     A reply is a str (sent as is), a dict (sent as JSON), a :class:`ToolCall` (for an agent: the
-    model asks to call a tool) or an exception instance (raised, e.g. ``TransientModelError`` to
-    exercise retries). Every request is recorded in ``requests``. It serves both extraction
-    (``complete``) and :class:`~agentmem.Agent` (``chat``).
+    model asks to call a tool), an exception instance (raised, e.g. ``TransientModelError`` to
+    exercise retries), or a function of the request's messages returning one of these (a queued
+    function may block, e.g. to hold a reply until a test is ready). Every request is recorded in
+    ``requests``. It serves both extraction (``complete``) and :class:`~agentmem.Agent` (``chat``).
 
     Args:
         replies: the queue, or a function ``(messages) -> reply``.
@@ -65,17 +66,20 @@ class ScriptedModel:
 
     def __init__(
         self,
-        replies: Iterable[Reply] | Callable[[list[dict[str, Any]]], Reply] = (),
+        replies: Iterable[Reply | Callable[[list[dict[str, Any]]], Reply]]
+        | Callable[[list[dict[str, Any]]], Reply] = (),
         *,
         json_schema: bool = True,
     ) -> None:
         self._respond = replies if callable(replies) else None
-        self._queue: deque[Reply] = deque() if callable(replies) else deque(replies)
+        self._queue: deque[Reply | Callable[[list[dict[str, Any]]], Reply]] = (
+            deque() if callable(replies) else deque(replies)
+        )
         self._lock = threading.Lock()
         self.json_schema = json_schema
         self.requests: list[ScriptedRequest] = []
 
-    def add(self, *replies: Reply) -> None:
+    def add(self, *replies: Reply | Callable[[list[dict[str, Any]]], Reply]) -> None:
         """Queue more replies."""
         with self._lock:
             self._queue.extend(replies)
@@ -87,11 +91,13 @@ class ScriptedModel:
         with self._lock:
             self.requests.append(request)
             if self._respond is not None:
-                reply = self._respond(request.messages)
+                reply: Reply | Callable[[list[dict[str, Any]]], Reply] = self._respond
             elif self._queue:
                 reply = self._queue.popleft()
             else:
                 raise RuntimeError("ScriptedModel has no reply left for this request")
+        if callable(reply) and not isinstance(reply, BaseException | ToolCall):
+            reply = reply(request.messages)  # outside the lock: a reply may wait, others go on
         if isinstance(reply, BaseException):
             raise reply
         if isinstance(reply, ToolCall | str):

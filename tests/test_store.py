@@ -40,8 +40,9 @@ def make_v1_database(path: Path) -> None:
     with MemoryManager(db=f"sqlite:///{path}") as mem:
         mem.knowledge.add("Kept across the upgrade", user_id="u")
     with sqlite3.connect(path) as conn:
-        conn.execute("DROP TABLE agentmem_learned")
-        conn.execute("DROP TABLE agentmem_pending")
+        for later in ("agentmem_learned", "agentmem_pending", "agentmem_sessions", "agentmem_messages"):
+            conn.execute(f"DROP TABLE {later}")
+        conn.execute("ALTER TABLE agentmem_events DROP COLUMN observed_at")
         conn.execute("UPDATE agentmem_meta SET value='1' WHERE key='schema_version'")
 
 
@@ -53,8 +54,11 @@ def test_version_1_database_is_migrated_to_the_current_schema(tmp_path: Path) ->
     with sqlite3.connect(path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = conn.execute("SELECT value FROM agentmem_meta WHERE key='schema_version'").fetchone()
-    assert {"agentmem_learned", "agentmem_pending"} <= tables
+    assert {"agentmem_learned", "agentmem_pending", "agentmem_sessions", "agentmem_messages"} <= tables
     assert version == (str(SCHEMA_VERSION),)
+    with sqlite3.connect(path) as conn:
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(agentmem_events)")}
+    assert "observed_at" in columns
 
 
 def test_migrations_run_in_order_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,11 +74,12 @@ def test_migrations_run_in_order_once(tmp_path: Path, monkeypatch: pytest.Monkey
         ran.append("backfill")
         conn.exec_driver_sql("UPDATE agentmem_items SET note = 'migrated'")
 
-    steps = {**migrations.MIGRATIONS, 3: ("add note", add_column), 4: ("backfill", backfill)}
+    last = SCHEMA_VERSION
+    steps = {**migrations.MIGRATIONS, last + 1: ("add note", add_column), last + 2: ("backfill", backfill)}
     monkeypatch.setattr(migrations, "MIGRATIONS", steps)
     engine = create_engine(f"sqlite:///{path}")
-    assert migrations.migrate(engine, target=4) == 1
-    assert migrations.migrate(engine, target=4) == 4  # already there: nothing runs again
+    assert migrations.migrate(engine, target=last + 2) == 1
+    assert migrations.migrate(engine, target=last + 2) == last + 2  # already there: nothing runs again
     engine.dispose()
     assert ran == ["add", "backfill"]
     with sqlite3.connect(path) as conn:

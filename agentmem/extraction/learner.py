@@ -10,19 +10,23 @@ writes nothing and keeps the input (secrets redacted) as a pending extraction fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from tenacity import Retrying
 
-from ..errors import ConfigurationError, ExtractionError, InvalidInputError, SecretError
+from ..errors import ConfigurationError, ExtractionError, InvalidInputError, SecretError, StoreError
 from ..layers.apply import apply_patches
 from ..layers.base import Entry, FieldPatch, Layer, NewEntries, Patch, display
+from ..layers.collection import CollectionLayer
 from ..records import LearnResult, MemoryItem, RetryReport, Usage
 from ..scope import Scope
 from ..secret_filter import redact
@@ -96,32 +100,32 @@ class Learner:
     # ---- public entry points ----------------------------------------------------------------
 
     def learn(
-        self, scope: Scope, session_id: str | None, turns: Sequence[Turn], key: str | None = None
+        self,
+        scope: Scope,
+        session_id: str | None,
+        turns: Sequence[Turn],
+        pending: Mapping[str, Any] | None = None,
     ) -> LearnResult:
-        prepared = self._prepare(scope, turns, key)
-        if isinstance(prepared, LearnResult):
-            return prepared
-        key, usage, current = prepared
+        job = self._prepare(scope, session_id, turns, pending)
+        if isinstance(job, LearnResult):
+            return job
         try:
-            sections = self._extract(current, turns, usage)
+            sections = self._extract(job.current, turns, job.usage)
         except ExtractionError as exc:
-            self._keep_pending(exc, scope, session_id, key, turns)
+            self._keep_pending(exc, job)
             raise
-        return self._apply(scope, session_id, key, sections, current, turns, usage)
+        return self._apply(job, sections)
 
-    async def alearn(
-        self, scope: Scope, session_id: str | None, turns: Sequence[Turn], key: str | None = None
-    ) -> LearnResult:
-        prepared = await asyncio.to_thread(self._prepare, scope, turns, key)
-        if isinstance(prepared, LearnResult):
-            return prepared
-        key, usage, current = prepared
+    async def alearn(self, scope: Scope, session_id: str | None, turns: Sequence[Turn]) -> LearnResult:
+        job = await asyncio.to_thread(self._prepare, scope, session_id, turns, None)
+        if isinstance(job, LearnResult):
+            return job
         try:
-            sections = await self._aextract(current, turns, usage)
+            sections = await self._aextract(job.current, turns, job.usage)
         except ExtractionError as exc:
-            await asyncio.to_thread(self._keep_pending, exc, scope, session_id, key, turns)
+            await asyncio.to_thread(self._keep_pending, exc, job)
             raise
-        return await asyncio.to_thread(self._apply, scope, session_id, key, sections, current, turns, usage)
+        return await asyncio.to_thread(self._apply, job, sections)
 
     def retry_pending(self, user_id: str | None) -> RetryReport:
         rows = self.store.pending(user_id)
@@ -129,8 +133,8 @@ class Learner:
         for row in rows:
             scope = Scope(row["user_id"], row["agent_id"] or None)
             try:
-                results.append(self.learn(scope, row["session_id"], row["messages"], key=row["key"]))
-            except ExtractionError:
+                results.append(self.learn(scope, row["session_id"], row["messages"], pending=row))
+            except (ExtractionError, StoreError):
                 continue  # stays pending, its attempts counted
             self.store.drop_pending(scope, row["key"])
         return RetryReport(retried=len(rows), results=results, still_pending=len(rows) - len(results))
@@ -138,11 +142,10 @@ class Learner:
     # ---- steps ------------------------------------------------------------------------------
 
     def _prepare(
-        self, scope: Scope, turns: Sequence[Turn], key: str | None
-    ) -> tuple[str, Usage, dict[str, list[MemoryItem]]] | LearnResult:
+        self, scope: Scope, session_id: str | None, turns: Sequence[Turn], pending: Mapping[str, Any] | None
+    ) -> _Job | LearnResult:
         usage = Usage(extractor=self.extractor)
-        nothing: LearnResult = LearnResult({layer.name: [] for layer in self.layers}, usage)
-        key = key or input_key(scope, turns)
+        key = pending["key"] if pending else input_key(scope, turns)
         if not self.layers:
             usage.skipped = "no layer is enabled for extraction"
         elif (reason := salience(turns)) is not None:
@@ -150,8 +153,15 @@ class Learner:
         elif self.store.was_learned(scope, key):
             usage.skipped = "this input was already learned"
         else:
-            return key, usage, self._shown(scope, turns)
-        return nothing
+            # A retried input keeps the watermark of when it was first read: what the user changed
+            # since then is newer than anything this old input says.
+            if pending:
+                watermark, read_at = pending["watermark"] or 0, pending["read_at"] or pending["created_at"]
+            else:
+                watermark, read_at = self.store.watermark(scope), datetime.now(UTC)
+            shown = self._shown(scope, turns)
+            return _Job(scope, session_id, key, list(turns), usage, shown, watermark, read_at)
+        return LearnResult({layer.name: [] for layer in self.layers}, usage)
 
     def _shown(self, scope: Scope, turns: Sequence[Turn]) -> dict[str, list[MemoryItem]]:
         """The items the model sees (and may refer to by alias): every document field, and for each
@@ -319,34 +329,93 @@ class Learner:
                 patches.append((layer.name, NewEntries(tuple(entries))))
         return patches
 
-    def _apply(
-        self,
-        scope: Scope,
-        session_id: str | None,
-        key: str,
-        sections: Sections,
-        current: Mapping[str, list[MemoryItem]],
-        turns: Sequence[Turn],
-        usage: Usage,
-    ) -> LearnResult:
-        patches = self._patches(sections, current, turns, key, usage)
+    def _apply(self, job: _Job, sections: Sections) -> LearnResult:
+        usage = job.usage
+        patches = self._patches(sections, job.current, job.turns, job.key, usage)
         result = LearnResult({layer.name: [] for layer in self.layers}, usage)
-        with self.store.write(scope) as writer:
-            if writer.learned(key):  # a concurrent learn of the same input won the race
-                usage.skipped = "this input was already learned"
-                return result
-            for change in apply_patches(
-                writer, self.all_layers, patches, source="extracted", session_id=session_id
-            ):
-                result.changes[change.layer].append(change)
-            writer.mark_learned(key)
+        try:
+            with self.store.write(job.scope) as writer:
+                if writer.learned(job.key):  # a concurrent learn of the same input won the race
+                    usage.skipped = "this input was already learned"
+                    return result
+                if job.watermark and not writer.has_event(job.watermark):
+                    usage.skipped = "the user's memory was deleted while this input was being learned"
+                    return result
+                fresh = self._not_stale(patches, writer.newer_than(job.read_at), usage)
+                for change in apply_patches(
+                    writer,
+                    self.all_layers,
+                    fresh,
+                    source="extracted",
+                    session_id=job.session_id,
+                    observed_at=job.read_at,
+                ):
+                    result.changes[change.layer].append(change)
+                writer.mark_learned(job.key)
+        except SQLAlchemyError as exc:  # the model's work is done: keep the input rather than lose it
+            error = StoreError(f"could not apply what was learned: {type(exc).__name__}: {exc}")
+            with contextlib.suppress(SQLAlchemyError):
+                self._keep_pending(error, job)
+            raise error from exc
         return result
 
-    def _keep_pending(
-        self, exc: ExtractionError, scope: Scope, session_id: str | None, key: str, turns: Sequence[Turn]
-    ) -> None:
-        redacted = [{"role": t["role"], "content": redact(t["content"])} for t in turns]
-        exc.pending_id = self.store.save_pending(scope, session_id, key, redacted, str(exc), exc.attempts)
+    def _not_stale(
+        self, patches: list[tuple[str, Patch]], changed: set[tuple[str, str]], usage: Usage
+    ) -> list[tuple[str, Patch]]:
+        """Drop what the user changed after this input was read: the newer change wins."""
+        fresh: list[tuple[str, Patch]] = []
+        for name, patch in patches:
+            if isinstance(patch, FieldPatch):
+                # A list field only gains elements (unions commute); a value would replace a newer one.
+                fields = self.all_layers[name].schema.fields
+                values = {
+                    k: v for k, v in patch.values.items() if fields[k].is_list or (name, k) not in changed
+                }
+                remove = tuple(k for k in patch.remove if (name, k) not in changed)
+                usage.drop("stale", len(patch.values) - len(values) + len(patch.remove) - len(remove))
+                if values or remove:
+                    fresh.append((name, replace(patch, values=values, remove=remove)))
+                continue
+            layer = self.all_layers[name]
+            assert isinstance(layer, CollectionLayer)
+            entries = tuple(e for e in patch.entries if (name, layer.key_of(dict(e.value))) not in changed)
+            usage.drop("stale", len(patch.entries) - len(entries))
+            if entries:
+                fresh.append((name, NewEntries(entries)))
+        return fresh
+
+    def _keep_pending(self, exc: ExtractionError | StoreError, job: _Job) -> None:
+        redacted = [{"role": t["role"], "content": redact(t["content"])} for t in job.turns]
+        attempts = exc.attempts if isinstance(exc, ExtractionError) else 0
+        pending_id = self.store.save_pending(
+            job.scope,
+            job.session_id,
+            job.key,
+            redacted,
+            redact(str(exc)),
+            attempts,
+            job.watermark,
+            job.read_at,
+        )
+        if isinstance(exc, ExtractionError):
+            exc.pending_id = pending_id
+
+
+@dataclass
+class _Job:
+    """One learn between reading and writing."""
+
+    scope: Scope
+    session_id: str | None
+    key: str
+    turns: list[Turn]
+    usage: Usage
+    current: dict[str, list[MemoryItem]]
+    """What the model was shown (and may refer to by alias)."""
+    watermark: int
+    """The user's newest event id when the input was read (0: none): gone means the user was deleted."""
+    read_at: datetime
+    """When the input was read: what the user changed after it wins over what it says."""
 
 
 def _shown(layer: Layer, item: MemoryItem) -> str:

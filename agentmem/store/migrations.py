@@ -23,10 +23,16 @@ def _session_tables(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=[table(SessionRow), table(MessageRow)])
 
 
+def _observed_column(conn: Connection) -> None:
+    column = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    conn.exec_driver_sql(f"ALTER TABLE agentmem_events ADD COLUMN observed_at {column}")
+
+
 # version -> (name, step that upgrades from version - 1). Version 1 is the first shipped schema.
 MIGRATIONS: dict[int, tuple[str, Migration]] = {
     2: ("learn idempotency log and pending extractions", _learning_tables),
     3: ("conversation sessions and messages", _session_tables),
+    4: ("how current each extracted change was", _observed_column),
 }
 
 

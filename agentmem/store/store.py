@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import Connection, Row, and_, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import NotFoundError, StoreError
@@ -103,6 +103,7 @@ class Writer:
 
     def __init__(self, conn: Connection, scope: Scope, now: datetime) -> None:
         self.conn, self.scope, self.now = conn, scope, now
+        self._observed_at: datetime | None = None
 
     def live(self, layer: str) -> list[MemoryItem]:
         """The live items of ``layer`` in exactly this scope (what a merge works against)."""
@@ -114,7 +115,18 @@ class Writer:
         )
         return [item_from_row(r) for r in rows]
 
-    def apply(self, layer: str, ops: Sequence[Op], *, source: str, session_id: str | None) -> list[Change]:
+    def apply(
+        self,
+        layer: str,
+        ops: Sequence[Op],
+        *,
+        source: str,
+        session_id: str | None,
+        observed_at: datetime | None = None,
+    ) -> list[Change]:
+        """Apply a merge's operations, one event each. ``observed_at``: for extracted changes, when
+        their input was read (see ``newer_than``)."""
+        self._observed_at = observed_at
         changes: list[Change] = []
         for op in ops:
             if isinstance(op, Add):
@@ -176,6 +188,37 @@ class Writer:
                     self._event("delete", op.target, op.target.value, None, op.reason, source, session_id)
                 )
         return changes
+
+    def item(self, item_id: str) -> MemoryItem:
+        """A live item this scope may see, read under the write lock (so nothing changes it after)."""
+        row = self.conn.execute(
+            select(ITEMS).where(_visible(self.scope), ITEMS.c.valid_to.is_(None), ITEMS.c.id == item_id)
+        ).first()
+        if row is None:
+            raise NotFoundError(f"no live memory item {item_id!r} for user {self.scope.user_id!r}")
+        return item_from_row(row)
+
+    def in_scope(self, agent_id: str | None) -> Writer:
+        """The same transaction, writing on behalf of another scope of the same user."""
+        return Writer(self.conn, Scope(self.scope.user_id, agent_id), self.now)
+
+    def has_event(self, event_id: int) -> bool:
+        found = self.conn.execute(
+            select(EVENTS.c.id).where(EVENTS.c.id == event_id, EVENTS.c.user_id == self.scope.user_id)
+        ).first()
+        return found is not None
+
+    def newer_than(self, read_at: datetime) -> set[tuple[str, str]]:
+        """(layer, key) of items of this scope changed by information newer than ``read_at``: direct
+        writes made after it, and extractions of inputs read after it."""
+        rows = self.conn.execute(
+            select(EVENTS.c.layer, EVENTS.c.key).where(
+                EVENTS.c.user_id == self.scope.user_id,
+                EVENTS.c.agent_id.in_(self.scope.visible_agent_keys),
+                func.coalesce(EVENTS.c.observed_at, EVENTS.c.created_at) > read_at,
+            )
+        )
+        return {(r.layer, r.key) for r in rows}
 
     def learned(self, key: str) -> bool:
         """Whether ``learn`` already applied this input to this scope."""
@@ -269,6 +312,7 @@ class Writer:
                 reason=reason,
                 source=source,
                 created_at=self.now,
+                observed_at=self._observed_at,
             )
         )
 
@@ -288,12 +332,13 @@ class Store:
             weakref.finalize(self, _remove_database, self._ephemeral)
             url = f"sqlite:///{name}"
         self.engine = make_engine(url)
+        self._writer_engine = self.engine.execution_options(**{WRITE: True})
         try:
-            migrate(self.engine)
+            # Under the write lock: processes opening a new file at once wait for each other.
+            migrate(self._writer_engine)
         except SQLAlchemyError as exc:  # unreachable server, unreadable file, not a database
             self.engine.dispose()
             raise StoreError(f"cannot open database {url!r}: {exc.__class__.__name__}: {exc}") from exc
-        self._writer_engine = self.engine.execution_options(**{WRITE: True})
 
     def close(self) -> None:
         self.engine.dispose()
@@ -330,6 +375,14 @@ class Store:
             )
             items = [item_from_row(r) for r in rows]
         return {layer: [i for i in items if i.layer == layer] for layer in layers}
+
+    def watermark(self, scope: Scope) -> int:
+        """The user's newest event id (0 when none): how current a reading of the memory is."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.max(EVENTS.c.id)).where(EVENTS.c.user_id == scope.user_id)
+            ).scalar()
+        return int(value or 0)
 
     def was_learned(self, scope: Scope, key: str) -> bool:
         with self.engine.connect() as conn:
@@ -402,7 +455,15 @@ class Store:
     # ---- pending extractions -------------------------------------------------------------
 
     def save_pending(
-        self, scope: Scope, session_id: str | None, key: str, messages: Any, error: str, attempts: int
+        self,
+        scope: Scope,
+        session_id: str | None,
+        key: str,
+        messages: Any,
+        error: str,
+        attempts: int,
+        watermark: int,
+        read_at: datetime,
     ) -> str:
         """Keep a failed extraction's input for ``retry_pending``; one row per scope and input."""
         with self.write(scope) as writer:
@@ -431,6 +492,8 @@ class Store:
                     messages=messages,
                     error=error,
                     attempts=attempts,
+                    watermark=watermark,
+                    read_at=read_at,
                     created_at=writer.now,
                     updated_at=writer.now,
                 )

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Table, TypeDecorator, text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -90,6 +90,9 @@ class EventRow(SQLModel, table=True):
     reason: str | None = None
     source: str = Field(max_length=16)
     created_at: datetime = Field(sa_type=UtcDateTime)
+    observed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """For extracted changes: when their input was read, i.e. how current the information is; None
+    for direct writes, which are as current as their own ``created_at`` (v4)."""
 
 
 class LearnedRow(SQLModel, table=True):
@@ -119,6 +122,10 @@ class PendingRow(SQLModel, table=True):
     messages: Any = Field(sa_column=Column(JSON, nullable=False))
     error: str
     attempts: int = 0
+    watermark: int | None = None
+    """The user's newest event id when the input was first read (to notice a deleted user)."""
+    read_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """When the input was first read: anything the user changed after it wins over it."""
     created_at: datetime = Field(sa_type=UtcDateTime)
     updated_at: datetime = Field(sa_type=UtcDateTime)
 
