@@ -247,9 +247,10 @@ class MemoryManager(ConversationsMixin):
 
     def _forget(self, scope: Scope, item_id: str, *, source: str, session_id: str | None = None) -> Change:
         check_id(item_id, "item_id", required=True)
-        item = self._store.item(scope, item_id)
-        with self._store.write(Scope(scope.user_id, item.agent_id)) as writer:
-            changes = writer.apply(
+        with self._store.write(scope) as writer:
+            item = writer.item(item_id)  # read under the lock: nothing can change it before the delete
+            owner = writer.in_scope(item.agent_id)  # the event belongs to the item's own scope
+            changes = owner.apply(
                 item.layer, [Delete(item, reason="forgotten")], source=source, session_id=session_id
             )
         return changes[0]

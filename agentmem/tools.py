@@ -26,6 +26,14 @@ SEARCH_LIMIT = 8
 FORGET_OVERLAP = 0.5  # share of the description's words a memory must contain to be forgotten by it
 
 
+def _matches(wanted: set[str], have: set[str]) -> bool:
+    """Most of the description's words are in the memory, and most of the memory's in the description."""
+    if not wanted or not have:
+        return False
+    shared = len(wanted & have)
+    return shared / len(wanted) >= FORGET_OVERLAP and shared / len(have) >= FORGET_OVERLAP
+
+
 def _fn(name: str, description: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {
         "type": "function",
@@ -127,9 +135,14 @@ class MemoryTools:
 
     # ---- the tools ------------------------------------------------------------------------
 
-    def _write(self, layer: str, *patches: FieldPatch | NewEntries) -> list[Change]:
+    def _write(
+        self, layer: str, *patches: FieldPatch | NewEntries, scope: Scope | None = None
+    ) -> list[Change]:
         changes = self.manager._write(
-            self.scope, [(layer, patch) for patch in patches], source="agentic", session_id=self.session_id
+            scope or self.scope,
+            [(layer, patch) for patch in patches],
+            source="agentic",
+            session_id=self.session_id,
         )
         self.changes.extend(changes)
         return changes
@@ -165,6 +178,8 @@ class MemoryTools:
             raise ValueError("value must not be empty")
         item = self.manager._store.item(self.scope, item_id)
         layer = self.manager.layers[item.layer]
+        # A correction applies where the item lives (shared or this agent's), as forget does.
+        home = Scope(self.scope.user_id, item.agent_id)
         if layer.kind == "document" and layer.schema.fields[item.key].is_list:
             # A correction replaces the list; remembering would only add the text as one more item.
             items = [v.strip() for v in value.split(",") if v.strip()]
@@ -173,13 +188,20 @@ class MemoryTools:
             new = layer.schema.validate_field(item.key, items, item.layer)
             if new == item.value:
                 return {"ok": True, "changes": "already known"}
-            changes = self._write(item.layer, FieldPatch({}, remove=(item.key,)), FieldPatch({item.key: new}))
+            changes = self._write(
+                item.layer, FieldPatch({}, remove=(item.key,)), FieldPatch({item.key: new}), scope=home
+            )
             return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes]}
         if layer.kind == "document":
-            return self._remember(item.layer, value, field=item.key)
+            corrected = layer.schema.validate_field(item.key, value.strip(), item.layer)
+            changes = self._write(item.layer, FieldPatch({item.key: corrected}), scope=home)
+            return {
+                "ok": True,
+                "changes": [{"op": c.op, "id": c.item_id} for c in changes] or "already known",
+            }
         entry = layer.schema.validate_entry({**item.value, "text": value.strip()}, item.layer)
         changes = self._write(
-            item.layer, NewEntries((Entry(entry, replaces=item.id, occurrence=self.session_id),))
+            item.layer, NewEntries((Entry(entry, replaces=item.id, occurrence=self.session_id),)), scope=home
         )
         return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes]}
 
@@ -192,12 +214,19 @@ class MemoryTools:
             return {"ok": True, "forgotten": item_id}
         if not description or not description.strip():
             raise ValueError("give item_id or description")
+        # Forget only what clearly matches, and only when exactly one memory does: guessing between
+        # several, or settling for a loose match, would delete the wrong memory.
         wanted = content_words(description)
-        for hit in self.manager.search(description, user_id=self.scope.user_id, agent_id=self.scope.agent_id):
-            have = content_words(hit.item.text)
-            # Forget only what clearly matches; a loose match would delete the wrong memory.
-            if wanted and len(wanted & have) / len(wanted) >= FORGET_OVERLAP:
-                return self._forget(item_id=hit.item.id)
+        hits = self.manager.search(description, user_id=self.scope.user_id, agent_id=self.scope.agent_id)
+        matches = [hit.item for hit in hits if _matches(wanted, content_words(hit.item.text))]
+        if len(matches) == 1:
+            return self._forget(item_id=matches[0].id)
+        if matches:
+            return {
+                "ok": False,
+                "error": "several memories match; forget the right one by id",
+                "candidates": [{"id": m.id, "layer": m.layer, "text": m.text} for m in matches],
+            }
         return {"ok": False, "error": "no memory clearly matches; use memory_search and forget by id"}
 
     def _search(self, query: str) -> dict[str, Any]:

@@ -387,3 +387,36 @@ def test_forgetting_through_a_tool_keeps_the_session_in_history(mem: MemoryManag
     tools.dispatch("memory_forget", {"item_id": fact})
     deleted = mem.history(user_id="ana", item_id=fact)[-1]
     assert (deleted.op, deleted.source, deleted.session_id) == ("delete", "agentic", "s-7")
+
+
+def test_forget_by_description_refuses_when_several_memories_match(mem: MemoryManager) -> None:
+    mondays = mem.knowledge.add("Plays tennis on Mondays", user_id="ana")
+    mem.knowledge.add("Plays tennis with Sam", user_id="ana")
+    tools = mem.tools(user_id="ana")
+    ambiguous = json.loads(tools.dispatch("memory_forget", {"description": "plays tennis"}))
+    assert ambiguous["ok"] is False
+    assert ambiguous["candidates"]  # the model is shown what matched, to pick by id
+    loose = json.loads(tools.dispatch("memory_forget", {"description": "my sister's wedding in June"}))
+    assert loose["ok"] is False
+    assert len(mem.get(user_id="ana").knowledge) == 2  # nothing was deleted on a guess
+    assert json.loads(tools.dispatch("memory_forget", {"description": "tennis on Mondays"}))["ok"] is True
+    assert mondays not in {i.id for i in mem.get(user_id="ana").knowledge}
+
+
+def test_an_agents_tool_corrects_a_shared_fact_where_it_lives(mem: MemoryManager) -> None:
+    shared = mem.knowledge.add("Lives in Berlin", user_id="ana")
+    tools = mem.tools(user_id="ana", agent_id="coach")
+    result = json.loads(tools.dispatch("memory_update", {"item_id": shared, "value": "Lives in Munich"}))
+    assert result["ok"] is True
+    for agent_id in (None, "coach", "another-agent"):  # one truth, seen by every agent
+        assert [i.text for i in mem.get(user_id="ana", agent_id=agent_id).knowledge] == ["Lives in Munich"]
+    assert [e.op for e in mem.history(user_id="ana", item_id=shared)] == ["add", "supersede"]
+
+
+def test_forgetting_an_item_twice_is_not_found_the_second_time(mem: MemoryManager) -> None:
+    fact = mem.knowledge.add("Has a cat", user_id="ana")
+    tools = mem.tools(user_id="ana")
+    assert json.loads(tools.dispatch("memory_forget", {"item_id": fact}))["ok"] is True
+    again = json.loads(tools.dispatch("memory_forget", {"item_id": fact}))
+    assert again["ok"] is False
+    assert "no live memory item" in again["error"]
