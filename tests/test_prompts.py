@@ -235,7 +235,7 @@ def test_the_default_system_prompt_states_the_rules(manager: Any, model: Scripte
         'a plain "thanks" is not feedback',
     ):
         assert rule in prompt, rule
-    assert "[assistant] Here is a pandas example. [user] I'm Sarah" in prompt
+    assert '[assistant] "Here is a pandas example." [user] "I\'m Sarah' in prompt
 
 
 def test_the_default_templates_ship_with_the_package() -> None:

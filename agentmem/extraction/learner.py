@@ -31,6 +31,7 @@ from ..records import LearnResult, MemoryItem, RetryReport, Usage
 from ..scope import Scope
 from ..secret_filter import redact
 from ..store import Store
+from ..text import one_line
 from .calls import Invalid, ModelCaller
 from .model import ChatModel, Message
 from .offline import extract_offline
@@ -419,7 +420,8 @@ class _Job:
 
 
 def _shown(layer: Layer, item: MemoryItem) -> str:
-    return f"{item.key}: {display(item.value)}" if layer.kind == "document" else item.text
+    # One line each: a stored text with newlines must not forge more numbered items in the prompt.
+    return one_line(f"{item.key}: {display(item.value)}" if layer.kind == "document" else item.text)
 
 
 def _checked(usage: Usage, validate: Callable[..., Any], *args: Any) -> Any:

@@ -7,6 +7,7 @@ the layer's template name in ``prompts_dir``, or the default in ``prompts/``. Th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,6 +24,15 @@ from ..prompts import default_template
 COMBINING_TEMPLATE = "extract.jinja"
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+
+
+def _tojson(value: Any) -> str:
+    """JSON text that stays readable (no ASCII escapes) but cannot close a tag: <, > and & escaped."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+_ENV.filters["tojson"] = _tojson
 
 _SAMPLE_MESSAGES = [
     {"role": "user", "content": "I'm Sam, a nurse in Leeds. Please keep answers short."},

@@ -273,8 +273,8 @@ def test_learning_happens_in_the_background_after_the_reply(
     assert {i.session_id for i in state.items} == {result.session_id}
     assert len(result.memory_changes) == 5  # appended when learning finished
     [extraction] = router.received["extract"]
-    assert "[user] I'm Priya, a backend engineer in Lisbon" in extraction["messages"][0]["content"]
-    assert "[assistant] Nice to meet you, Priya!" in extraction["messages"][0]["content"]
+    assert "[user] \"I'm Priya, a backend engineer in Lisbon" in extraction["messages"][0]["content"]
+    assert '[assistant] "Nice to meet you, Priya!' in extraction["messages"][0]["content"]
 
 
 # ---- 4. a tool write and a background extraction for the same user, at once --------------------------
@@ -447,10 +447,10 @@ def test_the_session_summary_is_written_by_the_model_after_enough_turns(
     [prompt] = request["messages"]
     assert prompt["role"] == "user"
     for line in (
-        "[user] Plan day 1 of my Kyoto trip.",
-        "[assistant] Day 1: Fushimi Inari.",
-        "[user] And day 3?",
-        "[assistant] Day 3: Nara, a day trip.",
+        '[user] "Plan day 1 of my Kyoto trip."',
+        '[assistant] "Day 1: Fushimi Inari."',
+        '[user] "And day 3?"',
+        '[assistant] "Day 3: Nara, a day trip."',
     ):
         assert line in prompt["content"]
     assert mem.get_session_summary(session, user_id="sarah") == summary

@@ -114,7 +114,7 @@ def test_valid_output_is_applied_with_the_servers_token_counts(
     [sent] = server.completions
     assert request["model"] == "test-model"
     assert request["messages"][1] == {"role": "user", "content": "Reply with the JSON object now."}
-    assert "[user] That table was exactly what I needed." in system_text(request)
+    assert '[user] "That table was exactly what I needed.' in system_text(request)
 
     usage = result.usage
     assert (usage.model_calls, usage.extractor, usage.skipped, usage.dropped) == (1, "model", None, {})
@@ -354,7 +354,7 @@ def test_the_assistants_words_are_never_stored_as_the_users(
         ],
         user_id="kim",
     )
-    assert "[assistant] I live in Reykjavik and love chess." in system_text(server.requests[0])
+    assert '[assistant] "I live in Reykjavik and love chess."' in system_text(server.requests[0])
     assert [i.text for i in http_mem.get(user_id="kim").knowledge] == ["Works on compilers"]
     assert result.usage.dropped == {"misattributed": 1}
 
