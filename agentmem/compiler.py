@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .layers.base import Layer
+from .scope import prefer_agent
 from .store import ContextRow
 from .text import xml_text
 from .tokens import TokenCounter
@@ -30,16 +31,6 @@ class _Line:
     @property
     def text(self) -> str:
         return ("- " if self.bullet else "") + xml_text(self.raw)
-
-
-def _resolve_overrides(rows: Sequence[ContextRow]) -> list[ContextRow]:
-    """Where an agent's private item and a shared item share a key, the agent's wins."""
-    chosen: dict[tuple[str, str], ContextRow] = {}
-    for row in rows:
-        current = chosen.get((row.layer, row.key))
-        if current is None or (current.agent_id == "" and row.agent_id != ""):
-            chosen[(row.layer, row.key)] = row
-    return list(chosen.values())
 
 
 def _ranked(rows: list[ContextRow], by_count: bool) -> list[ContextRow]:
@@ -88,7 +79,7 @@ def compile_context(
     count_tokens: TokenCounter,
 ) -> str:
     """Render ``rows`` for ``layers`` (authority order) within ``token_budget`` tokens."""
-    live = _resolve_overrides(rows)
+    live = prefer_agent(rows)
     per_layer = {
         layer.name: _ordered_lines(layer, [r for r in live if r.layer == layer.name]) for layer in layers
     }

@@ -25,7 +25,7 @@ from .layers.base import Delete, Patch
 from .layers.collection import CollectionLayer
 from .layers.document import DocumentLayer
 from .records import Change, LearnResult, MemoryEvent, MemoryItem, MemoryState, RetryReport, SearchHit
-from .scope import Scope, check_id
+from .scope import Scope, check_id, prefer_agent
 from .store import Store, transfer
 from .store.engine import resolve_url
 from .tokens import TokenCounter, default_counter
@@ -260,12 +260,7 @@ class MemoryManager(ConversationsMixin):
     def get(self, *, user_id: str, agent_id: str | None = None) -> MemoryState:
         """A typed snapshot of the scope's live memory (an agent's items win over shared ones)."""
         scope = Scope.of(user_id, agent_id)
-        chosen: dict[tuple[str, str], MemoryItem] = {}
-        for item in self._store.live(scope):
-            current = chosen.get((item.layer, item.key))
-            if current is None or (current.agent_id is None and item.agent_id is not None):
-                chosen[(item.layer, item.key)] = item
-        items = list(chosen.values())  # in write order: the store reads by primary key
+        items = prefer_agent(self._store.live(scope))  # in write order: the store reads by primary key
         typed: dict[str, Any] = {}
         for name, layer in self._layers.items():
             mine = [i for i in items if i.layer == name]

@@ -65,7 +65,7 @@ class MemoryEvent:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """What one write did to one item (returned by writes, and by ``learn`` later)."""
+    """What one write did to one item (returned by writes, ``learn`` and memory tools)."""
 
     op: EventOp
     layer: str

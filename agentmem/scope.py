@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from .errors import ScopeError
 
@@ -55,3 +57,28 @@ class Scope:
     def visible_agent_keys(self) -> tuple[str, ...]:
         """Stored agent keys this scope may read: shared, plus its own agent's."""
         return ("",) if self.agent_id is None else ("", self.agent_id)
+
+
+class _Scoped(Protocol):
+    @property
+    def layer(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def agent_id(self) -> str | None: ...
+
+
+S = TypeVar("S", bound=_Scoped)
+
+
+def prefer_agent(items: Iterable[S]) -> list[S]:
+    """Where an agent's private item and a shared item have the same (layer, key), keep the agent's.
+
+    Order is kept (first appearance of each key). Shared items have ``agent_id`` None or "".
+    """
+    chosen: dict[tuple[str, str], S] = {}
+    for item in items:
+        current = chosen.get((item.layer, item.key))
+        if current is None or (not current.agent_id and item.agent_id):
+            chosen[(item.layer, item.key)] = item
+    return list(chosen.values())

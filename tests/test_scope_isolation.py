@@ -141,3 +141,14 @@ def test_invalid_agent_ids_raise_scope_error(mem: MemoryManager, bad: object) ->
     with pytest.raises(ScopeError):
         mem.knowledge.add("fact", user_id="u", agent_id=bad)  # type: ignore[arg-type]
     assert mem.get(user_id="u").items == []
+
+
+def test_an_agent_cannot_forget_a_shared_item_its_own_item_hides(mem: MemoryManager) -> None:
+    mem.policies.update(user_id="u", response_style="detailed")
+    mem.policies.update(user_id="u", agent_id="chat", response_style="one line")
+    shared = mem.get(user_id="u").item("policies", "response_style")
+    assert shared is not None
+    with pytest.raises(NotFoundError):  # get(agent_id="chat") does not show it, so forget cannot see it
+        mem.forget(shared.id, user_id="u", agent_id="chat")
+    mem.forget(shared.id, user_id="u")
+    assert mem.get(user_id="u").policies.response_style is None

@@ -1,7 +1,7 @@
 """The layer contract: a schema, a default prompt, a merge policy and a rendering.
 
 A merge policy is pure, deterministic code: given the scope's live items of the layer and a change
-(from the manual API or, later, from extraction), it returns the operations to apply. The store applies
+(from the manual API, memory tools or extraction), it returns the operations to apply. The store applies
 them, with an event per item change, in one transaction.
 """
 

@@ -190,11 +190,26 @@ class Writer:
         return changes
 
     def item(self, item_id: str) -> MemoryItem:
-        """A live item this scope may see, read under the write lock (so nothing changes it after)."""
+        """A live item this scope sees, read under the write lock (so nothing changes it after). A
+        shared item hidden by this agent's own item of the same key is not seen, as in ``get()``."""
         row = self.conn.execute(
             select(ITEMS).where(_visible(self.scope), ITEMS.c.valid_to.is_(None), ITEMS.c.id == item_id)
         ).first()
-        if row is None:
+        hidden = row is not None and self.scope.agent_id is not None and not row.agent_id
+        if hidden and row is not None:
+            hidden = (
+                self.conn.execute(
+                    select(ITEMS.c.pk).where(
+                        ITEMS.c.user_id == self.scope.user_id,
+                        ITEMS.c.agent_id == self.scope.agent_key,
+                        ITEMS.c.layer == row.layer,
+                        ITEMS.c.key == row.key,
+                        ITEMS.c.valid_to.is_(None),
+                    )
+                ).first()
+                is not None
+            )
+        if row is None or hidden:
             raise NotFoundError(f"no live memory item {item_id!r} for user {self.scope.user_id!r}")
         return item_from_row(row)
 
@@ -318,7 +333,8 @@ class Writer:
 
 
 class Store:
-    """Items and events in one database. Every method takes a scope; there is no unscoped read."""
+    """Items and events in one database. Every read and write of memory takes a scope; the one
+    exception is ``pending(None)``, the maintenance queue behind ``retry_pending()``."""
 
     def __init__(self, url: str) -> None:
         self.url = url
