@@ -31,9 +31,10 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from .conversations import MAX_MESSAGE_CHARS
 from .errors import AgentMemError, ConfigurationError, ExtractionError, InvalidInputError
 from .extraction.model import AgentModel, ChatReply, Message, TransientModelError, resolve_model
-from .manager import MemoryManager
+from .manager import MAX_QUERY, MemoryManager
 from .records import Change, Cost
 from .scope import Scope, check_id
 from .tools import PREFIX, MemoryTools
@@ -72,6 +73,18 @@ class RunResult:
     memory_changes: list[Change] = field(default_factory=list)
     tool_calls: list[str] = field(default_factory=list)
     system_message: str = ""
+
+
+def _storable(reply: str) -> str:
+    """The reply as stored in the session: cut to ``MAX_MESSAGE_CHARS`` with a marker when longer."""
+    if len(reply) <= MAX_MESSAGE_CHARS:
+        return reply
+
+    def marker(kept: int) -> str:
+        return f"\n[truncated: the reply was {len(reply)} characters; the first {kept} are kept]"
+
+    kept = MAX_MESSAGE_CHARS - len(marker(MAX_MESSAGE_CHARS))  # fewer digits never lengthen the marker
+    return reply[:kept] + marker(kept)
 
 
 class FunctionTool:
@@ -207,7 +220,13 @@ class Agent:
     # ---- public API ---------------------------------------------------------------------------
 
     def run(self, message: str, *, user_id: str, session_id: str | None = None) -> RunResult:
-        """Answer ``message`` for ``user_id``; the turn is stored in the session (new when ``None``)."""
+        """Answer ``message`` for ``user_id``; the turn is stored in the session (new when ``None``).
+
+        A session belongs to the agent that started it: continuing another agent's session (or, for an
+        agent with an ``agent_id``, a session stored without one) raises ScopeError before any model
+        call, and so does a ``message`` over ``MAX_MESSAGE_CHARS`` (InvalidInputError). A reply over that
+        limit is returned whole and stored cut short, with a marker.
+        """
         turn = self._start(message, user_id, session_id)
         for _round in range(self.max_tool_rounds + 1):
             final = _round == self.max_tool_rounds
@@ -273,17 +292,24 @@ class Agent:
         scope = Scope.of(user_id, self.agent_id)
         if not isinstance(message, str) or not message.strip():
             raise InvalidInputError("message must be a non-empty str")
+        if len(message) > MAX_MESSAGE_CHARS:  # checked now: it could not be stored after the reply
+            raise InvalidInputError(f"message is {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}")
         session = check_id(session_id, "session_id", required=False) or uuid.uuid4().hex
         memory = self.memory
+        # Only this agent's own session: another agent's history is not ours to read or continue.
         history = (
-            memory.get_messages(session, user_id=scope.user_id, limit=self.history_messages) if memory else []
+            memory._history(
+                session, user_id=scope.user_id, agent_id=scope.agent_id, limit=self.history_messages
+            )
+            if memory
+            else []
         )
         system = self.instructions.strip()
         if memory is not None and memory.add_memory_to_context:
             block = memory.compile(
                 user_id=scope.user_id,
                 agent_id=scope.agent_id,
-                query=message,
+                query=message[-MAX_QUERY:],  # a long message: its end, where the question usually is
                 token_budget=self.memory_token_budget,
             )
             if block:
@@ -373,7 +399,10 @@ class Agent:
             return turn.result
         exchange = [{"role": "user", "content": turn.message}, {"role": "assistant", "content": content}]
         # Stored now, so the next run's history has it; learning and summaries go to the background.
-        memory._append(turn.session_id, exchange, user_id=turn.scope.user_id, agent_id=turn.scope.agent_id)
+        # An over-long reply is stored cut short (the run still returns all of it): the reply exists, so
+        # storing it must not fail.
+        stored = [exchange[0], {"role": "assistant", "content": _storable(content)}]
+        memory._append(turn.session_id, stored, user_id=turn.scope.user_id, agent_id=turn.scope.agent_id)
         if memory.update_memory_on_run or memory.enable_session_summaries:
             context = [{"role": "assistant", "content": turn.previous_reply}] if turn.previous_reply else []
             self._in_background(turn, [*context, *exchange])
@@ -409,7 +438,15 @@ class Agent:
                 except Exception:  # never let a background failure reach the reply
                     log.exception("background memory update failed")
 
-        future = self._background.submit(job)
+        try:
+            future = self._background.submit(job)
+        except RuntimeError:  # closed while this run was answering: the reply must still be returned
+            log.warning(
+                "the agent was closed during the run: the turn is stored in session %r but not learned "
+                "(learn it again with memory.learn)",
+                turn.session_id,
+            )
+            return
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._forget_future)

@@ -1,8 +1,16 @@
 """Conversation history and session summaries, mixed into :class:`MemoryManager`.
 
-Messages are stored per user and session (secrets redacted). A session summary is written by the
-model, or, offline, extractively from the user's own first sentences; with
-``enable_session_summaries=True`` it is refreshed whenever enough new messages have arrived.
+Messages are stored per user and session (secrets redacted, in the text and in ``tool_calls``,
+``tool_call_id`` and ``name``). A session summary is written by the model, or, offline, extractively from
+the user's own first sentences; with ``enable_session_summaries=True`` it is refreshed whenever enough new
+messages have arrived.
+
+A session belongs to the agent that created it: only calls with the same ``agent_id`` may add to it, and
+a read that names an ``agent_id`` is refused for another agent's session. A session created without an
+``agent_id`` is the user's own (an application's history, say) and no agent may use it either: the rule is
+that the session's ``agent_id`` equals the caller's, ``None`` included. Reads without an ``agent_id``
+(``get_messages``, ``list_sessions``, summaries, ``delete_session``) are the user's view and see every
+session of the user.
 """
 
 from __future__ import annotations
@@ -19,14 +27,14 @@ from .extraction.turns import _text
 from .records import Usage
 from .scope import Scope, check_id
 from .store import sessions
-from .store.sessions import SessionInfo
+from .store.sessions import EXTRA_FIELDS, SessionInfo, checked_extra
+from .store.sessions import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS
+from .store.sessions import ROLES as ROLES
 
 if TYPE_CHECKING:
     from .extraction.calls import ModelCaller
     from .store import Store
 
-ROLES = ("system", "user", "assistant", "tool")
-MAX_MESSAGE_CHARS = 100_000
 SUMMARY_EVERY = 6  # new messages that make a kept-current summary due
 OFFLINE_POINTS = 4
 
@@ -43,7 +51,8 @@ def _checked_messages(messages: object) -> list[dict[str, Any]]:
             raise InvalidInputError(
                 f"messages[{i}] is {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}"
             )
-        out.append({**message, "content": content})
+        extra = checked_extra({k: message.get(k) for k in EXTRA_FIELDS}, f"messages[{i}]")
+        out.append({"role": message["role"], "content": content, **extra})
     return out
 
 
@@ -82,6 +91,11 @@ class ConversationsMixin:
         """Append messages to a session (created on first use); secrets are redacted. Returns how many.
 
         With ``enable_session_summaries=True`` the session's summary is refreshed when due.
+
+        Raises:
+            ScopeError: the session belongs to another agent (or, without ``agent_id``, to an agent).
+            InvalidInputError: a message is not valid, its text is over ``MAX_MESSAGE_CHARS`` or its
+                ``tool_calls``/``tool_call_id``/``name`` take over ``MAX_EXTRA_CHARS`` as JSON.
         """
         self._append(session_id, messages, user_id=user_id, agent_id=agent_id)
         if self.enable_session_summaries:
@@ -100,13 +114,35 @@ class ConversationsMixin:
             sessions.add_messages(writer.conn, scope.user_id, session, checked, writer.now)
 
     def get_messages(
-        self, session_id: str, *, user_id: str, limit: int | None = None
+        self, session_id: str, *, user_id: str, agent_id: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        """The session's messages, oldest first; with ``limit``, only the last ``limit``."""
-        scope, session = self._session_scope(session_id, user_id)
+        """The session's messages, oldest first; with ``limit``, only the last ``limit``.
+
+        With ``agent_id``, read as that agent: ScopeError when the session belongs to another agent or
+        to none. Without it, read as the user, who sees every session.
+        """
+        if agent_id is None:
+            scope, session = self._session_scope(session_id, user_id)
+            return self._read_messages(scope, session, limit, as_agent=False)
+        return self._history(session_id, user_id=user_id, agent_id=agent_id, limit=limit)
+
+    def _history(
+        self, session_id: str, *, user_id: str, agent_id: str | None, limit: int | None
+    ) -> list[dict[str, Any]]:
+        """The messages as the agent ``agent_id`` (``None``: no agent) reads them: only its own session's."""
+        scope = Scope.of(user_id, agent_id)
+        session = check_id(session_id, "session_id", required=True)
+        assert session is not None
+        return self._read_messages(scope, session, limit, as_agent=True)
+
+    def _read_messages(
+        self, scope: Scope, session: str, limit: int | None, *, as_agent: bool
+    ) -> list[dict[str, Any]]:
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise InvalidInputError(f"limit must be a non-negative int, got {limit!r}")
         with self._store.engine.connect() as conn:
+            if as_agent:
+                sessions.check_owner(conn, scope.user_id, session, scope.agent_key)
             return sessions.get_messages(conn, scope.user_id, session, limit)
 
     def list_sessions(self, *, user_id: str, agent_id: str | None = None) -> list[SessionInfo]:

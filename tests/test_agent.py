@@ -17,6 +17,7 @@ import pytest
 
 from agentmem import Agent, AgentMemError, ConfigurationError, InvalidInputError, MemoryManager, ScopeError
 from agentmem.agent import MEMORY_GUIDE, TOOLS_GUIDE, FunctionTool
+from agentmem.conversations import MAX_MESSAGE_CHARS
 from agentmem.extraction.model import TransientModelError
 from agentmem.testing import ScriptedModel, ToolCall
 
@@ -187,6 +188,30 @@ def test_an_agents_memory_tools_write_its_private_memory(db_url: str, make_agent
         assert session.session_id == result.session_id
 
 
+def test_an_agent_cannot_continue_another_agents_session(mem: MemoryManager, make_agent: MakeAgent) -> None:
+    planner = make_agent(ScriptedModel(["Your launch plan is noted."]), memory=mem, agent_id="planner")
+    session = planner.run("Our launch is secretly moved to May.", user_id="sarah").session_id
+
+    for agent_id in ("reviewer", None):
+        model = ScriptedModel(["never sent"])
+        with pytest.raises(ScopeError, match="agent"):
+            make_agent(model, memory=mem, agent_id=agent_id).run(
+                "When is the launch?", user_id="sarah", session_id=session
+            )
+        assert model.requests == []
+    assert len(mem.get_messages(session, user_id="sarah")) == 2
+
+    model = ScriptedModel(["May."])
+    make_agent(model, memory=mem, agent_id="planner").run(
+        "When is the launch?", user_id="sarah", session_id=session
+    )
+    assert [m["content"] for m in model.requests[0].messages[1:]] == [
+        "Our launch is secretly moved to May.",
+        "Your launch plan is noted.",
+        "When is the launch?",
+    ]
+
+
 # ---- configuration and input errors ------------------------------------------------------------------
 
 
@@ -248,6 +273,48 @@ def test_an_invalid_message_raises_before_any_model_call(
         agent.run(message, user_id="u")
     assert model.requests == []
     assert mem.list_sessions(user_id="u") == []
+
+
+def test_an_oversized_message_raises_before_any_model_call(mem: MemoryManager, make_agent: MakeAgent) -> None:
+    model = ScriptedModel(["never sent"])
+    agent = make_agent(model, memory=mem)
+    with pytest.raises(InvalidInputError, match=f"message is {MAX_MESSAGE_CHARS + 1} characters"):
+        agent.run("x" * (MAX_MESSAGE_CHARS + 1), user_id="u")
+    assert model.requests == []
+    assert mem.list_sessions(user_id="u") == []
+
+
+def test_a_long_message_within_the_limit_is_answered_with_memory(
+    sarah: MemoryManager, make_agent: MakeAgent
+) -> None:
+    model = ScriptedModel(["Here is the cleaned data."])
+    message = "id,answer\n" * 1000 + "Please clean this survey data with pandas."
+    result = make_agent(model, memory=sarah).run(message, user_id="sarah")  # longer than a search query
+
+    assert result.content == "Here is the cleaned data."
+    assert "Cleans messy survey data with pandas" in system_of(model)
+    assert mem_contents(sarah, result.session_id) == [message, "Here is the cleaned data."]
+
+
+def mem_contents(mem: MemoryManager, session_id: str) -> list[str]:
+    return [m["content"] for m in mem.get_messages(session_id, user_id="sarah")]
+
+
+def test_an_oversized_reply_is_returned_whole_and_stored_truncated(
+    mem: MemoryManager, make_agent: MakeAgent
+) -> None:
+    reply = "y" * (MAX_MESSAGE_CHARS + 5000)
+    agent = make_agent(ScriptedModel([reply]), memory=mem)
+
+    result = agent.run("Write a very long story.", user_id="u")
+
+    assert result.content == reply
+    stored = mem.get_messages(result.session_id, user_id="u")[1]["content"]
+    assert len(stored) <= MAX_MESSAGE_CHARS
+    text, marker = stored.split("\n[truncated: ")
+    assert text == reply[: len(text)]
+    assert len(text) > MAX_MESSAGE_CHARS - 100
+    assert marker == f"the reply was {len(reply)} characters; the first {len(text)} are kept]"
 
 
 def test_invalid_ids_raise_scope_error(mem: MemoryManager, make_agent: MakeAgent) -> None:
@@ -440,8 +507,8 @@ def test_learning_runs_in_the_background_after_the_reply(db_url: str, make_agent
         assert {i.source for i in state.items} == {"extracted"}
         # The second extraction reads the new turn, with the reply it answers as context only.
         prompt = str(learner.requests[1].messages[0]["content"])
-        assert "[assistant] Nice to meet you, Sarah!" in prompt
-        assert "[user] We are moving the team to Polars." in prompt
+        assert '[assistant] "Nice to meet you, Sarah!"' in prompt
+        assert '[user] "We are moving the team to Polars."' in prompt
         assert "I'm Sarah, a data scientist." not in prompt
 
 
@@ -591,6 +658,32 @@ def test_a_closed_agent_refuses_to_run() -> None:
     agent.close()
     with pytest.raises(AgentMemError, match="closed"):
         agent.run("Hello", user_id="ana")
+
+
+def test_closing_the_agent_during_a_run_keeps_the_reply(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with MemoryManager(db=db_url, update_memory_on_run=True) as mem:
+        agents: list[Agent] = []
+
+        def reply(messages: list[dict[str, Any]]) -> str:
+            agents[0].close()  # another thread shuts the agent down while the model answers
+            return "Hi Sarah!"
+
+        agents.append(Agent(ScriptedModel(reply), memory=mem))
+        with caplog.at_level(logging.WARNING, logger="agentmem.agent"):
+            result = agents[0].run("I'm Sarah, a data scientist.", user_id="sarah")
+
+        assert result.content == "Hi Sarah!"
+        assert "closed" in caplog.text
+        assert [m["content"] for m in mem.get_messages(result.session_id, user_id="sarah")] == [
+            "I'm Sarah, a data scientist.",
+            "Hi Sarah!",
+        ]
+        assert result.memory_changes == []
+        assert mem.learn(
+            [{"role": "user", "content": "I'm Sarah, a data scientist."}], user_id="sarah"
+        ).changes["profile"]  # learning can be re-run
 
 
 def test_arun_runs_blocking_tools_off_the_event_loop() -> None:

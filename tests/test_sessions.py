@@ -17,6 +17,7 @@ from agentmem import (
     ScopeError,
 )
 from agentmem.conversations import SUMMARY_EVERY
+from agentmem.store.sessions import MAX_EXTRA_CHARS
 from agentmem.testing import ScriptedModel
 
 KEY = "sk-proj-4fQx9TbLm2Wc7ZrK8vNd3HgYp6"
@@ -85,6 +86,62 @@ def test_tool_calls_and_content_parts_are_kept(mem: MemoryManager) -> None:
         {"role": "assistant", "content": "", "tool_calls": [call]},
         {"role": "tool", "content": "42", "tool_call_id": "call_1"},
     ]
+
+
+def test_secrets_in_tool_calls_and_names_are_redacted(mem: MemoryManager) -> None:
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "login", "arguments": f'{{"api_key": "{KEY}"}}'},
+    }
+    mem.add_messages(
+        "s1",
+        [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": f"call {KEY}", "name": f"tool {KEY}", "content": "ok"},
+        ],
+        user_id="u",
+    )
+    stored = mem.get_messages("s1", user_id="u")
+    assert stored[0]["tool_calls"][0]["function"] == {
+        "name": "login",
+        "arguments": '{"api_key": "[redacted]"}',
+    }
+    assert (stored[1]["tool_call_id"], stored[1]["name"]) == ("call [redacted]", "tool [redacted]")
+    assert KEY not in repr(mem.export_user("u"))
+
+
+def test_oversized_tool_calls_are_refused(mem: MemoryManager) -> None:
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "x" * MAX_EXTRA_CHARS}}
+    with pytest.raises(InvalidInputError, match="limit"):
+        mem.add_messages("s1", [{"role": "assistant", "content": "", "tool_calls": [call]}], user_id="u")
+    with pytest.raises(InvalidInputError):
+        mem.add_messages("s1", [{"role": "tool", "content": "", "name": object()}], user_id="u")
+    assert mem.list_sessions(user_id="u") == []
+
+
+# ---- sessions belong to an agent ------------------------------------------------------------------
+
+
+def test_a_session_belongs_to_the_agent_that_created_it(mem: MemoryManager) -> None:
+    mem.add_messages("s1", turn("My plan is private to A", "Noted."), user_id="u", agent_id="a")
+    mem.add_messages("shared", turn("Hello", "Hi"), user_id="u")
+
+    for other in ("b", None):
+        with pytest.raises(ScopeError, match="agent"):
+            mem.add_messages("s1", turn("I am B", "ok"), user_id="u", agent_id=other)
+    with pytest.raises(ScopeError, match="agent"):
+        mem.get_messages("s1", user_id="u", agent_id="b")
+    with pytest.raises(ScopeError, match="agent"):
+        mem.add_messages("shared", turn("I am A", "ok"), user_id="u", agent_id="a")
+    with pytest.raises(ScopeError, match="agent"):
+        mem.get_messages("shared", user_id="u", agent_id="a")
+
+    mem.add_messages("s1", [{"role": "user", "content": "A again"}], user_id="u", agent_id="a")
+    assert len(mem.get_messages("s1", user_id="u", agent_id="a")) == 3
+    assert len(mem.get_messages("s1", user_id="u")) == 3  # the user's own view sees every session
+    assert mem.get_messages("unknown", user_id="u", agent_id="b") == []
+    assert [(s.session_id, s.messages) for s in mem.list_sessions(user_id="u")] == [("s1", 3), ("shared", 2)]
 
 
 def test_list_sessions_most_recent_first_with_counts(mem: MemoryManager) -> None:
@@ -230,6 +287,32 @@ def test_a_version_1_export_still_imports(mem: MemoryManager) -> None:
     assert mem.export_user("u") == {**current, "sessions": [], "messages": []}
 
 
+def test_imported_messages_are_redacted_and_bounded(mem: MemoryManager) -> None:
+    mem.add_messages("s1", turn("hi", "hello"), user_id="u")
+    exported = mem.export_user("u")
+    mem.delete_user("u")
+    call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": f'{{"k": "{KEY}"}}'}}
+    message = {**exported["messages"][1], "content": f"use {KEY}", "extra": {"tool_calls": [call]}}
+
+    mem.import_user({**exported, "messages": [exported["messages"][0], message]})
+
+    stored = mem.get_messages("s1", user_id="u")
+    assert stored[1]["content"] == "use [redacted]"
+    assert stored[1]["tool_calls"][0]["function"]["arguments"] == '{"k": "[redacted]"}'
+    assert KEY not in repr(mem.export_user("u"))
+    mem.delete_user("u")
+
+    too_long = {**message, "content": "x" * 100_001}
+    huge = {**message, "extra": {"name": "x" * MAX_EXTRA_CHARS}}
+    unknown = {**message, "extra": {"function_call": "f"}}
+    bad_role = {**message, "role": "developer"}
+    orphan = {**message, "session_id": "not-exported"}  # would be claimed by whoever writes there next
+    for bad in (too_long, huge, unknown, bad_role, orphan):
+        with pytest.raises(InvalidInputError):
+            mem.import_user({**exported, "messages": [bad]})
+        assert mem.list_sessions(user_id="u") == []
+
+
 def test_a_user_with_only_sessions_is_not_overwritten_by_an_import(mem: MemoryManager) -> None:
     mem.add_messages("s1", turn("hi", "hello"), user_id="u")
     exported = mem.export_user("u")
@@ -263,8 +346,8 @@ def test_summarize_session_sends_the_conversation_to_the_model(
     assert request.response_format is None  # plain text, not JSON
     prompt = prompt_of(summarizer, 0)
     assert "Summarise this conversation" in prompt
-    assert "[user] Plan a 3-day trip to Kyoto in April.\n" in prompt
-    assert "[assistant] Day 1: Fushimi Inari. Day 2: Arashiyama.\n" in prompt
+    assert '[user] "Plan a 3-day trip to Kyoto in April."\n' in prompt
+    assert '[assistant] "Day 1: Fushimi Inari. Day 2: Arashiyama."\n' in prompt
     assert "SYSTEM-PROMPT-TEXT" not in prompt
     assert "Summary of the earlier part" not in prompt
 
@@ -285,8 +368,8 @@ def test_summaries_are_incremental(model_mem: MemoryManager, summarizer: Scripte
     assert second == "The user is learning Rust, including async with Tokio."
     prompt = prompt_of(summarizer, 1)
     assert f"Summary of the earlier part of the conversation:\n{first}\n" in prompt
-    assert "[user] What about async?" in prompt
-    assert "[assistant] Read the Tokio tutorial." in prompt
+    assert '[user] "What about async?"' in prompt
+    assert '[assistant] "Read the Tokio tutorial."' in prompt
     assert "I want to learn Rust." not in prompt  # old messages are in the summary, not resent
     assert "Start with the Rust book." not in prompt
 
@@ -304,7 +387,7 @@ def test_a_failed_summary_keeps_the_previous_one(model_mem: MemoryManager, summa
     assert model_mem.get_session_summary("s1", user_id="u") == "The user wants to learn Rust."
     summarizer.add("The user is learning Rust and async.")
     assert model_mem.summarize_session("s1", user_id="u") == "The user is learning Rust and async."
-    assert "[user] And async?" in prompt_of(summarizer, 2)  # the failed part is summarised on retry
+    assert '[user] "And async?"' in prompt_of(summarizer, 2)  # the failed part is summarised on retry
 
 
 def test_an_empty_summary_from_the_model_is_re_asked(
@@ -342,7 +425,7 @@ def test_refresh_summary_only_when_enough_new_messages_arrived(
     assert model_mem.refresh_summary("s1", user_id="u") == "The user asked six questions about Go."
     assert len(summarizer.requests) == 2
     assert "Question 3 about Go" not in prompt_of(summarizer, 1)
-    assert "[assistant] Answer 6" in prompt_of(summarizer, 1)
+    assert '[assistant] "Answer 6"' in prompt_of(summarizer, 1)
 
 
 def test_enable_session_summaries_refreshes_as_messages_are_added(db_url: str) -> None:

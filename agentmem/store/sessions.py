@@ -1,7 +1,12 @@
-"""Conversation history: sessions of a user and their messages, always scoped by user_id."""
+"""Conversation history: sessions of a user and their messages, always scoped by user_id.
+
+A session belongs to the agent that created it (``agent_id``, ``""`` for a session created without an
+agent): only that agent may add to it or read it as an agent.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,12 +14,17 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from ..errors import InvalidInputError, ScopeError
 from ..secret_filter import redact
 from .tables import MessageRow, SessionRow, table
 
 SESSIONS = table(SessionRow)
 MESSAGES = table(MessageRow)
+ROLES = ("system", "user", "assistant", "tool")
 EXTRA_FIELDS = ("tool_calls", "tool_call_id", "name")
+MAX_MESSAGE_CHARS = 100_000
+MAX_EXTRA_CHARS = 20_000
+"""The most characters a message's other fields (``tool_calls`` ...) may take, as JSON."""
 
 
 @dataclass(frozen=True)
@@ -30,13 +40,60 @@ class SessionInfo:
     updated_at: datetime
 
 
+def _redacted(value: Any) -> Any:
+    """``value`` with secrets redacted from every string inside it (dict keys included)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {_redacted(k) if isinstance(k, str) else k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def checked_extra(extra: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A message's other fields, secrets redacted; refused when not JSON or over ``MAX_EXTRA_CHARS``."""
+    unknown = sorted(set(extra) - set(EXTRA_FIELDS))
+    if unknown:
+        raise InvalidInputError(f"{where} has unknown field(s) {', '.join(map(str, unknown))}")
+    cleaned: dict[str, Any] = _redacted({k: v for k, v in extra.items() if v is not None})
+    try:
+        size = len(json.dumps(cleaned, ensure_ascii=False, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{where}: {', '.join(cleaned)} must be JSON data ({exc})") from None
+    if size > MAX_EXTRA_CHARS:
+        raise InvalidInputError(
+            f"{where}: {', '.join(cleaned)} take {size} characters as JSON; the limit is {MAX_EXTRA_CHARS}"
+        )
+    return cleaned
+
+
+def checked_content(content: str, where: str) -> str:
+    """Message text, secrets redacted; refused over ``MAX_MESSAGE_CHARS``."""
+    if len(content) > MAX_MESSAGE_CHARS:
+        raise InvalidInputError(f"{where} is {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}")
+    return redact(content)
+
+
 def _where(user_id: str, session_id: str) -> Any:
     return (SESSIONS.c.user_id == user_id) & (SESSIONS.c.session_id == session_id)
 
 
+def check_owner(conn: Connection, user_id: str, session_id: str, agent_id: str) -> bool:
+    """Whether the session exists; ScopeError when it belongs to another agent (``""``: none)."""
+    owner = conn.execute(select(SESSIONS.c.agent_id).where(_where(user_id, session_id))).scalar()
+    if owner is None:
+        return False
+    if owner != agent_id:
+        whose = f"agent {owner!r}" if owner else "no agent (the user's own history)"
+        caller = f"agent {agent_id!r}" if agent_id else "a caller without an agent_id"
+        raise ScopeError(f"session {session_id!r} belongs to {whose}; {caller} cannot use it")
+    return True
+
+
 def ensure_session(conn: Connection, user_id: str, session_id: str, agent_id: str, now: datetime) -> None:
-    found = conn.execute(select(SESSIONS.c.pk).where(_where(user_id, session_id))).first()
-    if found is None:
+    """Create the session for ``agent_id``, or touch it; ScopeError when another agent owns it."""
+    if not check_owner(conn, user_id, session_id, agent_id):
         conn.execute(
             SESSIONS.insert().values(
                 user_id=user_id, session_id=session_id, agent_id=agent_id, created_at=now, updated_at=now
@@ -54,11 +111,11 @@ def add_messages(
             "user_id": user_id,
             "session_id": session_id,
             "role": m["role"],
-            "content": redact(m.get("content") or ""),
-            "extra": {k: m[k] for k in EXTRA_FIELDS if m.get(k) is not None},
+            "content": checked_content(m.get("content") or "", f"messages[{i}]"),
+            "extra": checked_extra({k: m.get(k) for k in EXTRA_FIELDS}, f"messages[{i}]"),
             "created_at": now,
         }
-        for m in messages
+        for i, m in enumerate(messages)
     ]
     if rows:
         conn.execute(MESSAGES.insert(), rows)

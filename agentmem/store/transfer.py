@@ -1,20 +1,29 @@
-"""Export, import and deletion of everything one user has: items (live and closed) and events."""
+"""Export, import and deletion of everything one user has: items (live and closed) and events.
+
+An import trusts nothing in the document: every value is validated by its layer (secrets refused, sizes
+bounded), each item's ``key``, ``text`` and ``line`` are recomputed from its value the way the layer
+computes them, and messages are redacted and bounded like new ones. All of it is checked before anything
+is written.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, select
 
-from ..errors import ConflictError, InvalidInputError, SecretError
-from ..scope import Scope
-from ..secret_filter import find_secret
+from ..errors import ConfigurationError, ConflictError, InvalidInputError
+from ..layers.base import MAX_LIST, Layer, check_value, display
+from ..layers.collection import CollectionLayer
+from ..layers.document import DocumentLayer
+from ..scope import Scope, check_id
+from ..secret_filter import redact
 from . import search
-from .sessions import MESSAGES, SESSIONS
+from .sessions import MAX_MESSAGE_CHARS, MESSAGES, ROLES, SESSIONS, checked_content, checked_extra
 from .tables import EventRow, ItemRow, LearnedRow, PendingRow, table
 
 ITEMS = table(ItemRow)
@@ -22,6 +31,9 @@ EVENTS = table(EventRow)
 FORMAT = "agentmem.export"
 VERSION = 2  # 2 added sessions and messages; version 1 documents still import
 _TIMES = ("created_at", "updated_at", "valid_to")
+MAX_STORED_LIST = 20 * MAX_LIST
+"""The most elements an imported list may have. Merges grow list fields (profile expertise, knowledge
+topics) past ``MAX_LIST``, which bounds one change, so a stored list may be longer; not this long."""
 
 
 class _Strict(BaseModel):
@@ -29,7 +41,7 @@ class _Strict(BaseModel):
 
 
 class ExportedItem(_Strict):
-    id: str
+    id: str = Field(min_length=1, max_length=40)
     agent_id: str | None
     session_id: str | None
     layer: str
@@ -37,15 +49,15 @@ class ExportedItem(_Strict):
     value: Any
     text: str
     line: str
-    source: str
-    confidence: float
-    count: int
+    source: str = Field(max_length=16)
+    confidence: float = Field(ge=0, le=1)
+    count: int = Field(ge=1)
     explicit: bool
     meta: dict[str, Any]
     created_at: datetime
     updated_at: datetime
     valid_to: datetime | None
-    superseded_by: str | None
+    superseded_by: str | None = Field(max_length=40)
 
 
 class ExportedEvent(_Strict):
@@ -58,7 +70,7 @@ class ExportedEvent(_Strict):
     old: Any
     new: Any
     reason: str | None
-    source: str
+    source: str = Field(max_length=16)
     created_at: datetime
 
 
@@ -66,7 +78,7 @@ class ExportedSession(_Strict):
     session_id: str
     agent_id: str | None
     summary: str | None
-    summarized_messages: int
+    summarized_messages: int = Field(ge=0)
     created_at: datetime
     updated_at: datetime
 
@@ -153,8 +165,18 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.utcoffset() is None else value.astimezone(UTC)
 
 
-def parse_export(data: object, layers: Mapping[str, Any] | None = None) -> Export:
-    """Validate an export document completely before anything is written."""
+def parse_export(data: object, layers: Mapping[str, Layer]) -> Export:
+    """Validate an export document completely before anything is written.
+
+    ``layers`` are the importing manager's layers, by name: they validate the items' values and
+    recompute what is derived from them. Returns the document as it is to be stored.
+
+    Raises:
+        InvalidInputError: not an export, an unknown layer, a value the layer refuses, two live items
+            for one key, a message over the size limits.
+        SecretError: a value, an item's metadata or its history contains a secret.
+        ScopeError: an invalid user, agent or session id.
+    """
     try:
         doc = Export.model_validate(data)
     except PydanticValidationError as exc:
@@ -162,12 +184,140 @@ def parse_export(data: object, layers: Mapping[str, Any] | None = None) -> Expor
         where = ".".join(str(p) for p in err["loc"]) or "document"
         raise InvalidInputError(f"not an agentmem export ({where}: {err['msg']})") from None
     Scope.of(doc.user_id)
-    for item in doc.items:
-        Scope.of(doc.user_id, item.agent_id)
-        kind = find_secret(item.text)
-        if kind:
-            raise SecretError(f"item {item.id} looks like it contains a {kind}; secrets are never stored")
-    return doc
+    items = [_checked_item(doc.user_id, item, layers) for item in doc.items]
+    _check_unique(items)
+    events = [_checked_event(doc.user_id, event, layers) for event in doc.events]
+    sessions = [_checked_session(doc.user_id, session) for session in doc.sessions]
+    known = {session.session_id for session in sessions}
+    if len(known) != len(sessions):
+        raise InvalidInputError("a session appears twice in the export")
+    messages = [_checked_message(i, message, known) for i, message in enumerate(doc.messages)]
+    return doc.model_copy(
+        update={"items": items, "events": events, "sessions": sessions, "messages": messages}
+    )
+
+
+def _layer(layers: Mapping[str, Layer], name: str, where: str) -> Layer:
+    layer = layers.get(name)
+    if layer is None:
+        raise InvalidInputError(f"{where}: unknown layer {name!r}; layers are {', '.join(layers)}")
+    return layer
+
+
+def _check_stored(value: Any, where: str) -> Any:
+    """``check_value`` (secrets refused, strings bounded), with lists bounded by ``MAX_STORED_LIST``."""
+    if isinstance(value, list):
+        if len(value) > MAX_STORED_LIST:
+            raise InvalidInputError(f"{where} has {len(value)} elements; the limit is {MAX_STORED_LIST}")
+        return [_check_stored(v, where) for v in value]
+    if isinstance(value, dict):
+        return {k: _check_stored(v, f"{where}.{k}") for k, v in value.items()}
+    return check_value(value, where)
+
+
+def _value(layer: Layer, item: ExportedItem, where: str) -> Any:
+    """The item's value validated by the layer's schema, in its JSON form."""
+    schema = layer.schema
+    try:
+        if isinstance(layer, DocumentLayer):
+            if item.key not in schema.fields:
+                raise InvalidInputError(
+                    f"{where}: {layer.name} has no field {item.key!r}; fields are {', '.join(schema.fields)}"
+                )
+            if item.value is None or item.value in ("", []):
+                raise InvalidInputError(f"{where}: an empty value is never stored")
+            adapter = schema.fields[item.key].adapter
+        else:
+            if not isinstance(item.value, dict):
+                raise InvalidInputError(f"{where}: a {layer.name} value must be an object")
+            schema.check_known(list(item.value), layer.name)
+            adapter = schema.adapter
+        typed = adapter.validate_python(item.value)
+    except ConfigurationError as exc:  # an unknown field: the document's fault, not the setup's
+        raise InvalidInputError(f"{where}: {exc}") from None
+    except PydanticValidationError as exc:
+        err = exc.errors()[0]
+        place = ".".join(str(p) for p in err["loc"])
+        raise InvalidInputError(f"{where}: invalid {layer.name} value ({place}): {err['msg']}") from None
+    return _check_stored(adapter.dump_python(typed, mode="json"), f"{where} {layer.name}")
+
+
+def _checked_item(user_id: str, item: ExportedItem, layers: Mapping[str, Layer]) -> ExportedItem:
+    """The item with its value validated, and key, text and line as the layer computes them."""
+    where = f"item {item.id}"
+    Scope.of(user_id, item.agent_id)
+    check_id(item.session_id, "session_id", required=False)
+    layer = _layer(layers, item.layer, where)
+    value = _value(layer, item, where)
+    if isinstance(layer, DocumentLayer):
+        key, text, line = item.key, display(value), layer.line(item.key, value)
+    else:
+        assert isinstance(layer, CollectionLayer)
+        since = _utc(item.created_at)
+        assert since is not None
+        key, text, line = layer.key_of(value), value["text"], layer.line(value, item.count, since)
+    meta = _check_stored(item.meta, f"{where} meta")
+    return item.model_copy(update={"value": value, "key": key, "text": text, "line": line, "meta": meta})
+
+
+def _check_unique(items: list[ExportedItem]) -> None:
+    ids: set[str] = set()
+    live: set[tuple[str, str, str]] = set()
+    for item in items:
+        if item.id in ids:
+            raise InvalidInputError(f"item id {item.id!r} appears twice in the export")
+        ids.add(item.id)
+        if item.valid_to is not None:
+            continue  # closed items may say what a live one says
+        slot = (item.agent_id or "", item.layer, item.key)
+        if slot in live:
+            raise InvalidInputError(
+                f"item {item.id}: a second live {item.layer} item for key {item.key!r}"
+                f"{f' of agent {item.agent_id!r}' if item.agent_id else ''}; only one may be live"
+            )
+        live.add(slot)
+
+
+def _checked_event(user_id: str, event: ExportedEvent, layers: Mapping[str, Layer]) -> ExportedEvent:
+    where = f"event of item {event.item_id}"
+    Scope.of(user_id, event.agent_id)
+    check_id(event.session_id, "session_id", required=False)
+    _layer(layers, event.layer, where)
+    return event.model_copy(
+        update={
+            "old": _check_stored(event.old, f"{where} old"),
+            "new": _check_stored(event.new, f"{where} new"),
+            "reason": _check_stored(event.reason, f"{where} reason"),
+        }
+    )
+
+
+def _checked_session(user_id: str, session: ExportedSession) -> ExportedSession:
+    Scope.of(user_id, session.agent_id)
+    check_id(session.session_id, "session_id", required=True)
+    summary = session.summary
+    if summary is not None:
+        if len(summary) > MAX_MESSAGE_CHARS:
+            raise InvalidInputError(
+                f"the summary of session {session.session_id!r} is {len(summary)} characters; "
+                f"the limit is {MAX_MESSAGE_CHARS}"
+            )
+        summary = redact(summary)
+    return session.model_copy(update={"summary": summary})
+
+
+def _checked_message(index: int, message: ExportedMessage, sessions: set[str]) -> ExportedMessage:
+    where = f"messages[{index}]"
+    if message.session_id not in sessions:
+        raise InvalidInputError(f"{where}: session {message.session_id!r} is not in the export")
+    if message.role not in ROLES:
+        raise InvalidInputError(f"{where}: role must be one of {ROLES}, not {message.role!r}")
+    return message.model_copy(
+        update={
+            "content": checked_content(message.content, where),
+            "extra": checked_extra(message.extra, where),
+        }
+    )
 
 
 def user_exists(conn: Connection, user_id: str) -> bool:
