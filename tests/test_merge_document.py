@@ -358,3 +358,13 @@ def test_writing_the_same_update_twice_changes_nothing_the_second_time(mem: Memo
     assert mem.profile.update(user_id="sarah", **patch) == []
     assert len(first) == 2
     assert len(mem.history(user_id="sarah")) == events
+
+
+def test_a_list_field_never_grows_past_the_input_limit(mem: MemoryManager) -> None:
+    for start in range(0, 80, 20):
+        mem.profile.update(user_id="u", expertise=[f"skill {i}" for i in range(start, start + 20)])
+    expertise = mem.get(user_id="u").profile.expertise
+    assert len(expertise) == 50
+    assert expertise[-1] == "skill 79"  # the newest stay; the oldest are in the history
+    first = mem.history(user_id="u")[0]
+    assert first.new[0] == "skill 0"

@@ -16,17 +16,18 @@ from typing import Any, ClassVar, Literal
 from ..errors import ConfigurationError
 from ..records import MemoryItem
 from ..text import normalize
-from .base import Add, Delete, FieldPatch, Layer, NewItem, Op, Patch, Update, display
+from .base import MAX_LIST, Add, Delete, FieldPatch, Layer, NewItem, Op, Patch, Update, display
 
 
 def _union(old: list[Any], new: list[Any]) -> list[Any]:
+    """Old and new elements, each once; over MAX_LIST the oldest go (they stay in the history)."""
     seen = {normalize(str(v)) for v in old}
     merged = list(old)
     for v in new:
         if normalize(str(v)) not in seen:
             seen.add(normalize(str(v)))
             merged.append(v)
-    return merged
+    return merged[-MAX_LIST:]
 
 
 def _is_empty(value: Any) -> bool:

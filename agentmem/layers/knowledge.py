@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from ..records import MemoryItem
+from .base import MAX_LIST
 from .collection import CollectionLayer
 
 
@@ -26,11 +27,12 @@ class Fact:
 
 
 def _union(*topic_lists: list[Any]) -> list[Any]:
-    """The topics of all the lists, each once ignoring case, in its first spelling."""
+    """The topics of all the lists, each once ignoring case, in its first spelling; at most MAX_LIST
+    (the first ones: a fact's topics are settled early)."""
     merged: dict[str, Any] = {}
     for topic in (t for topics in topic_lists for t in topics):
         merged.setdefault(str(topic).casefold(), topic)
-    return list(merged.values())
+    return list(merged.values())[:MAX_LIST]
 
 
 class KnowledgeLayer(CollectionLayer):
