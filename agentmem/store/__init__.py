@@ -1,5 +1,7 @@
 """Persistence: SQLModel tables, engine set-up, migrations, full-text search, transfer."""
 
-from .store import ContextRow, Store, Writer
+from .rows import ContextRow
+from .store import Store
+from .writer import Writer
 
 __all__ = ["ContextRow", "Store", "Writer"]

@@ -1,4 +1,5 @@
-"""The Store: every read and write of items and events, always through a :class:`Scope`."""
+"""The Store: every read of items and events goes through a :class:`Scope`; writes go through
+:meth:`Store.write`, which holds the write lock (see :class:`Writer`)."""
 
 from __future__ import annotations
 
@@ -8,328 +9,26 @@ import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import NotFoundError, StoreError
-from ..layers.base import Add, Delete, Expire, NewItem, Op, Supersede, Update
-from ..records import Change, MemoryEvent, MemoryItem, SearchHit
+from ..records import MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
 from . import search
 from .engine import WRITE, is_ephemeral, make_engine
 from .migrations import migrate
-from .tables import EventRow, ItemRow, LearnedRow, PendingRow, table
-
-ITEMS = table(ItemRow)
-EVENTS = table(EventRow)
-LEARNED = table(LearnedRow)
-PENDING = table(PendingRow)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def item_from_row(row: Row[Any]) -> MemoryItem:
-    m = row._mapping
-    return MemoryItem(
-        id=m["id"],
-        layer=m["layer"],
-        key=m["key"],
-        text=m["text"],
-        value=m["value"],
-        user_id=m["user_id"],
-        agent_id=m["agent_id"] or None,
-        session_id=m["session_id"],
-        source=m["source"],
-        confidence=m["confidence"],
-        count=m["count"],
-        explicit=m["explicit"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-        valid_to=m["valid_to"],
-        superseded_by=m["superseded_by"],
-        meta=dict(m["meta"] or {}),
-    )
-
-
-def event_from_row(row: Row[Any]) -> MemoryEvent:
-    m = row._mapping
-    return MemoryEvent(
-        id=m["id"],
-        item_id=m["item_id"],
-        layer=m["layer"],
-        key=m["key"],
-        op=m["op"],
-        old=m["old"],
-        new=m["new"],
-        reason=m["reason"],
-        source=m["source"],
-        user_id=m["user_id"],
-        agent_id=m["agent_id"] or None,
-        session_id=m["session_id"],
-        created_at=m["created_at"],
-    )
-
-
-class ContextRow(NamedTuple):
-    """What compile needs of one live item: no JSON, no datetime parsing (a tuple: cheap to build)."""
-
-    id: str
-    layer: str
-    key: str
-    line: str
-    agent_id: str
-    updated_at: Any  # sortable within one backend
-    times: int  # how often seen (feedback repeats)
-    score: float  # relevance to the query; 0 when none
-
-
-def _visible(scope: Scope) -> Any:
-    return and_(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id.in_(scope.visible_agent_keys))
+from .rows import EVENTS, ITEMS, PENDING, ContextRow, event_from_row, item_from_row, utcnow, visible
+from .writer import Writer
 
 
 def _remove_database(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
-class Writer:
-    """A write transaction for one exact scope, holding the write lock."""
-
-    def __init__(self, conn: Connection, scope: Scope, now: datetime) -> None:
-        self.conn, self.scope, self.now = conn, scope, now
-        self._observed_at: datetime | None = None
-
-    def live(self, layer: str) -> list[MemoryItem]:
-        """The live items of ``layer`` in exactly this scope (what a merge works against)."""
-        rows = self.conn.execute(
-            select(ITEMS)
-            .where(ITEMS.c.user_id == self.scope.user_id, ITEMS.c.agent_id == self.scope.agent_key)
-            .where(ITEMS.c.layer == layer, ITEMS.c.valid_to.is_(None))
-            .order_by(ITEMS.c.pk)
-        )
-        return [item_from_row(r) for r in rows]
-
-    def apply(
-        self,
-        layer: str,
-        ops: Sequence[Op],
-        *,
-        source: str,
-        session_id: str | None,
-        observed_at: datetime | None = None,
-    ) -> list[Change]:
-        """Apply a merge's operations, one event each. ``observed_at``: for extracted changes, when
-        their input was read (see ``newer_than``)."""
-        self._observed_at = observed_at
-        changes: list[Change] = []
-        for op in ops:
-            if isinstance(op, Add):
-                changes.append(self._add(layer, op.item, source, session_id))
-            elif isinstance(op, Update):
-                self._set(
-                    op.target,
-                    value=op.value,
-                    text=op.text,
-                    line=op.line,
-                    count=op.count,
-                    explicit=op.explicit,
-                    confidence=op.confidence,
-                    meta=dict(op.meta),
-                )
-                if op.text != op.target.text:
-                    search.unindex_items(self.conn, [self._pk(op.target.id)])
-                    search.index_item(self.conn, self._pk(op.target.id), self.scope.user_id, op.text)
-                changes.append(
-                    self._event(
-                        "update",
-                        op.target,
-                        op.target.value,
-                        op.value,
-                        op.reason,
-                        source,
-                        session_id,
-                    )
-                )
-            elif isinstance(op, Supersede):
-                new = op.replacement
-                if isinstance(new, NewItem):
-                    added = self._add(layer, new, source, session_id)
-                    changes.append(added)
-                    new_id, new_value = added.item_id, new.value
-                else:
-                    new_id, new_value = new.id, new.value
-                self._set(op.target, valid_to=self.now, superseded_by=new_id)
-                changes.append(
-                    self._event(
-                        "supersede",
-                        op.target,
-                        op.target.value,
-                        new_value,
-                        op.reason,
-                        source,
-                        session_id,
-                    )
-                )
-            elif isinstance(op, Expire):
-                self._set(op.target, valid_to=self.now)
-                changes.append(
-                    self._event("expire", op.target, op.target.value, None, op.reason, source, session_id)
-                )
-            elif isinstance(op, Delete):
-                search.unindex_items(self.conn, [self._pk(op.target.id)])
-                self.conn.execute(ITEMS.delete().where(ITEMS.c.id == op.target.id))
-                changes.append(
-                    self._event("delete", op.target, op.target.value, None, op.reason, source, session_id)
-                )
-        return changes
-
-    def item(self, item_id: str) -> MemoryItem:
-        """A live item this scope sees, read under the write lock (so nothing changes it after). A
-        shared item hidden by this agent's own item of the same key is not seen, as in ``get()``."""
-        row = self.conn.execute(
-            select(ITEMS).where(_visible(self.scope), ITEMS.c.valid_to.is_(None), ITEMS.c.id == item_id)
-        ).first()
-        hidden = row is not None and self.scope.agent_id is not None and not row.agent_id
-        if hidden and row is not None:
-            hidden = (
-                self.conn.execute(
-                    select(ITEMS.c.pk).where(
-                        ITEMS.c.user_id == self.scope.user_id,
-                        ITEMS.c.agent_id == self.scope.agent_key,
-                        ITEMS.c.layer == row.layer,
-                        ITEMS.c.key == row.key,
-                        ITEMS.c.valid_to.is_(None),
-                    )
-                ).first()
-                is not None
-            )
-        if row is None or hidden:
-            raise NotFoundError(f"no live memory item {item_id!r} for user {self.scope.user_id!r}")
-        return item_from_row(row)
-
-    def in_scope(self, agent_id: str | None) -> Writer:
-        """The same transaction, writing on behalf of another scope of the same user."""
-        return Writer(self.conn, Scope(self.scope.user_id, agent_id), self.now)
-
-    def has_event(self, event_id: int) -> bool:
-        found = self.conn.execute(
-            select(EVENTS.c.id).where(EVENTS.c.id == event_id, EVENTS.c.user_id == self.scope.user_id)
-        ).first()
-        return found is not None
-
-    def newer_than(self, read_at: datetime) -> set[tuple[str, str]]:
-        """(layer, key) of items of this scope changed by information newer than ``read_at``: direct
-        writes made after it, and extractions of inputs read after it."""
-        rows = self.conn.execute(
-            select(EVENTS.c.layer, EVENTS.c.key).where(
-                EVENTS.c.user_id == self.scope.user_id,
-                EVENTS.c.agent_id.in_(self.scope.visible_agent_keys),
-                func.coalesce(EVENTS.c.observed_at, EVENTS.c.created_at) > read_at,
-            )
-        )
-        return {(r.layer, r.key) for r in rows}
-
-    def learned(self, key: str) -> bool:
-        """Whether ``learn`` already applied this input to this scope."""
-        found = self.conn.execute(
-            select(LEARNED.c.pk).where(
-                LEARNED.c.user_id == self.scope.user_id,
-                LEARNED.c.agent_id == self.scope.agent_key,
-                LEARNED.c.key == key,
-            )
-        ).first()
-        return found is not None
-
-    def mark_learned(self, key: str) -> None:
-        self.conn.execute(
-            LEARNED.insert().values(
-                user_id=self.scope.user_id, agent_id=self.scope.agent_key, key=key, created_at=self.now
-            )
-        )
-
-    def _pk(self, item_id: str) -> int:
-        return int(self.conn.execute(select(ITEMS.c.pk).where(ITEMS.c.id == item_id)).scalar_one())
-
-    def _add(self, layer: str, new: NewItem, source: str, session_id: str | None) -> Change:
-        item_id = "m_" + uuid.uuid4().hex[:24]
-        now = self.now
-        pk = self.conn.execute(
-            ITEMS.insert().values(
-                id=item_id,
-                user_id=self.scope.user_id,
-                agent_id=self.scope.agent_key,
-                session_id=session_id,
-                layer=layer,
-                key=new.key,
-                value=new.value,
-                text=new.text,
-                line=new.line,
-                source=source,
-                confidence=new.confidence,
-                count=new.count,
-                explicit=new.explicit,
-                meta=dict(new.meta),
-                created_at=now,
-                updated_at=now,
-            )
-        ).inserted_primary_key
-        assert pk is not None
-        search.index_item(self.conn, int(pk[0]), self.scope.user_id, new.text)
-        self._insert_event(item_id, layer, new.key, "add", None, new.value, None, source, session_id)
-        return Change("add", layer, item_id, new.key, None, new.value)
-
-    def _set(self, target: MemoryItem, **values: Any) -> None:
-        values.setdefault("updated_at", self.now)
-        self.conn.execute(ITEMS.update().where(ITEMS.c.id == target.id).values(**values))
-
-    def _event(
-        self,
-        op: Any,
-        target: MemoryItem,
-        old: Any,
-        new: Any,
-        reason: str | None,
-        source: str,
-        session_id: str | None,
-    ) -> Change:
-        self._insert_event(target.id, target.layer, target.key, op, old, new, reason, source, session_id)
-        return Change(op, target.layer, target.id, target.key, old, new)
-
-    def _insert_event(
-        self,
-        item_id: str,
-        layer: str,
-        key: str,
-        op: str,
-        old: Any,
-        new: Any,
-        reason: str | None,
-        source: str,
-        session_id: str | None,
-    ) -> None:
-        self.conn.execute(
-            EVENTS.insert().values(
-                item_id=item_id,
-                user_id=self.scope.user_id,
-                agent_id=self.scope.agent_key,
-                session_id=session_id,
-                layer=layer,
-                key=key,
-                op=op,
-                old=old,
-                new=new,
-                reason=reason,
-                source=source,
-                created_at=self.now,
-                observed_at=self._observed_at,
-            )
-        )
 
 
 class Store:
@@ -374,7 +73,7 @@ class Store:
     # ---- reads ---------------------------------------------------------------------------
 
     def live(self, scope: Scope, layers: Sequence[str] | None = None) -> list[MemoryItem]:
-        stmt = select(ITEMS).where(_visible(scope), ITEMS.c.valid_to.is_(None)).order_by(ITEMS.c.pk)
+        stmt = select(ITEMS).where(visible(scope), ITEMS.c.valid_to.is_(None)).order_by(ITEMS.c.pk)
         if layers is not None:
             stmt = stmt.where(ITEMS.c.layer.in_(layers))
         with self.engine.connect() as conn:
@@ -408,7 +107,7 @@ class Store:
         """A live item visible to ``scope``; any other id (another user's too) is not found."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(ITEMS).where(_visible(scope), ITEMS.c.valid_to.is_(None), ITEMS.c.id == item_id)
+                select(ITEMS).where(visible(scope), ITEMS.c.valid_to.is_(None), ITEMS.c.id == item_id)
             ).first()
         if row is None:
             raise NotFoundError(f"no live memory item {item_id!r} for user {scope.user_id!r}")
@@ -458,7 +157,7 @@ class Store:
                 rows = conn.execute(
                     select(ITEMS, ranked.c.score)
                     .join(ranked, ranked.c.pk == ITEMS.c.pk)
-                    .where(_visible(scope), ITEMS.c.valid_to.is_(None), ITEMS.c.layer.in_(layers))
+                    .where(visible(scope), ITEMS.c.valid_to.is_(None), ITEMS.c.layer.in_(layers))
                     .order_by(ranked.c.score, ITEMS.c.id)
                     .limit(limit),
                     {"match": match},

@@ -1,0 +1,81 @@
+"""Rows to records: the table handles and the conversions every read shares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import Row, and_
+
+from ..records import MemoryEvent, MemoryItem
+from ..scope import Scope
+from .tables import EventRow, ItemRow, LearnedRow, PendingRow, table
+
+ITEMS = table(ItemRow)
+EVENTS = table(EventRow)
+LEARNED = table(LearnedRow)
+PENDING = table(PendingRow)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def item_from_row(row: Row[Any]) -> MemoryItem:
+    m = row._mapping
+    return MemoryItem(
+        id=m["id"],
+        layer=m["layer"],
+        key=m["key"],
+        text=m["text"],
+        value=m["value"],
+        user_id=m["user_id"],
+        agent_id=m["agent_id"] or None,
+        session_id=m["session_id"],
+        source=m["source"],
+        confidence=m["confidence"],
+        count=m["count"],
+        explicit=m["explicit"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        valid_to=m["valid_to"],
+        superseded_by=m["superseded_by"],
+        meta=dict(m["meta"] or {}),
+    )
+
+
+def event_from_row(row: Row[Any]) -> MemoryEvent:
+    m = row._mapping
+    return MemoryEvent(
+        id=m["id"],
+        item_id=m["item_id"],
+        layer=m["layer"],
+        key=m["key"],
+        op=m["op"],
+        old=m["old"],
+        new=m["new"],
+        reason=m["reason"],
+        source=m["source"],
+        user_id=m["user_id"],
+        agent_id=m["agent_id"] or None,
+        session_id=m["session_id"],
+        created_at=m["created_at"],
+    )
+
+
+class ContextRow(NamedTuple):
+    """What compile needs of one live item: no JSON, no datetime parsing (a tuple: cheap to build)."""
+
+    id: str
+    layer: str
+    key: str
+    line: str
+    agent_id: str
+    updated_at: Any  # sortable within one backend
+    times: int  # how often seen (feedback repeats)
+    score: float  # relevance to the query; 0 when none
+
+
+def visible(scope: Scope) -> Any:
+    """The rows of this user that this scope may read: shared, plus its own agent's."""
+    return and_(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id.in_(scope.visible_agent_keys))
