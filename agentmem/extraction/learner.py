@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -23,22 +23,20 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from tenacity import Retrying
 
-from ..errors import ConfigurationError, ExtractionError, InvalidInputError, SecretError, StoreError
+from ..errors import ConfigurationError, ExtractionError, StoreError
 from ..layers.apply import apply_patches
-from ..layers.base import Entry, FieldPatch, Layer, NewEntries, Patch, display
-from ..layers.collection import CollectionLayer
+from ..layers.base import Layer
 from ..records import LearnResult, MemoryItem, RetryReport, Usage
 from ..scope import Scope
 from ..secret_filter import redact
 from ..store import Store
-from ..text import one_line
 from .calls import Invalid, ModelCaller
 from .model import ChatModel, Message
 from .offline import extract_offline
-from .output import build_output_model, dump, json_schema, response_format
+from .output import build_output_model, json_schema, response_format
+from .patches import not_stale, shown_text, to_patches
 from .templates import PromptSet
 from .turns import Turn, salience
-from .wording import Attribution
 
 Sections = dict[str, Any]  # layer name -> that layer's validated part of the output
 # Stored entries shown to the model per collection layer: the prompt must not grow with the memory.
@@ -196,7 +194,8 @@ class Learner:
         native = self.caller.supports_json_schema()
         items = {
             layer.name: [
-                {"alias": i + 1, "text": _shown(layer, item)} for i, item in enumerate(current[layer.name])
+                {"alias": i + 1, "text": shown_text(layer, item)}
+                for i, item in enumerate(current[layer.name])
             ]
             for layer in layers
         }
@@ -280,59 +279,9 @@ class Learner:
         parsed = self.outputs[None].model_validate(sections)
         return {layer.name: getattr(parsed, layer.name) for layer in self.layers}
 
-    def _patches(
-        self,
-        sections: Sections,
-        current: Mapping[str, list[MemoryItem]],
-        turns: Sequence[Turn],
-        key: str,
-        usage: Usage,
-    ) -> list[tuple[str, Patch]]:
-        attribution = Attribution(turns)
-        patches: list[tuple[str, Patch]] = []
-        for layer in self.layers:
-            section = sections.get(layer.name)
-            checks_source = layer.name != "feedback"  # feedback is about the assistant's answer by nature
-            if layer.kind == "document":
-                values, remove = (
-                    (dump(section.set), tuple(section.remove))
-                    if layer.name == "policies" and section
-                    else (dump(section), ())
-                )
-                clean = {}
-                for name, value in values.items():
-                    if checks_source and attribution.misattributed(display(value)):
-                        usage.drop("misattributed")
-                        continue
-                    checked = _checked(usage, layer.schema.validate_field, name, value, layer.name)
-                    if checked is not None:
-                        clean[name] = checked
-                if clean or remove:
-                    patches.append((layer.name, FieldPatch(values=clean, remove=remove, explicit=True)))
-                continue
-            aliases = {i + 1: item.id for i, item in enumerate(current[layer.name])}
-            entries = []
-            for entry in section or []:
-                data = entry.model_dump(exclude={"replaces"})
-                replaces = aliases.get(entry.replaces) if entry.replaces is not None else None
-                if entry.replaces is not None and replaces is None:
-                    usage.drop("unknown_alias")  # the alias goes; the entry itself stays as a new one
-                if not str(data.get("text", "")).strip():
-                    usage.drop("invalid")
-                    continue
-                if checks_source and attribution.misattributed(data["text"]):
-                    usage.drop("misattributed")
-                    continue
-                value = _checked(usage, layer.schema.validate_entry, data, layer.name)
-                if value is not None:
-                    entries.append(Entry(value=value, replaces=replaces, occurrence=key))
-            if entries:
-                patches.append((layer.name, NewEntries(tuple(entries))))
-        return patches
-
     def _apply(self, job: _Job, sections: Sections) -> LearnResult:
         usage = job.usage
-        patches = self._patches(sections, job.current, job.turns, job.key, usage)
+        patches = to_patches(self.layers, sections, job.current, job.turns, job.key, usage)
         result = LearnResult({layer.name: [] for layer in self.layers}, usage)
         try:
             with self.store.write(job.scope) as writer:
@@ -342,7 +291,7 @@ class Learner:
                 if job.watermark and not writer.has_event(job.watermark):
                     usage.skipped = "the user's memory was deleted while this input was being learned"
                     return result
-                fresh = self._not_stale(patches, writer.newer_than(job.read_at), usage)
+                fresh = not_stale(self.all_layers, patches, writer.newer_than(job.read_at), usage)
                 for change in apply_patches(
                     writer,
                     self.all_layers,
@@ -359,31 +308,6 @@ class Learner:
                 self._keep_pending(error, job)
             raise error from exc
         return result
-
-    def _not_stale(
-        self, patches: list[tuple[str, Patch]], changed: set[tuple[str, str]], usage: Usage
-    ) -> list[tuple[str, Patch]]:
-        """Drop what the user changed after this input was read: the newer change wins."""
-        fresh: list[tuple[str, Patch]] = []
-        for name, patch in patches:
-            if isinstance(patch, FieldPatch):
-                # A list field only gains elements (unions commute); a value would replace a newer one.
-                fields = self.all_layers[name].schema.fields
-                values = {
-                    k: v for k, v in patch.values.items() if fields[k].is_list or (name, k) not in changed
-                }
-                remove = tuple(k for k in patch.remove if (name, k) not in changed)
-                usage.drop("stale", len(patch.values) - len(values) + len(patch.remove) - len(remove))
-                if values or remove:
-                    fresh.append((name, replace(patch, values=values, remove=remove)))
-                continue
-            layer = self.all_layers[name]
-            assert isinstance(layer, CollectionLayer)
-            entries = tuple(e for e in patch.entries if (name, layer.key_of(dict(e.value))) not in changed)
-            usage.drop("stale", len(patch.entries) - len(entries))
-            if entries:
-                fresh.append((name, NewEntries(entries)))
-        return fresh
 
     def _keep_pending(self, exc: ExtractionError | StoreError, job: _Job) -> None:
         redacted = [{"role": t["role"], "content": redact(t["content"])} for t in job.turns]
@@ -417,19 +341,3 @@ class _Job:
     """The user's newest event id when the input was read (0: none): gone means the user was deleted."""
     read_at: datetime
     """When the input was read: what the user changed after it wins over what it says."""
-
-
-def _shown(layer: Layer, item: MemoryItem) -> str:
-    # One line each: a stored text with newlines must not forge more numbered items in the prompt.
-    return one_line(f"{item.key}: {display(item.value)}" if layer.kind == "document" else item.text)
-
-
-def _checked(usage: Usage, validate: Callable[..., Any], *args: Any) -> Any:
-    """Run a schema validation; count and swallow what the store would refuse."""
-    try:
-        return validate(*args)
-    except SecretError:
-        usage.drop("secret")
-    except InvalidInputError:
-        usage.drop("invalid")
-    return None
