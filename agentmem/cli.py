@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="store example memory for three users and print their context (offline, no API key)",
+        help="learn from three users' conversations and print their context (offline, no API key)",
     )
     # SUPPRESS: an absent sub-command --db must not overwrite a global --db given before "demo".
     demo.add_argument(
