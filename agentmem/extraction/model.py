@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -130,17 +131,24 @@ class LiteLLMModel:
         except Exception:  # unknown models: fall back to JSON mode
             return False
 
-    def _kwargs(
-        self, messages: Sequence[Message], response_format: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
+    def _kwargs(self, messages: Sequence[Message], extra: Mapping[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": [dict(m) for m in messages],
             **self.options,
         }
-        if response_format is not None:
-            kwargs["response_format"] = dict(response_format)
+        kwargs.update({name: value for name, value in extra.items() if value})
         return kwargs
+
+    def _send(self, messages: Sequence[Message], **extra: Any) -> tuple[Any, Any]:
+        litellm = _litellm()
+        with _translated(litellm):
+            return litellm, litellm.completion(**self._kwargs(messages, extra))
+
+    async def _asend(self, messages: Sequence[Message], **extra: Any) -> tuple[Any, Any]:
+        litellm = _litellm()
+        with _translated(litellm):
+            return litellm, await litellm.acompletion(**self._kwargs(messages, extra))
 
     def _completion(self, litellm: Any, response: Any) -> Completion:
         usage = getattr(response, "usage", None)
@@ -155,48 +163,11 @@ class LiteLLMModel:
             cost=cost,
         )
 
-    def complete(
-        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
-    ) -> Completion:
-        litellm = _litellm()
-        try:
-            response = litellm.completion(**self._kwargs(messages, response_format))
-        except Exception as exc:
-            if _is_transient(litellm, exc):
-                raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
-            raise
-        return self._completion(litellm, response)
-
-    async def acomplete(
-        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
-    ) -> Completion:
-        litellm = _litellm()
-        try:
-            response = await litellm.acompletion(**self._kwargs(messages, response_format))
-        except Exception as exc:
-            if _is_transient(litellm, exc):
-                raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
-            raise
-        return self._completion(litellm, response)
-
-    def _chat_kwargs(
-        self, messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] | None
-    ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": [dict(m) for m in messages],
-            **self.options,
-        }
-        if tools:
-            kwargs["tools"] = [dict(t) for t in tools]
-        return kwargs
-
     def _reply(self, litellm: Any, response: Any) -> ChatReply:
-        message = response.choices[0].message
         completion = self._completion(litellm, response)
         calls = [
             ToolRequest(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
-            for c in (getattr(message, "tool_calls", None) or [])
+            for c in (getattr(response.choices[0].message, "tool_calls", None) or [])
         ]
         return ChatReply(
             content=completion.text,
@@ -206,25 +177,38 @@ class LiteLLMModel:
             cost=completion.cost,
         )
 
+    def complete(
+        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
+    ) -> Completion:
+        return self._completion(*self._send(messages, response_format=_copy(response_format)))
+
+    async def acomplete(
+        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
+    ) -> Completion:
+        return self._completion(*await self._asend(messages, response_format=_copy(response_format)))
+
     def chat(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None) -> ChatReply:
-        litellm = _litellm()
-        try:
-            return self._reply(litellm, litellm.completion(**self._chat_kwargs(messages, tools)))
-        except Exception as exc:
-            if _is_transient(litellm, exc):
-                raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
-            raise
+        return self._reply(*self._send(messages, tools=[dict(t) for t in tools or ()]))
 
     async def achat(
         self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None
     ) -> ChatReply:
-        litellm = _litellm()
-        try:
-            return self._reply(litellm, await litellm.acompletion(**self._chat_kwargs(messages, tools)))
-        except Exception as exc:
-            if _is_transient(litellm, exc):
-                raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
-            raise
+        return self._reply(*await self._asend(messages, tools=[dict(t) for t in tools or ()]))
+
+
+def _copy(response_format: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if response_format is None else dict(response_format)
+
+
+@contextmanager
+def _translated(litellm: Any) -> Iterator[None]:
+    """Provider failures worth another try become TransientModelError; others pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if _is_transient(litellm, exc):
+            raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
+        raise
 
 
 def resolve_model(
