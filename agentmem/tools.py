@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import AgentMemError
 from .extraction.wording import content_words
+from .layers.apply import apply_patches
 from .layers.base import Entry, FieldPatch, NewEntries
-from .records import Change
+from .records import Change, MemoryItem
 from .scope import Scope
 
 if TYPE_CHECKING:
@@ -176,34 +177,35 @@ class MemoryTools:
     def _update(self, item_id: str, value: str) -> dict[str, Any]:
         if not value or not value.strip():
             raise ValueError("value must not be empty")
-        item = self.manager._store.item(self.scope, item_id)
+        with self.manager._store.write(self.scope) as writer:
+            item = writer.item(item_id)  # read under the lock, as forget does
+            patches = [(item.layer, patch) for patch in self._correction(item, value.strip())]
+            # A correction applies where the item lives (shared or this agent's), as forget does.
+            changes = apply_patches(
+                writer.in_scope(item.agent_id),
+                self.manager.layers,
+                patches,
+                source="agentic",
+                session_id=self.session_id,
+            )
+        self.changes.extend(changes)
+        return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes] or "already known"}
+
+    def _correction(self, item: MemoryItem, value: str) -> list[FieldPatch | NewEntries]:
         layer = self.manager.layers[item.layer]
-        # A correction applies where the item lives (shared or this agent's), as forget does.
-        home = Scope(self.scope.user_id, item.agent_id)
         if layer.kind == "document" and layer.schema.fields[item.key].is_list:
             # A correction replaces the list; remembering would only add the text as one more item.
             items = [v.strip() for v in value.split(",") if v.strip()]
             if not items:
                 raise ValueError("value has no items; to forget the whole list use memory_forget")
             new = layer.schema.validate_field(item.key, items, item.layer)
-            if new == item.value:
-                return {"ok": True, "changes": "already known"}
-            changes = self._write(
-                item.layer, FieldPatch({}, remove=(item.key,)), FieldPatch({item.key: new}), scope=home
+            return (
+                [] if new == item.value else [FieldPatch({}, remove=(item.key,)), FieldPatch({item.key: new})]
             )
-            return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes]}
         if layer.kind == "document":
-            corrected = layer.schema.validate_field(item.key, value.strip(), item.layer)
-            changes = self._write(item.layer, FieldPatch({item.key: corrected}), scope=home)
-            return {
-                "ok": True,
-                "changes": [{"op": c.op, "id": c.item_id} for c in changes] or "already known",
-            }
-        entry = layer.schema.validate_entry({**item.value, "text": value.strip()}, item.layer)
-        changes = self._write(
-            item.layer, NewEntries((Entry(entry, replaces=item.id, occurrence=self.session_id),)), scope=home
-        )
-        return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes]}
+            return [FieldPatch({item.key: layer.schema.validate_field(item.key, value, item.layer)})]
+        entry = layer.schema.validate_entry({**item.value, "text": value}, item.layer)
+        return [NewEntries((Entry(entry, replaces=item.id, occurrence=self.session_id),))]
 
     def _forget(self, item_id: str | None = None, description: str | None = None) -> dict[str, Any]:
         if item_id:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, and_
+from sqlalchemy import Connection, Row, and_, select
 
 from ..records import MemoryEvent, MemoryItem
 from ..scope import Scope
@@ -79,3 +80,24 @@ class ContextRow(NamedTuple):
 def visible(scope: Scope) -> Any:
     """The rows of this user that this scope may read: shared, plus its own agent's."""
     return and_(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id.in_(scope.visible_agent_keys))
+
+
+def exact_live(conn: Connection, scope: Scope, layers: Sequence[str]) -> list[MemoryItem]:
+    """Live items of exactly this scope (what merges run against), oldest first."""
+    rows = conn.execute(
+        select(ITEMS)
+        .where(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id == scope.agent_key)
+        .where(ITEMS.c.layer.in_(layers), ITEMS.c.valid_to.is_(None))
+        .order_by(ITEMS.c.pk)
+    )
+    return [item_from_row(r) for r in rows]
+
+
+def is_learned(conn: Connection, scope: Scope, key: str) -> bool:
+    """Whether ``learn`` already applied this input to this scope."""
+    found = conn.execute(
+        select(LEARNED.c.pk).where(
+            LEARNED.c.user_id == scope.user_id, LEARNED.c.agent_id == scope.agent_key, LEARNED.c.key == key
+        )
+    ).first()
+    return found is not None

@@ -16,13 +16,24 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import NotFoundError, StoreError
+from ..errors import StoreError
 from ..records import MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
 from . import search
 from .engine import WRITE, is_ephemeral, make_engine
 from .migrations import migrate
-from .rows import EVENTS, ITEMS, PENDING, ContextRow, event_from_row, item_from_row, utcnow, visible
+from .rows import (
+    EVENTS,
+    ITEMS,
+    PENDING,
+    ContextRow,
+    event_from_row,
+    exact_live,
+    is_learned,
+    item_from_row,
+    utcnow,
+    visible,
+)
 from .writer import Writer
 
 
@@ -82,13 +93,7 @@ class Store:
     def live_exact(self, scope: Scope, layers: Sequence[str]) -> dict[str, list[MemoryItem]]:
         """Live items of exactly this scope (what merges run against), by layer."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(ITEMS)
-                .where(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id == scope.agent_key)
-                .where(ITEMS.c.layer.in_(layers), ITEMS.c.valid_to.is_(None))
-                .order_by(ITEMS.c.pk)
-            )
-            items = [item_from_row(r) for r in rows]
+            items = exact_live(conn, scope, layers)
         return {layer: [i for i in items if i.layer == layer] for layer in layers}
 
     def watermark(self, scope: Scope) -> int:
@@ -101,17 +106,7 @@ class Store:
 
     def was_learned(self, scope: Scope, key: str) -> bool:
         with self.engine.connect() as conn:
-            return Writer(conn, scope, utcnow()).learned(key)
-
-    def item(self, scope: Scope, item_id: str) -> MemoryItem:
-        """A live item visible to ``scope``; any other id (another user's too) is not found."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(ITEMS).where(visible(scope), ITEMS.c.valid_to.is_(None), ITEMS.c.id == item_id)
-            ).first()
-        if row is None:
-            raise NotFoundError(f"no live memory item {item_id!r} for user {scope.user_id!r}")
-        return item_from_row(row)
+            return is_learned(conn, scope, key)
 
     def context_rows(self, scope: Scope, layers: Sequence[str], query: str | None) -> list[ContextRow]:
         """The compile read: one indexed query of the scope's live items, with relevance if asked."""

@@ -14,7 +14,7 @@ from ..layers.base import Add, Delete, Expire, NewItem, Op, Supersede, Update
 from ..records import Change, MemoryItem
 from ..scope import Scope
 from . import search
-from .rows import EVENTS, ITEMS, LEARNED, item_from_row, visible
+from .rows import EVENTS, ITEMS, LEARNED, exact_live, is_learned, item_from_row, visible
 
 
 class Writer:
@@ -26,13 +26,7 @@ class Writer:
 
     def live(self, layer: str) -> list[MemoryItem]:
         """The live items of ``layer`` in exactly this scope (what a merge works against)."""
-        rows = self.conn.execute(
-            select(ITEMS)
-            .where(ITEMS.c.user_id == self.scope.user_id, ITEMS.c.agent_id == self.scope.agent_key)
-            .where(ITEMS.c.layer == layer, ITEMS.c.valid_to.is_(None))
-            .order_by(ITEMS.c.pk)
-        )
-        return [item_from_row(r) for r in rows]
+        return exact_live(self.conn, self.scope, [layer])
 
     def apply(
         self,
@@ -155,15 +149,7 @@ class Writer:
         return {(r.layer, r.key) for r in rows}
 
     def learned(self, key: str) -> bool:
-        """Whether ``learn`` already applied this input to this scope."""
-        found = self.conn.execute(
-            select(LEARNED.c.pk).where(
-                LEARNED.c.user_id == self.scope.user_id,
-                LEARNED.c.agent_id == self.scope.agent_key,
-                LEARNED.c.key == key,
-            )
-        ).first()
-        return found is not None
+        return is_learned(self.conn, self.scope, key)
 
     def mark_learned(self, key: str) -> None:
         self.conn.execute(
