@@ -70,7 +70,11 @@ def scan_score(text: str, terms: list[str]) -> float:
     return float(sum(1 for t in terms if any(w.startswith(t[:5]) for w in have)))
 
 
+def ranked_sql(param: str) -> str:
+    """``(pk, score)`` of rows matching the MATCH expression bound as ``param``; BM25, lower is better."""
+    return f"SELECT rowid AS pk, bm25({FTS_TABLE}) AS score FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {param}"
+
+
 def fts_ranked() -> Subquery:
-    """``(pk, score)`` of rows matching the bound ``:match``; BM25 score, lower is better."""
-    sql = f"SELECT rowid AS pk, bm25({FTS_TABLE}) AS score FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :match"
-    return text(sql).columns(pk=Integer, score=Float).subquery("ranked")
+    """:func:`ranked_sql` as a subquery for SQLAlchemy statements, matching the bound ``:match``."""
+    return text(ranked_sql(":match")).columns(pk=Integer, score=Float).subquery("ranked")

@@ -121,11 +121,9 @@ class Store:
         with self.engine.connect() as conn:
             match = search.match_expression(scope.user_id, query) if query and search.uses_fts(conn) else None
             if match:
-                sql = (
-                    f"SELECT {cols}, -f.score FROM agentmem_items i LEFT JOIN "
-                    f"(SELECT rowid AS pk, bm25({search.FTS_TABLE}) AS score FROM {search.FTS_TABLE} "
-                    f"WHERE {search.FTS_TABLE} MATCH ?) f ON f.pk = i.pk WHERE {where}"
-                )
+                ranked = search.ranked_sql("?")
+                sql = f"SELECT {cols}, -f.score FROM agentmem_items i LEFT JOIN ({ranked}) f ON f.pk = i.pk"
+                sql += f" WHERE {where}"
                 params = (match, *params)
             else:
                 sql = f"SELECT {cols}, 0.0 FROM agentmem_items i WHERE {where}"
