@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import InvalidInputError, NotFoundError
 from .extraction.calls import Invalid
 from .extraction.templates import Prompt
-from .extraction.turns import _text
+from .extraction.turns import message_text
 from .records import Usage
 from .scope import Scope, check_id
 from .store import sessions
@@ -46,7 +46,7 @@ def _checked_messages(messages: object) -> list[dict[str, Any]]:
     for i, message in enumerate(messages):
         if not isinstance(message, Mapping) or message.get("role") not in ROLES:
             raise InvalidInputError(f"messages[{i}] must be a dict with a role in {ROLES}")
-        content = _text(message.get("content"), f"messages[{i}]")
+        content = message_text(message.get("content"), f"messages[{i}]")
         if len(content) > MAX_MESSAGE_CHARS:
             raise InvalidInputError(
                 f"messages[{i}] is {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}"

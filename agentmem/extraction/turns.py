@@ -20,7 +20,8 @@ MAX_CONTEXT_CHARS = 2_000  # of the assistant turn given as context
 Turn = dict[str, str]
 
 
-def _text(content: Any, where: str) -> str:
+def message_text(content: Any, where: str) -> str:
+    """A message's content as text: a str as is, the text parts of a content-part list."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # OpenAI content parts: keep the text ones
@@ -43,7 +44,7 @@ def select_turns(messages: object) -> list[Turn]:
         if not isinstance(message, Mapping) or not isinstance(message.get("role"), str):
             raise InvalidInputError(f"messages[{i}] must be a dict with a 'role' and 'content'")
         if message["role"] in ("user", "assistant"):
-            text = _text(message.get("content"), f"messages[{i}]").strip()
+            text = message_text(message.get("content"), f"messages[{i}]").strip()
             if text:
                 turns.append({"role": message["role"], "content": text})
     last_user = max((i for i, t in enumerate(turns) if t["role"] == "user"), default=None)
