@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, select
 
 from ..errors import ConfigurationError, ConflictError, InvalidInputError
-from ..layers.base import MAX_LIST, Layer, check_value, display
+from ..layers.base import Layer, check_value, display
 from ..layers.collection import CollectionLayer
 from ..layers.document import DocumentLayer
 from ..scope import Scope, check_id
@@ -31,9 +31,6 @@ EVENTS = table(EventRow)
 FORMAT = "agentmem.export"
 VERSION = 2  # 2 added sessions and messages; version 1 documents still import
 _TIMES = ("created_at", "updated_at", "valid_to")
-MAX_STORED_LIST = 20 * MAX_LIST
-"""The most elements an imported list may have. Merges grow list fields (profile expertise, knowledge
-topics) past ``MAX_LIST``, which bounds one change, so a stored list may be longer; not this long."""
 
 
 class _Strict(BaseModel):
@@ -204,17 +201,6 @@ def _layer(layers: Mapping[str, Layer], name: str, where: str) -> Layer:
     return layer
 
 
-def _check_stored(value: Any, where: str) -> Any:
-    """``check_value`` (secrets refused, strings bounded), with lists bounded by ``MAX_STORED_LIST``."""
-    if isinstance(value, list):
-        if len(value) > MAX_STORED_LIST:
-            raise InvalidInputError(f"{where} has {len(value)} elements; the limit is {MAX_STORED_LIST}")
-        return [_check_stored(v, where) for v in value]
-    if isinstance(value, dict):
-        return {k: _check_stored(v, f"{where}.{k}") for k, v in value.items()}
-    return check_value(value, where)
-
-
 def _value(layer: Layer, item: ExportedItem, where: str) -> Any:
     """The item's value validated by the layer's schema, in its JSON form."""
     schema = layer.schema
@@ -239,7 +225,7 @@ def _value(layer: Layer, item: ExportedItem, where: str) -> Any:
         err = exc.errors()[0]
         place = ".".join(str(p) for p in err["loc"])
         raise InvalidInputError(f"{where}: invalid {layer.name} value ({place}): {err['msg']}") from None
-    return _check_stored(adapter.dump_python(typed, mode="json"), f"{where} {layer.name}")
+    return check_value(adapter.dump_python(typed, mode="json"), f"{where} {layer.name}")
 
 
 def _checked_item(user_id: str, item: ExportedItem, layers: Mapping[str, Layer]) -> ExportedItem:
@@ -256,7 +242,7 @@ def _checked_item(user_id: str, item: ExportedItem, layers: Mapping[str, Layer])
         since = _utc(item.created_at)
         assert since is not None
         key, text, line = layer.key_of(value), value["text"], layer.line(value, item.count, since)
-    meta = _check_stored(item.meta, f"{where} meta")
+    meta = check_value(item.meta, f"{where} meta")
     return item.model_copy(update={"value": value, "key": key, "text": text, "line": line, "meta": meta})
 
 
@@ -285,9 +271,9 @@ def _checked_event(user_id: str, event: ExportedEvent, layers: Mapping[str, Laye
     _layer(layers, event.layer, where)
     return event.model_copy(
         update={
-            "old": _check_stored(event.old, f"{where} old"),
-            "new": _check_stored(event.new, f"{where} new"),
-            "reason": _check_stored(event.reason, f"{where} reason"),
+            "old": check_value(event.old, f"{where} old"),
+            "new": check_value(event.new, f"{where} new"),
+            "reason": check_value(event.reason, f"{where} reason"),
         }
     )
 
