@@ -234,7 +234,7 @@ class Agent:
         memory = self.memory
         # Only this agent's own session: another agent's history is not ours to read or continue.
         history = (
-            memory._history(
+            memory.sessions.history(
                 session, user_id=scope.user_id, agent_id=scope.agent_id, limit=self.history_messages
             )
             if memory
@@ -338,8 +338,14 @@ class Agent:
         # An over-long reply is stored cut short (the run still returns all of it): the reply exists, so
         # storing it must not fail.
         stored = [exchange[0], {"role": "assistant", "content": _storable(content)}]
-        memory._append(turn.session_id, stored, user_id=turn.scope.user_id, agent_id=turn.scope.agent_id)
-        if memory.update_memory_on_run or memory.enable_session_summaries:
+        memory.sessions.add(
+            turn.session_id,
+            stored,
+            user_id=turn.scope.user_id,
+            agent_id=turn.scope.agent_id,
+            refresh_summary=False,
+        )
+        if memory.update_memory_on_run or memory.sessions.summaries:
             context = [{"role": "assistant", "content": turn.previous_reply}] if turn.previous_reply else []
             self._in_background(turn, [*context, *exchange])
         return turn.result
@@ -355,11 +361,11 @@ class Agent:
             turn.result.memory_changes.extend(learned.all_changes)
 
         def summarize() -> None:
-            memory.refresh_summary(turn.session_id, user_id=turn.scope.user_id)
+            memory.sessions.refresh_summary(turn.session_id, user_id=turn.scope.user_id)
 
         steps = [
             (learn, memory.update_memory_on_run, "memory not learned yet (kept for retry_pending)"),
-            (summarize, memory.enable_session_summaries, "session summary not refreshed"),
+            (summarize, memory.sessions.summaries, "session summary not refreshed"),
         ]
 
         def job() -> None:

@@ -72,32 +72,11 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: 
 
 
 def _layer_table(mem: MemoryManager, name: str, items: list[MemoryItem], agent: str | None) -> list[str]:
-    layer = mem.layers[name]
-    # Only a read with --agent can see private items, so only then is the column informative.
-    scope_col = ["agent"] if agent is not None else []
-
-    def scope_of(item: MemoryItem) -> list[str]:
-        return [item.agent_id or "-"] if agent is not None else []
-
-    if layer.kind == "document":
-        order = {field: i for i, field in enumerate(layer.schema.fields)}
-        items = sorted(items, key=lambda i: (order.get(i.key, len(order)), i.key))
-        headers = ["id", *scope_col, "field", "value"]
-        rows = [[i.id, *scope_of(i), i.key, i.text] for i in items]
-    elif name == "feedback":
-        about = any(isinstance(i.value, dict) and i.value.get("target") for i in items)
-        headers = ["id", *scope_col, "sentiment", "count", "text", *(["about"] if about else [])]
-        rows = []
-        for i in items:
-            value: dict[str, Any] = i.value if isinstance(i.value, dict) else {}
-            target = [value.get("target") or ""] if about else []
-            rows.append(
-                [i.id, *scope_of(i), value.get("sentiment", "neutral"), str(i.count), i.text, *target]
-            )
-    else:
-        headers = ["id", *scope_col, "text"]
-        rows = [[i.id, *scope_of(i), i.text] for i in items]
-    return [f"{name} ({len(items)})", *format_table(headers, rows)]
+    headers, rows = mem.layers[name].columns(items)
+    # Only a read with --agent can see private items, so only then is an agent column informative.
+    scope = ["agent"] if agent is not None else []
+    cells = [[item.id, *([item.agent_id or "-"] if agent is not None else []), *row] for item, row in rows]
+    return [f"{name} ({len(items)})", *format_table(["id", *scope, *headers], cells)]
 
 
 # ---- commands --------------------------------------------------------------------------------

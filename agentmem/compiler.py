@@ -1,10 +1,11 @@
 """Compile a scope's live items into the escaped XML block for a system message.
 
-One element per non-empty layer, in authority order. Profile and policies render as ``key: value``
-lines, knowledge and feedback as ``- item`` bullets ranked by relevance to the query, then recency.
-Under a token budget the output is the longest prefix of a priority order that fits: policies, then
-profile, then collection items from best- to worst-ranked; so the lowest-ranked items drop first and
-profile and policies last. Same rows and arguments, byte-identical output.
+One element per non-empty layer (its ``tag``), in authority order; each layer orders its own lines
+(``Layer.order``: profile and policies by field, knowledge and feedback by relevance to the query, then
+recency) and says whether they are bullets. Under a token budget the output is the longest prefix of a
+priority order that fits: the pinned layers' lines (profile, policies) first, then every other line from
+best- to worst-ranked; so the lowest-ranked items drop first and pinned layers last. A layer's
+``budget_share`` caps what it may take. Same rows and arguments, byte-identical output.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .layers.base import Layer
+from .layers import Layer
 from .scope import prefer_agent
 from .store import ContextRow
 from .text import xml_text
@@ -33,23 +34,8 @@ class _Line:
         return ("- " if self.bullet else "") + xml_text(self.raw)
 
 
-def _ranked(rows: list[ContextRow], by_count: bool) -> list[ContextRow]:
-    # Stable sorts, least significant key first: id, then recency, then count, then relevance.
-    rows = sorted(rows, key=lambda r: r.id)
-    rows.sort(key=lambda r: r.updated_at, reverse=True)
-    if by_count:
-        rows.sort(key=lambda r: r.times, reverse=True)
-    rows.sort(key=lambda r: r.score, reverse=True)
-    return rows
-
-
 def _ordered_lines(layer: Layer, rows: list[ContextRow]) -> list[_Line]:
-    if layer.kind == "document":
-        order = {name: i for i, name in enumerate(layer.schema.fields)}
-        rows = sorted(rows, key=lambda r: (order.get(r.key, len(order)), r.key))
-        return [_Line(layer.name, r.line, False, r.score, r.updated_at) for r in rows]
-    ranked = _ranked(rows, by_count=layer.name == "feedback")
-    return [_Line(layer.name, r.line, True, r.score, r.updated_at) for r in ranked]
+    return [_Line(layer.name, r.line, layer.bullets, r.score, r.updated_at) for r in layer.order(rows)]
 
 
 def _render(layers: Sequence[Layer], lines: Sequence[_Line]) -> str:
@@ -62,9 +48,9 @@ def _render(layers: Sequence[Layer], lines: Sequence[_Line]) -> str:
 
 
 def _priority(layers: Sequence[Layer], per_layer: Mapping[str, list[_Line]]) -> list[_Line]:
-    """Documents first (authority order), then every collection line by relevance, then recency."""
-    first = [line for layer in layers if layer.kind == "document" for line in per_layer[layer.name]]
-    rest = [line for layer in layers if layer.kind == "collection" for line in per_layer[layer.name]]
+    """Pinned layers first (authority order), then every other line by relevance, then recency."""
+    first = [line for layer in layers if layer.pinned for line in per_layer[layer.name]]
+    rest = [line for layer in layers if not layer.pinned for line in per_layer[layer.name]]
     rest.sort(key=lambda line: line.recency, reverse=True)  # stable: each layer's own order breaks ties
     rest.sort(key=lambda line: line.score, reverse=True)
     return first + rest
@@ -75,7 +61,6 @@ def compile_context(
     rows: Sequence[ContextRow],
     *,
     token_budget: int | None,
-    shares: Mapping[str, float | None],
     count_tokens: TokenCounter,
 ) -> str:
     """Render ``rows`` for ``layers`` (authority order) within ``token_budget`` tokens."""
@@ -88,6 +73,7 @@ def compile_context(
         return _render(layers, everything)
 
     tag_cost = {layer.name: count_tokens(f"<{layer.tag}>\n\n</{layer.tag}>\n") for layer in layers}
+    shares = {layer.name: layer.config.budget_share for layer in layers}
     used: dict[str, int] = {}
     total = 0
     kept: list[_Line] = []

@@ -1,4 +1,4 @@
-"""Conversation history and session summaries, mixed into :class:`MemoryManager`.
+"""Conversation history and session summaries: ``MemoryManager.sessions``.
 
 Messages are stored per user and session (secrets redacted, in the text and in ``tool_calls``,
 ``tool_call_id`` and ``name``). A session summary is written by the model, or, offline, extractively from
@@ -71,40 +71,40 @@ def offline_summary(messages: Sequence[Mapping[str, Any]]) -> str:
     return f"{len(messages)} messages. The user said: {shown}{more}."
 
 
-class ConversationsMixin:
-    """History and summaries. Needs ``_store``, ``_summary_caller``, ``_summary_prompt`` and
-    ``enable_session_summaries`` from the manager."""
+class Sessions:
+    """A user's conversations: their messages and summaries (``mem.sessions``).
 
-    _store: Store
-    _summary_caller: ModelCaller | None
-    _summary_prompt: Prompt
-    enable_session_summaries: bool
+    Args:
+        store: where sessions and messages live.
+        caller: the model that writes summaries; ``None``: extractive offline summaries.
+        prompt: the summary template.
+        summaries: keep each session's summary current as messages arrive
+            (``MemoryManager(enable_session_summaries=True)``).
+    """
 
-    def add_messages(
+    def __init__(self, store: Store, caller: ModelCaller | None, prompt: Prompt, summaries: bool) -> None:
+        self._store, self._caller, self._prompt = store, caller, prompt
+        self.summaries = summaries
+
+    def add(
         self,
         session_id: str,
         messages: Sequence[Mapping[str, Any]],
         *,
         user_id: str,
         agent_id: str | None = None,
+        refresh_summary: bool = True,
     ) -> int:
         """Append messages to a session (created on first use); secrets are redacted. Returns how many.
 
-        With ``enable_session_summaries=True`` the session's summary is refreshed when due.
+        When summaries are kept current, the session's summary is refreshed when due (unless
+        ``refresh_summary=False``: an agent refreshes it in the background instead).
 
         Raises:
             ScopeError: the session belongs to another agent (or, without ``agent_id``, to an agent).
             InvalidInputError: a message is not valid, its text is over ``MAX_MESSAGE_CHARS`` or its
                 ``tool_calls``/``tool_call_id``/``name`` take over ``MAX_EXTRA_CHARS`` as JSON.
         """
-        self._append(session_id, messages, user_id=user_id, agent_id=agent_id)
-        if self.enable_session_summaries:
-            self.refresh_summary(session_id, user_id=user_id)
-        return len(messages)
-
-    def _append(
-        self, session_id: str, messages: Sequence[Mapping[str, Any]], *, user_id: str, agent_id: str | None
-    ) -> None:
         scope = Scope.of(user_id, agent_id)
         session = check_id(session_id, "session_id", required=True)
         assert session is not None
@@ -112,8 +112,11 @@ class ConversationsMixin:
         with self._store.write(scope) as writer:
             sessions.ensure_session(writer.conn, scope.user_id, session, scope.agent_key, writer.now)
             sessions.add_messages(writer.conn, scope.user_id, session, checked, writer.now)
+        if self.summaries and refresh_summary:
+            self.refresh_summary(session, user_id=scope.user_id)
+        return len(messages)
 
-    def get_messages(
+    def messages(
         self, session_id: str, *, user_id: str, agent_id: str | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
         """The session's messages, oldest first; with ``limit``, only the last ``limit``.
@@ -124,12 +127,13 @@ class ConversationsMixin:
         if agent_id is None:
             scope, session = self._session_scope(session_id, user_id)
             return self._read_messages(scope, session, limit, as_agent=False)
-        return self._history(session_id, user_id=user_id, agent_id=agent_id, limit=limit)
+        return self.history(session_id, user_id=user_id, agent_id=agent_id, limit=limit)
 
-    def _history(
-        self, session_id: str, *, user_id: str, agent_id: str | None, limit: int | None
+    def history(
+        self, session_id: str, *, user_id: str, agent_id: str | None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        """The messages as the agent ``agent_id`` (``None``: no agent) reads them: only its own session's."""
+        """The messages as the agent ``agent_id`` (``None``: an agent without an id) reads them: only
+        of a session it owns (ScopeError otherwise); a new session has none."""
         scope = Scope.of(user_id, agent_id)
         session = check_id(session_id, "session_id", required=True)
         assert session is not None
@@ -145,25 +149,26 @@ class ConversationsMixin:
                 sessions.check_owner(conn, scope.user_id, session, scope.agent_key)
             return sessions.get_messages(conn, scope.user_id, session, limit)
 
-    def list_sessions(self, *, user_id: str, agent_id: str | None = None) -> list[SessionInfo]:
+    def list(self, *, user_id: str, agent_id: str | None = None) -> list[SessionInfo]:
         """The user's sessions, most recently active first (only one agent's, with ``agent_id``)."""
         scope = Scope.of(user_id, agent_id)
         with self._store.engine.connect() as conn:
             return sessions.list_sessions(conn, scope.user_id, scope.agent_id)
 
-    def delete_session(self, session_id: str, *, user_id: str) -> int:
+    def delete(self, session_id: str, *, user_id: str) -> int:
         """Delete a session with its messages and summary; returns the number of messages deleted."""
         scope, session = self._session_scope(session_id, user_id)
         with self._store.write(scope) as writer:
             return sessions.delete_session(writer.conn, scope.user_id, session)
 
-    def get_session_summary(self, session_id: str, *, user_id: str) -> str | None:
+    def summary(self, session_id: str, *, user_id: str) -> str | None:
+        """The session's summary, or ``None`` when it has none yet."""
         scope, session = self._session_scope(session_id, user_id)
         with self._store.engine.connect() as conn:
             found = sessions.summary(conn, scope.user_id, session)
         return None if found is None else found[0]
 
-    def summarize_session(self, session_id: str, *, user_id: str) -> str:
+    def summarize(self, session_id: str, *, user_id: str) -> str:
         """Write (or bring up to date) the session's summary and return it.
 
         Raises:
@@ -194,17 +199,17 @@ class ConversationsMixin:
             return None
         if total - found[1] < SUMMARY_EVERY:
             return found[0]
-        return self.summarize_session(session, user_id=scope.user_id)
+        return self.summarize(session, user_id=scope.user_id)
 
     def _summarize(
         self, previous: str | None, new: Sequence[Mapping[str, Any]], everything: Sequence[Mapping[str, Any]]
     ) -> str:
-        if self._summary_caller is None:
+        if self._caller is None:
             return offline_summary(everything)
         shown = [
             {"role": m["role"], "content": m["content"]} for m in new if m["role"] in ("user", "assistant")
         ]
-        prompt = self._summary_prompt.render(
+        prompt = self._prompt.render(
             previous_summary=previous or "", messages=shown, today=datetime.now(UTC).date().isoformat()
         )
 
@@ -213,9 +218,7 @@ class ConversationsMixin:
                 raise Invalid("the summary was empty")
             return raw.strip()
 
-        return self._summary_caller.call_text(
-            [{"role": "user", "content": prompt}], parse, Usage(extractor="model")
-        )
+        return self._caller.call_text([{"role": "user", "content": prompt}], parse, Usage(extractor="model"))
 
     def _session_scope(self, session_id: str, user_id: str) -> tuple[Scope, str]:
         scope = Scope.of(user_id)

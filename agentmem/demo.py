@@ -99,9 +99,7 @@ def _learned(result: LearnResult) -> str:
     for change in result.all_changes:
         value = change.new["text"] if isinstance(change.new, dict) else change.new
         value = ", ".join(value) if isinstance(value, list) else value
-        parts.append(
-            f"{change.layer}.{change.key if change.layer in ('profile', 'policies') else change.op}: {value}"
-        )
+        parts.append(f"{change.layer} {change.op}: {value}")
     return "; ".join(parts) if parts else "nothing new"
 
 

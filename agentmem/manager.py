@@ -12,69 +12,76 @@ from tenacity import Retrying
 
 from .compiler import compile_context
 from .config import LayerConfig
-from .conversations import ConversationsMixin
+from .conversations import Sessions
 from .errors import ConfigurationError, InvalidInputError
 from .extraction.learner import Learner
 from .extraction.model import ChatModel, resolve_model
 from .extraction.templates import PromptSet, load_prompt
 from .extraction.turns import select_turns
-from .handles import CollectionHandle, DocumentHandle
 from .layers import LAYER_TYPES, Layer
-from .layers.apply import apply_patches
-from .layers.base import Delete, Patch
-from .layers.collection import CollectionLayer
-from .layers.document import DocumentLayer
-from .records import Change, LearnResult, MemoryEvent, MemoryItem, MemoryState, RetryReport, SearchHit
+from .records import Change, LearnResult, MemoryEvent, MemoryState, RetryReport, SearchHit
 from .scope import Scope, check_id, prefer_agent
 from .store import Store, transfer
 from .store.engine import resolve_url
 from .tokens import TokenCounter, default_counter
 from .tools import MemoryTools
+from .writes import Writes
 
 MAX_QUERY = 4000
 SUMMARY_TEMPLATE = "session_summary.jinja"
 
 
-def _layer_configs(
-    layers: Mapping[str, LayerConfig] | None,
+def _build_layers(
+    given: Mapping[str, LayerConfig | Layer] | None,
     schemas: Mapping[str, type | None],
     prompts: Mapping[str, str | None],
-) -> dict[str, LayerConfig]:
-    configs = dict(layers or {})
-    unknown = sorted(set(configs) - set(LAYER_TYPES))
-    if unknown:
-        raise ConfigurationError(
-            f"unknown layer(s) {', '.join(unknown)}; layers are {', '.join(LAYER_TYPES)}"
-        )
-    for name, config in configs.items():
-        if not isinstance(config, LayerConfig):
-            raise ConfigurationError(f"layers[{name!r}] must be a LayerConfig, got {type(config).__name__}")
-    for name, schema in schemas.items():
-        if schema is None:
-            continue
-        config = configs.get(name, LayerConfig())
-        if config.schema is not None and config.schema is not schema:
-            raise ConfigurationError(f"{name}_schema and layers[{name!r}].schema disagree; give one")
-        configs[name] = replace(config, schema=schema)
-    for name, prompt in prompts.items():
-        if prompt is None:
-            continue
-        config = configs.get(name, LayerConfig())
-        if config.extraction_prompt is not None and config.extraction_prompt != prompt:
+) -> dict[str, Layer]:
+    """The manager's layers in authority order: the built-in four (configured), then added ones."""
+    given = dict(given or {})
+    for name, value in given.items():
+        if isinstance(value, Layer):
+            if value.name != name:
+                raise ConfigurationError(f"layers[{name!r}] is a layer named {value.name!r}; use that name")
+        elif not isinstance(value, LayerConfig):
             raise ConfigurationError(
-                f"{name}_extraction_prompt and layers[{name!r}].extraction_prompt disagree"
+                f"layers[{name!r}] must be a LayerConfig or a Layer, got {type(value).__name__}"
             )
-        configs[name] = replace(config, extraction_prompt=prompt)
-    return {name: configs.get(name, LayerConfig()) for name in LAYER_TYPES}
+        elif name not in LAYER_TYPES:
+            raise ConfigurationError(
+                f"unknown layer {name!r}; built-in layers are {', '.join(LAYER_TYPES)} "
+                "(to add a layer, pass a Layer instance: layers={name: MyLayer()})"
+            )
+    layers: dict[str, Layer] = {}
+    for name, kind in LAYER_TYPES.items():
+        value = given.get(name) or LayerConfig()
+        shorthand: dict[str, Any] = {"schema": schemas.get(name), "extraction_prompt": prompts.get(name)}
+        shorthand = {option: v for option, v in shorthand.items() if v is not None}
+        if isinstance(value, Layer):
+            if shorthand:
+                raise ConfigurationError(
+                    f"layers[{name!r}] is a Layer; configure it there, not with {name}_*"
+                )
+            layers[name] = value
+            continue
+        for option, v in shorthand.items():
+            if getattr(value, option) not in (None, v):
+                raise ConfigurationError(f"{name}_{option} and layers[{name!r}].{option} disagree; give one")
+        layers[name] = kind(replace(value, **shorthand))
+    layers.update(
+        {name: value for name, value in given.items() if isinstance(value, Layer) and name not in layers}
+    )
+    return layers
 
 
-class MemoryManager(ConversationsMixin):
+class MemoryManager:
     """Long-term, layered memory of users, scoped by ``user_id`` (and ``agent_id``).
 
     Args:
         db: a database URL. ``None``: ``AGENTMEM_DB_URL`` if set, else the embedded SQLite file
             ``~/.agentmem/memory.db``.
-        layers: per-layer configuration, keyed by ``profile``, ``policies``, ``knowledge``, ``feedback``.
+        layers: per layer, a :class:`LayerConfig` for a built-in layer (``profile``, ``policies``,
+            ``knowledge``, ``feedback``), or a :class:`~agentmem.layers.Layer` instance: your own layer
+            (added after the built-in ones, in the order given) or a replacement for a built-in one.
         profile_schema, policies_schema, knowledge_schema, feedback_schema: shorthand for
             ``layers={name: LayerConfig(schema=...)}``.
         model: a litellm model id (``"gpt-4o-mini"``, ``"openai/qwen2.5-7b-instruct"``), an object with
@@ -97,7 +104,7 @@ class MemoryManager(ConversationsMixin):
         *,
         model: str | ChatModel | None = None,
         model_options: Mapping[str, Any] | None = None,
-        layers: Mapping[str, LayerConfig] | None = None,
+        layers: Mapping[str, LayerConfig | Layer] | None = None,
         profile_schema: type | None = None,
         policies_schema: type | None = None,
         knowledge_schema: type | None = None,
@@ -128,18 +135,12 @@ class MemoryManager(ConversationsMixin):
             "knowledge": knowledge_extraction_prompt,
             "feedback": feedback_extraction_prompt,
         }
-        self.layer_configs = _layer_configs(layers, schemas, prompts)
-        self._layers: dict[str, Layer] = {
-            name: LAYER_TYPES[name](schema=config.schema, max_items=config.max_items)
-            for name, config in self.layer_configs.items()
-        }
+        self._layers = _build_layers(layers, schemas, prompts)
         if extraction not in ("combined", "per_layer"):
             raise ConfigurationError(f"extraction must be 'combined' or 'per_layer', got {extraction!r}")
-        extracted = [layer for name, layer in self._layers.items() if self.layer_configs[name].extract]
+        extracted = [layer for layer in self._layers.values() if layer.config.extract]
         # Templates are loaded and test-rendered now: a broken prompt fails here, not at the first learn.
-        prompt_set = PromptSet(
-            extracted, {n: c.extraction_prompt for n, c in self.layer_configs.items()}, prompts_dir
-        )
+        prompt_set = PromptSet(extracted, prompts_dir)
         self.model = resolve_model(model, model_options)
         self.update_memory_on_run = update_memory_on_run
         """Used by agents: learn from every run automatically."""
@@ -147,10 +148,8 @@ class MemoryManager(ConversationsMixin):
         """Used by agents: give the model memory tools."""
         self.add_memory_to_context = add_memory_to_context
         """Used by agents: put the compiled memory into the system message."""
-        self.enable_session_summaries = enable_session_summaries
-        """Keep each session's summary current as messages are added."""
-        self._summary_prompt = load_prompt(SUMMARY_TEMPLATE, prompts_dir)
-        self._summary_prompt.render(previous_summary="", messages=[], today="2026-01-01")  # fail early
+        summary_prompt = load_prompt(SUMMARY_TEMPLATE, prompts_dir)
+        summary_prompt.render(previous_summary="", messages=[], today="2026-01-01")  # fail early
         self._token_counter = token_counter
         self._store = Store(resolve_url(db))
         self._learner = Learner(
@@ -163,21 +162,30 @@ class MemoryManager(ConversationsMixin):
             per_layer=extraction == "per_layer",
             max_concurrency=max_concurrency,
         )
-        self._summary_caller = self._learner.caller  # one concurrency limit for every model call
-        self.profile = DocumentHandle(self, self._document("profile"))
-        self.policies = DocumentHandle(self, self._document("policies"))
-        self.knowledge = CollectionHandle(self, self._collection("knowledge"))
-        self.feedback = CollectionHandle(self, self._collection("feedback"))
+        # One concurrency limit for every model call: summaries go through the learner's caller.
+        self.sessions = Sessions(self._store, self._learner.caller, summary_prompt, enable_session_summaries)
+        """Conversation history and session summaries (see :class:`~agentmem.conversations.Sessions`)."""
+        self._writes = Writes(self._store, self._layers, self._state)
+        self._handles = {name: layer.handle(self._writes) for name, layer in self._layers.items()}
+        self.profile = self._handles["profile"]
+        """``update``/``remove``/``get`` the profile's fields."""
+        self.policies = self._handles["policies"]
+        """``update``/``remove``/``withdraw``/``get`` the policies (rules one by one with ``withdraw``)."""
+        self.knowledge = self._handles["knowledge"]
+        """``add``/``add_many``/``list`` facts."""
+        self.feedback = self._handles["feedback"]
+        """``add``/``add_many``/``list`` feedback entries."""
 
-    def _document(self, name: str) -> DocumentLayer:
-        layer = self._layers[name]
-        assert isinstance(layer, DocumentLayer)
-        return layer
+    def layer(self, name: str) -> Any:
+        """The manual API of any configured layer: ``mem.layer("goals").add(...)`` for a layer of your own
+        (``mem.layer("profile")`` is ``mem.profile``).
 
-    def _collection(self, name: str) -> CollectionLayer:
-        layer = self._layers[name]
-        assert isinstance(layer, CollectionLayer)
-        return layer
+        Raises:
+            ConfigurationError: no layer of that name is configured.
+        """
+        if name not in self._handles:
+            raise ConfigurationError(f"unknown layer {name!r}; layers are {', '.join(self._handles)}")
+        return self._handles[name]
 
     @property
     def db_url(self) -> str:
@@ -185,17 +193,8 @@ class MemoryManager(ConversationsMixin):
 
     @property
     def layers(self) -> Mapping[str, Layer]:
-        """The configured layers in authority order."""
+        """The configured layers in authority order (each holds its ``config``)."""
         return dict(self._layers)
-
-    # ---- writes ----------------------------------------------------------------------------
-
-    def _write(
-        self, scope: Scope, changes: Sequence[tuple[str, Patch]], *, source: str, session_id: str | None
-    ) -> list[Change]:
-        """Merge and apply changes to several layers in one transaction."""
-        with self._store.write(scope) as writer:
-            return apply_patches(writer, self._layers, changes, source=source, session_id=session_id)
 
     # ---- learning ------------------------------------------------------------------------
 
@@ -243,32 +242,20 @@ class MemoryManager(ConversationsMixin):
         Raises:
             NotFoundError: no such live item for this user (another user's id included).
         """
-        return self._forget(Scope.of(user_id, agent_id), item_id, source="manual")
-
-    def _forget(self, scope: Scope, item_id: str, *, source: str, session_id: str | None = None) -> Change:
-        check_id(item_id, "item_id", required=True)
-        with self._store.write(scope) as writer:
-            item = writer.item(item_id)  # read under the lock: nothing can change it before the delete
-            owner = writer.in_scope(item.agent_id)  # the event belongs to the item's own scope
-            changes = owner.apply(
-                item.layer, [Delete(item, reason="forgotten")], source=source, session_id=session_id
-            )
-        return changes[0]
+        return self._writes.forget(Scope.of(user_id, agent_id), item_id, source="manual")
 
     # ---- reads -----------------------------------------------------------------------------
 
     def get(self, *, user_id: str, agent_id: str | None = None) -> MemoryState:
         """A typed snapshot of the scope's live memory (an agent's items win over shared ones)."""
-        scope = Scope.of(user_id, agent_id)
+        return self._state(Scope.of(user_id, agent_id))
+
+    def _state(self, scope: Scope) -> MemoryState:
         items = prefer_agent(self._store.live(scope))  # in write order: the store reads by primary key
-        typed: dict[str, Any] = {}
-        for name, layer in self._layers.items():
-            mine = [i for i in items if i.layer == name]
-            if isinstance(layer, DocumentLayer):
-                typed[name] = layer.schema.instance({i.key: i.value for i in mine})
-            else:
-                typed[name] = [_with_data(i, layer.schema.instance(i.value)) for i in mine]
-        return MemoryState(user_id=scope.user_id, agent_id=scope.agent_id, items=items, **typed)
+        typed = {
+            name: layer.typed([i for i in items if i.layer == name]) for name, layer in self._layers.items()
+        }
+        return MemoryState(user_id=scope.user_id, agent_id=scope.agent_id, layers=typed, items=items)
 
     def compile(
         self,
@@ -288,17 +275,11 @@ class MemoryManager(ConversationsMixin):
         query = _check_query(query)
         if token_budget is not None and (not isinstance(token_budget, int) or token_budget < 0):
             raise InvalidInputError(f"token_budget must be a non-negative int, got {token_budget!r}")
-        layers = [layer for name, layer in self._layers.items() if self.layer_configs[name].inject]
+        layers = [layer for layer in self._layers.values() if layer.config.inject]
         if not layers:
             return ""
         rows = self._store.context_rows(scope, [layer.name for layer in layers], query)
-        return compile_context(
-            layers,
-            rows,
-            token_budget=token_budget,
-            shares={name: config.budget_share for name, config in self.layer_configs.items()},
-            count_tokens=self._counter(),
-        )
+        return compile_context(layers, rows, token_budget=token_budget, count_tokens=self._counter())
 
     def _counter(self) -> TokenCounter:
         if self._token_counter is None:
@@ -341,7 +322,7 @@ class MemoryManager(ConversationsMixin):
         """Memory tools (remember, update, forget, search) bound to this scope, in OpenAI function
         format with a dispatcher: ``tools.definitions`` and ``tools.dispatch(name, arguments)``."""
         scope = Scope.of(user_id, agent_id)
-        return MemoryTools(self, scope, check_id(session_id, "session_id", required=False))
+        return MemoryTools(self, self._writes, scope, check_id(session_id, "session_id", required=False))
 
     # ---- whole users -----------------------------------------------------------------------
 
@@ -388,10 +369,6 @@ def _learn_input(
 ) -> tuple[Scope, str | None, list[dict[str, str]]]:
     scope = Scope.of(user_id, agent_id)
     return scope, check_id(session_id, "session_id", required=False), select_turns(messages)
-
-
-def _with_data(item: MemoryItem, data: Any) -> MemoryItem:
-    return replace(item, data=data)
 
 
 def _check_query(query: object) -> str | None:

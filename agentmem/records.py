@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -85,21 +86,43 @@ class SearchHit:
 class MemoryState:
     """A typed snapshot of one scope's live memory.
 
-    ``profile`` and ``policies`` are instances of the layers' schemas (dataclasses);
-    ``knowledge`` and ``feedback`` are lists of items whose ``data`` is a schema instance.
-    ``items`` holds every live item, including the profile and policy fields, for their ids.
+    ``layers`` holds each configured layer's part, as the layer types it: for a document layer
+    (profile, policies) an instance of its schema (a dataclass), for a collection layer (knowledge,
+    feedback) a list of items whose ``data`` is a schema instance. ``state.profile`` is
+    ``state.layers["profile"]``, and so on; a layer of your own is ``state.layers["goals"]`` (or
+    ``state["goals"]``). ``items`` holds every live item, including profile and policy fields, for
+    their ids.
     """
 
     user_id: str
     agent_id: str | None
-    profile: Any
-    policies: Any
-    knowledge: list[MemoryItem]
-    feedback: list[MemoryItem]
+    layers: Mapping[str, Any]
     items: list[MemoryItem]
 
+    def __getitem__(self, layer: str) -> Any:
+        return self.layers[layer]
+
+    @property
+    def profile(self) -> Any:
+        return self.layers["profile"]
+
+    @property
+    def policies(self) -> Any:
+        return self.layers["policies"]
+
+    @property
+    def knowledge(self) -> list[MemoryItem]:
+        items: list[MemoryItem] = self.layers["knowledge"]
+        return items
+
+    @property
+    def feedback(self) -> list[MemoryItem]:
+        items: list[MemoryItem] = self.layers["feedback"]
+        return items
+
     def item(self, layer: str, key: str) -> MemoryItem | None:
-        """The live item of ``layer`` stored under ``key`` (a field name for profile and policies)."""
+        """The live item of ``layer`` stored under ``key`` (a field name for profile and policies,
+        ``rules:<topic>`` for one policy rule)."""
         return next((i for i in self.items if i.layer == layer and i.key == key), None)
 
 

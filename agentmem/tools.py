@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import AgentMemError
 from .extraction.wording import content_words
-from .layers.apply import apply_patches
-from .layers.base import Entry, FieldPatch, NewEntries
-from .records import Change, MemoryItem
+from .layers import Layer
+from .records import Change, SearchHit
 from .scope import Scope
+from .writes import Writes
 
 if TYPE_CHECKING:
     from .manager import MemoryManager
@@ -54,6 +54,7 @@ class MemoryTools:
     """
 
     manager: MemoryManager
+    writes: Writes
     scope: Scope
     session_id: str | None = None
     changes: list[Change] = field(default_factory=list)
@@ -65,20 +66,16 @@ class MemoryTools:
     @property
     def definitions(self) -> list[dict[str, Any]]:
         layers = self.manager.layers
-        profile_fields = ", ".join(layers["profile"].schema.fields)
-        policy_fields = ", ".join(layers["policies"].schema.fields)
         return [
             _fn(
                 "remember",
-                "Save something the user asked you to remember, or clearly stated about themselves. "
-                f"layer: 'profile' (fields: {profile_fields}), 'policies' (how to answer; fields: "
-                f"{policy_fields}), 'knowledge' (facts, projects, goals) or 'feedback' "
-                "(reactions to answers).",
+                "Save something the user asked you to remember, or clearly stated about themselves. layer: "
+                + ", ".join(layer.tool_hint() for layer in layers.values())
+                + ". Other arguments apply to the layers named in their description.",
                 {
                     "layer": {"type": "string", "enum": list(layers)},
-                    "field": {"type": "string", "description": "profile/policies field name"},
                     "value": {"type": "string", "description": "the value, or the fact as one sentence"},
-                    "sentiment": {"type": "string", "enum": ["positive", "negative", "neutral"]},
+                    **_layer_arguments(layers),
                 },
                 ["layer", "value"],
             ),
@@ -125,8 +122,13 @@ class MemoryTools:
             missing = [p for p in parameters[name]["required"] if args.get(p) is None]
             if missing:
                 raise TypeError(f"{name} needs {', '.join(map(repr, missing))}")
-            for key, value in args.items():  # every parameter is a string; a model may send anything
-                if value is not None and not isinstance(value, str):
+            properties = parameters[name]["properties"]
+            for key, value in args.items():  # a model may send anything
+                if (
+                    value is not None
+                    and properties[key].get("type") == "string"
+                    and not isinstance(value, str)
+                ):
                     raise TypeError(f"{key} must be a string, not {type(value).__name__}")
             handler = getattr(self, "_" + name.removeprefix(PREFIX))
             result: dict[str, Any] = handler(**args)
@@ -136,82 +138,34 @@ class MemoryTools:
 
     # ---- the tools ------------------------------------------------------------------------
 
-    def _write(
-        self, layer: str, *patches: FieldPatch | NewEntries, scope: Scope | None = None
-    ) -> list[Change]:
-        changes = self.manager._write(
-            scope or self.scope,
-            [(layer, patch) for patch in patches],
-            source="agentic",
-            session_id=self.session_id,
-        )
+    def _record(self, changes: list[Change]) -> dict[str, Any]:
         self.changes.extend(changes)
-        return changes
+        return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes] or "already known"}
 
-    def _remember(
-        self, layer: str, value: str, field: str | None = None, sentiment: str | None = None
-    ) -> dict[str, Any]:
+    def _remember(self, layer: str, value: str, **arguments: Any) -> dict[str, Any]:
         if not value or not value.strip():
             raise ValueError("value must not be empty")
         target = self.manager.layers.get(layer)
         if target is None:
             raise ValueError(f"unknown layer {layer!r}; layers are {', '.join(self.manager.layers)}")
-        if target.kind == "document":
-            if not field:
-                raise ValueError(f"{layer} needs a field: one of {', '.join(target.schema.fields)}")
-            target.schema.check_known([field], layer)
-            raw: Any = [value.strip()] if target.schema.fields[field].is_list else value.strip()
-            patch: FieldPatch | NewEntries = FieldPatch(
-                {field: target.schema.validate_field(field, raw, layer)}
-            )
-        else:
-            entry: dict[str, Any] = {"text": value.strip()}
-            if sentiment and "sentiment" in target.schema.fields:
-                entry["sentiment"] = sentiment
-            patch = NewEntries(
-                (Entry(target.schema.validate_entry(entry, layer), occurrence=self.session_id),)
-            )
-        changes = self._write(layer, patch)
-        return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes] or "already known"}
+        patch = target.remembered(value.strip(), arguments, self.session_id)
+        return self._record(
+            self.writes.apply(self.scope, [(layer, patch)], source="agentic", session_id=self.session_id)
+        )
 
     def _update(self, item_id: str, value: str) -> dict[str, Any]:
         if not value or not value.strip():
             raise ValueError("value must not be empty")
-        with self.manager._store.write(self.scope) as writer:
-            item = writer.item(item_id)  # read under the lock, as forget does
-            patches = [(item.layer, patch) for patch in self._correction(item, value.strip())]
-            # A correction applies where the item lives (shared or this agent's), as forget does.
-            changes = apply_patches(
-                writer.in_scope(item.agent_id),
-                self.manager.layers,
-                patches,
-                source="agentic",
-                session_id=self.session_id,
+        # A correction applies where the item lives (shared or this agent's), as forget does.
+        return self._record(
+            self.writes.correct(
+                self.scope, item_id, value.strip(), source="agentic", session_id=self.session_id
             )
-        self.changes.extend(changes)
-        return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes] or "already known"}
-
-    def _correction(self, item: MemoryItem, value: str) -> list[FieldPatch | NewEntries]:
-        layer = self.manager.layers[item.layer]
-        if layer.kind == "document" and layer.schema.fields[item.key].is_list:
-            # A correction replaces the list; remembering would only add the text as one more item.
-            items = [v.strip() for v in value.split(",") if v.strip()]
-            if not items:
-                raise ValueError("value has no items; to forget the whole list use memory_forget")
-            new = layer.schema.validate_field(item.key, items, item.layer)
-            return (
-                [] if new == item.value else [FieldPatch({}, remove=(item.key,)), FieldPatch({item.key: new})]
-            )
-        if layer.kind == "document":
-            return [FieldPatch({item.key: layer.schema.validate_field(item.key, value, item.layer)})]
-        entry = layer.schema.validate_entry({**item.value, "text": value}, item.layer)
-        return [NewEntries((Entry(entry, replaces=item.id, occurrence=self.session_id),))]
+        )
 
     def _forget(self, item_id: str | None = None, description: str | None = None) -> dict[str, Any]:
         if item_id:
-            forgotten = self.manager._forget(
-                self.scope, item_id, source="agentic", session_id=self.session_id
-            )
+            forgotten = self.writes.forget(self.scope, item_id, source="agentic", session_id=self.session_id)
             self.changes.append(forgotten)
             return {"ok": True, "forgotten": item_id}
         if not description or not description.strip():
@@ -219,8 +173,9 @@ class MemoryTools:
         # Forget only what clearly matches, and only when exactly one memory does: guessing between
         # several, or settling for a loose match, would delete the wrong memory.
         wanted = content_words(description)
-        hits = self.manager.search(description, user_id=self.scope.user_id, agent_id=self.scope.agent_id)
-        matches = [hit.item for hit in hits if _matches(wanted, content_words(hit.item.text))]
+        matches = [
+            hit.item for hit in self._hits(description) if _matches(wanted, content_words(hit.item.text))
+        ]
         if len(matches) == 1:
             return self._forget(item_id=matches[0].id)
         if matches:
@@ -232,10 +187,35 @@ class MemoryTools:
         return {"ok": False, "error": "no memory clearly matches; use memory_search and forget by id"}
 
     def _search(self, query: str) -> dict[str, Any]:
-        hits = self.manager.search(
-            query, user_id=self.scope.user_id, agent_id=self.scope.agent_id, limit=SEARCH_LIMIT
-        )
+        hits = self._hits(query, limit=SEARCH_LIMIT)
         return {
             "ok": True,
             "results": [{"id": h.item.id, "layer": h.item.layer, "text": h.item.text} for h in hits],
         }
+
+    def _hits(self, query: str, limit: int = 10) -> list[SearchHit]:
+        return self.manager.search(
+            query, user_id=self.scope.user_id, agent_id=self.scope.agent_id, limit=limit
+        )
+
+
+def _layer_arguments(layers: Mapping[str, Layer]) -> dict[str, Any]:
+    """The layers' own ``memory_remember`` arguments; one argument several layers share is described
+    once, naming them (and accepts any JSON value when their schemas differ)."""
+    merged: dict[str, dict[str, Any]] = {}
+    owners: dict[str, list[str]] = {}
+    for layer in layers.values():
+        for name, spec in layer.tool_arguments().items():
+            if name in ("layer", "value"):
+                continue
+            owners.setdefault(name, []).append(layer.name)
+            if name not in merged:
+                merged[name] = dict(spec)
+            elif {k: v for k, v in merged[name].items() if k != "description"} != {
+                k: v for k, v in spec.items() if k != "description"
+            }:
+                merged[name] = {"description": merged[name].get("description", "")}
+    return {
+        name: {**spec, "description": f"({', '.join(owners[name])}) {spec.get('description', '')}".strip()}
+        for name, spec in merged.items()
+    }

@@ -85,7 +85,7 @@ def main() -> None:
         assert "name: Priya" in system
         assert "payments service" in system
         assert reply.content.startswith("Priya:")  # and the (scripted) answer followed the policy
-    assert mem.get_messages("day-2", user_id="priya")[0]["content"] == question  # only this session
+    assert mem.sessions.messages("day-2", user_id="priya")[0]["content"] == question  # only this session
 
     # Nobody else sees Priya's memory.
     assert mem.compile(user_id="someone-else") == ""

@@ -52,7 +52,7 @@ def report(mem: MemoryManager) -> None:
     seen = {
         "pid": os.getpid(),
         "memory": mem.compile(user_id="tom"),
-        "messages": len(mem.get_messages(SESSION, user_id="tom")),
+        "messages": len(mem.sessions.messages(SESSION, user_id="tom")),
     }
     print("REPORT " + json.dumps(seen))
 

@@ -66,11 +66,11 @@ def main() -> None:
                     plans[student] = reply.content
         agent.wait_for_memory()  # a week later: learning and summaries are long done
     # A session's summary is refreshed in the background every 6 new messages (3 turns here); for a
-    # shorter session, call mem.summarize_session(session_id, user_id=...) when it ends.
+    # shorter session, call mem.sessions.summarize(session_id, user_id=...) when it ends.
 
     for student in WEEKS:
         show(f"{student}'s memory after four weeks:", mem.compile(user_id=student))
-        sessions = sorted(mem.list_sessions(user_id=student), key=lambda s: s.session_id)
+        sessions = sorted(mem.sessions.list(user_id=student), key=lambda s: s.session_id)
         print(f"  {student}'s sessions:")
         for session in sessions:
             print(f"    {session.session_id}  {textwrap.shorten(session.summary or '-', 94)}")
@@ -84,7 +84,7 @@ def main() -> None:
         assert plans["omar"] == "Review the subjunctive and the past tenses."
         lena = mem.get(user_id="lena")
         assert any("AWS Solutions Architect" in fact.text for fact in lena.knowledge)
-        summary = mem.get_session_summary("week-2", user_id="lena") or ""
+        summary = mem.sessions.summary("week-2", user_id="lena") or ""
         assert summary.startswith("6 messages. The user said: \"I'm learning VPC networking")
     agent.close()
     mem.close()

@@ -116,7 +116,7 @@ def test_add_memory_to_context_false_leaves_the_memory_out(db_url: str, make_age
         agent = make_agent(model, memory=mem, instructions="Be brief.")
         result = agent.run("Hi, do you know me?", user_id="sarah")
         assert system_of(model) == "Be brief."
-        assert len(mem.get_messages(result.session_id, user_id="sarah")) == 2  # the turn is still kept
+        assert len(mem.sessions.messages(result.session_id, user_id="sarah")) == 2  # the turn is still kept
 
 
 def test_memory_token_budget_bounds_the_block(sarah: MemoryManager, make_agent: MakeAgent) -> None:
@@ -184,7 +184,7 @@ def test_an_agents_memory_tools_write_its_private_memory(db_url: str, make_agent
         ]
         assert mem.get(user_id="sarah").knowledge == []
         assert [(c.op, c.layer) for c in result.memory_changes] == [("add", "knowledge")]
-        [session] = mem.list_sessions(user_id="sarah", agent_id="reviewer")
+        [session] = mem.sessions.list(user_id="sarah", agent_id="reviewer")
         assert session.session_id == result.session_id
 
 
@@ -199,7 +199,7 @@ def test_an_agent_cannot_continue_another_agents_session(mem: MemoryManager, mak
                 "When is the launch?", user_id="sarah", session_id=session
             )
         assert model.requests == []
-    assert len(mem.get_messages(session, user_id="sarah")) == 2
+    assert len(mem.sessions.messages(session, user_id="sarah")) == 2
 
     model = ScriptedModel(["May."])
     make_agent(model, memory=mem, agent_id="planner").run(
@@ -272,7 +272,7 @@ def test_an_invalid_message_raises_before_any_model_call(
     with pytest.raises(InvalidInputError):
         agent.run(message, user_id="u")
     assert model.requests == []
-    assert mem.list_sessions(user_id="u") == []
+    assert mem.sessions.list(user_id="u") == []
 
 
 def test_an_oversized_message_raises_before_any_model_call(mem: MemoryManager, make_agent: MakeAgent) -> None:
@@ -281,7 +281,7 @@ def test_an_oversized_message_raises_before_any_model_call(mem: MemoryManager, m
     with pytest.raises(InvalidInputError, match=f"message is {MAX_MESSAGE_CHARS + 1} characters"):
         agent.run("x" * (MAX_MESSAGE_CHARS + 1), user_id="u")
     assert model.requests == []
-    assert mem.list_sessions(user_id="u") == []
+    assert mem.sessions.list(user_id="u") == []
 
 
 def test_a_long_message_within_the_limit_is_answered_with_memory(
@@ -297,7 +297,7 @@ def test_a_long_message_within_the_limit_is_answered_with_memory(
 
 
 def mem_contents(mem: MemoryManager, session_id: str) -> list[str]:
-    return [m["content"] for m in mem.get_messages(session_id, user_id="sarah")]
+    return [m["content"] for m in mem.sessions.messages(session_id, user_id="sarah")]
 
 
 def test_an_oversized_reply_is_returned_whole_and_stored_truncated(
@@ -309,7 +309,7 @@ def test_an_oversized_reply_is_returned_whole_and_stored_truncated(
     result = agent.run("Write a very long story.", user_id="u")
 
     assert result.content == reply
-    stored = mem.get_messages(result.session_id, user_id="u")[1]["content"]
+    stored = mem.sessions.messages(result.session_id, user_id="u")[1]["content"]
     assert len(stored) <= MAX_MESSAGE_CHARS
     text, marker = stored.split("\n[truncated: ")
     assert text == reply[: len(text)]
@@ -337,7 +337,7 @@ def test_transient_errors_in_the_chat_are_retried(mem: MemoryManager, make_agent
     assert result.content == "Hello!"
     assert result.usage.model_calls == 3
     assert model.requests[0] == model.requests[1] == model.requests[2]
-    assert len(mem.get_messages(result.session_id, user_id="u")) == 2
+    assert len(mem.sessions.messages(result.session_id, user_id="u")) == 2
 
 
 def test_a_chat_that_keeps_failing_raises_and_stores_nothing(
@@ -348,7 +348,7 @@ def test_a_chat_that_keeps_failing_raises_and_stores_nothing(
     with pytest.raises(TransientModelError):
         agent.run("Hello there", user_id="u", session_id="s1")
     assert len(model.requests) == 3
-    assert mem.get_messages("s1", user_id="u") == []
+    assert mem.sessions.messages("s1", user_id="u") == []
 
     broken = ScriptedModel([ValueError("bad request"), "never"])
     with pytest.raises(ValueError, match="bad request"):
@@ -416,7 +416,7 @@ def test_tool_calls_and_results_are_sent_back_in_order(mem: MemoryManager, make_
         "content": "Sunny, 21 degrees celsius in Oslo",
     }
     # The session keeps the exchange, not the tool traffic.
-    assert mem.get_messages(result.session_id, user_id="u") == [
+    assert mem.sessions.messages(result.session_id, user_id="u") == [
         {"role": "user", "content": "Weather in Oslo?"},
         {"role": "assistant", "content": "It is sunny in Oslo."},
     ]
@@ -458,7 +458,7 @@ def test_a_tool_call_in_the_forced_last_round_is_not_run(mem: MemoryManager, mak
     assert calls == ["clock"]
     assert result.tool_calls == ["clock"]
     assert result.content == ""
-    assert len(mem.get_messages(result.session_id, user_id="u")) == 2
+    assert len(mem.sessions.messages(result.session_id, user_id="u")) == 2
 
 
 # ---- history --------------------------------------------------------------------------------------
@@ -478,7 +478,7 @@ def test_history_of_the_session_is_sent_and_bounded(mem: MemoryManager, make_age
     assert said[2] == [("assistant", "A1"), ("user", "Q2"), ("assistant", "A2"), ("user", "Q3")]  # last 3
     assert said[3] == [("user", "Other question")]
     assert other.session_id != first.session_id
-    assert len(mem.get_messages(first.session_id, user_id="u")) == 6
+    assert len(mem.sessions.messages(first.session_id, user_id="u")) == 6
 
 
 # ---- background learning -----------------------------------------------------------------------------
@@ -526,7 +526,7 @@ def test_a_learning_failure_never_fails_the_run_and_stays_pending(
         assert result.memory_changes == []
         assert mem.get(user_id="sarah").items == []
         assert "memory not learned yet" in caplog.text
-        assert len(mem.get_messages(result.session_id, user_id="sarah")) == 2
+        assert len(mem.sessions.messages(result.session_id, user_id="sarah")) == 2
 
         learner.add({"profile": {"name": "Sarah", "location": "Lisbon"}})
         report = mem.retry_pending(user_id="sarah")
@@ -567,9 +567,7 @@ def test_a_learning_failure_does_not_skip_the_session_summary(db_url: str, make_
         agent.run("And I play the cello.", user_id="sarah", session_id=session)
         assert agent.wait_for_memory(timeout=30)
 
-        assert (
-            mem.get_session_summary(session, user_id="sarah") == "The user introduced themselves three times."
-        )
+        assert mem.sessions.summary(session, user_id="sarah") == "The user introduced themselves three times."
         assert mem.get(user_id="sarah").items == []
 
 
@@ -639,7 +637,7 @@ def test_arun_answers_with_async_and_sync_tools(mem: MemoryManager, make_agent: 
     assert result.tool_calls == ["convert", "get_weather"]
     outputs = [m["content"] for m in model.requests[-1].messages if m["role"] == "tool"]
     assert outputs == ['{"amount": 20.0, "currency": "USD"}', "Sunny, 21 degrees celsius in Oslo"]
-    assert len(mem.get_messages(result.session_id, user_id="u")) == 2
+    assert len(mem.sessions.messages(result.session_id, user_id="u")) == 2
 
 
 def test_run_result_carries_the_system_message_the_model_saw() -> None:
@@ -676,7 +674,7 @@ def test_closing_the_agent_during_a_run_keeps_the_reply(
 
         assert result.content == "Hi Sarah!"
         assert "closed" in caplog.text
-        assert [m["content"] for m in mem.get_messages(result.session_id, user_id="sarah")] == [
+        assert [m["content"] for m in mem.sessions.messages(result.session_id, user_id="sarah")] == [
             "I'm Sarah, a data scientist.",
             "Hi Sarah!",
         ]

@@ -20,8 +20,7 @@ from tenacity import RetryError, Retrying, stop_after_attempt
 from agentmem import ConfigurationError, ExtractionError, LayerConfig, MemoryManager
 from agentmem.extraction.model import TransientModelError
 from agentmem.extraction.output import build_output_model, json_schema
-from agentmem.layers import KnowledgeLayer
-from agentmem.layers.base import Patch
+from agentmem.layers import KnowledgeLayer, Patch
 from agentmem.records import LearnResult
 from agentmem.testing import ScriptedModel
 from agentmem.tokens import estimate_tokens
@@ -79,7 +78,7 @@ def test_changes_are_reported_per_layer_with_the_ids_get_returns(make: Factory) 
     result = mem.learn(SARAH, user_id=USER)
 
     assert {layer: [(c.op, c.key) for c in changes] for layer, changes in result.changes.items()} == {
-        "policies": [("add", "response_style"), ("add", "rules")],
+        "policies": [("add", "response_style"), ("add", "rules:emojis")],  # a rule is keyed by its topic
         "profile": [("add", "name"), ("add", "role")],
         "knowledge": [("add", "builds a churn model")],
         "feedback": [("add", "positive:liked the pandas example")],

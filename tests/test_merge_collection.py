@@ -18,8 +18,19 @@ from typing import Any
 import pytest
 
 from agentmem import Fact, InvalidInputError, LayerConfig, MemoryManager, NotFoundError
-from agentmem.layers import FeedbackLayer, KnowledgeLayer
-from agentmem.layers.base import Add, Delete, Entry, Expire, NewEntries, NewItem, Op, Supersede, Update
+from agentmem.layers import (
+    Add,
+    Delete,
+    Entry,
+    Expire,
+    FeedbackLayer,
+    KnowledgeLayer,
+    NewEntries,
+    NewItem,
+    Op,
+    Supersede,
+    Update,
+)
 from agentmem.layers.collection import CollectionLayer
 from agentmem.records import MemoryItem
 

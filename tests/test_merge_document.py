@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from agentmem import Change, MemoryManager
-from agentmem.layers import PoliciesLayer, ProfileLayer
-from agentmem.layers.base import Add, Delete, FieldPatch, NewItem, Op, Update, display
+from agentmem import Change, InvalidInputError, MemoryManager
+from agentmem.layers import Add, Delete, FieldPatch, NewItem, Op, PoliciesLayer, ProfileLayer, Update
 from agentmem.layers.document import DocumentLayer
+from agentmem.layers.schema import display
 from agentmem.records import MemoryItem
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -239,23 +239,61 @@ def test_an_explicit_policy_overrides_an_inferred_one() -> None:
     assert (update.value, update.explicit) == ("no markdown", True)
 
 
-def test_rules_accumulate_without_duplicates() -> None:
-    old = stored(policies, "rules", ["Never use emojis"])
+def test_each_rule_is_an_item_of_its_own_keyed_by_its_topic() -> None:
+    emojis = stored(policies, "rules:emojis", "Never use emojis")
 
-    update = the_update(
-        policies.merge([old], FieldPatch({"rules": ["never use emojis!", "Cite sources"]}), NOW)
+    ops = policies.merge([emojis], FieldPatch({"rules": ["never use emojis!", "Cite sources"]}), NOW)
+
+    # The restated rule is no change; the new one is an item of its own.
+    assert len(ops) == 1
+    assert isinstance(ops[0], Add)
+    item = ops[0].item
+    assert (item.key, item.value, item.line) == ("rules:cite sources", "Cite sources", "rule: Cite sources")
+
+
+def test_a_rule_about_the_same_thing_replaces_the_older_one() -> None:
+    emojis = stored(policies, "rules:emojis", "Never use emojis")
+    sources = stored(policies, "rules:cite sources", "Cite sources")
+
+    update = the_update(policies.merge([emojis, sources], FieldPatch({"rules": ["Always use emojis"]}), NOW))
+
+    assert (update.target, update.value, update.line) == (
+        emojis,
+        "Always use emojis",
+        "rule: Always use emojis",
     )
 
-    assert update.value == ["Never use emojis", "Cite sources"]
+
+def test_an_inferred_rule_never_overrides_an_explicit_one() -> None:
+    emojis = stored(policies, "rules:emojis", "Never use emojis")
+
+    assert policies.merge([emojis], FieldPatch({"rules": ["Use emojis"]}, explicit=False), NOW) == []
 
 
-def test_an_explicit_retraction_removes_the_policy() -> None:
+def test_an_explicit_retraction_removes_one_rule_or_all_of_them() -> None:
     tone = stored(policies, "tone", "formal")
-    rules = stored(policies, "rules", ["Never use emojis"])
+    emojis = stored(policies, "rules:emojis", "Never use emojis")
+    sources = stored(policies, "rules:cite sources", "Cite sources")
+    current = [tone, emojis, sources]
 
-    ops = policies.merge([tone, rules], FieldPatch({}, remove=("rules",)), NOW)
+    assert policies.merge(current, FieldPatch({}, remove=("rules:emojis",)), NOW) == [
+        Delete(emojis, reason="removed")
+    ]
+    assert policies.merge(current, FieldPatch({}, remove=("rules",)), NOW) == [
+        Delete(emojis, reason="removed"),
+        Delete(sources, reason="removed"),
+    ]
 
-    assert ops == [Delete(rules, reason="removed")]
+
+def test_rules_are_capped_and_the_oldest_untouched_ones_go() -> None:
+    rules = [f"Rule about topic {i}" for i in range(50)]
+    current = [stored(policies, policies.element_key("rules", rule), rule) for rule in rules]
+
+    ops = policies.merge(current, FieldPatch({"rules": ["Rule about topic 0", "A new rule"]}), NOW)
+
+    # Topic 0 was restated (no change), so topic 1 is the oldest untouched rule.
+    assert [type(op).__name__ for op in ops] == ["Add", "Delete"]
+    assert ops[1] == Delete(current[1], reason="evicted: over the cap of 50 rules")
 
 
 # ---- through the API, on a real SQLite file -----------------------------------------------------------
@@ -318,22 +356,65 @@ def test_inferred_policies_yield_to_explicit_ones(mem: MemoryManager) -> None:
 
 
 def test_removing_a_policy_deletes_it_and_keeps_its_history(mem: MemoryManager) -> None:
-    (added,) = mem.policies.update(user_id="sarah", rules=["Never use emojis"])
+    (added,) = mem.policies.update(user_id="sarah", tone="formal")
 
-    (removed,) = mem.policies.remove("rules", user_id="sarah")
+    (removed,) = mem.policies.remove("tone", user_id="sarah")
 
     assert (removed.op, removed.item_id, removed.old, removed.new) == (
         "delete",
         added.item_id,
-        ["Never use emojis"],
+        "formal",
         None,
     )
-    assert mem.policies.get(user_id="sarah").rules == []
-    assert mem.get(user_id="sarah").item("policies", "rules") is None
+    assert mem.policies.get(user_id="sarah").tone is None
+    assert mem.get(user_id="sarah").item("policies", "tone") is None
     history = mem.history(user_id="sarah", item_id=added.item_id)
     assert [(e.op, e.reason) for e in history] == [("add", None), ("delete", "removed")]
     # Removing it again is a no-op, not an error.
-    assert mem.policies.remove("rules", user_id="sarah") == []
+    assert mem.policies.remove("tone", user_id="sarah") == []
+
+
+def test_withdrawing_one_rule_leaves_the_others(mem: MemoryManager) -> None:
+    emojis, sources = mem.policies.update(user_id="sarah", rules=["Never use emojis", "Cite sources"])
+
+    (removed,) = mem.policies.withdraw("rules", "never use emojis!", user_id="sarah")
+
+    assert (removed.op, removed.item_id, removed.old) == ("delete", emojis.item_id, "Never use emojis")
+    assert mem.policies.get(user_id="sarah").rules == ["Cite sources"]
+    assert [(e.op, e.reason) for e in mem.history(user_id="sarah", item_id=emojis.item_id)] == [
+        ("add", None),
+        ("delete", "removed"),
+    ]
+    assert sources.item_id == live_item(mem, "policies", "rules:cite sources").id
+    with pytest.raises(InvalidInputError, match="not a keyed list"):
+        mem.policies.withdraw("tone", "formal", user_id="sarah")
+
+
+def test_each_rule_has_its_own_id_provenance_and_history(mem: MemoryManager) -> None:
+    (first,) = mem.policies.update(user_id="sarah", rules=["Never use emojis"], session_id="s1")
+    (second,) = mem.policies.update(user_id="sarah", rules=["Cite sources"], session_id="s2")
+    (changed,) = mem.policies.update(user_id="sarah", rules=["Always use emojis"])
+
+    assert first.item_id != second.item_id
+    assert (changed.op, changed.item_id) == ("update", first.item_id)  # same topic: the same rule
+    assert mem.policies.get(user_id="sarah").rules == ["Always use emojis", "Cite sources"]
+    rule = live_item(mem, "policies", "rules:cite sources")
+    assert (rule.session_id, rule.source) == ("s2", "manual")
+
+
+def test_an_agents_rule_adds_to_the_shared_rules_and_wins_only_on_its_topic(mem: MemoryManager) -> None:
+    mem.policies.update(user_id="sarah", rules=["Never use emojis", "Never use bullet points"])
+    mem.policies.update(user_id="sarah", agent_id="coder", rules=["Always use bullet points"])
+
+    assert mem.policies.get(user_id="sarah", agent_id="coder").rules == [
+        "Never use emojis",
+        "Always use bullet points",
+    ]
+    assert mem.policies.get(user_id="sarah").rules == ["Never use emojis", "Never use bullet points"]
+    context = mem.compile(user_id="sarah", agent_id="coder")
+    assert "rule: Never use emojis" in context
+    assert "rule: Always use bullet points" in context
+    assert "Never use bullet points" not in context
 
 
 def test_every_document_change_writes_exactly_one_event_in_order(mem: MemoryManager) -> None:

@@ -21,23 +21,26 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from agentmem.layers import FeedbackLayer, KnowledgeLayer, PoliciesLayer, ProfileLayer
-from agentmem.layers.base import (
+from agentmem.layers import (
     Add,
     Delete,
     Entry,
     Expire,
+    FeedbackLayer,
     FieldPatch,
+    KnowledgeLayer,
     NewEntries,
     NewItem,
     Op,
     Patch,
+    PoliciesLayer,
+    ProfileLayer,
     Supersede,
     Update,
-    display,
 )
 from agentmem.layers.collection import CollectionLayer
 from agentmem.layers.document import DocumentLayer
+from agentmem.layers.schema import display
 from agentmem.records import MemoryItem
 from agentmem.text import normalize
 

@@ -78,7 +78,7 @@ def test_the_shorthand_extraction_prompt_argument_does_the_same(manager: Any, mo
     prompt = prompt_of(mem, model)
 
     assert "KNOWLEDGE RULES for knowledge" in prompt
-    assert mem.layer_configs["knowledge"].extraction_prompt == CUSTOM
+    assert mem.layers["knowledge"].config.extraction_prompt == CUSTOM
 
 
 def test_the_shorthand_and_layer_config_must_agree(manager: Any) -> None:

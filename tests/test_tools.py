@@ -49,7 +49,7 @@ def test_definitions_are_openai_functions_prefixed_memory(mem: MemoryManager, to
         assert parameters["type"] == "object"
         assert set(parameters["required"]) <= set(parameters["properties"])
         for schema in parameters["properties"].values():
-            assert schema["type"] == "string"
+            assert schema["type"] in ("string", "array")  # topics are a list
         json.dumps(definition)  # sent to the provider as is
 
     remember = tools.definitions[0]["function"]

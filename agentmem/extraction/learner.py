@@ -24,24 +24,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from tenacity import Retrying
 
 from ..errors import ConfigurationError, ExtractionError, StoreError
-from ..layers.apply import apply_patches
-from ..layers.base import Layer
+from ..layers import Layer
 from ..records import LearnResult, MemoryItem, RetryReport, Usage
 from ..scope import Scope
 from ..secret_filter import redact
 from ..store import Store
+from ..writes import apply_patches
 from .calls import Invalid, ModelCaller
 from .model import ChatModel, Message
 from .offline import extract_offline
 from .output import build_output_model, json_schema, response_format
-from .patches import not_stale, shown_text, to_patches
+from .patches import not_stale, to_patches
 from .templates import PromptSet
 from .turns import Turn, salience
 
 Sections = dict[str, Any]  # layer name -> that layer's validated part of the output
-# Stored entries shown to the model per collection layer: the prompt must not grow with the memory.
-PROMPT_ITEMS = 40
-RELEVANT_ITEMS = 30  # of which, at most this many chosen by relevance to the turn; the rest by recency
+RELEVANCE_SHARE = 0.75  # of the items a prompt shows, at most this share is chosen by relevance to the turn
 
 
 def input_key(scope: Scope, turns: Sequence[Turn]) -> str:
@@ -163,19 +161,21 @@ class Learner:
         return LearnResult({layer.name: [] for layer in self.layers}, usage)
 
     def _shown(self, scope: Scope, turns: Sequence[Turn]) -> dict[str, list[MemoryItem]]:
-        """The items the model sees (and may refer to by alias): every document field, and for each
-        collection the entries most relevant to what the user said plus the most recent ones."""
+        """The items the model sees (and may refer to by number): all of a layer's items, or, where the
+        layer bounds them (``Layer.prompt_items``), the most relevant to what the user said plus the
+        most recent ones."""
         current = self.store.live_exact(scope, [layer.name for layer in self.layers])
         said = " ".join(t["content"] for t in turns if t["role"] == "user")
         for layer in self.layers:
-            items = current[layer.name]
-            if layer.kind == "document" or len(items) <= PROMPT_ITEMS:
+            items, limit = current[layer.name], layer.prompt_items
+            if limit is None or len(items) <= limit:
                 continue
-            hits = self.store.search(scope, said[:2000], [layer.name], RELEVANT_ITEMS) if said else []
+            relevant = int(limit * RELEVANCE_SHARE)
+            hits = self.store.search(scope, said[:2000], [layer.name], relevant) if said and relevant else []
             mine = {item.id for item in items}
             keep = [hit.item.id for hit in hits if hit.item.id in mine]
             for item in sorted(items, key=lambda i: (i.updated_at, i.id), reverse=True):
-                if len(keep) >= PROMPT_ITEMS:
+                if len(keep) >= limit:
                     break
                 if item.id not in keep:
                     keep.append(item.id)
@@ -194,7 +194,7 @@ class Learner:
         native = self.caller.supports_json_schema()
         items = {
             layer.name: [
-                {"alias": i + 1, "text": shown_text(layer, item)}
+                {"alias": i + 1, "text": layer.prompt_text(item)}
                 for i, item in enumerate(current[layer.name])
             ]
             for layer in layers
@@ -263,20 +263,10 @@ class Learner:
         return {name: section for part in parts for name, section in part.items()}
 
     def _offline(self, turns: Sequence[Turn]) -> Sections:
-        """The offline extractor's output, kept to what the (possibly custom) schemas have."""
-        raw = extract_offline(turns)
-        sections: Sections = {}
-        for layer in self.layers:
-            known = layer.schema.fields
-            if layer.name == "policies" and raw["policies"]:
-                values = {k: v for k, v in raw["policies"]["set"].items() if k in known}
-                raw_section: Any = {"set": values, "remove": []}
-            elif layer.kind == "document":
-                raw_section = {k: v for k, v in (raw[layer.name] or {}).items() if k in known}
-            else:
-                raw_section = [{k: v for k, v in e.items() if k in known} for e in raw.get(layer.name, [])]
-            sections[layer.name] = raw_section
-        parsed = self.outputs[None].model_validate(sections)
+        """The offline extractor's output, as each layer takes it (a custom schema keeps what it has)."""
+        found = extract_offline(turns)
+        raw = {layer.name: layer.offline(turns, found.get(layer.name)) for layer in self.layers}
+        parsed = self.outputs[None].model_validate(raw)
         return {layer.name: getattr(parsed, layer.name) for layer in self.layers}
 
     def _apply(self, job: _Job, sections: Sections) -> LearnResult:

@@ -1,8 +1,8 @@
 """Extraction prompts: sandboxed Jinja with StrictUndefined, checked when the manager is created.
 
-Each layer's template comes from, in order: ``LayerConfig.extraction_prompt`` (template text), a file of
-the layer's template name in ``prompts_dir``, or the default in ``prompts/``. The combining template
-(``extract.jinja``) comes from ``prompts_dir`` or the default.
+Each layer's template comes from, in order: ``LayerConfig.extraction_prompt`` (template text), the file
+``Layer.prompt_file`` in ``prompts_dir``, the layer's own ``Layer.prompt`` text, or the default file in
+``prompts/``. The combining template (``extract.jinja``) comes from ``prompts_dir`` or the default.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 
 from ..errors import ConfigurationError
-from ..layers.base import Layer
+from ..layers import Layer
 from ..prompts import default_template
 
 COMBINING_TEMPLATE = "extract.jinja"
@@ -78,12 +78,14 @@ def _folder(prompts_dir: str | Path | None) -> Path | None:
     return folder
 
 
-def _load(name: str, prompts_dir: Path | None, override: str | None) -> Prompt:
+def _load(name: str, prompts_dir: Path | None, override: str | None, builtin: str | None = None) -> Prompt:
     if override is not None:
         return Prompt(name, "extraction_prompt", override)
     if prompts_dir is not None and (prompts_dir / name).is_file():
         path = prompts_dir / name
         return Prompt(name, str(path), path.read_text(encoding="utf-8"))
+    if builtin is not None:
+        return Prompt(name, "the layer's prompt", builtin)
     return Prompt(name, "default", default_template(name))
 
 
@@ -100,12 +102,11 @@ def layer_context(
 class PromptSet:
     """Every prompt extraction uses, validated up front."""
 
-    def __init__(
-        self, layers: Sequence[Layer], overrides: Mapping[str, str | None], prompts_dir: str | Path | None
-    ) -> None:
+    def __init__(self, layers: Sequence[Layer], prompts_dir: str | Path | None) -> None:
         folder = _folder(prompts_dir)
         self.layers = {
-            layer.name: _load(layer.prompt_template, folder, overrides.get(layer.name)) for layer in layers
+            layer.name: _load(layer.prompt_file, folder, layer.config.extraction_prompt, layer.prompt)
+            for layer in layers
         }
         self.combining = _load(COMBINING_TEMPLATE, folder, None)
         self._check(layers)

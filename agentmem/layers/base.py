@@ -1,293 +1,241 @@
-"""The layer contract: a schema, a default prompt, a merge policy and a rendering.
+"""The layer contract: everything that differs from one kind of memory to another lives behind it.
 
-A merge policy is pure, deterministic code: given the scope's live items of the layer and a change
-(from the manual API, memory tools or extraction), it returns the operations to apply. The store applies
-them, with an event per item change, in one transaction.
+A layer owns its dataclass schema, its extraction prompt, the shape of its part of the extraction reply
+and how a validated reply becomes a patch, its merge policy, how its items are ordered and rendered in
+``compile``, typed in ``get()`` and listed by the CLI, the arguments its memory tools take, and the
+checks an imported item passes. Nothing outside ``agentmem/layers/`` asks which layer it holds.
+
+Two shared kinds implement the contract: :class:`~agentmem.layers.DocumentLayer` (one value per field:
+profile, policies) and :class:`~agentmem.layers.CollectionLayer` (entries with ids: knowledge,
+feedback). A layer of your own subclasses one of them and is passed as
+``MemoryManager(layers={"goals": GoalsLayer()})``.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import inspect
-import itertools
-import textwrap
-import typing
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from pydantic import TypeAdapter
-from pydantic import ValidationError as PydanticValidationError
-
+from ..config import LayerConfig
 from ..errors import ConfigurationError, InvalidInputError, SecretError
-from ..records import MemoryItem
-from ..secret_filter import find_secret
+from ..records import MemoryItem, Usage
 from ..text import one_line
+from .changes import Op, Patch
+from .schema import Schema
 
-MAX_TEXT = 2000
-MAX_LIST = 50
+if TYPE_CHECKING:
+    from .handles import Writes
+
+NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+TAG = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
 
 
-# ---- operations a merge policy returns -------------------------------------------------------
+class Ranked(Protocol):
+    """What ordering a layer's lines for ``compile`` may read of a stored item."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def updated_at(self) -> Any: ...
+    @property
+    def times(self) -> int: ...
+    @property
+    def score(self) -> float: ...
+
+
+R = TypeVar("R", bound=Ranked)
+
+
+@dataclass
+class ReplyContext:
+    """What turning a layer's part of a validated extraction reply into a patch needs.
+
+    Attributes:
+        shown: the layer's items the prompt showed, in order: the model calls ``shown[i]`` "i + 1".
+        occurrence: the input's key, so the same input applied twice counts once.
+        misattributed: whether a value was said only by the assistant, never by the user.
+        usage: where dropped values are counted, by reason.
+    """
+
+    shown: Sequence[MemoryItem]
+    occurrence: str
+    misattributed: Callable[[str], bool]
+    usage: Usage
+
+    def item(self, alias: int | None) -> MemoryItem | None:
+        """The shown item the model named by its number; an unknown number is counted and ignored."""
+        if alias is None:
+            return None
+        if 1 <= alias <= len(self.shown):
+            return self.shown[alias - 1]
+        self.usage.drop("unknown_alias")
+        return None
+
+    def checked(self, validate: Callable[..., Any], *args: Any) -> Any:
+        """Run a validation; count and swallow what the store would refuse (``None`` then)."""
+        try:
+            return validate(*args)
+        except SecretError:
+            self.usage.drop("secret")
+        except InvalidInputError:
+            self.usage.drop("invalid")
+        return None
 
 
 @dataclass(frozen=True, slots=True)
-class NewItem:
+class Stored:
+    """An item as the layer stores it: what an import recomputes instead of trusting the file."""
+
     key: str
     value: Any
     text: str
     line: str
-    confidence: float = 1.0
-    count: int = 1
-    explicit: bool = True
-    meta: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Add:
-    item: NewItem
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    target: MemoryItem
-    value: Any
-    text: str
-    line: str
-    count: int
-    explicit: bool
-    confidence: float
-    meta: Mapping[str, Any]
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Supersede:
-    """Close ``target`` (valid_to set, superseded_by linked) in favour of ``replacement``.
-
-    The replacement is a new item, or a live one that already says the same thing.
-    """
-
-    target: MemoryItem
-    replacement: NewItem | MemoryItem
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Expire:
-    """Close ``target`` without a replacement (eviction by cap); it stays in history and exports."""
-
-    target: MemoryItem
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    target: MemoryItem
-    reason: str | None = None
-
-
-Op = Add | Update | Supersede | Expire | Delete
-
-
-# ---- changes a merge policy accepts --------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FieldPatch:
-    """New values for fields of a document layer (profile, policies), already validated."""
-
-    values: Mapping[str, Any]
-    remove: tuple[str, ...] = ()
-    explicit: bool = True
-    confidence: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One new entry of a collection layer (knowledge, feedback), already validated.
-
-    ``replaces`` names a live item this entry contradicts; ``occurrence`` identifies where it was
-    said, so the same occurrence applied twice counts once.
-    """
-
-    value: Mapping[str, Any]
-    replaces: str | None = None
-    occurrence: str | None = None
-    confidence: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class NewEntries:
-    entries: tuple[Entry, ...]
-
-
-Patch = FieldPatch | NewEntries
-
-
-# ---- schema introspection --------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SchemaField:
-    name: str
-    annotation: Any
-    description: str
-    is_list: bool
-    adapter: TypeAdapter[Any]
-
-
-def _attribute_docstrings(cls: type) -> dict[str, str]:
-    """Docstrings written under each field (the convention the model's JSON Schema is built from)."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        try:
-            source = textwrap.dedent(inspect.getsource(klass))
-        except (OSError, TypeError):
-            continue
-        tree = ast.parse(source)
-        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for node, after in itertools.pairwise(body):
-            if (
-                isinstance(node, ast.AnnAssign)
-                and isinstance(node.target, ast.Name)
-                and isinstance(after, ast.Expr)
-                and isinstance(after.value, ast.Constant)
-                and isinstance(after.value.value, str)
-            ):
-                docs[node.target.id] = inspect.cleandoc(after.value.value)
-    return docs
-
-
-def _is_list(annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if origin in (list, tuple, set, frozenset):
-        return True
-    return any(_is_list(arg) for arg in typing.get_args(annotation) if arg is not type(None))
-
-
-@dataclass(frozen=True)
-class Schema:
-    """A layer's dataclass schema with per-field validators and descriptions."""
-
-    cls: type
-
-    @classmethod
-    def of(cls, schema: object, layer: str) -> Schema:
-        if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
-            raise ConfigurationError(f"the {layer} schema must be a dataclass class, got {schema!r}")
-        return cls(schema)
-
-    @cached_property
-    def fields(self) -> dict[str, SchemaField]:
-        hints = typing.get_type_hints(self.cls)
-        docs = _attribute_docstrings(self.cls)
-        return {
-            f.name: SchemaField(
-                name=f.name,
-                annotation=hints[f.name],
-                description=docs.get(f.name, ""),
-                is_list=_is_list(hints[f.name]),
-                adapter=TypeAdapter(hints[f.name]),
-            )
-            for f in dataclasses.fields(self.cls)
-        }
-
-    @cached_property
-    def adapter(self) -> TypeAdapter[Any]:
-        return TypeAdapter(self.cls)
-
-    def check_known(self, names: Sequence[str], layer: str) -> None:
-        unknown = sorted(set(names) - set(self.fields))
-        if unknown:
-            raise ConfigurationError(
-                f"unknown {layer} field(s) {', '.join(unknown)} for schema {self.cls.__name__}; "
-                f"known fields: {', '.join(self.fields)}"
-            )
-
-    def validate_field(self, name: str, value: Any, layer: str) -> Any:
-        """Validate one field's value; return its JSON form."""
-        spec = self.fields[name]
-        try:
-            typed = spec.adapter.validate_python(value)
-        except PydanticValidationError as exc:
-            raise InvalidInputError(f"invalid value for {layer}.{name}: {exc.errors()[0]['msg']}") from None
-        return check_value(spec.adapter.dump_python(typed, mode="json"), f"{layer}.{name}")
-
-    def validate_entry(self, values: Mapping[str, Any], layer: str) -> dict[str, Any]:
-        """Validate a whole collection entry; return its JSON form."""
-        self.check_known(list(values), layer)
-        try:
-            typed = self.adapter.validate_python(dict(values))
-        except PydanticValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"])
-            raise InvalidInputError(f"invalid {layer} entry ({where}): {err['msg']}") from None
-        dumped: dict[str, Any] = self.adapter.dump_python(typed, mode="json")
-        return {k: check_value(v, f"{layer}.{k}") for k, v in dumped.items()}
-
-    def instance(self, values: Mapping[str, Any]) -> Any:
-        """Build a schema instance from stored JSON values (unknown keys from older schemas dropped)."""
-        known = {k: v for k, v in values.items() if k in self.fields}
-        return self.adapter.validate_python(known)
-
-
-def check_value(value: Any, where: str) -> Any:
-    """Bound sizes and refuse secrets, recursively over strings and lists."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidInputError(f"{where} contains a NUL character")
-        if len(value) > MAX_TEXT:
-            raise InvalidInputError(f"{where} is {len(value)} characters; the limit is {MAX_TEXT}")
-        kind = find_secret(value)
-        if kind:
-            raise SecretError(f"{where} looks like it contains a {kind}; secrets are never stored")
-        return value
-    if isinstance(value, list):
-        if len(value) > MAX_LIST:
-            raise InvalidInputError(f"{where} has {len(value)} elements; the limit is {MAX_LIST}")
-        return [check_value(v, where) for v in value]
-    if isinstance(value, dict):
-        return {k: check_value(v, f"{where}.{k}") for k, v in value.items()}
-    return value
-
-
-def display(value: Any) -> str:
-    """A stored value as one line of text: lists are comma-separated."""
-    if isinstance(value, list):
-        return ", ".join(one_line(str(v)) for v in value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return one_line(str(value))
-
-
-# ---- the layer contract ----------------------------------------------------------------------
 
 
 class Layer(ABC):
-    """One kind of memory. Subclasses set the class attributes and implement ``merge``."""
+    """One kind of memory. Subclasses set the class attributes and implement the abstract methods;
+    most layers subclass :class:`DocumentLayer` or :class:`CollectionLayer`, which implement them.
+
+    Construct with a :class:`~agentmem.LayerConfig` or its fields as keywords:
+    ``KnowledgeLayer(max_items=1000)``.
+    """
 
     name: ClassVar[str]
+    """The layer's name: a key of the extraction reply, of ``get()`` and of the memory tools."""
     tag: ClassVar[str]
-    """The XML element the compiler renders this layer into."""
-    kind: ClassVar[Literal["document", "collection"]]
+    """The XML element ``compile`` renders this layer into."""
+    about: ClassVar[str]
+    """What the layer holds, in a few words (memory tools describe the layer with it)."""
     default_schema: ClassVar[type]
-    prompt_template: ClassVar[str]
-    """File name of the default extraction prompt in ``prompts/``."""
+    prompt: ClassVar[str | None] = None
+    """The default extraction prompt as Jinja text; ``None``: the file ``prompt_file`` in ``prompts/``."""
     default_max_items: ClassVar[int | None] = None
+    from_user_only: ClassVar[bool] = True
+    """Extracted values must come from the user's words (feedback is about the assistant's answer)."""
+    prompt_items: ClassVar[int | None] = None
+    """How many stored items the extraction prompt shows at most (``None``: all of them)."""
+    pinned: ClassVar[bool] = False
+    """Under a token budget, a pinned layer's lines go in first (in authority order) instead of
+    competing with other layers' items by relevance."""
+    bullets: ClassVar[bool] = True
+    """Render items as ``- item`` bullets (else as they are: ``key: value`` lines)."""
 
-    def __init__(self, schema: type | None = None, max_items: int | None = None) -> None:
-        self.schema = Schema.of(schema or self.default_schema, self.name)
-        self.max_items = max_items if max_items is not None else self.default_max_items
+    def __init__(self, config: LayerConfig | None = None, /, **options: Any) -> None:
+        try:
+            self.config = dataclasses.replace(config or LayerConfig(), **options)
+        except TypeError as exc:
+            raise ConfigurationError(f"{type(self).__name__}: {exc}") from None
+        self.schema = Schema.of(self.config.schema or self.default_schema, self.name)
+        self.max_items = (
+            self.config.max_items if self.config.max_items is not None else self.default_max_items
+        )
         self.check_schema()
 
-    def check_schema(self) -> None:  # noqa: B027 - optional hook, most layers add a check
-        """Refuse schemas this layer cannot store; raised when the manager is created."""
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("name")
+        if name is not None and not NAME.fullmatch(name):
+            raise ConfigurationError(f"layer name {name!r}: use 1-32 lowercase letters, digits or _")
+        tag = cls.__dict__.get("tag")
+        if tag is not None and (not TAG.fullmatch(tag) or tag.lower().startswith("xml")):
+            raise ConfigurationError(f"layer tag {tag!r} is not a usable XML element name")
+
+    @property
+    def prompt_file(self) -> str:
+        """The template's file name, looked up in ``prompts_dir`` (and in ``prompts/`` by default)."""
+        return f"{self.name}.jinja"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def check_schema(self) -> None:  # noqa: B027 - optional hook
+        """Refuse schemas this layer cannot store; raised when the layer is created."""
+
+    # ---- extraction -------------------------------------------------------------------------
+
+    @abstractmethod
+    def reply_field(self) -> tuple[Any, Any]:
+        """The layer's part of the extraction reply: a pydantic ``(annotation, default)`` pair."""
+
+    @abstractmethod
+    def to_patch(self, section: Any, context: ReplyContext) -> Patch | None:
+        """The validated reply section as a patch (``None``: nothing to change)."""
+
+    def offline(self, turns: Sequence[Mapping[str, str]], found: Any) -> Any:
+        """The layer's reply section without a model. ``found`` is what the built-in offline extractor
+        of explicit English statements found under this layer's name (``None`` for other names)."""
+        return found
+
+    def prompt_text(self, item: MemoryItem) -> str:
+        """How a stored item is shown to the extraction model: one line, so it cannot forge more."""
+        return one_line(item.text)
+
+    # ---- merging ----------------------------------------------------------------------------
 
     @abstractmethod
     def merge(self, current: Sequence[MemoryItem], change: Patch, now: datetime) -> list[Op]:
         """Turn a validated change into operations, given the write scope's live items."""
+
+    @abstractmethod
+    def fresh(self, change: Patch, changed: Collection[str]) -> tuple[Patch | None, int]:
+        """``change`` without what targets the keys in ``changed`` (changed by newer information),
+        and how many values that dropped."""
+
+    def split(self, key: str, value: Any) -> list[tuple[str, Any]]:
+        """An item of an older storage format as the items this layer stores now (default: as is)."""
+        return [(key, value)]
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def order(self, rows: Sequence[R]) -> list[R]:
+        """The layer's live items in the order ``compile`` renders them (best first)."""
+
+    @abstractmethod
+    def typed(self, items: Sequence[MemoryItem]) -> Any:
+        """The layer's part of ``get()``, from the scope's live items (agent's over shared)."""
+
+    @abstractmethod
+    def columns(self, items: Sequence[MemoryItem]) -> tuple[list[str], list[tuple[MemoryItem, list[str]]]]:
+        """Headers, and each item with its cells in display order, for a plain-text table (``show``)."""
+
+    # ---- memory tools and manual writes ------------------------------------------------------
+
+    @abstractmethod
+    def tool_hint(self) -> str:
+        """How the memory tools describe this layer to a model."""
+
+    @abstractmethod
+    def tool_arguments(self) -> dict[str, dict[str, Any]]:
+        """Arguments ``memory_remember`` takes for this layer besides ``layer`` and ``value``, as
+        JSON-Schema properties."""
+
+    @abstractmethod
+    def remembered(self, value: str, arguments: Mapping[str, Any], occurrence: str | None) -> Patch:
+        """The patch for ``memory_remember(layer=<this>, value=..., **arguments)``."""
+
+    @abstractmethod
+    def corrected(self, item: MemoryItem, value: str, occurrence: str | None) -> list[Patch]:
+        """The patches that correct ``item`` to ``value`` (``memory_update``), in order."""
+
+    @abstractmethod
+    def handle(self, writes: Writes) -> Any:
+        """The layer's manual API (``mem.profile``, ``mem.layer("goals")`` ...)."""
+
+    # ---- import -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def stored(self, key: str, value: Any, count: int, created_at: datetime) -> Stored:
+        """An imported item checked like a new one, with what is derived from its value recomputed.
+
+        Raises:
+            InvalidInputError: the value does not fit the schema, is empty, or is too large.
+            SecretError: the value contains a secret.
+        """

@@ -21,29 +21,28 @@ Expired and superseded items stay in history and exports.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from abc import abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+import types
+import typing
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from ..errors import ConfigurationError
+from pydantic import Field, TypeAdapter
+
+from ..errors import ConfigurationError, InvalidInputError
 from ..records import MemoryItem
 from ..text import could_reach, normalize, similarity
-from .base import Add, Entry, Expire, Layer, NewEntries, NewItem, Op, Patch, Supersede, Update
+from .base import Layer, R, ReplyContext, Stored
+from .changes import Add, Entry, Expire, NewEntries, NewItem, Op, Patch, Supersede, Update
+from .handles import CollectionHandle, Writes
+from .schema import bounded_key, reply_model
 
-MAX_KEY = 200
-
-
-def bounded_key(key: str) -> str:
-    """Keys are indexed: keep them short, with a digest standing for an over-long tail."""
-    if len(key) <= MAX_KEY:
-        return key
-    return key[: MAX_KEY - 17] + "#" + hashlib.sha256(key.encode()).hexdigest()[:16]
+PROMPT_ITEMS = 40
+"""Stored entries the extraction prompt shows per collection: the prompt must not grow with the memory."""
+RESERVED = ("replaces",)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Merged:
     """What a collection merge decided: the operations, and what each entry ended up as."""
 
@@ -54,9 +53,14 @@ class Merged:
 
 
 class CollectionLayer(Layer):
-    kind: ClassVar[Literal["document", "collection"]] = "collection"
+    """A layer of entries with ids (see the module docstring for the merge policy). The schema is a
+    dataclass with a ``text: str`` field; every other field needs a default."""
+
+    prompt_items = PROMPT_ITEMS
     similarity_threshold: ClassVar[float | None] = None
     """Word-set Jaccard at or above which two texts count as the same entry (None: exact key only)."""
+    rank_by_count: ClassVar[bool] = False
+    """In ``compile``, among equally relevant items the more often repeated come first."""
 
     def check_schema(self) -> None:
         fields = {f.name: f for f in dataclasses.fields(self.schema.cls)}
@@ -70,24 +74,31 @@ class CollectionLayer(Layer):
                 raise ConfigurationError(
                     f"{self.name} schema {self.schema.cls.__name__}: field {f.name!r} needs a default"
                 )
+        clash = [name for name in RESERVED if name in fields]
+        if clash:
+            raise ConfigurationError(f"{self.name} schema may not use the reserved field name(s) {clash}")
 
-    def key_of(self, value: dict[str, Any]) -> str:
+    # ---- the policy's parts, for subclasses to override ------------------------------------------
+
+    def key_of(self, value: Mapping[str, Any]) -> str:
+        """Entries with equal keys are the same entry (default: the normalised text)."""
         return bounded_key(normalize(value["text"]))
 
-    @abstractmethod
-    def line(self, value: dict[str, Any], count: int, since: datetime) -> str:
-        """The item as the model reads it (the compiler escapes it)."""
+    def line(self, value: Mapping[str, Any], count: int, since: datetime) -> str:
+        """The item as the model reads it in ``compile`` (escaped there); ``since``: when it was added."""
+        return str(value["text"])
 
-    @abstractmethod
     def eviction_order(self, item: MemoryItem) -> tuple[Any, ...]:
-        """Sort key: the first items in this order expire first when the layer is over its cap."""
+        """Sort key: the first items in this order expire first when the layer is over its cap
+        (default: least recently updated first)."""
+        return (item.updated_at, item.id)
 
     def first_value(self, value: dict[str, Any]) -> dict[str, Any]:
         """The stored value of a new entry (default: as given)."""
         return value
 
     def merged_value(self, old: MemoryItem, new: dict[str, Any]) -> dict[str, Any]:
-        """The stored value after the same entry is seen again."""
+        """The stored value after the same entry is seen again (default: the stored one)."""
         return dict(old.value)
 
     def repeat(self, old: MemoryItem, entry: Entry) -> tuple[int, dict[str, Any]]:
@@ -96,6 +107,45 @@ class CollectionLayer(Layer):
 
     def first_meta(self, entry: Entry) -> dict[str, Any]:
         return {}
+
+    def update_reason(self, old: MemoryItem, new: MemoryItem) -> str:
+        """Why a stored entry changed when it was seen again (recorded in its history)."""
+        return "repeated"
+
+    # ---- extraction -------------------------------------------------------------------------
+
+    def reply_field(self) -> tuple[Any, Any]:
+        fields: dict[str, Any] = self.schema.reply_fields(optional=False)
+        fields["replaces"] = (
+            int | None,
+            Field(None, description="Number of the stored entry this one contradicts and replaces, if any."),
+        )
+        entry: Any = reply_model(f"{self.name.title().replace('_', '')}Entry", fields)
+        return list[entry], Field(default_factory=list)
+
+    def to_patch(self, section: Any, context: ReplyContext) -> Patch | None:
+        entries = []
+        for given in section or []:
+            data = given.model_dump(exclude={"replaces"})
+            target = context.item(given.replaces)  # an unknown number goes; the entry stays, as new
+            if not str(data.get("text", "")).strip():
+                context.usage.drop("invalid")
+                continue
+            if self.from_user_only and context.misattributed(data["text"]):
+                context.usage.drop("misattributed")
+                continue
+            value = context.checked(self.schema.validate_entry, data, self.name)
+            if value is not None:
+                replaces = target.id if target is not None else None
+                entries.append(Entry(value=value, replaces=replaces, occurrence=context.occurrence))
+        return NewEntries(tuple(entries)) if entries else None
+
+    # ---- merging ----------------------------------------------------------------------------
+
+    def fresh(self, change: Patch, changed: Collection[str]) -> tuple[Patch | None, int]:
+        assert isinstance(change, NewEntries)
+        entries = tuple(e for e in change.entries if self.key_of(e.value) not in changed)
+        return (NewEntries(entries) if entries else None), len(change.entries) - len(entries)
 
     def merge(self, current: Sequence[MemoryItem], change: Patch, now: datetime) -> list[Op]:
         return self.merge_entries(current, change, now).ops
@@ -134,6 +184,100 @@ class CollectionLayer(Layer):
             if (s := similarity(text, item.text)) > score:
                 best, score = item, s
         return best if score >= threshold else None
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def order(self, rows: Sequence[R]) -> list[R]:
+        # Stable sorts, least significant key first: id, then recency, then count, then relevance.
+        ranked = sorted(rows, key=lambda r: r.id)
+        ranked.sort(key=lambda r: r.updated_at, reverse=True)
+        if self.rank_by_count:
+            ranked.sort(key=lambda r: r.times, reverse=True)
+        ranked.sort(key=lambda r: r.score, reverse=True)
+        return ranked
+
+    def typed(self, items: Sequence[MemoryItem]) -> Any:
+        return [dataclasses.replace(item, data=self.schema.instance(item.value)) for item in items]
+
+    def columns(self, items: Sequence[MemoryItem]) -> tuple[list[str], list[tuple[MemoryItem, list[str]]]]:
+        """The text, then every other field some item has a value for, then the count if any repeats."""
+        others = [
+            name
+            for name in self.schema.fields
+            if name != "text" and any(_shown(item.value.get(name)) for item in items)
+        ]
+        counted = any(item.count > 1 for item in items)
+        headers = ["text", *others, *(["count"] if counted else [])]
+        rows = [
+            (
+                item,
+                [
+                    item.text,
+                    *(_shown(item.value.get(n)) for n in others),
+                    *([str(item.count)] if counted else []),
+                ],
+            )
+            for item in items
+        ]
+        return headers, rows
+
+    # ---- memory tools and manual writes ------------------------------------------------------
+
+    def tool_hint(self) -> str:
+        return f"'{self.name}' ({self.about})"
+
+    def tool_arguments(self) -> dict[str, dict[str, Any]]:
+        """The schema's other fields, each with its JSON Schema and description."""
+        arguments = {}
+        for name, spec in self.schema.fields.items():
+            if name != "text":
+                schema = TypeAdapter(_not_none(spec.annotation)).json_schema()
+                arguments[name] = {**_untitled(schema), "description": spec.description or name}
+        return arguments
+
+    def remembered(self, value: str, arguments: Mapping[str, Any], occurrence: str | None) -> Patch:
+        given = {k: v for k, v in arguments.items() if k in self.schema.fields and v is not None}
+        entry = self.schema.validate_entry({**given, "text": value}, self.name)
+        return NewEntries((Entry(entry, occurrence=occurrence),))
+
+    def corrected(self, item: MemoryItem, value: str, occurrence: str | None) -> list[Patch]:
+        entry = self.schema.validate_entry({**item.value, "text": value}, self.name)
+        return [NewEntries((Entry(entry, replaces=item.id, occurrence=occurrence),))]
+
+    def handle(self, writes: Writes) -> CollectionHandle:
+        return CollectionHandle(writes, self)
+
+    # ---- import -----------------------------------------------------------------------------
+
+    def stored(self, key: str, value: Any, count: int, created_at: datetime) -> Stored:
+        if not isinstance(value, dict):
+            raise InvalidInputError(f"a {self.name} value must be an object")
+        try:
+            checked = self.schema.validate_entry(value, self.name)
+        except ConfigurationError as exc:  # an unknown field: the data's fault here, not the setup's
+            raise InvalidInputError(str(exc)) from None
+        if not str(checked["text"]).strip():
+            raise InvalidInputError("an empty text is never stored")
+        return Stored(self.key_of(checked), checked, checked["text"], self.line(checked, count, created_at))
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == [] or value == "":
+        return ""
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _not_none(annotation: Any) -> Any:
+    """``X | None`` as ``X``: an argument left out keeps its default anyway."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return annotation
+
+
+def _untitled(schema: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in schema.items() if k != "title"}
 
 
 class _Run:
@@ -270,7 +414,7 @@ class _Run:
             explicit=old.explicit,
             confidence=new.confidence,
             meta=new.meta,
-            reason="repeated",
+            reason=self.layer.update_reason(old, new),
         )
 
     def _new_item(self, draft: MemoryItem) -> NewItem:

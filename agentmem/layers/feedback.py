@@ -6,14 +6,16 @@ a duplicate; over the cap the least repeated, least recent entries expire.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from ..records import MemoryItem
 from ..text import normalize
-from .base import Entry
-from .collection import CollectionLayer, bounded_key
+from .changes import Entry
+from .collection import CollectionLayer
+from .schema import bounded_key
 
 MAX_OCCURRENCES = 20  # remembered per entry, to count each occurrence once
 
@@ -33,14 +35,16 @@ class FeedbackEntry:
 class FeedbackLayer(CollectionLayer):
     name = "feedback"
     tag = "user_feedback"
+    about = "reactions to answers"
     default_schema = FeedbackEntry
-    prompt_template = "feedback.jinja"
     default_max_items = 500
+    from_user_only = False  # feedback is about the assistant's answer by nature
+    rank_by_count = True
 
-    def key_of(self, value: dict[str, Any]) -> str:
+    def key_of(self, value: Mapping[str, Any]) -> str:
         return bounded_key(f"{value.get('sentiment', 'neutral')}:{normalize(value['text'])}")
 
-    def line(self, value: dict[str, Any], count: int, since: datetime) -> str:
+    def line(self, value: Mapping[str, Any], count: int, since: datetime) -> str:
         about = f" (about: {value['target']})" if value.get("target") else ""
         times = f" [x{count}]" if count > 1 else ""
         return f"{value.get('sentiment', 'neutral')}: {value['text']}{about}{times}"
@@ -58,3 +62,21 @@ class FeedbackLayer(CollectionLayer):
         if entry.occurrence is not None:
             seen = [*seen, entry.occurrence][-MAX_OCCURRENCES:]
         return old.count + 1, {**old.meta, "occurrences": seen}
+
+    def columns(self, items: Sequence[MemoryItem]) -> tuple[list[str], list[tuple[MemoryItem, list[str]]]]:
+        """Sentiment and count first: a feedback log is read by how it went and how often."""
+        about = any(item.value.get("target") for item in items)
+        headers = ["sentiment", "count", "text", *(["about"] if about else [])]
+        rows = [
+            (
+                item,
+                [
+                    item.value.get("sentiment", "neutral"),
+                    str(item.count),
+                    item.text,
+                    *([item.value.get("target") or ""] if about else []),
+                ],
+            )
+            for item in items
+        ]
+        return headers, rows

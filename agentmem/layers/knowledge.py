@@ -7,13 +7,14 @@ never erased; over the cap the least recently updated facts expire.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ..records import MemoryItem
-from .base import MAX_LIST
 from .collection import CollectionLayer
+from .schema import MAX_LIST
 
 
 @dataclass
@@ -38,16 +39,13 @@ def _union(*topic_lists: list[Any]) -> list[Any]:
 class KnowledgeLayer(CollectionLayer):
     name = "knowledge"
     tag = "user_knowledge"
+    about = "facts, projects, goals"
     default_schema = Fact
-    prompt_template = "knowledge.jinja"
     default_max_items = 5000
     similarity_threshold = 0.9
 
-    def line(self, value: dict[str, Any], count: int, since: datetime) -> str:
+    def line(self, value: Mapping[str, Any], count: int, since: datetime) -> str:
         return f"{since.date().isoformat()}: {value['text']}"
-
-    def eviction_order(self, item: MemoryItem) -> tuple[Any, ...]:
-        return (item.updated_at, item.id)  # least recently updated first
 
     def first_value(self, value: dict[str, Any]) -> dict[str, Any]:
         if "topics" not in value:  # a custom schema may have none

@@ -28,5 +28,5 @@ class Profile:
 class ProfileLayer(DocumentLayer):
     name = "profile"
     tag = "user_profile"
+    about = "who the user is"
     default_schema = Profile
-    prompt_template = "profile.jinja"

@@ -8,6 +8,7 @@ is written.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -16,10 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, select
 
-from ..errors import ConfigurationError, ConflictError, InvalidInputError
-from ..layers.base import Layer, check_value, display
-from ..layers.collection import CollectionLayer
-from ..layers.document import DocumentLayer
+from ..errors import ConflictError, InvalidInputError
+from ..layers import Layer
+from ..layers.schema import check_value
 from ..scope import Scope, check_id
 from ..secret_filter import redact
 from . import search
@@ -181,7 +181,7 @@ def parse_export(data: object, layers: Mapping[str, Layer]) -> Export:
         where = ".".join(str(p) for p in err["loc"]) or "document"
         raise InvalidInputError(f"not an agentmem export ({where}: {err['msg']})") from None
     Scope.of(doc.user_id)
-    items = [_checked_item(doc.user_id, item, layers) for item in doc.items]
+    items = [_checked_item(doc.user_id, item, layers) for item in _split(doc.items, layers)]
     _check_unique(items)
     events = [_checked_event(doc.user_id, event, layers) for event in doc.events]
     sessions = [_checked_session(doc.user_id, session) for session in doc.sessions]
@@ -201,31 +201,20 @@ def _layer(layers: Mapping[str, Layer], name: str, where: str) -> Layer:
     return layer
 
 
-def _value(layer: Layer, item: ExportedItem, where: str) -> Any:
-    """The item's value validated by the layer's schema, in its JSON form."""
-    schema = layer.schema
-    try:
-        if isinstance(layer, DocumentLayer):
-            if item.key not in schema.fields:
-                raise InvalidInputError(
-                    f"{where}: {layer.name} has no field {item.key!r}; fields are {', '.join(schema.fields)}"
-                )
-            if item.value is None or item.value in ("", []):
-                raise InvalidInputError(f"{where}: an empty value is never stored")
-            adapter = schema.fields[item.key].adapter
-        else:
-            if not isinstance(item.value, dict):
-                raise InvalidInputError(f"{where}: a {layer.name} value must be an object")
-            schema.check_known(list(item.value), layer.name)
-            adapter = schema.adapter
-        typed = adapter.validate_python(item.value)
-    except ConfigurationError as exc:  # an unknown field: the document's fault, not the setup's
-        raise InvalidInputError(f"{where}: {exc}") from None
-    except PydanticValidationError as exc:
-        err = exc.errors()[0]
-        place = ".".join(str(p) for p in err["loc"])
-        raise InvalidInputError(f"{where}: invalid {layer.name} value ({place}): {err['msg']}") from None
-    return check_value(adapter.dump_python(typed, mode="json"), f"{where} {layer.name}")
+def _split(items: list[ExportedItem], layers: Mapping[str, Layer]) -> list[ExportedItem]:
+    """Items of an older storage format as the layers store them now (one policy rule per item since
+    schema v6); a split item's parts get ids derived from its own. Its history stays as it was."""
+    out: list[ExportedItem] = []
+    for item in items:
+        layer = layers.get(item.layer)
+        parts = layer.split(item.key, item.value) if layer is not None else [(item.key, item.value)]
+        if len(parts) == 1 and parts[0][0] == item.key:
+            out.append(item)
+            continue
+        for i, (key, value) in enumerate(parts):
+            part_id = "m_" + hashlib.sha256(f"{item.id}.{i}".encode()).hexdigest()[:24]
+            out.append(item.model_copy(update={"id": part_id, "key": key, "value": value}))
+    return out
 
 
 def _checked_item(user_id: str, item: ExportedItem, layers: Mapping[str, Layer]) -> ExportedItem:
@@ -234,16 +223,22 @@ def _checked_item(user_id: str, item: ExportedItem, layers: Mapping[str, Layer])
     Scope.of(user_id, item.agent_id)
     check_id(item.session_id, "session_id", required=False)
     layer = _layer(layers, item.layer, where)
-    value = _value(layer, item, where)
-    if isinstance(layer, DocumentLayer):
-        key, text, line = item.key, display(value), layer.line(item.key, value)
-    else:
-        assert isinstance(layer, CollectionLayer)
-        since = _utc(item.created_at)
-        assert since is not None
-        key, text, line = layer.key_of(value), value["text"], layer.line(value, item.count, since)
+    created = _utc(item.created_at)
+    assert created is not None
+    try:
+        stored = layer.stored(item.key, item.value, item.count, created)
+    except InvalidInputError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
     meta = check_value(item.meta, f"{where} meta")
-    return item.model_copy(update={"value": value, "key": key, "text": text, "line": line, "meta": meta})
+    return item.model_copy(
+        update={
+            "value": stored.value,
+            "key": stored.key,
+            "text": stored.text,
+            "line": stored.line,
+            "meta": meta,
+        }
+    )
 
 
 def _check_unique(items: list[ExportedItem]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from ..errors import NotFoundError
-from ..layers.base import Add, Delete, Expire, NewItem, Op, Supersede, Update
+from ..layers.changes import Add, Delete, Expire, NewItem, Op, Supersede, Update
 from ..records import Change, MemoryItem
 from ..scope import Scope
 from . import search

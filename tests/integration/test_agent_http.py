@@ -223,7 +223,7 @@ def test_a_memory_tool_call_round_trip(
     assert json.loads(answered["content"]) == {"ok": True, "forgotten": vision}
     assert result.usage.model_calls == 2
     # The session keeps the exchange; the tool traffic was for this run only.
-    assert roles_and_contents(mem.get_messages(result.session_id, user_id="sarah")) == [
+    assert roles_and_contents(mem.sessions.messages(result.session_id, user_id="sarah")) == [
         ("user", "Please forget that I work on computer vision."),
         ("assistant", "Done: I've forgotten that you work on computer vision."),
     ]
@@ -399,7 +399,7 @@ def test_the_second_turn_carries_the_first_turns_history(
 
     first = agent.run("I'm planning a trip to Kyoto in April.", user_id="sarah")
     assert re.fullmatch(r"[0-9a-f]{32}", first.session_id)
-    assert [s.session_id for s in mem.list_sessions(user_id="sarah")] == [first.session_id]
+    assert [s.session_id for s in mem.sessions.list(user_id="sarah")] == [first.session_id]
     agent.run("Where should I stay?", user_id="sarah", session_id=first.session_id)
     other = agent.run("Hello", user_id="sarah")
     marcos = agent.run("Where should I stay?", user_id="marco", session_id=first.session_id)
@@ -417,8 +417,8 @@ def test_the_second_turn_carries_the_first_turns_history(
     assert marcos.session_id == first.session_id
     assert roles_and_contents(server.requests[3]["messages"][1:]) == [("user", "Where should I stay?")]
     assert "Kyoto" not in json.dumps(server.requests[3])
-    assert len(mem.get_messages(first.session_id, user_id="sarah")) == 4
-    assert len(mem.get_messages(first.session_id, user_id="marco")) == 2
+    assert len(mem.sessions.messages(first.session_id, user_id="sarah")) == 4
+    assert len(mem.sessions.messages(first.session_id, user_id="marco")) == 2
 
 
 # ---- 6. session summaries -----------------------------------------------------------------------------
@@ -437,7 +437,7 @@ def test_the_session_summary_is_written_by_the_model_after_enough_turns(
     agent.run("And day 2?", user_id="sarah", session_id=session)
     assert agent.wait_for_memory(timeout=60)
     assert router.received["summary"] == []  # 4 messages: not due yet
-    assert mem.get_session_summary(session, user_id="sarah") is None
+    assert mem.sessions.summary(session, user_id="sarah") is None
 
     agent.run("And day 3?", user_id="sarah", session_id=session)
     assert agent.wait_for_memory(timeout=60)
@@ -453,8 +453,8 @@ def test_the_session_summary_is_written_by_the_model_after_enough_turns(
         '[assistant] "Day 3: Nara, a day trip."',
     ):
         assert line in prompt["content"]
-    assert mem.get_session_summary(session, user_id="sarah") == summary
-    assert [s.summary for s in mem.list_sessions(user_id="sarah")] == [summary]
+    assert mem.sessions.summary(session, user_id="sarah") == summary
+    assert [s.summary for s in mem.sessions.list(user_id="sarah")] == [summary]
     assert router.received["extract"] == []  # update_memory_on_run is off: summaries only
 
 
@@ -471,12 +471,12 @@ def test_offline_summaries_need_no_model(
         agent.run("Make it cheaper.", user_id="sarah", session_id=session)
         agent.close()  # finish the background summary before the manager closes
 
-        expected = offline_summary(mem.get_messages(session, user_id="sarah"))
+        expected = offline_summary(mem.sessions.messages(session, user_id="sarah"))
         assert expected == (
             '6 messages. The user said: "Plan my trip to Kyoto."; "Add a day in Nara."; "Make it cheaper.".'
         )
-        assert mem.get_session_summary(session, user_id="sarah") == expected
-        assert mem.summarize_session(session, user_id="sarah") == expected
+        assert mem.sessions.summary(session, user_id="sarah") == expected
+        assert mem.sessions.summarize(session, user_id="sarah") == expected
         assert [kind_of(body) for body in server.requests] == ["chat"] * 3
 
 
@@ -508,7 +508,7 @@ def test_arun_with_a_tool_call_over_http(
     tool_message = server.requests[1]["messages"][-1]
     assert tool_message["role"] == "tool"
     assert json.loads(tool_message["content"])["ok"] is True
-    assert len(mem.get_messages(result.session_id, user_id="sarah")) == 2
+    assert len(mem.sessions.messages(result.session_id, user_id="sarah")) == 2
 
 
 # ---- 8. the user's own tools --------------------------------------------------------------------------
@@ -569,4 +569,4 @@ def test_a_transient_http_error_in_the_chat_is_retried(
     assert result.content == "Hello!"
     assert result.usage.model_calls == 3
     assert server.requests[0] == server.requests[1] == server.requests[2]
-    assert len(mem.get_messages(result.session_id, user_id="sarah")) == 2
+    assert len(mem.sessions.messages(result.session_id, user_id="sarah")) == 2

@@ -1,20 +1,38 @@
-"""Per-layer entry points: ``mem.profile``, ``mem.policies``, ``mem.knowledge``, ``mem.feedback``."""
+"""Each layer's manual API: ``mem.profile``, ``mem.policies``, ``mem.knowledge``, ``mem.feedback``, and
+``mem.layer(name)`` for any layer. A layer makes its handle (``Layer.handle``); the manager lends it the
+write side it needs (:class:`Writes`)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import InvalidInputError, NotFoundError
-from .layers.base import Entry, FieldPatch, NewEntries, NewItem
-from .layers.collection import CollectionLayer
-from .layers.document import DocumentLayer
-from .records import Change, MemoryItem
-from .scope import Scope, check_id
+from ..errors import InvalidInputError, NotFoundError
+from ..records import Change, MemoryItem, MemoryState
+from ..scope import Scope, check_id
+from .changes import Entry, FieldPatch, NewEntries, NewItem, Patch
 
 if TYPE_CHECKING:
-    from .manager import MemoryManager
+    from ..store import Writer
+    from .collection import CollectionLayer
+    from .document import DocumentLayer
+
+
+class Writes(Protocol):
+    """What a layer's handle needs of the memory: writes in one transaction each, and reads."""
+
+    def apply(
+        self, scope: Scope, patches: Sequence[tuple[str, Patch]], *, source: str, session_id: str | None
+    ) -> list[Change]:
+        """Merge and apply patches to their layers in one transaction."""
+
+    def transaction(self, scope: Scope) -> AbstractContextManager[Writer]:
+        """One write transaction for the scope, holding the write lock."""
+
+    def state(self, scope: Scope) -> MemoryState:
+        """The scope's live memory, typed (as ``MemoryManager.get``)."""
 
 
 def _clean_text(value: object, where: str) -> str:
@@ -28,8 +46,8 @@ def _clean_text(value: object, where: str) -> str:
 class DocumentHandle:
     """A document layer (profile, policies): one value per field, patched field by field."""
 
-    def __init__(self, manager: MemoryManager, layer: DocumentLayer) -> None:
-        self._manager, self._layer = manager, layer
+    def __init__(self, writes: Writes, layer: DocumentLayer) -> None:
+        self._writes, self._layer = writes, layer
 
     def update(
         self,
@@ -56,26 +74,39 @@ class DocumentHandle:
             if value is not None
         }
         patch = FieldPatch(values=values, explicit=explicit)
-        return self._manager._write(scope, [(self._layer.name, patch)], source="manual", session_id=session)
+        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session)
 
     def remove(self, *fields: str, user_id: str, agent_id: str | None = None) -> list[Change]:
-        """Remove fields (an explicit retraction); their old values stay in the history."""
+        """Remove fields (an explicit retraction); their old values stay in the history. A keyed list
+        field (policies' ``rules``) goes as a whole; :meth:`withdraw` retracts single elements."""
         scope = Scope.of(user_id, agent_id)
         self._layer.schema.check_known(list(fields), self._layer.name)
         patch = FieldPatch(values={}, remove=tuple(fields))
-        return self._manager._write(scope, [(self._layer.name, patch)], source="manual", session_id=None)
+        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=None)
+
+    def withdraw(self, field: str, *elements: str, user_id: str, agent_id: str | None = None) -> list[Change]:
+        """Retract single elements of a keyed list field (one policy rule each), leaving the others.
+
+        An element matches a stored one with the same key: ``withdraw("rules", "never use emojis")``
+        retracts the stored "Never use emojis!" too.
+        """
+        scope = Scope.of(user_id, agent_id)
+        if field not in self._layer.keyed_lists:
+            raise InvalidInputError(f"{self._layer.name}.{field} is not a keyed list; use remove({field!r})")
+        keys = tuple(self._layer.element_key(field, _clean_text(e, f"{field} element")) for e in elements)
+        patch = FieldPatch(values={}, remove=keys)
+        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=None)
 
     def get(self, *, user_id: str, agent_id: str | None = None) -> Any:
         """The layer's schema instance for the scope (agent values over shared ones)."""
-        state = self._manager.get(user_id=user_id, agent_id=agent_id)
-        return getattr(state, self._layer.name)
+        return self._writes.state(Scope.of(user_id, agent_id)).layers[self._layer.name]
 
 
 class CollectionHandle:
     """A collection layer (knowledge, feedback): entries with ids."""
 
-    def __init__(self, manager: MemoryManager, layer: CollectionLayer) -> None:
-        self._manager, self._layer = manager, layer
+    def __init__(self, writes: Writes, layer: CollectionLayer) -> None:
+        self._writes, self._layer = writes, layer
 
     def add(
         self,
@@ -128,7 +159,7 @@ class CollectionHandle:
             )
         )
 
-        with self._manager._store.write(scope) as writer:
+        with self._writes.transaction(scope) as writer:
             current = writer.live(name)
             if replaces is not None and replaces not in {item.id for item in current}:
                 raise NotFoundError(f"no live {name} item {replaces!r} in this scope to replace")
@@ -144,6 +175,5 @@ class CollectionHandle:
 
     def list(self, *, user_id: str, agent_id: str | None = None) -> list[MemoryItem]:
         """Live entries of the scope, oldest first, typed by the schema (``item.data``)."""
-        state = self._manager.get(user_id=user_id, agent_id=agent_id)
-        items: list[MemoryItem] = getattr(state, self._layer.name)
+        items: list[MemoryItem] = self._writes.state(Scope.of(user_id, agent_id)).layers[self._layer.name]
         return items
