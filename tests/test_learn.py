@@ -164,6 +164,36 @@ def test_an_unknown_alias_is_dropped_and_counted_but_the_fact_is_kept(make: Fact
     assert sorted(i.text for i in mem.get(user_id=USER).knowledge) == ["Has a dog", "Lives in Berlin"]
 
 
+def test_a_withdrawn_rule_goes_by_its_number_and_the_other_rules_stay(make: Factory) -> None:
+    model = ScriptedModel([{"policies": {"remove": [2]}}])
+    mem = make(model)
+    mem.policies.update(user_id=USER, tone="friendly", rules=["Never use emojis", "Cite sources"])
+
+    result = mem.learn([{"role": "user", "content": "You can use emojis again."}], user_id=USER)
+
+    prompt = system_prompt(model)
+    assert "Stored now:\n1. tone: friendly\n2. rule: Never use emojis\n3. rule: Cite sources\n" in prompt
+    assert [(c.op, c.key) for c in result.changes["policies"]] == [("delete", "rules:emojis")]
+    policies = mem.policies.get(user_id=USER)
+    assert (policies.tone, policies.rules) == ("friendly", ["Cite sources"])
+
+
+def test_a_rule_learned_for_an_agent_joins_the_users_shared_rules(make: Factory) -> None:
+    model = ScriptedModel([{"policies": {"set": {"rules": ["Always number review comments"]}}}])
+    mem = make(model)
+    mem.policies.update(user_id=USER, rules=["Never use emojis"])
+
+    mem.learn(
+        [{"role": "user", "content": "Always number review comments."}], user_id=USER, agent_id="review"
+    )
+
+    assert mem.policies.get(user_id=USER, agent_id="review").rules == [
+        "Never use emojis",
+        "Always number review comments",
+    ]
+    assert mem.policies.get(user_id=USER).rules == ["Never use emojis"]
+
+
 # ---- checking the reply --------------------------------------------------------------------------
 
 

@@ -449,3 +449,23 @@ def test_a_list_field_never_grows_past_the_input_limit(mem: MemoryManager) -> No
     assert expertise[-1] == "skill 79"  # the newest stay; the oldest are in the history
     first = mem.history(user_id="u")[0]
     assert first.new[0] == "skill 0"
+
+
+def test_an_export_from_before_keyed_rules_imports_one_item_per_rule(mem: MemoryManager) -> None:
+    mem.policies.update(user_id="sarah", tone="formal", rules=["Never use emojis", "Cite sources"])
+    data = mem.export_user("sarah")
+    mem.delete_user("sarah")
+    rules = [item for item in data["items"] if item["key"].startswith("rules:")]
+    # Before schema v6 the rules were one item holding a list.
+    legacy = {**rules[0], "key": "rules", "value": ["Never use emojis", "Cite sources"]}
+    legacy.update(text="Never use emojis, Cite sources", line="rules: Never use emojis, Cite sources")
+    old = {**data, "items": [i for i in data["items"] if i not in rules] + [legacy]}
+
+    assert mem.import_user(old) == 3
+
+    state = mem.get(user_id="sarah")
+    assert state.policies.rules == ["Never use emojis", "Cite sources"]
+    keys = sorted(i.key for i in state.items if i.key.startswith("rules"))
+    assert keys == ["rules:cite sources", "rules:emojis"]
+    assert len({i.id for i in state.items}) == 3
+    assert "rule: Cite sources" in mem.compile(user_id="sarah")

@@ -266,7 +266,7 @@ class Learner:
         """The offline extractor's output, as each layer takes it (a custom schema keeps what it has)."""
         found = extract_offline(turns)
         raw = {layer.name: layer.offline(turns, found.get(layer.name)) for layer in self.layers}
-        parsed = self.outputs[None].model_validate(raw)
+        parsed = self.outputs[None].model_validate({k: v for k, v in raw.items() if v is not None})
         return {layer.name: getattr(parsed, layer.name) for layer in self.layers}
 
     def _apply(self, job: _Job, sections: Sections) -> LearnResult:
