@@ -617,6 +617,7 @@ def test_agent_option_names_are_accepted_and_readable(make: Factory) -> None:
     ],
 )
 def test_bad_model_options_fail_at_creation(make: Factory, options: dict[str, Any], message: str) -> None:
+    options = dict(options)  # the parameters are shared by every backend's run
     model = options.pop("model")
     with pytest.raises(ConfigurationError, match=message):
         make(model, **options)
