@@ -1,73 +1,232 @@
-"""Schema versioning: a new database is created at the current version; an older one is migrated
-forward through named, ordered steps in one transaction; a newer one is refused."""
+"""Schema versions: every database, new or old, reaches the current schema through the same named,
+ordered steps, in one transaction; a database newer than this code is refused.
+
+Each step states the change it makes with its own column and index definitions, never with the current
+models: a step must do tomorrow exactly what it did the day it shipped. ``tables.py`` describes the
+result, and the tests check that a new database, an upgraded one and the models all agree.
+
+Adding a migration: write ``def _name(op: Operations) -> None`` (alembic operations: ``op.add_column``,
+``op.create_table``, ``op.create_index``, ``op.execute``; ``op.get_bind()`` is the connection) and add
+one line to ``MIGRATIONS``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import Connection, Engine, inspect, select
-from sqlmodel import SQLModel
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine, inspect
 
 from ..errors import StoreError
-from .search import create_search_index
-from .tables import SCHEMA_VERSION, TABLES, LearnedRow, MessageRow, MetaRow, PendingRow, SessionRow, table
 
-Migration = Callable[[Connection], None]
+if TYPE_CHECKING:  # alembic is imported only when a database needs a step (it costs ~0.1 s)
+    from alembic.operations import Operations
 
-
-def _learning_tables(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn, tables=[table(LearnedRow), table(PendingRow)])
+FTS_TABLE = "agentmem_items_fts"
+_META = sa.table("agentmem_meta", sa.column("key", sa.String), sa.column("value", sa.String))
 
 
-def _session_tables(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn, tables=[table(SessionRow), table(MessageRow)])
+def _time(name: str, *, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
-def _observed_column(conn: Connection) -> None:
-    column = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
-    conn.exec_driver_sql(f"ALTER TABLE agentmem_events ADD COLUMN observed_at {column}")
+def _id(name: str, length: int = 255, *, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(name, sa.String(length), nullable=nullable)
 
 
-# version -> (name, step that upgrades from version - 1). Version 1 is the first shipped schema.
-MIGRATIONS: dict[int, tuple[str, Migration]] = {
-    2: ("learn idempotency log and pending extractions", _learning_tables),
-    3: ("conversation sessions and messages", _session_tables),
-    4: ("how current each extracted change was", _observed_column),
+def _v1_items_events_meta(op: Operations) -> None:
+    """Items (every layer's units), their events, the meta table, and SQLite's FTS5 index."""
+    op.create_table(
+        "agentmem_items",
+        sa.Column("pk", sa.Integer, primary_key=True),
+        sa.Column("id", sa.String(40), nullable=False, unique=True),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("session_id", nullable=True),
+        _id("layer", 32),
+        _id("key", 300),
+        sa.Column("value", sa.JSON, nullable=True),
+        sa.Column("text", sa.String, nullable=False),
+        sa.Column("line", sa.String, nullable=False),
+        _id("source", 16),
+        sa.Column("confidence", sa.Float, nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("explicit", sa.Boolean, nullable=False),
+        sa.Column("meta", sa.JSON, nullable=False),
+        _time("created_at"),
+        _time("updated_at"),
+        _time("valid_to", nullable=True),
+        _id("superseded_by", 40, nullable=True),
+    )
+    live = sa.text("valid_to IS NULL")
+    op.create_index(
+        "ux_agentmem_items_live_key",
+        "agentmem_items",
+        ["user_id", "agent_id", "layer", "key"],
+        unique=True,
+        sqlite_where=live,
+        postgresql_where=live,
+    )
+    op.create_index("ix_agentmem_items_user", "agentmem_items", ["user_id", "agent_id", "layer"])
+    op.create_table(
+        "agentmem_events",
+        sa.Column("id", sa.Integer, primary_key=True),
+        _id("item_id", 40),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("session_id", nullable=True),
+        _id("layer", 32),
+        _id("key", 300),
+        _id("op", 16),
+        sa.Column("old", sa.JSON, nullable=True),
+        sa.Column("new", sa.JSON, nullable=True),
+        sa.Column("reason", sa.String, nullable=True),
+        _id("source", 16),
+        _time("created_at"),
+    )
+    op.create_index("ix_agentmem_events_scope", "agentmem_events", ["user_id", "agent_id", "id"])
+    op.create_index("ix_agentmem_events_item_id", "agentmem_events", ["item_id"])
+    op.create_table(
+        "agentmem_meta",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.String, nullable=False),
+    )
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            f"CREATE VIRTUAL TABLE {FTS_TABLE} "
+            "USING fts5(text, owner, tokenize='porter unicode61 remove_diacritics 2')"
+        )
+
+
+def _v2_learned_and_pending(op: Operations) -> None:
+    """The learn idempotency log, and failed extractions kept for ``retry_pending``."""
+    op.create_table(
+        "agentmem_learned",
+        sa.Column("pk", sa.Integer, primary_key=True),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("key", 64),
+        _time("created_at"),
+    )
+    op.create_index("ux_agentmem_learned", "agentmem_learned", ["user_id", "agent_id", "key"], unique=True)
+    op.create_table(
+        "agentmem_pending",
+        sa.Column("id", sa.String(40), primary_key=True),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("session_id", nullable=True),
+        _id("key", 64),
+        sa.Column("messages", sa.JSON, nullable=False),
+        sa.Column("error", sa.String, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        _time("created_at"),
+        _time("updated_at"),
+    )
+    op.create_index("ux_agentmem_pending", "agentmem_pending", ["user_id", "agent_id", "key"], unique=True)
+
+
+def _v3_sessions_and_messages(op: Operations) -> None:
+    """Conversation sessions with their running summary, and their messages."""
+    op.create_table(
+        "agentmem_sessions",
+        sa.Column("pk", sa.Integer, primary_key=True),
+        _id("user_id"),
+        _id("session_id"),
+        _id("agent_id"),
+        sa.Column("summary", sa.String, nullable=True),
+        sa.Column("summarized_messages", sa.Integer, nullable=False),
+        _time("created_at"),
+        _time("updated_at"),
+    )
+    op.create_index("ux_agentmem_sessions", "agentmem_sessions", ["user_id", "session_id"], unique=True)
+    op.create_table(
+        "agentmem_messages",
+        sa.Column("pk", sa.Integer, primary_key=True),
+        _id("user_id"),
+        _id("session_id"),
+        _id("role", 16),
+        sa.Column("content", sa.String, nullable=False),
+        sa.Column("extra", sa.JSON, nullable=False),
+        _time("created_at"),
+    )
+    op.create_index("ix_agentmem_messages_session", "agentmem_messages", ["user_id", "session_id", "pk"])
+
+
+def _v4_event_observed_at(op: Operations) -> None:
+    """When an extracted change's input was read: newer information wins whatever the write order."""
+    op.add_column("agentmem_events", _time("observed_at", nullable=True))
+
+
+def _v5_pending_watermark(op: Operations) -> None:
+    """``pending.watermark`` and ``read_at``, which schema 4's code used without a migration: databases
+    created at version 2 or 3 lack them; those created at 4, or at 1 and migrated by 4's code, have them."""
+    have = set(op.get_bind().exec_driver_sql("SELECT * FROM agentmem_pending WHERE 1 = 0").keys())
+    if "watermark" not in have:
+        op.add_column("agentmem_pending", sa.Column("watermark", sa.Integer, nullable=True))
+    if "read_at" not in have:
+        op.add_column("agentmem_pending", _time("read_at", nullable=True))
+
+
+class Migration(NamedTuple):
+    name: str
+    run: Callable[[Operations], None]
+
+
+# version -> the step that upgrades a database from version - 1 (0: an empty database).
+MIGRATIONS: dict[int, Migration] = {
+    1: Migration("items, events and full-text search", _v1_items_events_meta),
+    2: Migration("learn idempotency log and pending extractions", _v2_learned_and_pending),
+    3: Migration("conversation sessions and messages", _v3_sessions_and_messages),
+    4: Migration("how current each extracted change was", _v4_event_observed_at),
+    5: Migration("pending extractions' watermark where version 2 and 3 left it out", _v5_pending_watermark),
 }
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
-def stored_version(conn: Connection) -> int | None:
-    if not inspect(conn).has_table(MetaRow.__tablename__):
-        return None
-    meta = table(MetaRow)
-    value = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-    return int(value) if value is not None else None
+def stored_version(conn: Connection) -> int:
+    """The database's schema version; 0 for a database agentmem never wrote to."""
+    if not inspect(conn).has_table("agentmem_meta"):
+        return 0
+    value = conn.execute(sa.select(_META.c.value).where(_META.c.key == "schema_version")).scalar()
+    return int(value) if value is not None else 0
 
 
 def _set_version(conn: Connection, version: int) -> None:
-    meta = table(MetaRow)
-    conn.execute(meta.delete().where(meta.c.key == "schema_version"))
-    conn.execute(meta.insert().values(key="schema_version", value=str(version)))
+    conn.execute(_META.delete().where(_META.c.key == "schema_version"))
+    conn.execute(_META.insert().values(key="schema_version", value=str(version)))
+
+
+def _lock(conn: Connection) -> None:
+    """Let one process at a time migrate. SQLite: the caller's transaction already holds the write lock
+    (BEGIN IMMEDIATE). PostgreSQL: a transaction-scoped advisory lock, one per schema, so processes
+    opening a new database at once wait for the first instead of racing to create the same tables."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtextextended("
+            "'agentmem.migrate:' || coalesce(current_schema(), ''), 0))"
+        )
 
 
 def migrate(engine: Engine, target: int = SCHEMA_VERSION) -> int:
     """Bring the database to ``target``; return the version it had before (0 when new)."""
     with engine.begin() as conn:
+        _lock(conn)
         version = stored_version(conn)
-        if version is None:
-            SQLModel.metadata.create_all(conn, tables=TABLES)
-            create_search_index(conn)
-            _set_version(conn, target)
-            return 0
         if version > target:
             raise StoreError(
                 f"the database has schema version {version}, newer than this agentmem knows "
                 f"({target}); upgrade agentmem"
             )
+        if version == target:
+            return version
+        from alembic.migration import MigrationContext
+        from alembic.operations import Operations
+
+        op = Operations(MigrationContext.configure(connection=conn))
         for step in range(version + 1, target + 1):
             if step not in MIGRATIONS:
                 raise StoreError(f"no migration to schema version {step}")
-            _name, run = MIGRATIONS[step]
-            run(conn)
+            MIGRATIONS[step].run(op)
             _set_version(conn, step)
         return version
