@@ -224,6 +224,7 @@ def test_sessions_are_scoped_by_user(mem: MemoryManager) -> None:
         [{"role": "user", "content": "fine"}, "just text"],
         [{"role": "user", "content": 42}],
         [{"role": "user", "content": "x" * 100_001}],
+        [{"role": "user", "content": "fine"}, {"role": "user", "content": "a NUL \x00 character"}],
     ],
 )
 def test_invalid_messages_raise_and_store_nothing(mem: MemoryManager, messages: Any) -> None:
@@ -399,6 +400,15 @@ def test_an_empty_summary_from_the_model_is_re_asked(
     summarizer.add("   ", "The user wants to learn Rust.")
     assert model_mem.summarize_session("s1", user_id="u") == "The user wants to learn Rust."
     assert len(summarizer.requests) == 2
+
+
+def test_a_nul_in_a_summary_is_dropped_on_every_backend(
+    model_mem: MemoryManager, summarizer: ScriptedModel
+) -> None:
+    model_mem.add_messages("s1", turn("I want to learn Rust.", "Start with the book."), user_id="u")
+    summarizer.add("The user wants\x00 to learn Rust.")
+    model_mem.summarize_session("s1", user_id="u")
+    assert model_mem.get_session_summary("s1", user_id="u") == "The user wants to learn Rust."
 
 
 def test_refresh_summary_only_when_enough_new_messages_arrived(
