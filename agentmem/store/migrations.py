@@ -5,9 +5,10 @@ Each step states the change it makes with its own column and index definitions, 
 models: a step must do tomorrow exactly what it did the day it shipped. ``tables.py`` describes the
 result, and the tests check that a new database, an upgraded one and the models all agree.
 
-Adding a migration: write ``def _name(op: Operations) -> None`` (alembic operations: ``op.add_column``,
-``op.create_table``, ``op.create_index``, ``op.execute``; ``op.get_bind()`` is the connection) and add
-one line to ``MIGRATIONS``.
+Adding a migration: write ``def _vN_what(op: Operations) -> None`` (alembic operations: ``op.add_column``,
+``op.create_table``, ``op.create_index``, ``op.execute``; for data, plain SQL through ``op.get_bind()``,
+never the current models) and add one line to ``MIGRATIONS``. Change ``tables.py`` to match, and give
+tests/fixtures a database of the previous version (tests/fixtures/build_fixtures.py).
 """
 
 from __future__ import annotations
