@@ -15,7 +15,7 @@ from alembic.operations import Operations
 from sqlalchemy import create_engine
 
 from agentmem import MemoryManager, StoreError
-from agentmem.store import migrations
+from agentmem.store import Store, migrations
 from agentmem.store.migrations import SCHEMA_VERSION
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -104,15 +104,18 @@ def test_a_missing_migration_step_is_an_error(tmp_path: Path) -> None:
 
 
 def test_many_processes_can_open_a_new_database_at_once(db_url: str) -> None:
-    """The first migrates, the others wait for it (SQLite's write lock, a PostgreSQL advisory lock)."""
-    opened: list[MemoryManager] = []
+    """The first migrates, the others wait for it (SQLite's write lock, a PostgreSQL advisory lock).
+
+    Stores, not managers, open here: each has an engine of its own, like a process; building many
+    managers at once in threads trips a CPython 3.11 bug in concurrent compile() (template set-up)."""
+    opened: list[Store] = []
     errors: list[BaseException] = []
     start = threading.Barrier(24)
 
     def open_it() -> None:
         try:
             start.wait()
-            opened.append(MemoryManager(db=db_url))
+            opened.append(Store(db_url))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
 
@@ -121,8 +124,8 @@ def test_many_processes_can_open_a_new_database_at_once(db_url: str) -> None:
         t.start()
     for t in threads:
         t.join()
-    for mem in opened:
-        mem.close()
+    for store in opened:
+        store.close()
     assert errors == []
     engine = create_engine(db_url)
     with engine.connect() as conn:
