@@ -21,6 +21,13 @@ from agentmem.conversations import MAX_MESSAGE_CHARS
 from agentmem.extraction.model import TransientModelError
 from agentmem.testing import ScriptedModel, ToolCall
 
+
+@pytest.fixture
+def backend() -> str:
+    """SQLite only: agent behaviour; the store is tested on both backends elsewhere."""
+    return "sqlite"
+
+
 MakeAgent = Callable[..., Agent]
 
 

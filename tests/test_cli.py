@@ -16,6 +16,12 @@ from agentmem import MemoryManager
 from agentmem.cli import format_table, main
 
 
+@pytest.fixture
+def backend() -> str:
+    """SQLite only: the command line; the store is tested on both backends elsewhere."""
+    return "sqlite"
+
+
 class _Tty(io.StringIO):
     """A stdin that claims to be a terminal, with a typed answer."""
 

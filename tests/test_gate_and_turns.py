@@ -12,6 +12,12 @@ from agentmem.extraction.turns import MAX_CONTEXT_CHARS, MAX_USER_CHARS, salienc
 from agentmem.testing import ScriptedModel
 
 
+@pytest.fixture
+def backend() -> str:
+    """SQLite only: input selection and the salience gate; the store plays no part."""
+    return "sqlite"
+
+
 def said(*texts: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": text} for text in texts]
 

@@ -565,7 +565,7 @@ def test_a_layer_not_extracted_is_in_neither_schema_nor_prompt(make: Factory) ->
     assert mem.get(user_id=USER).feedback == []
 
 
-def test_alearn_gives_the_same_result_as_learn(tmp_path: Any) -> None:
+def test_alearn_gives_the_same_result_as_learn(new_db_url: Callable[[], str]) -> None:
     replies = [{"profile": {"name": "Sarah"}}, ALL_LAYERS]
     conversation = [
         {"role": "user", "content": "I'm Sarah"},
@@ -574,8 +574,8 @@ def test_alearn_gives_the_same_result_as_learn(tmp_path: Any) -> None:
     ]
     sync_model, async_model = ScriptedModel(list(replies)), ScriptedModel(list(replies))
     with (
-        MemoryManager(db=f"sqlite:///{tmp_path / 'sync.db'}", model=sync_model) as sync_mem,
-        MemoryManager(db=f"sqlite:///{tmp_path / 'async.db'}", model=async_model) as async_mem,
+        MemoryManager(db=new_db_url(), model=sync_model) as sync_mem,
+        MemoryManager(db=new_db_url(), model=async_model) as async_mem,
     ):
         for messages in (conversation[:1], conversation):
             expected = sync_mem.learn(messages, user_id=USER, session_id="s")
@@ -646,6 +646,7 @@ def test_agent_option_names_are_accepted_and_readable(make: Factory) -> None:
     ],
 )
 def test_bad_model_options_fail_at_creation(make: Factory, options: dict[str, Any], message: str) -> None:
+    options = dict(options)  # the parameters are shared by every backend's run
     model = options.pop("model")
     with pytest.raises(ConfigurationError, match=message):
         make(model, **options)

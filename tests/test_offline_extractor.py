@@ -33,6 +33,13 @@ from agentmem import MemoryManager
 from agentmem.extraction.offline import extract_offline
 from agentmem.records import LearnResult
 
+
+@pytest.fixture
+def backend() -> str:
+    """SQLite only: what the offline extractor reads from text; the store plays no part."""
+    return "sqlite"
+
+
 USER = "sarah"
 
 

@@ -1,47 +1,41 @@
 """The same store on the real PostgreSQL server: portable SQL, per-user write locks, round-trips.
 
 Runs when AGENTMEM_TEST_POSTGRES_URL is set (CI sets it and AGENTMEM_REQUIRE_POSTGRES=1, so a missing
-server fails there instead of skipping). Each test uses fresh user ids and removes them afterwards.
+server fails there instead of skipping). Each test works in a schema of its own, dropped afterwards.
+Every store behaviour also runs here through the ``db_url`` fixture; these are the PostgreSQL-specific
+checks (per-user advisory locks across two engines, the Python-side relevance fallback).
 """
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
 import pytest
+from conftest import PostgresSchemas
 
-from agentmem import MemoryManager, NotFoundError, StoreError
+from agentmem import MemoryManager, NotFoundError
 
-URL = os.environ.get("AGENTMEM_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def pg() -> Iterator[MemoryManager]:
-    if not URL:
-        if os.environ.get("AGENTMEM_REQUIRE_POSTGRES"):
-            pytest.fail("AGENTMEM_REQUIRE_POSTGRES is set but AGENTMEM_TEST_POSTGRES_URL is not")
-        pytest.skip("set AGENTMEM_TEST_POSTGRES_URL to run the PostgreSQL suite")
-    try:
-        mem = MemoryManager(db=URL)
-    except StoreError as exc:
-        if os.environ.get("AGENTMEM_REQUIRE_POSTGRES"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+def pg_url(pg_schemas: PostgresSchemas) -> str:
+    """A fresh schema of its own on the test server (never ``public``)."""
+    return pg_schemas.new_url("pg")
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[MemoryManager]:
+    mem = MemoryManager(db=pg_url)
     yield mem
     mem.close()
 
 
 @pytest.fixture
-def users(pg: MemoryManager) -> Iterator[list[str]]:
-    ids = [f"pg-{uuid.uuid4().hex[:12]}" for _ in range(2)]
-    yield ids
-    for user in ids:
-        pg.delete_user(user)
+def users() -> list[str]:
+    return ["sarah", "marco"]
 
 
 def test_write_compile_search_and_round_trip(pg: MemoryManager, users: list[str]) -> None:
@@ -73,10 +67,9 @@ def test_scopes_do_not_leak(pg: MemoryManager, users: list[str]) -> None:
         pg.forget(fact, user_id=sarah)
 
 
-def test_concurrent_writers_never_lose_updates(pg: MemoryManager, users: list[str]) -> None:
+def test_concurrent_writers_never_lose_updates(pg: MemoryManager, pg_url: str, users: list[str]) -> None:
     user = users[0]
-    assert URL is not None
-    managers = [pg, MemoryManager(db=URL)]
+    managers = [pg, MemoryManager(db=pg_url)]
     errors: list[BaseException] = []
 
     def write(worker: int) -> None:

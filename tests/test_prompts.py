@@ -14,6 +14,13 @@ from agentmem.cli import main
 from agentmem.prompts import default_prompts_dir
 from agentmem.testing import ScriptedModel
 
+
+@pytest.fixture
+def backend() -> str:
+    """SQLite only: prompt rendering and loading; the store plays no part."""
+    return "sqlite"
+
+
 USER = "sarah"
 MESSAGES = [
     {"role": "assistant", "content": "Here is a pandas example."},

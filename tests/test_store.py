@@ -1,17 +1,24 @@
-"""The SQLite store: schema versioning and migrations, WAL, and writers that never lose updates."""
+"""The store: schema versioning and migrations, SQLite's WAL, and writers that never lose updates.
+
+Upgrades of real old databases are in test_upgrade.py."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, create_engine
+import sqlalchemy as sa
+from alembic.operations import Operations
+from sqlalchemy import create_engine
 
 from agentmem import MemoryManager, StoreError
-from agentmem.store import migrations
-from agentmem.store.tables import SCHEMA_VERSION
+from agentmem.store import Store, migrations
+from agentmem.store.migrations import SCHEMA_VERSION
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_new_database_records_schema_version_and_uses_wal(tmp_path: Path) -> None:
@@ -26,56 +33,41 @@ def test_new_database_records_schema_version_and_uses_wal(tmp_path: Path) -> Non
     assert {"agentmem_items", "agentmem_events", "agentmem_meta", "agentmem_items_fts"} <= tables
 
 
-def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "m.db"
-    MemoryManager(db=f"sqlite:///{path}").close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE agentmem_meta SET value='999' WHERE key='schema_version'")
+def test_a_newer_schema_is_refused(db_url: str) -> None:
+    MemoryManager(db=db_url).close()
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE agentmem_meta SET value='999' WHERE key='schema_version'")
+    engine.dispose()
     with pytest.raises(StoreError, match="999"):
-        MemoryManager(db=f"sqlite:///{path}")
+        MemoryManager(db=db_url)
 
 
-def make_v1_database(path: Path) -> None:
-    """A database as the first release (schema 1) left it: no learning tables yet."""
-    with MemoryManager(db=f"sqlite:///{path}") as mem:
-        mem.knowledge.add("Kept across the upgrade", user_id="u")
-    with sqlite3.connect(path) as conn:
-        for later in ("agentmem_learned", "agentmem_pending", "agentmem_sessions", "agentmem_messages"):
-            conn.execute(f"DROP TABLE {later}")
-        conn.execute("ALTER TABLE agentmem_events DROP COLUMN observed_at")
-        conn.execute("UPDATE agentmem_meta SET value='1' WHERE key='schema_version'")
-
-
-def test_version_1_database_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
-    path = tmp_path / "m.db"
-    make_v1_database(path)
-    with MemoryManager(db=f"sqlite:///{path}") as mem:
-        assert [i.text for i in mem.get(user_id="u").knowledge] == ["Kept across the upgrade"]
-    with sqlite3.connect(path) as conn:
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        version = conn.execute("SELECT value FROM agentmem_meta WHERE key='schema_version'").fetchone()
-    assert {"agentmem_learned", "agentmem_pending", "agentmem_sessions", "agentmem_messages"} <= tables
-    assert version == (str(SCHEMA_VERSION),)
-    with sqlite3.connect(path) as conn:
-        columns = {r[1] for r in conn.execute("PRAGMA table_info(agentmem_events)")}
-    assert "observed_at" in columns
+def old_database(tmp_path: Path, version: int = 1) -> Path:
+    """A copy of the database the given schema version's own code wrote (see tests/fixtures)."""
+    path = tmp_path / f"v{version}.db"
+    shutil.copyfile(FIXTURES / f"v{version}.db", path)
+    return path
 
 
 def test_migrations_run_in_order_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "m.db"
-    make_v1_database(path)
+    path = old_database(tmp_path)
     ran: list[str] = []
 
-    def add_column(conn: Connection) -> None:
+    def add_column(op: Operations) -> None:
         ran.append("add")
-        conn.exec_driver_sql("ALTER TABLE agentmem_items ADD COLUMN note TEXT")
+        op.add_column("agentmem_items", sa.Column("note", sa.String, nullable=True))
 
-    def backfill(conn: Connection) -> None:
+    def backfill(op: Operations) -> None:
         ran.append("backfill")
-        conn.exec_driver_sql("UPDATE agentmem_items SET note = 'migrated'")
+        op.execute("UPDATE agentmem_items SET note = 'migrated'")
 
     last = SCHEMA_VERSION
-    steps = {**migrations.MIGRATIONS, last + 1: ("add note", add_column), last + 2: ("backfill", backfill)}
+    steps = {
+        **migrations.MIGRATIONS,
+        last + 1: migrations.Migration("add note", add_column),
+        last + 2: migrations.Migration("backfill", backfill),
+    }
     monkeypatch.setattr(migrations, "MIGRATIONS", steps)
     engine = create_engine(f"sqlite:///{path}")
     assert migrations.migrate(engine, target=last + 2) == 1
@@ -83,15 +75,61 @@ def test_migrations_run_in_order_once(tmp_path: Path, monkeypatch: pytest.Monkey
     engine.dispose()
     assert ran == ["add", "backfill"]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT note FROM agentmem_items").fetchall() == [("migrated",)]
+        assert set(conn.execute("SELECT note FROM agentmem_items").fetchall()) == {("migrated",)}
+
+
+def test_a_failed_migration_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = old_database(tmp_path, 2)
+
+    def broken(op: Operations) -> None:
+        op.execute("UPDATE agentmem_items SET text = 'lost'")
+        raise RuntimeError("step failed")
+
+    steps = {**migrations.MIGRATIONS, SCHEMA_VERSION + 1: migrations.Migration("broken", broken)}
+    monkeypatch.setattr(migrations, "MIGRATIONS", steps)
+    engine = create_engine(f"sqlite:///{path}")
+    with pytest.raises(RuntimeError, match="step failed"):
+        migrations.migrate(engine, target=SCHEMA_VERSION + 1)
+    with engine.connect() as conn:
+        assert migrations.stored_version(conn) == 2
+        assert "lost" not in {r[0] for r in conn.exec_driver_sql("SELECT text FROM agentmem_items")}
+    engine.dispose()
 
 
 def test_a_missing_migration_step_is_an_error(tmp_path: Path) -> None:
-    path = tmp_path / "m.db"
-    make_v1_database(path)
-    engine = create_engine(f"sqlite:///{path}")
+    engine = create_engine(f"sqlite:///{old_database(tmp_path)}")
     with pytest.raises(StoreError, match=f"no migration to schema version {SCHEMA_VERSION + 1}"):
         migrations.migrate(engine, target=SCHEMA_VERSION + 1)
+    engine.dispose()
+
+
+def test_many_processes_can_open_a_new_database_at_once(db_url: str) -> None:
+    """The first migrates, the others wait for it (SQLite's write lock, a PostgreSQL advisory lock).
+
+    Stores, not managers, open here: each has an engine of its own, like a process; building many
+    managers at once in threads trips a CPython 3.11 bug in concurrent compile() (template set-up)."""
+    opened: list[Store] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(24)
+
+    def open_it() -> None:
+        try:
+            start.wait()
+            opened.append(Store(db_url))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for store in opened:
+        store.close()
+    assert errors == []
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        assert migrations.stored_version(conn) == SCHEMA_VERSION
     engine.dispose()
 
 

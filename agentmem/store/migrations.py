@@ -1,73 +1,308 @@
-"""Schema versioning: a new database is created at the current version; an older one is migrated
-forward through named, ordered steps in one transaction; a newer one is refused."""
+"""Schema versions: every database, new or old, reaches the current schema through the same named,
+ordered steps, in one transaction; a database newer than this code is refused.
+
+Each step states the change it makes with its own column and index definitions, never with the current
+models: a step must do tomorrow exactly what it did the day it shipped. ``tables.py`` describes the
+result, and the tests check that a new database, an upgraded one and the models all agree.
+
+Adding a migration: write ``def _vN_what(op: Operations) -> None`` (alembic operations: ``op.add_column``,
+``op.create_table``, ``op.create_index``, ``op.execute``; for data, plain SQL through ``op.get_bind()``,
+never the current models) and add one line to ``MIGRATIONS``. Change ``tables.py`` to match, and give
+tests/fixtures a database of the previous version (tests/fixtures/build_fixtures.py).
+"""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import Connection, Engine, inspect, select
-from sqlmodel import SQLModel
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine, inspect
 
 from ..errors import StoreError
-from .search import create_search_index
-from .tables import SCHEMA_VERSION, TABLES, LearnedRow, MessageRow, MetaRow, PendingRow, SessionRow, table
+from .search import owner_token
+from .tables import UtcDateTime
 
-Migration = Callable[[Connection], None]
+if TYPE_CHECKING:  # alembic is imported only when a database needs a step (it costs ~0.1 s)
+    from alembic.operations import Operations
+
+FTS_TABLE = "agentmem_items_fts"
+# The columns data steps read and write, declared here (never taken from the current models).
+_ITEMS = sa.Table(
+    "agentmem_items",
+    sa.MetaData(),
+    sa.Column("pk", sa.Integer, primary_key=True),
+    *map(sa.Column, ("id", "user_id", "agent_id", "session_id", "layer", "key", "text", "line", "source")),
+    *map(sa.Column, ("confidence", "count", "explicit", "superseded_by")),
+    *(sa.Column(name, sa.JSON) for name in ("value", "meta")),
+    *(sa.Column(name, UtcDateTime()) for name in ("created_at", "updated_at", "valid_to")),
+)
+_EVENTS = sa.table(
+    "agentmem_events",
+    *map(
+        sa.column, ("item_id", "user_id", "agent_id", "session_id", "layer", "key", "op", "reason", "source")
+    ),
+    *(sa.column(name, sa.JSON) for name in ("old", "new")),
+    sa.column("created_at", UtcDateTime()),
+)
+_META = sa.table("agentmem_meta", sa.column("key", sa.String), sa.column("value", sa.String))
 
 
-def _learning_tables(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn, tables=[table(LearnedRow), table(PendingRow)])
+def _time(name: str, *, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
-def _session_tables(conn: Connection) -> None:
-    SQLModel.metadata.create_all(conn, tables=[table(SessionRow), table(MessageRow)])
+def _id(name: str, length: int = 255, *, nullable: bool = False) -> sa.Column[object]:
+    return sa.Column(name, sa.String(length), nullable=nullable)
 
 
-def _observed_column(conn: Connection) -> None:
-    column = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
-    conn.exec_driver_sql(f"ALTER TABLE agentmem_events ADD COLUMN observed_at {column}")
+def _v1_items_events_meta(op: Operations) -> None:
+    """Items (every layer's units), their events, the meta table, and SQLite's FTS5 index."""
+    op.create_table(
+        "agentmem_items",
+        sa.Column("pk", sa.Integer, primary_key=True),
+        sa.Column("id", sa.String(40), nullable=False, unique=True),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("session_id", nullable=True),
+        _id("layer", 32),
+        _id("key", 300),
+        sa.Column("value", sa.JSON, nullable=True),
+        sa.Column("text", sa.String, nullable=False),
+        sa.Column("line", sa.String, nullable=False),
+        _id("source", 16),
+        sa.Column("confidence", sa.Float, nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.Column("explicit", sa.Boolean, nullable=False),
+        sa.Column("meta", sa.JSON, nullable=False),
+        _time("created_at"),
+        _time("updated_at"),
+        _time("valid_to", nullable=True),
+        _id("superseded_by", 40, nullable=True),
+    )
+    live = sa.text("valid_to IS NULL")
+    op.create_index(
+        "ux_agentmem_items_live_key",
+        "agentmem_items",
+        ["user_id", "agent_id", "layer", "key"],
+        unique=True,
+        sqlite_where=live,
+        postgresql_where=live,
+    )
+    op.create_index("ix_agentmem_items_user", "agentmem_items", ["user_id", "agent_id", "layer"])
+    op.create_table(
+        "agentmem_events",
+        sa.Column("id", sa.Integer, primary_key=True),
+        _id("item_id", 40),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("session_id", nullable=True),
+        _id("layer", 32),
+        _id("key", 300),
+        _id("op", 16),
+        sa.Column("old", sa.JSON, nullable=True),
+        sa.Column("new", sa.JSON, nullable=True),
+        sa.Column("reason", sa.String, nullable=True),
+        _id("source", 16),
+        _time("created_at"),
+    )
+    op.create_index("ix_agentmem_events_scope", "agentmem_events", ["user_id", "agent_id", "id"])
+    op.create_index("ix_agentmem_events_item_id", "agentmem_events", ["item_id"])
+    op.create_table(
+        "agentmem_meta",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("value", sa.String, nullable=False),
+    )
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            f"CREATE VIRTUAL TABLE {FTS_TABLE} "
+            "USING fts5(text, owner, tokenize='porter unicode61 remove_diacritics 2')"
+        )
 
 
-# version -> (name, step that upgrades from version - 1). Version 1 is the first shipped schema.
-MIGRATIONS: dict[int, tuple[str, Migration]] = {
-    2: ("learn idempotency log and pending extractions", _learning_tables),
-    3: ("conversation sessions and messages", _session_tables),
-    4: ("how current each extracted change was", _observed_column),
+def _v2_learned_and_pending(op: Operations) -> None:
+    """The learn idempotency log, and failed extractions kept for ``retry_pending``."""
+    op.create_table(
+        "agentmem_learned",
+        sa.Column("pk", sa.Integer, primary_key=True),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("key", 64),
+        _time("created_at"),
+    )
+    op.create_index("ux_agentmem_learned", "agentmem_learned", ["user_id", "agent_id", "key"], unique=True)
+    op.create_table(
+        "agentmem_pending",
+        sa.Column("id", sa.String(40), primary_key=True),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("session_id", nullable=True),
+        _id("key", 64),
+        sa.Column("messages", sa.JSON, nullable=False),
+        sa.Column("error", sa.String, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        _time("created_at"),
+        _time("updated_at"),
+    )
+    op.create_index("ux_agentmem_pending", "agentmem_pending", ["user_id", "agent_id", "key"], unique=True)
+
+
+def _v3_sessions_and_messages(op: Operations) -> None:
+    """Conversation sessions with their running summary, and their messages."""
+    op.create_table(
+        "agentmem_sessions",
+        sa.Column("pk", sa.Integer, primary_key=True),
+        _id("user_id"),
+        _id("session_id"),
+        _id("agent_id"),
+        sa.Column("summary", sa.String, nullable=True),
+        sa.Column("summarized_messages", sa.Integer, nullable=False),
+        _time("created_at"),
+        _time("updated_at"),
+    )
+    op.create_index("ux_agentmem_sessions", "agentmem_sessions", ["user_id", "session_id"], unique=True)
+    op.create_table(
+        "agentmem_messages",
+        sa.Column("pk", sa.Integer, primary_key=True),
+        _id("user_id"),
+        _id("session_id"),
+        _id("role", 16),
+        sa.Column("content", sa.String, nullable=False),
+        sa.Column("extra", sa.JSON, nullable=False),
+        _time("created_at"),
+    )
+    op.create_index("ix_agentmem_messages_session", "agentmem_messages", ["user_id", "session_id", "pk"])
+
+
+def _v4_event_observed_at(op: Operations) -> None:
+    """When an extracted change's input was read: newer information wins whatever the write order."""
+    op.add_column("agentmem_events", _time("observed_at", nullable=True))
+
+
+def _v5_pending_watermark(op: Operations) -> None:
+    """``pending.watermark`` and ``read_at``, which schema 4's code used without a migration: databases
+    created at version 2 or 3 lack them; those created at 4, or at 1 and migrated by 4's code, have them."""
+    have = set(op.get_bind().exec_driver_sql("SELECT * FROM agentmem_pending WHERE 1 = 0").keys())
+    if "watermark" not in have:
+        op.add_column("agentmem_pending", sa.Column("watermark", sa.Integer, nullable=True))
+    if "read_at" not in have:
+        op.add_column("agentmem_pending", _time("read_at", nullable=True))
+
+
+def _v6_one_item_per_rule(op: Operations) -> None:
+    """Each policy rule becomes an item of its own, keyed by its topic (a ``rules`` item held them all
+    as one list): withdrawing one rule leaves the others, and an agent's rules add to the user's.
+    Each rule's item is added with an event, the list item is deleted with one; its history stays."""
+    from ..layers.policies import PoliciesLayer  # the rule keys as schema 6 defines them
+
+    policies = PoliciesLayer()
+    conn = op.get_bind()
+    items, events = _ITEMS, _EVENTS
+    now = datetime.now(UTC)
+    rows = conn.execute(
+        sa.select(items).where(
+            items.c.layer == "policies", items.c.key == "rules", items.c.valid_to.is_(None)
+        )
+    ).all()
+    for row in rows:
+        rules = [
+            str(rule) for rule in (row.value if isinstance(row.value, list) else []) if str(rule).strip()
+        ]
+        scope = {"user_id": row.user_id, "agent_id": row.agent_id, "session_id": row.session_id}
+        for key, rule in {policies.element_key("rules", rule): rule for rule in rules}.items():
+            item_id = "m_" + uuid.uuid4().hex[:24]
+            values = {
+                column.name: getattr(row, column.name)
+                for column in items.c
+                if column.name not in ("pk", "id")
+            }
+            values.update(id=item_id, key=key, value=rule, text=rule, line=f"rule: {rule}", count=1, meta={})
+            pk = conn.execute(items.insert().values(**values)).inserted_primary_key
+            if conn.dialect.name == "sqlite" and pk is not None:
+                conn.exec_driver_sql(
+                    f"INSERT INTO {FTS_TABLE}(rowid, text, owner) VALUES (?, ?, ?)",
+                    (pk[0], rule, owner_token(row.user_id)),
+                )
+            conn.execute(
+                events.insert().values(
+                    item_id=item_id, layer="policies", key=key, op="add", old=None, new=rule,
+                    reason=f"schema v6: one item per rule (was part of {row.id})", source=row.source,
+                    created_at=now, **scope,
+                )
+            )  # fmt: skip
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql(f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (row.pk,))
+        conn.execute(items.delete().where(items.c.pk == row.pk))
+        conn.execute(
+            events.insert().values(
+                item_id=row.id, layer="policies", key="rules", op="delete", old=row.value, new=None,
+                reason="schema v6: split into one item per rule", source=row.source, created_at=now, **scope,
+            )
+        )  # fmt: skip
+
+
+class Migration(NamedTuple):
+    name: str
+    run: Callable[[Operations], None]
+
+
+# version -> the step that upgrades a database from version - 1 (0: an empty database).
+MIGRATIONS: dict[int, Migration] = {
+    1: Migration("items, events and full-text search", _v1_items_events_meta),
+    2: Migration("learn idempotency log and pending extractions", _v2_learned_and_pending),
+    3: Migration("conversation sessions and messages", _v3_sessions_and_messages),
+    4: Migration("how current each extracted change was", _v4_event_observed_at),
+    5: Migration("pending extractions' watermark where version 2 and 3 left it out", _v5_pending_watermark),
+    6: Migration("one item per policy rule", _v6_one_item_per_rule),
 }
+SCHEMA_VERSION = max(MIGRATIONS)
 
 
-def stored_version(conn: Connection) -> int | None:
-    if not inspect(conn).has_table(MetaRow.__tablename__):
-        return None
-    meta = table(MetaRow)
-    value = conn.execute(select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-    return int(value) if value is not None else None
+def stored_version(conn: Connection) -> int:
+    """The database's schema version; 0 for a database agentmem never wrote to."""
+    if not inspect(conn).has_table("agentmem_meta"):
+        return 0
+    value = conn.execute(sa.select(_META.c.value).where(_META.c.key == "schema_version")).scalar()
+    return int(value) if value is not None else 0
 
 
 def _set_version(conn: Connection, version: int) -> None:
-    meta = table(MetaRow)
-    conn.execute(meta.delete().where(meta.c.key == "schema_version"))
-    conn.execute(meta.insert().values(key="schema_version", value=str(version)))
+    conn.execute(_META.delete().where(_META.c.key == "schema_version"))
+    conn.execute(_META.insert().values(key="schema_version", value=str(version)))
+
+
+def _lock(conn: Connection) -> None:
+    """Let one process at a time migrate. SQLite: the caller's transaction already holds the write lock
+    (BEGIN IMMEDIATE). PostgreSQL: a transaction-scoped advisory lock, one per schema, so processes
+    opening a new database at once wait for the first instead of racing to create the same tables."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtextextended("
+            "'agentmem.migrate:' || coalesce(current_schema(), ''), 0))"
+        )
 
 
 def migrate(engine: Engine, target: int = SCHEMA_VERSION) -> int:
     """Bring the database to ``target``; return the version it had before (0 when new)."""
     with engine.begin() as conn:
+        _lock(conn)
         version = stored_version(conn)
-        if version is None:
-            SQLModel.metadata.create_all(conn, tables=TABLES)
-            create_search_index(conn)
-            _set_version(conn, target)
-            return 0
         if version > target:
             raise StoreError(
                 f"the database has schema version {version}, newer than this agentmem knows "
                 f"({target}); upgrade agentmem"
             )
+        if version == target:
+            return version
+        from alembic.migration import MigrationContext
+        from alembic.operations import Operations
+
+        op = Operations(MigrationContext.configure(connection=conn))
         for step in range(version + 1, target + 1):
             if step not in MIGRATIONS:
                 raise StoreError(f"no migration to schema version {step}")
-            _name, run = MIGRATIONS[step]
-            run(conn)
+            MIGRATIONS[step].run(op)
             _set_version(conn, step)
         return version

@@ -22,14 +22,6 @@ def uses_fts(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite"
 
 
-def create_search_index(conn: Connection) -> None:
-    if uses_fts(conn):
-        conn.exec_driver_sql(
-            f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} "
-            "USING fts5(text, owner, tokenize='porter unicode61 remove_diacritics 2')"
-        )
-
-
 def owner_token(user_id: str) -> str:
     return "u" + hashlib.sha256(user_id.encode()).hexdigest()[:24]
 

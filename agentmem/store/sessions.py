@@ -69,7 +69,10 @@ def checked_extra(extra: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def checked_content(content: str, where: str) -> str:
-    """Message text, secrets redacted; refused over ``MAX_MESSAGE_CHARS``."""
+    """Message text, secrets redacted; refused over ``MAX_MESSAGE_CHARS`` or with a NUL character
+    (which PostgreSQL text cannot hold: refused on every backend alike)."""
+    if "\x00" in content:
+        raise InvalidInputError(f"{where} contains a NUL character")
     if len(content) > MAX_MESSAGE_CHARS:
         raise InvalidInputError(f"{where} is {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}")
     return redact(content)
@@ -178,10 +181,11 @@ def summary(conn: Connection, user_id: str, session_id: str) -> tuple[str | None
 def set_summary(
     conn: Connection, user_id: str, session_id: str, text: str, covered: int, now: datetime
 ) -> None:
+    # A model's stray NUL would be stored by SQLite but refused by PostgreSQL text: drop it on both.
     conn.execute(
         SESSIONS.update()
         .where(_where(user_id, session_id))
-        .values(summary=text, summarized_messages=covered, updated_at=now)
+        .values(summary=text.replace("\x00", ""), summarized_messages=covered, updated_at=now)
     )
 
 

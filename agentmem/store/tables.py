@@ -1,4 +1,4 @@
-"""SQLModel tables: items (every layer's units), events (their history), and the schema version."""
+"""SQLModel tables: what the code reads and writes. The migrations build them (tests check they agree)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Table, TypeDecorator, text
 from sqlmodel import Field, SQLModel
-
-SCHEMA_VERSION = 4
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -175,14 +173,3 @@ def table(model: type[SQLModel]) -> Table:
     result = model.__table__  # type: ignore[attr-defined]
     assert isinstance(result, Table)
     return result
-
-
-TABLES = [
-    table(ItemRow),
-    table(EventRow),
-    table(MetaRow),
-    table(LearnedRow),
-    table(PendingRow),
-    table(SessionRow),
-    table(MessageRow),
-]

@@ -1,9 +1,10 @@
-"""Export, import and deletion of everything one user has: items (live and closed) and events.
+"""Export, import and deletion of everything one user has: items (live and closed), events, sessions
+and messages, the learned-input log and pending extractions (see export_format for the document).
 
 An import trusts nothing in the document: every value is validated by its layer (secrets refused, sizes
 bounded), each item's ``key``, ``text`` and ``line`` are recomputed from its value the way the layer
 computes them, and messages are redacted and bounded like new ones. All of it is checked before anything
-is written.
+is written. Each record kind has one small ``_checked_*`` function.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
 from ..errors import ConflictError, InvalidInputError
 from ..layers import Layer
@@ -23,137 +23,56 @@ from ..layers.schema import check_value
 from ..scope import Scope, check_id
 from ..secret_filter import redact
 from . import search
-from .sessions import MAX_MESSAGE_CHARS, MESSAGES, ROLES, SESSIONS, checked_content, checked_extra
-from .tables import EventRow, ItemRow, LearnedRow, PendingRow, table
+from .export_format import (
+    FORMAT,
+    KINDS,
+    VERSION,
+    Export,
+    ExportedEvent,
+    ExportedItem,
+    ExportedLearned,
+    ExportedMessage,
+    ExportedPending,
+    ExportedSession,
+    RecordKind,
+)
+from .sessions import MAX_MESSAGE_CHARS, ROLES, checked_content, checked_extra
+from .tables import EventRow, ItemRow, PendingRow, table
 
 ITEMS = table(ItemRow)
 EVENTS = table(EventRow)
-FORMAT = "agentmem.export"
-VERSION = 2  # 2 added sessions and messages; version 1 documents still import
-_TIMES = ("created_at", "updated_at", "valid_to")
+PENDING = table(PendingRow)
+_KIND = {kind.name: kind for kind in KINDS}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ExportedItem(_Strict):
-    id: str = Field(min_length=1, max_length=40)
-    agent_id: str | None
-    session_id: str | None
-    layer: str
-    key: str
-    value: Any
-    text: str
-    line: str
-    source: str = Field(max_length=16)
-    confidence: float = Field(ge=0, le=1)
-    count: int = Field(ge=1)
-    explicit: bool
-    meta: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    valid_to: datetime | None
-    superseded_by: str | None = Field(max_length=40)
-
-
-class ExportedEvent(_Strict):
-    item_id: str
-    agent_id: str | None
-    session_id: str | None
-    layer: str
-    key: str
-    op: Literal["add", "update", "supersede", "expire", "delete"]
-    old: Any
-    new: Any
-    reason: str | None
-    source: str = Field(max_length=16)
-    created_at: datetime
-
-
-class ExportedSession(_Strict):
-    session_id: str
-    agent_id: str | None
-    summary: str | None
-    summarized_messages: int = Field(ge=0)
-    created_at: datetime
-    updated_at: datetime
-
-
-class ExportedMessage(_Strict):
-    session_id: str
-    role: str
-    content: str
-    extra: dict[str, Any]
-    created_at: datetime
-
-
-class Export(_Strict):
-    format: Literal["agentmem.export"]
-    version: Literal[1, 2]
-    user_id: str
-    items: list[ExportedItem]
-    events: list[ExportedEvent]
-    sessions: list[ExportedSession] = []
-    messages: list[ExportedMessage] = []
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
+def _exported(kind: RecordKind, row: Row[Any]) -> dict[str, Any]:
+    """One row as its JSON record: every exported column, datetimes in ISO form, ``""`` agent as null."""
+    record: dict[str, Any] = {}
+    for field in kind.fields:
+        value = row._mapping[field]
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif field == "agent_id":
+            value = value or None
+        record[field] = value
+    return record
 
 
 def export_user(conn: Connection, user_id: str) -> dict[str, Any]:
-    items = conn.execute(select(ITEMS).where(ITEMS.c.user_id == user_id).order_by(ITEMS.c.pk)).all()
-    events = conn.execute(select(EVENTS).where(EVENTS.c.user_id == user_id).order_by(EVENTS.c.id)).all()
-    sessions = conn.execute(
-        select(SESSIONS).where(SESSIONS.c.user_id == user_id).order_by(SESSIONS.c.pk)
-    ).all()
-    messages = conn.execute(
-        select(MESSAGES).where(MESSAGES.c.user_id == user_id).order_by(MESSAGES.c.pk)
-    ).all()
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "user_id": user_id,
-        "items": [
-            {
-                **{f: r._mapping[f] for f in ExportedItem.model_fields if f not in _TIMES},
-                "agent_id": r.agent_id or None,
-                "meta": dict(r.meta or {}),
-                **{f: _iso(r._mapping[f]) for f in _TIMES if f in ExportedItem.model_fields},
-            }
-            for r in items
-        ],
-        "events": [
-            {
-                **{f: r._mapping[f] for f in ExportedEvent.model_fields if f != "created_at"},
-                "agent_id": r.agent_id or None,
-                "created_at": _iso(r.created_at),
-            }
-            for r in events
-        ],
-        "sessions": [
-            {
-                "session_id": r.session_id,
-                "agent_id": r.agent_id or None,
-                "summary": r.summary,
-                "summarized_messages": r.summarized_messages,
-                "created_at": _iso(r.created_at),
-                "updated_at": _iso(r.updated_at),
-            }
-            for r in sessions
-        ],
-        "messages": [
-            {
-                "session_id": r.session_id,
-                "role": r.role,
-                "content": r.content,
-                "extra": dict(r.extra or {}),
-                "created_at": _iso(r.created_at),
-            }
-            for r in messages
-        ],
-    }
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "user_id": user_id}
+    rows: dict[str, list[Row[Any]]] = {}
+    for kind in KINDS:
+        order = [kind.table.c[column] for column in kind.order]
+        stmt = select(kind.table).where(kind.table.c.user_id == user_id).order_by(*order)
+        rows[kind.name] = list(conn.execute(stmt))
+        doc[kind.name] = [_exported(kind, row) for row in rows[kind.name]]
+    # A pending extraction's watermark is an event id; ids change on import, positions do not.
+    position = {row.id: n for n, row in enumerate(rows["events"], start=1)}
+    for record in doc["pending"]:
+        mark = record["watermark"]
+        if mark:
+            record["watermark"] = position.get(mark, -1)
+    return doc
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -189,9 +108,26 @@ def parse_export(data: object, layers: Mapping[str, Layer]) -> Export:
     if len(known) != len(sessions):
         raise InvalidInputError("a session appears twice in the export")
     messages = [_checked_message(i, message, known) for i, message in enumerate(doc.messages)]
+    learned = [_checked_learned(doc.user_id, record) for record in doc.learned]
+    _check_distinct([(r.agent_id or "", r.key) for r in learned], "a learned input appears twice")
+    pending = [_checked_pending(doc.user_id, record, len(events)) for record in doc.pending]
+    _check_distinct([r.id for r in pending], "a pending extraction id appears twice")
+    _check_distinct([(r.agent_id or "", r.key) for r in pending], "a pending input appears twice")
     return doc.model_copy(
-        update={"items": items, "events": events, "sessions": sessions, "messages": messages}
+        update={
+            "items": items,
+            "events": events,
+            "sessions": sessions,
+            "messages": messages,
+            "learned": learned,
+            "pending": pending,
+        }
     )
+
+
+def _check_distinct(keys: list[Any], message: str) -> None:
+    if len(set(keys)) != len(keys):
+        raise InvalidInputError(f"{message} in the export")
 
 
 def _layer(layers: Mapping[str, Layer], name: str, where: str) -> Layer:
@@ -301,53 +237,93 @@ def _checked_message(index: int, message: ExportedMessage, sessions: set[str]) -
     )
 
 
+def _checked_learned(user_id: str, record: ExportedLearned) -> ExportedLearned:
+    Scope.of(user_id, record.agent_id)
+    return record
+
+
+def _checked_pending(user_id: str, record: ExportedPending, events: int) -> ExportedPending:
+    """Its input redacted and bounded like a new message; its watermark a position in ``events``."""
+    where = f"pending extraction {record.id}"
+    Scope.of(user_id, record.agent_id)
+    check_id(record.session_id, "session_id", required=False)
+    turns = []
+    for i, turn in enumerate(record.messages):
+        if set(turn) != {"role", "content"} or turn["role"] not in ROLES:
+            raise InvalidInputError(
+                f"{where}: messages[{i}] must be {{role, content}} with a role of {ROLES}"
+            )
+        turns.append(
+            {"role": turn["role"], "content": checked_content(turn["content"], f"{where} messages[{i}]")}
+        )
+    if record.watermark is not None and record.watermark > events:
+        raise InvalidInputError(f"{where}: watermark {record.watermark} is past the export's {events} events")
+    error = checked_content(record.error, f"{where} error")
+    return record.model_copy(update={"messages": turns, "error": error})
+
+
 def user_exists(conn: Connection, user_id: str) -> bool:
-    for tbl in (ITEMS, EVENTS, SESSIONS):
+    for kind in KINDS:
+        tbl = kind.table
         if conn.execute(select(tbl.c.user_id).where(tbl.c.user_id == user_id).limit(1)).first():
             return True
     return False
 
 
+def _stored(kind: RecordKind, record: Any, user_id: str) -> dict[str, Any]:
+    """A validated record as the row to insert."""
+    values: dict[str, Any] = {"user_id": user_id}
+    for field in kind.fields:
+        value = getattr(record, field)
+        if isinstance(value, datetime):
+            value = _utc(value)
+        elif field == "agent_id":
+            value = value or ""
+        values[field] = value
+    return values
+
+
+def _taken(conn: Connection, column: Any, ids: list[str]) -> str | None:
+    found = conn.execute(select(column).where(column.in_(ids)).limit(1)).first() if ids else None
+    return None if found is None else str(found[0])
+
+
 def import_user(conn: Connection, doc: Export) -> int:
     if user_exists(conn, doc.user_id):
         raise ConflictError(f"user {doc.user_id!r} already has memory; delete_user first to replace it")
-    ids = [i.id for i in doc.items]
-    taken = conn.execute(select(ITEMS.c.id).where(ITEMS.c.id.in_(ids))).first() if ids else None
+    taken = _taken(conn, ITEMS.c.id, [i.id for i in doc.items])
     if taken is not None:
-        raise ConflictError(f"item id {taken[0]!r} already exists in this database")
+        raise ConflictError(f"item id {taken!r} already exists in this database")
+    taken = _taken(conn, PENDING.c.id, [p.id for p in doc.pending])
+    if taken is not None:
+        raise ConflictError(f"pending extraction id {taken!r} already exists in this database")
+    items = _KIND["items"]
     for item in doc.items:
-        values = item.model_dump()
-        values.update(
-            user_id=doc.user_id,
-            agent_id=item.agent_id or "",
-            **{f: _utc(getattr(item, f)) for f in _TIMES},
-        )
-        pk = conn.execute(ITEMS.insert().values(**values)).inserted_primary_key
+        pk = conn.execute(ITEMS.insert().values(**_stored(items, item, doc.user_id))).inserted_primary_key
         assert pk is not None
         search.index_item(conn, int(pk[0]), doc.user_id, item.text)
+    event_ids: list[int] = []
     for event in doc.events:
-        values = event.model_dump()
-        values.update(user_id=doc.user_id, agent_id=event.agent_id or "", created_at=_utc(event.created_at))
-        conn.execute(EVENTS.insert().values(**values))
-    for session in doc.sessions:
-        values = session.model_dump()
-        values.update(
-            user_id=doc.user_id,
-            agent_id=session.agent_id or "",
-            created_at=_utc(session.created_at),
-            updated_at=_utc(session.updated_at),
-        )
-        conn.execute(SESSIONS.insert().values(**values))
-    for message in doc.messages:
-        values = message.model_dump()
-        values.update(user_id=doc.user_id, created_at=_utc(message.created_at))
-        conn.execute(MESSAGES.insert().values(**values))
+        inserted = conn.execute(EVENTS.insert().values(**_stored(_KIND["events"], event, doc.user_id)))
+        assert inserted.inserted_primary_key is not None
+        event_ids.append(int(inserted.inserted_primary_key[0]))
+    for name in ("sessions", "messages", "learned"):
+        kind = _KIND[name]
+        rows = [_stored(kind, record, doc.user_id) for record in getattr(doc, name)]
+        if rows:
+            conn.execute(kind.table.insert(), rows)
+    for pending in doc.pending:
+        values = _stored(_KIND["pending"], pending, doc.user_id)
+        mark = pending.watermark
+        if mark is not None and mark > 0:
+            values["watermark"] = event_ids[mark - 1]
+        conn.execute(PENDING.insert().values(**values))
     return len(doc.items)
 
 
 def delete_user(conn: Connection, user_id: str) -> int:
     pks = [r[0] for r in conn.execute(select(ITEMS.c.pk).where(ITEMS.c.user_id == user_id))]
     search.unindex_items(conn, pks)
-    for bookkeeping in (ITEMS, EVENTS, table(LearnedRow), table(PendingRow), SESSIONS, MESSAGES):
-        conn.execute(bookkeeping.delete().where(bookkeeping.c.user_id == user_id))
+    for kind in KINDS:
+        conn.execute(kind.table.delete().where(kind.table.c.user_id == user_id))
     return len(pks)

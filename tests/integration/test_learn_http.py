@@ -167,7 +167,9 @@ def test_three_invalid_replies_write_nothing_and_keep_the_input_pending(
     assert (error.attempts, error.last_output, error.layer) == (3, last, None)
     assert len(server.requests) == 1 + 3
     assert dump(db_path, *tables) == before_rows
-    assert http_mem.export_user("priya") == before_export
+    after_export = http_mem.export_user("priya")
+    assert {**after_export, "pending": []} == before_export  # only the kept input is new
+    assert [p["id"] for p in after_export["pending"]] == [error.pending_id]
 
     [pending] = pending_rows(db_path)
     assert pending["id"] == error.pending_id
