@@ -26,7 +26,7 @@ from agentmem import (
     TransientModelError,
 )
 from agentmem.extraction import calls
-from agentmem.testing import ScriptedModel
+from agentmem.testing import ScriptedModel, ToolCall
 
 SARAH = [{"role": "user", "content": "I'm Sarah, a data scientist. Keep answers short."}]
 
@@ -277,3 +277,27 @@ def test_bad_retry_options_fail_at_creation(db_url: str) -> None:
         Agent(model=ScriptedModel(), retry={"attempts": 2})  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="max_concurrency"):
         MemoryManager(db=db_url, max_concurrency=0)
+
+
+def test_a_sync_run_with_an_async_tool_works_inside_a_running_loop() -> None:
+    """``asyncio.run`` would refuse here (a notebook cell, a sync call in async code); the bridge runs
+    the async tool on its own loop instead."""
+
+    async def lookup(term: str) -> str:
+        """Look a term up."""
+        await asyncio.sleep(0)
+        return f"{term}: found"
+
+    model = ScriptedModel([ToolCall("lookup", {"term": "pandas"}), "Done."])
+    agent = Agent(model=model, tools=[lookup])
+
+    async def notebook_cell() -> str:
+        return agent.run("look up pandas", user_id="ana").content
+
+    assert asyncio.run(notebook_cell()) == "Done."
+    assert model.requests[1].messages[-1] == {
+        "role": "tool",
+        "tool_call_id": "call_1",
+        "content": "pandas: found",
+    }
+    agent.close()
