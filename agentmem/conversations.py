@@ -21,9 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, NotFoundError
-from .extraction.bridge import run_sync
 from .extraction.calls import Invalid
-from .extraction.model import ModelRequest
 from .extraction.templates import Prompt
 from .extraction.turns import message_text
 from .records import Usage
@@ -215,8 +213,9 @@ class ConversationsMixin:
                 raise Invalid("the summary was empty")
             return raw.strip()
 
-        request = ModelRequest([{"role": "user", "content": prompt}])
-        return run_sync(self._summary_caller.ask(request, parse, Usage(extractor="model"), layer=None))
+        return self._summary_caller.call_text(
+            [{"role": "user", "content": prompt}], parse, Usage(extractor="model")
+        )
 
     def _session_scope(self, session_id: str, user_id: str) -> tuple[Scope, str]:
         scope = Scope.of(user_id)

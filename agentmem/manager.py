@@ -175,7 +175,7 @@ class MemoryManager(ConversationsMixin):
             prompt_set,
             per_layer=extraction == "per_layer",
         )
-        self._summary_caller = caller
+        self._summary_caller = self._learner.caller  # one concurrency limit for every model call
         self.profile = DocumentHandle(self, self._document("profile"))
         self.policies = DocumentHandle(self, self._document("policies"))
         self.knowledge = CollectionHandle(self, self._collection("knowledge"))

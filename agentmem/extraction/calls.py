@@ -6,7 +6,8 @@ loop, and its tokens are counted. ``ModelCaller.ask`` adds validation: a reply t
 re-asked with the error appended to the conversation. tenacity's RetryError never leaks: ``ask``
 raises an ExtractionError that says why the last reply was rejected.
 
-Everything here is async; sync entry points reach it through :func:`~.bridge.run_sync`.
+Everything here is async; sync entry points reach it through :func:`~.bridge.run_sync`
+(``call_text`` is that thin wrapper for a plain-text request, e.g. a session summary).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from tenacity import (
 
 from ..errors import ExtractionError
 from ..records import Cost
+from .bridge import run_sync
 from .model import Message, Model, ModelRequest, ModelResponse, TransientModelError
 from .retry import RetryPolicy
 
@@ -117,6 +119,10 @@ class ModelCaller:
                 cost.add_tokens(response.prompt_tokens, response.completion_tokens, response.cost)
                 return response
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def call_text(self, messages: list[Message], parse: Callable[[str], T], cost: Cost) -> T:
+        """A plain-text request (no response format, e.g. a session summary), from sync code."""
+        return run_sync(self.ask(ModelRequest(messages), parse, cost, layer=None))
 
     async def ask(
         self, request: ModelRequest, parse: Callable[[str], T], cost: Cost, *, layer: str | None
