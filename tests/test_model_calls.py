@@ -53,6 +53,12 @@ class EchoModel:
         )
 
 
+def summarize(mem: MemoryManager, session_id: str, messages: list[dict[str, str]], user_id: str) -> str:
+    """Add ``messages`` to the session and have the model summarise it."""
+    mem.add_messages(session_id, messages, user_id=user_id)
+    return mem.summarize_session(session_id, user_id=user_id)
+
+
 def get_time() -> str:
     """The current time."""
     return "12:00"
@@ -83,8 +89,7 @@ def test_a_user_model_serves_memory_and_agent_sync_and_async(db_url: str) -> Non
         asyncio.run(mem.alearn([{"role": "user", "content": "I'm Kim, a designer."}], user_id="kim"))
         assert mem.get(user_id="kim").profile.name == "Sarah"  # what EchoModel always answers
 
-        mem.add_messages("s1", SARAH, user_id="sarah")
-        assert mem.summarize_session("s1", user_id="sarah") == "Answer (0 tool result(s))"
+        assert summarize(mem, "s1", SARAH, "sarah") == "Answer (0 tool result(s))"
 
         agent = Agent(model=model, memory=mem, tools=[get_time])
         run = agent.run("What time is it?", user_id="sarah")
@@ -211,17 +216,17 @@ def test_each_re_ask_has_its_own_transient_budget(db_url: str, recorded_waits: l
 def test_an_empty_summary_is_re_asked_under_the_same_policy(db_url: str) -> None:
     model = ScriptedModel(["  ", "Sarah introduced herself."])
     with MemoryManager(db=db_url, model=model, retry=RetryPolicy(reasks=1)) as mem:
-        mem.add_messages("s1", SARAH, user_id="sarah")
-        assert mem.summarize_session("s1", user_id="sarah") == "Sarah introduced herself."
+        assert summarize(mem, "s1", SARAH, "sarah") == "Sarah introduced herself."
         assert model.requests[1].messages[-1]["content"] == (
             "That reply was not valid: the summary was empty. Reply again, corrected."
         )
 
     model = ScriptedModel([""])
-    with MemoryManager(db=db_url, model=model, retry=RetryPolicy(reasks=0)) as mem:
-        mem.add_messages("s2", SARAH, user_id="sarah")
-        with pytest.raises(ExtractionError) as raised:
-            mem.summarize_session("s2", user_id="sarah")
+    with (
+        MemoryManager(db=db_url, model=model, retry=RetryPolicy(reasks=0)) as mem,
+        pytest.raises(ExtractionError) as raised,
+    ):
+        summarize(mem, "s2", SARAH, "sarah")
     assert str(raised.value) == "the model's reply did not validate after 1 call(s): the summary was empty"
 
 
