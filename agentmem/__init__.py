@@ -18,7 +18,10 @@ from .errors import (
     ScopeError,
     SecretError,
     StoreError,
+    TransientModelError,
 )
+from .extraction.model import LiteLLMModel, Message, Model, ModelRequest, ModelResponse, ToolRequest
+from .extraction.retry import RetryPolicy
 from .layers import Fact, FeedbackEntry, Policies, Profile
 from .manager import MemoryManager
 from .records import (
@@ -50,14 +53,20 @@ __all__ = [
     "InvalidInputError",
     "LayerConfig",
     "LearnResult",
+    "LiteLLMModel",
     "MemoryEvent",
     "MemoryItem",
     "MemoryManager",
     "MemoryState",
     "MemoryTools",
+    "Message",
+    "Model",
+    "ModelRequest",
+    "ModelResponse",
     "NotFoundError",
     "Policies",
     "Profile",
+    "RetryPolicy",
     "RetryReport",
     "RunResult",
     "ScopeError",
@@ -65,6 +74,8 @@ __all__ = [
     "SecretError",
     "SessionInfo",
     "StoreError",
+    "ToolRequest",
+    "TransientModelError",
     "Usage",
     "__version__",
 ]

@@ -19,17 +19,12 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from tenacity import (
-    AsyncRetrying,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_random_exponential,
-)
-
 from .conversations import MAX_MESSAGE_CHARS
 from .errors import AgentMemError, ConfigurationError, ExtractionError, InvalidInputError
-from .extraction.model import AgentModel, ChatReply, Message, TransientModelError, resolve_model
+from .extraction.bridge import run_sync
+from .extraction.calls import ModelCaller
+from .extraction.model import Message, Model, ModelRequest, ModelResponse, resolve_model
+from .extraction.retry import RetryPolicy
 from .function_tools import FunctionTool
 from .manager import MAX_QUERY, MemoryManager
 from .records import Change, Cost
@@ -101,7 +96,7 @@ class Agent:
     """An LLM agent with long-term memory of its users.
 
     Args:
-        model: a litellm model id, or an object with ``chat``/``achat`` (e.g. ``ScriptedModel``).
+        model: a litellm model id, or your own :class:`~agentmem.Model` (e.g. ``ScriptedModel``).
         memory: the memory to use; its options decide the behaviour: ``add_memory_to_context``,
             ``update_memory_on_run`` (learn after each run, in the background) and
             ``enable_agentic_memory`` (give the model the memory tools).
@@ -112,11 +107,14 @@ class Agent:
         history_messages: how many of the session's latest messages are sent with each run.
         memory_token_budget: the most tokens the memory block may take in the system message.
         max_tool_rounds: model turns spent on tool calls before the answer is forced.
+        retry: how the chat calls are retried when they fail transiently; default: the memory's
+            policy (``memory.retry``), or ``RetryPolicy()`` without a memory. A call that still fails
+            raises the model's error (``TransientModelError`` when retries ran out).
     """
 
     def __init__(
         self,
-        model: str | AgentModel,
+        model: str | Model,
         *,
         memory: MemoryManager | None = None,
         instructions: str = "You are a helpful assistant.",
@@ -126,12 +124,19 @@ class Agent:
         history_messages: int = 20,
         memory_token_budget: int = 1500,
         max_tool_rounds: int = 5,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        self.model: AgentModel = resolve_model(model, model_options, needs=AgentModel)
-        if self.model is None:
+        resolved = resolve_model(model, model_options)
+        if resolved is None:
             raise ConfigurationError("an Agent needs a model")
+        self.model: Model = resolved
         if memory is not None and not isinstance(memory, MemoryManager):
             raise ConfigurationError(f"memory must be a MemoryManager, got {type(memory).__name__}")
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError(f"retry must be a RetryPolicy, got {type(retry).__name__}")
+        self.retry = retry or (memory.retry if memory is not None else RetryPolicy())
+        """How the chat calls are retried."""
+        self._caller = ModelCaller(self.model, self.retry)  # no concurrency limit: replies never wait
         self.memory = memory
         self.instructions = instructions
         self.agent_id = check_id(agent_id, "agent_id", required=False)
@@ -168,7 +173,7 @@ class Agent:
             final = _round == self.max_tool_rounds
             reply = self._chat(turn, final=final)
             if not reply.tool_calls or final:  # a call asked for without tools offered is not run
-                return self._finish(turn, reply.content)
+                return self._finish(turn, reply.text)
             self._record_calls(turn, reply)
             for call in reply.tool_calls:
                 turn.messages.append(
@@ -183,7 +188,7 @@ class Agent:
             final = _round == self.max_tool_rounds
             reply = await self._achat(turn, final=final)
             if not reply.tool_calls or final:
-                return await asyncio.to_thread(self._finish, turn, reply.content)
+                return await asyncio.to_thread(self._finish, turn, reply.text)
             self._record_calls(turn, reply)
             for call in reply.tool_calls:
                 if call.name in self.tools:
@@ -275,37 +280,19 @@ class Agent:
             definitions += turn.memory_tools.definitions
         return definitions or None
 
-    @staticmethod
-    def _retrying() -> dict[str, Any]:
-        return {
-            "stop": stop_after_attempt(3),
-            "wait": wait_random_exponential(multiplier=0.2, max=4),
-            "retry": retry_if_exception_type(TransientModelError),
-            "reraise": True,
-        }
+    def _chat(self, turn: _Turn, *, final: bool) -> ModelResponse:
+        return run_sync(self._achat(turn, final=final))
 
-    def _chat(self, turn: _Turn, *, final: bool) -> ChatReply:
-        for attempt in Retrying(**self._retrying()):
-            with attempt:
-                turn.result.usage.model_calls += 1
-                reply = self.model.chat(turn.messages, tools=self._tool_definitions(turn, final))
-        turn.result.usage.add_tokens(reply.prompt_tokens, reply.completion_tokens, reply.cost)
-        return reply
-
-    async def _achat(self, turn: _Turn, *, final: bool) -> ChatReply:
-        async for attempt in AsyncRetrying(**self._retrying()):
-            with attempt:
-                turn.result.usage.model_calls += 1
-                reply = await self.model.achat(turn.messages, tools=self._tool_definitions(turn, final))
-        turn.result.usage.add_tokens(reply.prompt_tokens, reply.completion_tokens, reply.cost)
-        return reply
+    async def _achat(self, turn: _Turn, *, final: bool) -> ModelResponse:
+        request = ModelRequest(list(turn.messages), tools=self._tool_definitions(turn, final))
+        return await self._caller.generate(request, turn.result.usage)
 
     @staticmethod
-    def _record_calls(turn: _Turn, reply: ChatReply) -> None:
+    def _record_calls(turn: _Turn, reply: ModelResponse) -> None:
         turn.messages.append(
             {
                 "role": "assistant",
-                "content": reply.content or None,
+                "content": reply.text or None,
                 "tool_calls": [
                     {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
                     for c in reply.tool_calls

@@ -9,7 +9,7 @@ A session belongs to the agent that created it: only calls with the same ``agent
 a read that names an ``agent_id`` is refused for another agent's session. A session created without an
 ``agent_id`` is the user's own (an application's history, say) and no agent may use it either: the rule is
 that the session's ``agent_id`` equals the caller's, ``None`` included. Reads without an ``agent_id``
-(``get_messages``, ``list_sessions``, summaries, ``delete_session``) are the user's view and see every
+(``messages``, ``list``, summaries, ``delete``) are the user's view and see every
 session of the user.
 """
 

@@ -35,6 +35,13 @@ class StoreError(AgentMemError):
     """The database is unusable: unknown schema version, failed migration."""
 
 
+class TransientModelError(AgentMemError):
+    """A model call failed in a way worth retrying with backoff: rate limit, timeout, dropped
+    connection, server error (5xx). :class:`~agentmem.LiteLLMModel` raises it for those; raise it from
+    your own model to have :class:`~agentmem.RetryPolicy` retry the call. Any other exception from a
+    model fails the call at once."""
+
+
 class ExtractionError(AgentMemError):
     """Extraction from a conversation failed for good; nothing was written.
 

@@ -6,13 +6,18 @@ import asyncio
 import inspect
 import json
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .errors import ConfigurationError
+from .extraction.bridge import run_sync
 from .tools import PREFIX
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 class FunctionTool:
@@ -56,8 +61,8 @@ class FunctionTool:
     def call(self, arguments: str) -> str:
         try:
             result = self.fn(**self._arguments(arguments))
-            if inspect.isawaitable(result):
-                result = asyncio.run(result)  # type: ignore[arg-type]
+            if inspect.isawaitable(result):  # an async tool in a sync run: on the bridge's loop
+                result = run_sync(_awaited(result))
             return self._text(result)
         except ValidationError as exc:
             return f"error: invalid arguments: {exc.errors()[0]['msg']}"

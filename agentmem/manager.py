@@ -14,8 +14,10 @@ from .compiler import compile_context
 from .config import LayerConfig
 from .conversations import Sessions
 from .errors import ConfigurationError, InvalidInputError
+from .extraction.calls import Limiter, ModelCaller
 from .extraction.learner import Learner
-from .extraction.model import ChatModel, resolve_model
+from .extraction.model import Model, resolve_model
+from .extraction.retry import RetryPolicy, retry_policy
 from .extraction.templates import PromptSet, load_prompt
 from .extraction.turns import select_turns
 from .layers import LAYER_TYPES, Layer
@@ -84,14 +86,17 @@ class MemoryManager:
             (added after the built-in ones, in the order given) or a replacement for a built-in one.
         profile_schema, policies_schema, knowledge_schema, feedback_schema: shorthand for
             ``layers={name: LayerConfig(schema=...)}``.
-        model: a litellm model id (``"gpt-4o-mini"``, ``"openai/qwen2.5-7b-instruct"``), an object with
-            ``complete``/``acomplete`` (see :class:`agentmem.testing.ScriptedModel`), or ``None`` for the
-            built-in offline extractor of explicit English statements.
+        model: a litellm model id (``"gpt-4o-mini"``, ``"openai/qwen2.5-7b-instruct"``), your own
+            :class:`~agentmem.Model` (e.g. :class:`agentmem.testing.ScriptedModel`), or ``None`` for
+            the built-in offline extractor of explicit English statements.
         model_options: passed through to litellm (``api_base``, ``api_key``, ``temperature`` ...).
         profile_extraction_prompt, ...: shorthand for ``LayerConfig(extraction_prompt=...)``.
         prompts_dir: a folder whose templates replace the defaults by file name.
         extraction: ``"combined"`` (one model call for all layers) or ``"per_layer"``.
-        max_retries: re-asks after an invalid reply (or a ``tenacity.Retrying``).
+        retry: how model calls (extraction and summaries) are retried; default ``RetryPolicy()``.
+            An :class:`~agentmem.Agent` given this memory uses it too, unless given its own.
+        max_retries: re-asks after an invalid reply (or a ``tenacity.Retrying``); shorthand for
+            ``retry.reasks`` (default 2), and wins over it when both are given.
         max_concurrency: model calls in flight at once, across threads and tasks.
         update_memory_on_run, enable_agentic_memory, add_memory_to_context: read by agents.
         enable_session_summaries: refresh a session's summary as its messages are added.
@@ -102,7 +107,7 @@ class MemoryManager:
         self,
         db: str | None = None,
         *,
-        model: str | ChatModel | None = None,
+        model: str | Model | None = None,
         model_options: Mapping[str, Any] | None = None,
         layers: Mapping[str, LayerConfig | Layer] | None = None,
         profile_schema: type | None = None,
@@ -115,7 +120,8 @@ class MemoryManager:
         feedback_extraction_prompt: str | None = None,
         prompts_dir: str | Path | None = None,
         extraction: Literal["combined", "per_layer"] = "combined",
-        max_retries: int | Retrying = 2,
+        retry: RetryPolicy | None = None,
+        max_retries: int | Retrying | None = None,
         max_concurrency: int = 4,
         update_memory_on_run: bool = False,
         enable_agentic_memory: bool = False,
@@ -142,6 +148,14 @@ class MemoryManager:
         # Templates are loaded and test-rendered now: a broken prompt fails here, not at the first learn.
         prompt_set = PromptSet(extracted, prompts_dir)
         self.model = resolve_model(model, model_options)
+        self.retry = retry_policy(retry, max_retries)
+        """How model calls are retried (extraction, summaries, and agents that use this memory)."""
+        if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
+            raise ConfigurationError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        # One caller, so extraction and summaries share one concurrency limit.
+        caller = (
+            ModelCaller(self.model, self.retry, Limiter(max_concurrency)) if self.model is not None else None
+        )
         self.update_memory_on_run = update_memory_on_run
         """Used by agents: learn from every run automatically."""
         self.enable_agentic_memory = enable_agentic_memory
@@ -156,11 +170,9 @@ class MemoryManager:
             self._store,
             extracted,
             self._layers,
-            self.model,
+            caller,
             prompt_set,
-            max_retries=max_retries,
             per_layer=extraction == "per_layer",
-            max_concurrency=max_concurrency,
         )
         # One concurrency limit for every model call: summaries go through the learner's caller.
         self.sessions = Sessions(self._store, self._learner.caller, summary_prompt, enable_session_summaries)

@@ -21,14 +21,12 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is ever imported
 
-from agentmem import MemoryManager
-from agentmem.extraction.model import Completion, LiteLLMModel, Message
+from agentmem import LiteLLMModel, MemoryManager, ModelRequest, ModelResponse
 from agentmem.testing import LoopbackServer
 from agentmem.tokens import default_counter
 
@@ -56,12 +54,10 @@ class TimedModel(LiteLLMModel):
         super().__init__(*args, **kwargs)
         self.seconds: list[float] = []
 
-    def complete(
-        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
-    ) -> Completion:
+    async def generate(self, request: ModelRequest) -> ModelResponse:
         started = time.perf_counter()
         try:
-            return super().complete(messages, response_format=response_format)
+            return await super().generate(request)
         finally:
             self.seconds.append(time.perf_counter() - started)
 

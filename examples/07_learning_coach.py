@@ -4,7 +4,7 @@ Lena prepares an AWS certification, Omar wants to read Spanish novels. Each week
 (``week-1`` ... ``week-4``). The memory learns goals, topics and reactions from every turn; with
 ``enable_session_summaries=True`` each session also keeps a short summary (written by the model, or
 offline, extractively from the student's own words). In week 4 the coach plans a review from what
-each student worked on, and ``list_sessions`` shows the four weeks.
+each student worked on, and ``sessions.list`` shows the four weeks.
 
 Run: python examples/07_learning_coach.py   (offline; set AGENTMEM_MODEL for a real model, see
 examples/_support.py)

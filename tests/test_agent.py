@@ -15,10 +15,18 @@ from typing import Any
 
 import pytest
 
-from agentmem import Agent, AgentMemError, ConfigurationError, InvalidInputError, MemoryManager, ScopeError
+from agentmem import (
+    Agent,
+    AgentMemError,
+    ConfigurationError,
+    InvalidInputError,
+    MemoryManager,
+    RetryPolicy,
+    ScopeError,
+    TransientModelError,
+)
 from agentmem.agent import MEMORY_GUIDE, TOOLS_GUIDE, FunctionTool
 from agentmem.conversations import MAX_MESSAGE_CHARS
-from agentmem.extraction.model import TransientModelError
 from agentmem.testing import ScriptedModel, ToolCall
 
 
@@ -351,7 +359,7 @@ def test_a_chat_that_keeps_failing_raises_and_stores_nothing(
     mem: MemoryManager, make_agent: MakeAgent
 ) -> None:
     model = ScriptedModel([TransientModelError("503")] * 3)
-    agent = make_agent(model, memory=mem)
+    agent = make_agent(model, memory=mem, retry=RetryPolicy(attempts=3, backoff=0))
     with pytest.raises(TransientModelError):
         agent.run("Hello there", user_id="u", session_id="s1")
     assert len(model.requests) == 3

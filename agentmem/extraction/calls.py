@@ -1,18 +1,22 @@
-"""One extraction request to the model: validated, re-asked, retried, bounded.
+"""The one model-call path: every request to a model, from extraction, summaries and the Agent.
 
-Two kinds of retry, both with tenacity: a reply that fails validation is re-asked with the error
-appended to the conversation (``max_retries``, default 2); a transient provider failure (rate limit,
-timeout, connection, 5xx) is retried with jittered exponential backoff. Every call, sync or async,
-passes through one shared concurrency limit. tenacity's RetryError never leaks: the caller gets an
-ExtractionError with the attempts and the last raw output.
+``ModelCaller.generate`` sends one request: transient failures are retried with backoff
+(:class:`RetryPolicy`), each try passes through a concurrency limit shared by every thread and event
+loop, and its tokens are counted. ``ModelCaller.ask`` adds validation: a reply that does not parse is
+re-asked with the error appended to the conversation. tenacity's RetryError never leaks: ``ask``
+raises an ExtractionError that says why the last reply was rejected.
+
+Everything here is async; sync entry points reach it through :func:`~.bridge.run_sync`
+(``call_text`` is that thin wrapper for a plain-text request, e.g. a session summary).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -24,10 +28,11 @@ from tenacity import (
 )
 
 from ..errors import ExtractionError
-from ..records import Usage
-from .model import ChatModel, Completion, Message, TransientModelError
+from ..records import Cost
+from .bridge import run_sync
+from .model import Message, Model, ModelRequest, ModelResponse, TransientModelError
+from .retry import RetryPolicy
 
-TRANSIENT_ATTEMPTS = 4
 T = TypeVar("T")
 
 
@@ -36,135 +41,117 @@ class Invalid(Exception):
 
 
 class Limiter:
-    """One bound on concurrent model calls, shared by the sync and async paths."""
+    """One bound on concurrent model calls across threads and event loops (``None``: no bound)."""
 
-    def __init__(self, limit: int) -> None:
-        self._slots = threading.BoundedSemaphore(limit)
-
-    def __enter__(self) -> None:
-        self._slots.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self._slots.release()
+    def __init__(self, limit: int | None) -> None:
+        self._slots = threading.BoundedSemaphore(limit) if limit is not None else None
 
     async def __aenter__(self) -> None:
-        # Poll instead of blocking a worker thread: a task cancelled while waiting must not leave a
-        # thread behind that takes a slot later and never gives it back.
+        if self._slots is None:
+            return
+        # Poll instead of blocking a thread: the slots are shared by every event loop (the sync
+        # bridge's and the caller's own), and a task cancelled while waiting must not leave a thread
+        # behind that takes a slot later and never gives it back.
         while not self._slots.acquire(blocking=False):
             await asyncio.sleep(0.005)
 
     async def __aexit__(self, *exc: object) -> None:
-        self._slots.release()
+        if self._slots is not None:
+            self._slots.release()
 
 
-def _reask(messages: list[Message], raw: str, problem: str) -> None:
+async def _sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)  # looked up at call time, so tests can record the waits
+
+
+def _reask(messages: list[Message], raw: str, problem: str, *, json: bool) -> None:
+    again = "Reply with the corrected JSON object only." if json else "Reply again, corrected."
     messages.append({"role": "assistant", "content": raw})
-    messages.append(
-        {
-            "role": "user",
-            "content": f"That reply was not valid: {problem}. Reply with the corrected JSON object only.",
-        }
-    )
+    messages.append({"role": "user", "content": f"That reply was not valid: {problem}. {again}"})
 
 
 class ModelCaller:
-    def __init__(self, model: ChatModel, max_retries: int | Retrying, max_concurrency: int) -> None:
+    """A model with its retry policy and concurrency limit."""
+
+    def __init__(self, model: Model, retry: RetryPolicy, limiter: Limiter | None = None) -> None:
         self.model = model
-        self.max_retries = max_retries
-        self.limiter = Limiter(max_concurrency)
+        self.retry = retry
+        self.limiter = limiter or Limiter(None)
         self._native: bool | None = None
 
     def supports_json_schema(self) -> bool:
+        """The model's answer, asked once; a model without the method is assumed to support it."""
         if self._native is None:
-            self._native = bool(self.model.supports_json_schema())
+            check = getattr(self.model, "supports_json_schema", None)
+            self._native = bool(check()) if callable(check) else True
         return self._native
 
-    def _validation(self) -> Retrying:
-        if isinstance(self.max_retries, Retrying):
-            return self.max_retries.copy(retry=retry_if_exception_type(Invalid), reraise=False)
-        return Retrying(stop=stop_after_attempt(self.max_retries + 1), retry=retry_if_exception_type(Invalid))
+    def _transient(self) -> AsyncRetrying:
+        policy = self.retry
+        return AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts),
+            wait=wait_random_exponential(multiplier=policy.backoff, max=policy.max_backoff),
+            retry=retry_if_exception_type(TransientModelError),
+            reraise=True,
+            sleep=lambda seconds: _sleep(seconds),
+        )
 
-    @staticmethod
-    def _transient() -> dict[str, Any]:
-        return {
-            "stop": stop_after_attempt(TRANSIENT_ATTEMPTS),
-            "wait": wait_random_exponential(multiplier=0.2, max=5),
-            "retry": retry_if_exception_type(TransientModelError),
-            "reraise": True,
-        }
+    def _validation(self) -> AsyncRetrying:
+        reasks = self.retry.reasks
+        if isinstance(reasks, Retrying):
+            return AsyncRetrying(
+                stop=reasks.stop, wait=reasks.wait, retry=retry_if_exception_type(Invalid), sleep=_sleep
+            )
+        return AsyncRetrying(stop=stop_after_attempt(reasks + 1), retry=retry_if_exception_type(Invalid))
 
-    def _failure(
-        self, exc: BaseException, usage: Usage, last: str | None, layer: str | None
-    ) -> ExtractionError:
-        if isinstance(exc, RetryError):
-            message = f"the model's reply did not validate after {usage.model_calls} call(s)"
-        else:  # transient retries exhausted, or an error no retry fixes (auth, bad request)
-            message = f"the model call failed: {type(exc).__name__}: {exc}"
-        return ExtractionError(message, attempts=usage.model_calls, last_output=last, layer=layer)
-
-    def _record(self, completion: Completion, usage: Usage) -> str:
-        usage.add_tokens(completion.prompt_tokens, completion.completion_tokens, completion.cost)
-        return completion.text
-
-    def call_text(self, messages: list[Message], parse: Callable[[str], T], usage: Usage) -> T:
-        """A plain-text request (no response format), e.g. a session summary."""
-        return self.call(messages, None, parse, usage, layer=None)
-
-    def call(
-        self,
-        messages: list[Message],
-        fmt: Mapping[str, Any] | None,
-        parse: Callable[[str], T],
-        usage: Usage,
-        *,
-        layer: str | None,
-    ) -> T:
-        last: str | None = None
-        try:
-            for attempt in self._validation():
-                with attempt:
-                    for transient in Retrying(**self._transient()):
-                        with transient, self.limiter:
-                            usage.model_calls += 1
-                            last = self._record(self.model.complete(messages, response_format=fmt), usage)
-                    assert last is not None
-                    try:
-                        return parse(last)
-                    except Invalid as exc:
-                        _reask(messages, last, str(exc))
-                        raise
-        except Exception as exc:
-            raise self._failure(exc, usage, last, layer) from exc
+    async def generate(self, request: ModelRequest, cost: Cost) -> ModelResponse:
+        """One request, retried while it fails transiently; the last failure is raised as it is."""
+        async for attempt in self._transient():
+            with attempt:
+                async with self.limiter:
+                    cost.model_calls += 1
+                    response = await self.model.generate(request)
+                if not isinstance(response, ModelResponse):
+                    raise TypeError(
+                        f"{type(self.model).__name__}.generate returned {type(response).__name__}, "
+                        "not a ModelResponse"
+                    )
+                cost.add_tokens(response.prompt_tokens, response.completion_tokens, response.cost)
+                return response
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    async def acall(
-        self,
-        messages: list[Message],
-        fmt: Mapping[str, Any] | None,
-        parse: Callable[[str], T],
-        usage: Usage,
-        *,
-        layer: str | None,
+    def call_text(self, messages: list[Message], parse: Callable[[str], T], cost: Cost) -> T:
+        """A plain-text request (no response format, e.g. a session summary), from sync code."""
+        return run_sync(self.ask(ModelRequest(messages), parse, cost, layer=None))
+
+    async def ask(
+        self, request: ModelRequest, parse: Callable[[str], T], cost: Cost, *, layer: str | None
     ) -> T:
+        """A request whose reply must parse: re-asked with the problem until it does or the policy
+        gives up. Raises ExtractionError (attempts, last output, why it was rejected)."""
+        messages: list[Message] = list(request.messages)
+        mine = Cost()  # this request's calls: others may share ``cost`` concurrently (per-layer)
         last: str | None = None
-        validation = self._validation()
+        problem: str | None = None
         try:
-            async for attempt in AsyncRetrying(
-                stop=validation.stop, wait=validation.wait, retry=validation.retry
-            ):
+            async for attempt in self._validation():
                 with attempt:
-                    async for transient in AsyncRetrying(**self._transient()):
-                        with transient:
-                            async with self.limiter:
-                                usage.model_calls += 1
-                                completion = await self.model.acomplete(messages, response_format=fmt)
-                                last = self._record(completion, usage)
-                    assert last is not None
+                    response = await self.generate(replace(request, messages=list(messages)), mine)
+                    last = response.text
                     try:
                         return parse(last)
                     except Invalid as exc:
-                        _reask(messages, last, str(exc))
+                        problem = str(exc)
+                        _reask(messages, last, problem, json=request.response_format is not None)
                         raise
         except Exception as exc:
-            raise self._failure(exc, usage, last, layer) from exc
+            calls = mine.model_calls
+            if isinstance(exc, RetryError):
+                message = f"the model's reply did not validate after {calls} call(s): {problem}"
+            else:  # transient retries ran out, or an error no retry fixes (auth, bad request)
+                message = f"the model call failed after {calls} call(s): {type(exc).__name__}: {exc}"
+            raise ExtractionError(message, attempts=calls, last_output=last, layer=layer) from exc
+        finally:
+            cost.model_calls += mine.model_calls
+            cost.add_tokens(mine.prompt_tokens, mine.completion_tokens, mine.cost)
         raise AssertionError("unreachable: tenacity either returns or raises")

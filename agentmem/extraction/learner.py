@@ -21,17 +21,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
-from tenacity import Retrying
 
-from ..errors import ConfigurationError, ExtractionError, StoreError
+from ..errors import ExtractionError, StoreError
 from ..layers import Layer
 from ..records import LearnResult, MemoryItem, RetryReport, Usage
 from ..scope import Scope
 from ..secret_filter import redact
 from ..store import Store
 from ..writes import apply_patches
+from .bridge import run_sync
 from .calls import Invalid, ModelCaller
-from .model import ChatModel, Message
+from .model import Message, ModelRequest
 from .offline import extract_offline
 from .output import build_output_model, json_schema, response_format
 from .patches import not_stale, to_patches
@@ -71,20 +71,14 @@ class Learner:
         store: Store,
         layers: Sequence[Layer],
         all_layers: Mapping[str, Layer],
-        model: ChatModel | None,
+        caller: ModelCaller | None,
         prompts: PromptSet,
         *,
-        max_retries: int | Retrying,
         per_layer: bool,
-        max_concurrency: int,
     ) -> None:
-        if isinstance(max_retries, bool) or not isinstance(max_retries, (int, Retrying)):
-            raise ConfigurationError("max_retries must be an int or a tenacity.Retrying")
-        if isinstance(max_retries, int) and max_retries < 0:
-            raise ConfigurationError("max_retries must be >= 0")
         self.store, self.layers, self.all_layers, self.prompts = store, list(layers), all_layers, prompts
         self.per_layer = per_layer
-        self.caller = ModelCaller(model, max_retries, max_concurrency) if model is not None else None
+        self.caller = caller  # None: the offline extractor
         # One request model for all layers, and one per layer for extraction="per_layer".
         self.outputs = {None: build_output_model(self.layers)} | {
             layer.name: build_output_model([layer]) for layer in self.layers
@@ -189,7 +183,7 @@ class Learner:
         current: Mapping[str, list[MemoryItem]],
         turns: Sequence[Turn],
         output: type[BaseModel],
-    ) -> tuple[list[Message], Mapping[str, Any]]:
+    ) -> ModelRequest:
         assert self.caller is not None
         native = self.caller.supports_json_schema()
         items = {
@@ -208,7 +202,9 @@ class Learner:
             {"role": "system", "content": system},
             {"role": "user", "content": "Reply with the JSON object now."},
         ]
-        return messages, response_format(output) if native else {"type": "json_object"}
+        return ModelRequest(
+            messages, response_format=response_format(output) if native else {"type": "json_object"}
+        )
 
     def _parser(self, output: type[BaseModel]) -> Any:
         def parse(raw: str) -> BaseModel:
@@ -232,28 +228,37 @@ class Learner:
     ) -> Sections:
         if self.caller is None:
             return self._offline(turns)
-        sections: Sections = {}
-        for name, layers in self._groups():
-            output = self.outputs[name]
-            messages, fmt = self._request(layers, current, turns, output)
-            parsed: BaseModel = self.caller.call(messages, fmt, self._parser(output), usage, layer=name)
-            sections.update({layer.name: getattr(parsed, layer.name) for layer in layers})
-        return sections
+        return run_sync(self._ask(self._requests(current, turns), usage))
 
     async def _aextract(
         self, current: Mapping[str, list[MemoryItem]], turns: Sequence[Turn], usage: Usage
     ) -> Sections:
         if self.caller is None:
             return self._offline(turns)
+        return await self._ask(await asyncio.to_thread(self._requests, current, turns), usage)
+
+    def _requests(
+        self, current: Mapping[str, list[MemoryItem]], turns: Sequence[Turn]
+    ) -> list[tuple[str | None, list[Layer], ModelRequest]]:
+        """One request per group of layers, built before any is sent: they go out in layer order."""
+        return [
+            (name, layers, self._request(layers, current, turns, self.outputs[name]))
+            for name, layers in self._groups()
+        ]
+
+    async def _ask(
+        self, requests: list[tuple[str | None, list[Layer], ModelRequest]], usage: Usage
+    ) -> Sections:
+        assert self.caller is not None
         caller = self.caller
 
-        async def one(name: str | None, layers: list[Layer]) -> Sections:
-            output = self.outputs[name]
-            messages, fmt = await asyncio.to_thread(self._request, layers, current, turns, output)
-            parsed: BaseModel = await caller.acall(messages, fmt, self._parser(output), usage, layer=name)
+        async def one(name: str | None, layers: list[Layer], request: ModelRequest) -> Sections:
+            parsed: BaseModel = await caller.ask(request, self._parser(self.outputs[name]), usage, layer=name)
             return {layer.name: getattr(parsed, layer.name) for layer in layers}
 
-        tasks = [asyncio.ensure_future(one(name, layers)) for name, layers in self._groups()]
+        if len(requests) == 1:
+            return await one(*requests[0])
+        tasks = [asyncio.ensure_future(one(*request)) for request in requests]
         try:
             parts = await asyncio.gather(*tasks)
         except BaseException:

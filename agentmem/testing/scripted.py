@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from ..extraction.model import ChatReply, Completion, Message, ToolRequest
+from ..extraction.model import ModelRequest, ModelResponse, ToolRequest
 from ..tokens import estimate_tokens
 
 
 @dataclass(frozen=True)
 class ToolCall:
-    """A reply in which the model calls a tool: from ScriptedModel's chat, or from LoopbackServer as an
-    assistant message with one ``tool_calls`` entry (``finish_reason`` ``"tool_calls"``)."""
+    """A reply in which the model calls a tool: from ScriptedModel, a response with one tool call; from
+    LoopbackServer, an assistant message with one ``tool_calls`` entry (``finish_reason``
+    ``"tool_calls"``)."""
 
     name: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
@@ -27,7 +29,7 @@ Reply: TypeAlias = "str | Mapping[str, Any] | ToolCall | BaseException"
 
 @dataclass(frozen=True)
 class ScriptedRequest:
-    """One request the scripted model received (``tools`` only for agent chat requests)."""
+    """One request the scripted model received (``tools`` only for an agent's chat requests)."""
 
     messages: list[dict[str, Any]]
     response_format: Mapping[str, Any] | None
@@ -39,9 +41,10 @@ class ScriptedModel:
 
     A reply is a str (sent as is), a dict (sent as JSON), a :class:`ToolCall` (for an agent: the
     model asks to call a tool), an exception instance (raised, e.g. ``TransientModelError`` to
-    exercise retries), or a function of the request's messages returning one of these (a queued
-    function may block, e.g. to hold a reply until a test is ready). Every request is recorded in
-    ``requests``. It serves both extraction (``complete``) and :class:`~agentmem.Agent` (``chat``).
+    exercise retries), or a function of the request's messages returning one of these (it runs in a
+    worker thread, so it may block, e.g. to hold a reply until a test is ready). Every request is
+    recorded in ``requests``. It implements :class:`agentmem.Model`, so it serves extraction, session
+    summaries and the :class:`~agentmem.Agent` alike.
 
     Args:
         replies: the queue, or a function ``(messages) -> reply``.
@@ -71,9 +74,12 @@ class ScriptedModel:
     def supports_json_schema(self) -> bool:
         return self.json_schema
 
-    def _next(self, request: ScriptedRequest) -> str | ToolCall:
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        """Record the request and answer it with the next reply."""
+        tools = [dict(t) for t in request.tools] if request.tools else None
+        recorded = ScriptedRequest([dict(m) for m in request.messages], request.response_format, tools)
         with self._lock:
-            self.requests.append(request)
+            self.requests.append(recorded)
             if self._respond is not None:
                 reply: Reply | Callable[[list[dict[str, Any]]], Reply] = self._respond
             elif self._queue:
@@ -81,40 +87,16 @@ class ScriptedModel:
             else:
                 raise RuntimeError("ScriptedModel has no reply left for this request")
         if callable(reply) and not isinstance(reply, BaseException | ToolCall):
-            reply = reply(request.messages)  # outside the lock: a reply may wait, others go on
+            # In a worker thread: a reply function may block (to hold a reply until a test is ready)
+            # and must not hold up the event loop, which other calls share.
+            reply = await asyncio.to_thread(reply, recorded.messages)
         if isinstance(reply, BaseException):
             raise reply
-        if isinstance(reply, ToolCall | str):
-            return reply
-        return json.dumps(reply)
-
-    def complete(
-        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
-    ) -> Completion:
-        copied = [dict(m) for m in messages]
-        reply = self._next(ScriptedRequest(copied, response_format))
+        prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in recorded.messages)
         if isinstance(reply, ToolCall):
-            raise TypeError("a ToolCall reply is for an agent's chat, not for extraction")
-        prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in copied)
-        return Completion(text=reply, prompt_tokens=prompt, completion_tokens=estimate_tokens(reply))
-
-    async def acomplete(
-        self, messages: Sequence[Message], *, response_format: Mapping[str, Any] | None
-    ) -> Completion:
-        return self.complete(messages, response_format=response_format)
-
-    def chat(self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None) -> ChatReply:
-        copied = [dict(m) for m in messages]
-        reply = self._next(ScriptedRequest(copied, None, [dict(t) for t in tools] if tools else None))
-        prompt = sum(estimate_tokens(str(m.get("content") or "")) for m in copied)
-        if isinstance(reply, ToolCall):
+            if request.response_format is not None:
+                raise TypeError("a ToolCall reply is for an agent's chat, not for extraction")
             call = ToolRequest(f"call_{len(self.requests)}", reply.name, json.dumps(reply.arguments))
-            return ChatReply(content="", tool_calls=[call], prompt_tokens=prompt, completion_tokens=1)
-        return ChatReply(
-            content=reply, tool_calls=[], prompt_tokens=prompt, completion_tokens=estimate_tokens(reply)
-        )
-
-    async def achat(
-        self, messages: Sequence[Message], *, tools: Sequence[Mapping[str, Any]] | None
-    ) -> ChatReply:
-        return self.chat(messages, tools=tools)
+            return ModelResponse(tool_calls=(call,), prompt_tokens=prompt, completion_tokens=1)
+        text = reply if isinstance(reply, str) else json.dumps(reply)
+        return ModelResponse(text=text, prompt_tokens=prompt, completion_tokens=estimate_tokens(text))
