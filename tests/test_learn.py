@@ -359,6 +359,17 @@ def test_a_non_transient_error_fails_at_once_with_a_pending_extraction(make: Fac
     assert mem.get(user_id=USER).items == []
 
 
+def test_a_failure_to_keep_the_input_still_raises_the_extraction_error(make: Factory) -> None:
+    mem = make(ScriptedModel([ValueError("401 invalid api key")]))
+    with mem._store.engine.begin() as conn:  # a database that can no longer keep pending inputs
+        conn.exec_driver_sql("DROP TABLE agentmem_pending")
+
+    with pytest.raises(ExtractionError, match="401 invalid api key") as raised:
+        mem.learn(SARAH, user_id=USER)
+
+    assert raised.value.pending_id is None
+
+
 @pytest.mark.parametrize("max_retries", [2, Retrying(stop=stop_after_attempt(2))], ids=["int", "Retrying"])
 @pytest.mark.parametrize("run", ["learn", "alearn"])
 def test_extraction_error_never_exposes_tenacity_retry_error(

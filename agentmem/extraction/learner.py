@@ -10,9 +10,9 @@ writes nothing and keeps the input (secrets redacted) as a pending extraction fo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +38,7 @@ from .patches import not_stale, to_patches
 from .templates import PromptSet
 from .turns import Turn, salience
 
+log = logging.getLogger("agentmem.learn")
 Sections = dict[str, Any]  # layer name -> that layer's validated part of the output
 RELEVANCE_SHARE = 0.75  # of the items a prompt shows, at most this share is chosen by relevance to the turn
 
@@ -299,24 +300,29 @@ class Learner:
                 writer.mark_learned(job.key)
         except SQLAlchemyError as exc:  # the model's work is done: keep the input rather than lose it
             error = StoreError(f"could not apply what was learned: {type(exc).__name__}: {exc}")
-            with contextlib.suppress(SQLAlchemyError):
-                self._keep_pending(error, job)
+            self._keep_pending(error, job)
             raise error from exc
         return result
 
     def _keep_pending(self, exc: ExtractionError | StoreError, job: _Job) -> None:
+        """Keep the failed input for ``retry_pending``. When even that fails, the caller still gets the
+        error it is raising (an ExtractionError with no ``pending_id``), not the database's."""
         redacted = [{"role": t["role"], "content": redact(t["content"])} for t in job.turns]
         attempts = exc.attempts if isinstance(exc, ExtractionError) else 0
-        pending_id = self.store.save_pending(
-            job.scope,
-            job.session_id,
-            job.key,
-            redacted,
-            redact(str(exc)),
-            attempts,
-            job.watermark,
-            job.read_at,
-        )
+        try:
+            pending_id = self.store.save_pending(
+                job.scope,
+                job.session_id,
+                job.key,
+                redacted,
+                redact(str(exc)),
+                attempts,
+                job.watermark,
+                job.read_at,
+            )
+        except SQLAlchemyError as db_error:
+            log.warning("the failed input could not be kept for retry_pending: %s", type(db_error).__name__)
+            return
         if isinstance(exc, ExtractionError):
             exc.pending_id = pending_id
 
