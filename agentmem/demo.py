@@ -156,7 +156,7 @@ def run_demo(db_url: str | None, out: TextIO) -> None:
         private = [i for i in mem.get(user_id="marco", agent_id=AGENT).items if i.agent_id == AGENT]
         other_ids = {i.id for i in mem.get(user_id="marco", agent_id="chat").items}
         for item in private:
-            print(f'marco\'s {AGENT!r} agent has a private {item.layer} {item.key}: "{item.text}"', file=out)
+            print(f'marco\'s {AGENT!r} agent has a private {item.layer} item: "{item.text}"', file=out)
             seen = "yes (isolation is BROKEN)" if item.id in other_ids else "no"
             print(f"marco's other agents (e.g. 'chat') see it: {seen}", file=out)
 
