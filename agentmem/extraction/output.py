@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..layers import Layer
-from ..layers.schema import reply_model
+from ..layers.schema import reply_model, untitled
 
 
 def build_output_model(layers: Sequence[Layer]) -> type[BaseModel]:
@@ -21,23 +21,9 @@ def build_output_model(layers: Sequence[Layer]) -> type[BaseModel]:
     return reply_model("MemoryExtraction", {layer.name: layer.reply_field() for layer in layers})
 
 
-def _untitled(node: Any, *, names: bool = False) -> Any:
-    """The schema without pydantic's ``title`` annotations: tokens a model does not need. Keys of a
-    ``properties`` map are field names, kept even when a field is called "title"."""
-    if isinstance(node, dict):
-        return {
-            key: _untitled(value, names=key in ("properties", "$defs"))
-            for key, value in node.items()
-            if names or key != "title"
-        }
-    if isinstance(node, list):
-        return [_untitled(item) for item in node]
-    return node
-
-
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON Schema sent to the model (as ``response_format``, or in the prompt in JSON mode)."""
-    schema: dict[str, Any] = _untitled(model.model_json_schema())
+    schema: dict[str, Any] = untitled(model.model_json_schema())
     return schema
 
 

@@ -25,11 +25,16 @@ def to_patches(
     attribution = Attribution(turns)
     patches: list[tuple[str, Patch]] = []
     for layer in layers:
-        context = ReplyContext(shown[layer.name], key, attribution.misattributed, usage)
+        check = attribution.misattributed if layer.from_user_only else _anyone
+        context = ReplyContext(shown[layer.name], key, check, usage)
         patch = layer.to_patch(sections.get(layer.name), context)
         if patch is not None:
             patches.append((layer.name, patch))
     return patches
+
+
+def _anyone(text: str) -> bool:
+    return False
 
 
 def not_stale(

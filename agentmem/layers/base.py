@@ -60,7 +60,8 @@ class ReplyContext:
     Attributes:
         shown: the layer's items the prompt showed, in order: the model calls ``shown[i]`` "i + 1".
         occurrence: the input's key, so the same input applied twice counts once.
-        misattributed: whether a value was said only by the assistant, never by the user.
+        misattributed: whether a value was said only by the assistant, never by the user (always
+            ``False`` for a layer whose values need not come from the user: ``from_user_only``).
         usage: where dropped values are counted, by reason.
     """
 
@@ -77,6 +78,13 @@ class ReplyContext:
             return self.shown[alias - 1]
         self.usage.drop("unknown_alias")
         return None
+
+    def from_assistant(self, text: str) -> bool:
+        """Whether ``text`` was said only by the assistant (then counted as dropped)."""
+        if self.misattributed(text):
+            self.usage.drop("misattributed")
+            return True
+        return False
 
     def checked(self, validate: Callable[..., Any], *args: Any) -> Any:
         """Run a validation; count and swallow what the store would refuse (``None`` then)."""

@@ -24,7 +24,7 @@ from .base import Layer, R, ReplyContext, Stored
 from .changes import Entry, NewEntries, Op, Patch
 from .collection_merge import Merged, Run
 from .handles import CollectionHandle, Writes
-from .schema import bounded_key, reply_model
+from .schema import bounded_key, display, is_empty, reply_model, untitled
 
 PROMPT_ITEMS = 40
 """Stored entries the extraction prompt shows per collection: the prompt must not grow with the memory."""
@@ -110,8 +110,7 @@ class CollectionLayer(Layer):
             if not str(data.get("text", "")).strip():
                 context.usage.drop("invalid")
                 continue
-            if self.from_user_only and context.misattributed(data["text"]):
-                context.usage.drop("misattributed")
+            if context.from_assistant(data["text"]):
                 continue
             value = context.checked(self.schema.validate_entry, data, self.name)
             if value is not None:
@@ -183,7 +182,7 @@ class CollectionLayer(Layer):
         others = [
             name
             for name in self.schema.fields
-            if name != "text" and any(_shown(item.value.get(name)) for item in items)
+            if name != "text" and any(not is_empty(item.value.get(name)) for item in items)
         ]
         counted = any(item.count > 1 for item in items)
         headers = ["text", *others, *(["count"] if counted else [])]
@@ -192,7 +191,7 @@ class CollectionLayer(Layer):
                 item,
                 [
                     item.text,
-                    *(_shown(item.value.get(n)) for n in others),
+                    *(_cell(item.value.get(n)) for n in others),
                     *([str(item.count)] if counted else []),
                 ],
             )
@@ -211,7 +210,7 @@ class CollectionLayer(Layer):
         for name, spec in self.schema.fields.items():
             if name != "text":
                 schema = TypeAdapter(_not_none(spec.annotation)).json_schema()
-                arguments[name] = {**_untitled(schema), "description": spec.description or name}
+                arguments[name] = {**untitled(schema), "description": spec.description or name}
         return arguments
 
     def remembered(self, value: str, arguments: Mapping[str, Any], occurrence: str | None) -> Patch:
@@ -240,10 +239,8 @@ class CollectionLayer(Layer):
         return Stored(self.key_of(checked), checked, checked["text"], self.line(checked, count, created_at))
 
 
-def _shown(value: Any) -> str:
-    if value is None or value == [] or value == "":
-        return ""
-    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+def _cell(value: Any) -> str:
+    return "" if is_empty(value) else display(value)
 
 
 def _not_none(annotation: Any) -> Any:
@@ -253,7 +250,3 @@ def _not_none(annotation: Any) -> Any:
         if len(rest) == 1:
             return rest[0]
     return annotation
-
-
-def _untitled(schema: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in schema.items() if k != "title"}

@@ -27,7 +27,7 @@ from ..text import normalize, one_line
 from .base import Layer, R, ReplyContext, Stored
 from .changes import Add, Delete, FieldPatch, NewItem, Op, Patch, Update
 from .handles import DocumentHandle, Writes
-from .schema import MAX_LIST, bounded_key, display, reply_model
+from .schema import MAX_LIST, bounded_key, display, is_empty, reply_model
 
 
 def _union(old: list[Any], new: list[Any]) -> list[Any]:
@@ -39,10 +39,6 @@ def _union(old: list[Any], new: list[Any]) -> list[Any]:
             seen.add(normalize(str(v)))
             merged.append(v)
     return merged[-MAX_LIST:]
-
-
-def _is_empty(value: Any) -> bool:
-    return value is None or value == "" or value == []
 
 
 class DocumentLayer(Layer):
@@ -127,22 +123,16 @@ class DocumentLayer(Layer):
         clean: dict[str, Any] = {}
         for field, value in values.items():
             if field in self.keyed_lists:
-                value = [v for v in value if not self._misattributed(v, context)]
+                value = [v for v in value if not context.from_assistant(v)]
                 if not value:
                     continue
-            elif self._misattributed(display(value), context):
+            elif context.from_assistant(display(value)):
                 continue
             checked = context.checked(self.schema.validate_field, field, value, self.name)
             if checked is not None:
                 clean[field] = checked
         remove = tuple(item.key for alias in aliases if (item := context.item(alias)) is not None)
         return FieldPatch(clean, remove=remove) if clean or remove else None
-
-    def _misattributed(self, text: str, context: ReplyContext) -> bool:
-        if self.from_user_only and context.misattributed(text):
-            context.usage.drop("misattributed")
-            return True
-        return False
 
     def prompt_text(self, item: MemoryItem) -> str:
         return one_line(self.line_of(item.key, item.value))
@@ -156,7 +146,7 @@ class DocumentLayer(Layer):
         ops: list[Op] = []
         touched: set[str] = set()
         for field, given in change.values.items():
-            if _is_empty(given):
+            if is_empty(given):
                 continue  # None never erases
             for key, value in self._stored_as(field, given).items():
                 touched.add(key)
@@ -310,7 +300,7 @@ class DocumentLayer(Layer):
             raise InvalidInputError(
                 f"{self.name} has no field {field!r}; fields are {', '.join(self.schema.fields)}"
             )
-        if _is_empty(value):
+        if is_empty(value):
             raise InvalidInputError("an empty value is never stored")
         if field in self.keyed_lists:
             if key == field:

@@ -190,6 +190,25 @@ def check_value(value: Any, where: str) -> Any:
     return value
 
 
+def is_empty(value: Any) -> bool:
+    """``None``, ``""`` and ``[]``: no value (never stored; never erases a stored one)."""
+    return value is None or value == "" or value == []
+
+
+def untitled(node: Any, *, names: bool = False) -> Any:
+    """A JSON Schema without pydantic's ``title`` annotations: tokens a model does not need. Keys of a
+    ``properties`` map are field names, kept even when a field is called "title"."""
+    if isinstance(node, dict):
+        return {
+            key: untitled(value, names=key in ("properties", "$defs"))
+            for key, value in node.items()
+            if names or key != "title"
+        }
+    if isinstance(node, list):
+        return [untitled(item) for item in node]
+    return node
+
+
 def display(value: Any) -> str:
     """A stored value as one line of text: lists are comma-separated."""
     if isinstance(value, list):
