@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from .errors import AgentMemError
@@ -59,12 +60,13 @@ class MemoryTools:
     session_id: str | None = None
     changes: list[Change] = field(default_factory=list)
 
-    @property
+    @cached_property
     def names(self) -> frozenset[str]:
         return frozenset(d["function"]["name"] for d in self.definitions)
 
-    @property
+    @cached_property
     def definitions(self) -> list[dict[str, Any]]:
+        """The tools in OpenAI function format (built once: the layers never change)."""
         layers = self.manager.layers
         return [
             _fn(
