@@ -174,8 +174,7 @@ class MemoryManager:
             prompt_set,
             per_layer=extraction == "per_layer",
         )
-        # One concurrency limit for every model call: summaries go through the learner's caller.
-        self.sessions = Sessions(self._store, self._learner.caller, summary_prompt, enable_session_summaries)
+        self.sessions = Sessions(self._store, caller, summary_prompt, enable_session_summaries)
         """Conversation history and session summaries (see :class:`~agentmem.conversations.Sessions`)."""
         self._writes = Writes(self._store, self._layers, self._state)
         self._handles = {name: layer.handle(self._writes) for name, layer in self._layers.items()}

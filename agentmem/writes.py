@@ -3,8 +3,8 @@ transaction that holds the write lock, reads what it merges with, and applies th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 
 from .layers import Delete, Layer, Patch
@@ -44,10 +44,8 @@ class Writes:
         with self._store.write(scope) as writer:
             return apply_patches(writer, self._layers, patches, source=source, session_id=session_id)
 
-    @contextmanager
-    def transaction(self, scope: Scope) -> Iterator[Writer]:
-        with self._store.write(scope) as writer:
-            yield writer
+    def transaction(self, scope: Scope) -> AbstractContextManager[Writer]:
+        return self._store.write(scope)
 
     def state(self, scope: Scope) -> MemoryState:
         return self._read(scope)

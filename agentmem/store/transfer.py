@@ -36,12 +36,9 @@ from .export_format import (
     ExportedSession,
     RecordKind,
 )
+from .rows import EVENTS, ITEMS, PENDING
 from .sessions import MAX_MESSAGE_CHARS, ROLES, checked_content, checked_extra
-from .tables import EventRow, ItemRow, PendingRow, table
 
-ITEMS = table(ItemRow)
-EVENTS = table(EventRow)
-PENDING = table(PendingRow)
 _KIND = {kind.name: kind for kind in KINDS}
 
 
