@@ -150,6 +150,20 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def make_mem(db_url: str) -> Iterator[Callable[..., MemoryManager]]:
+    """``make_mem(**options)``: managers on the test's database, all closed afterwards."""
+    made: list[MemoryManager] = []
+
+    def factory(**options: Any) -> MemoryManager:
+        made.append(MemoryManager(db=db_url, **options))
+        return made[-1]
+
+    yield factory
+    for manager in made:
+        manager.close()
+
+
+@pytest.fixture
 def mem(db_url: str) -> Iterator[MemoryManager]:
     manager = MemoryManager(db=db_url)
     yield manager

@@ -6,7 +6,7 @@ hook, prompt precedence, replacing a built-in layer, and the configuration error
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -78,18 +78,14 @@ Factory = Callable[..., MemoryManager]
 
 
 @pytest.fixture
-def make(db_url: str) -> Iterator[Factory]:
-    made: list[MemoryManager] = []
+def make(make_mem: Factory) -> Factory:
+    """``make(model, **options)``: a manager with the goals and diet layers unless told otherwise."""
 
     def factory(model: Any = None, **options: Any) -> MemoryManager:
         options.setdefault("layers", {"goals": GoalsLayer(), "diet": DietLayer()})
-        mem = MemoryManager(db=db_url, model=model, **options)
-        made.append(mem)
-        return mem
+        return make_mem(model=model, **options)
 
-    yield factory
-    for mem in made:
-        mem.close()
+    return factory
 
 
 TURN = [{"role": "user", "content": "I'm Dana, I'm vegetarian. My goal is to run a half marathon."}]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,18 +32,9 @@ Factory = Callable[..., MemoryManager]
 
 
 @pytest.fixture
-def make(db_url: str) -> Iterator[Factory]:
+def make(make_mem: Factory) -> Factory:
     """``make(model, **options)``: a manager on the test's database, closed afterwards."""
-    made: list[MemoryManager] = []
-
-    def factory(model: Any, **options: Any) -> MemoryManager:
-        mem = MemoryManager(db=db_url, model=model, **options)
-        made.append(mem)
-        return mem
-
-    yield factory
-    for mem in made:
-        mem.close()
+    return lambda model, **options: make_mem(model=model, **options)
 
 
 def system_prompt(model: ScriptedModel, n: int = 0) -> str:

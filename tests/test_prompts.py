@@ -3,7 +3,7 @@ and ``agentmem prompts export``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,18 +34,9 @@ def model() -> ScriptedModel:
 
 
 @pytest.fixture
-def manager(db_url: str, model: ScriptedModel) -> Iterator[Any]:
+def manager(make_mem: Callable[..., MemoryManager], model: ScriptedModel) -> Callable[..., MemoryManager]:
     """``manager(**options)``: a manager with the scripted model, closed afterwards."""
-    made: list[MemoryManager] = []
-
-    def factory(**options: Any) -> MemoryManager:
-        mem = MemoryManager(db=db_url, model=model, **options)
-        made.append(mem)
-        return mem
-
-    yield factory
-    for mem in made:
-        mem.close()
+    return lambda **options: make_mem(model=model, **options)
 
 
 def prompt_of(mem: MemoryManager, model: ScriptedModel) -> str:
