@@ -186,8 +186,7 @@ class Sessions:
             return previous
         text = self._summarize(previous, messages[covered:] if previous else messages, messages)
         with self._store.write(scope) as writer:
-            sessions.set_summary(writer.conn, scope.user_id, session, text, len(messages), writer.now)
-        return text
+            return sessions.set_summary(writer.conn, scope.user_id, session, text, len(messages), writer.now)
 
     def refresh_summary(self, session_id: str, *, user_id: str) -> str | None:
         """Summarise the session if enough new messages arrived since its summary; return the summary."""

@@ -1,29 +1,41 @@
-"""Detects secrets so they are never stored: API keys, tokens, passwords, card numbers."""
+"""The one secret detector every write path goes through: API keys, tokens, passwords, private keys,
+URLs with credentials and card numbers.
+
+The formats Yelp's ``detect-secrets`` knows come from its plugins' regexes (AWS, Azure storage, GitHub,
+GitLab, Slack, Discord, Telegram, Twilio, Stripe, SendGrid, Mailchimp, npm, PyPI, Square, JWTs, ...);
+it is imported on the first check, so ``import agentmem`` and ``compile()`` never pay for it. Our own
+rules cover what it does not: newer AI-provider keys, whole PEM blocks, credentials in prose or config
+("the password for the VPN is ...", ``DB_PASSWORD=...``), card numbers (Luhn-checked) and more.
+
+What each write path does with a secret:
+
+- **refused** (``SecretError``, nothing written) where the value is the point of the write: manual
+  writes and memory tools (``layers.schema.check_value``), and every string of an ``import_user``
+  document other than message text (items, events, ids, keys and metadata, dict keys included).
+- **dropped** where a model wrote it: an extracted item that contains a secret is not stored.
+- **redacted** (``[redacted]`` in its place) where the text is a record of what was said: stored
+  messages and their ``tool_calls``/``tool_call_id``/``name``, session summaries (model-written and
+  offline), pending extractions' input and error, and what ``learn`` sends to the model.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
 
-_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("API key", re.compile(r"\b(?:sk|pk|rk)-(?:[A-Za-z0-9_-]{2,}-)?[A-Za-z0-9_-]{16,}")),
-    ("API key", re.compile(r"\bAKIA[0-9A-Z]{16}\b")),
-    ("API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-    (
-        "access token",
-        re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr|github_pat|glpat|xox[abprs])[-_][A-Za-z0-9_-]{10,}"),
-    ),
-    ("JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
-    ("private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("bearer token", re.compile(r"\bbearer\s+[A-Za-z0-9._~+/=-]{20,}", re.IGNORECASE)),
-    (
-        "password",
-        re.compile(
-            r"\b(?:password|passwd|passcode|pwd|pin|secret|api[ _-]?key|token)\b\s*(?:is|=|:)\s*\S{4,}",
-            re.IGNORECASE,
-        ),
-    ),
-)
-_CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
+REDACTED = "[redacted]"
+Span = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str
+    pattern: re.Pattern[str]
+    span: Callable[[re.Match[str]], Span | None] = re.Match.span
+    """Where the secret is in a match; ``None`` when a closer look finds none (Luhn, a plain word)."""
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -36,20 +48,243 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _card(match: re.Match[str]) -> Span | None:
+    digits = re.sub(r"\D", "", match.group())
+    return match.span() if 13 <= len(digits) <= 19 and _luhn_ok(digits) else None
+
+
+# ---- credentials named in prose or config: "the password for the VPN is ...", DB_PASSWORD=... ------
+
+_KEYWORD = (
+    r"pass(?:word|wd|phrase|code)|pwd|pin|credentials?|token|"
+    r"secret(?:[ _-]?(?:access[ _-]?)?key)?|(?:api|access|private)[ _-]?key|"
+    r"(?:access|auth|refresh|bearer)[ _-]?token|client[ _-]?secret"
+)
+_NAMED = re.compile(
+    rf"(?<![a-z0-9])(?P<key>{_KEYWORD})(?![\w-])[\"']?"  # also DB_PASSWORD, "api_key"
+    r"(?:\s+(?:for|of|to|on|at)(?:\s+[^\s=:]+){1,5}?)?"  # ... for the VPN
+    r"(?:\s+(?:is|was)(?:\s+(?:set\s+to|now|still|just))?\s*:?|\s*(?P<assign>:=|=>|=)|\s*:)"
+    r"""\s*(?P<value>"[^"\s]{4,}"|'[^'\s]{4,}'|`[^`\s]{4,}`|[^\s"'`]{4,})""",
+    re.IGNORECASE,
+)
+_DIGITS_ONLY_KEYS = ("pin", "passcode")
+# In prose ("is", ":"), a value ends its clause: "The secret is Python3 and patience" names no password.
+_CLAUSE_END = re.compile(
+    r"\s*(?:$|[\n.,;:!?()\]}]|\s(?:but|so|because|since|until|please|thanks|if|when|which)\b)"
+)
+_SYMBOLS = set("!@#$%^&*+=?~|\\")
+_PASSPHRASE = re.compile(r"[a-z]{3,}(?:[-_][a-z]{3,}){2,}")  # correct-horse-battery
+
+
+def _looks_like_credential(value: str, key: str, quoted: bool) -> bool:
+    """Whether a value named as a password/token/secret is one, not an ordinary word ("The secret is
+    love"), a placeholder (``<your key>``, ``${TOKEN}``) or a redaction."""
+    if value[0] in "<[{$%(" or value.lower().startswith("your") or not any(c.isalnum() for c in value):
+        return False
+    letters, digits = any(c.isalpha() for c in value), any(c.isdigit() for c in value)
+    if key.lower() in _DIGITS_ONLY_KEYS and value.isdigit():
+        return True
+    if len(value) < (4 if quoted else 6):  # quotes mark a value as deliberate: a shorter one counts
+        return False
+    mixed_case = any(c.isupper() for c in value[1:]) and any(c.islower() for c in value)
+    return (
+        (letters and digits)
+        or (value.isdigit() and len(value) >= 8)
+        or (letters and any(c in _SYMBOLS for c in value))
+        or (mixed_case and len(value) >= 16)
+        or (key.lower().startswith("pass") and _PASSPHRASE.fullmatch(value) is not None)
+    )
+
+
+def _named(match: re.Match[str]) -> Span | None:
+    value, start = match["value"], match.start("value")
+    quoted = value[0] in "\"'`"
+    if quoted:
+        value, start = value[1:-1], start + 1
+    else:
+        value = value.rstrip(".,;:!?)]}>")
+    if not value or not _looks_like_credential(value, match["key"], quoted):
+        return None
+    if not (quoted or match["assign"] or _CLAUSE_END.match(match.string, start + len(value))):
+        return None
+    return start, start + len(value)  # the value only: "the password is [redacted]" keeps its sense
+
+
+def _rule(kind: str, pattern: str, flags: int = 0) -> _Rule:
+    return _Rule(kind, re.compile(pattern, flags))
+
+
+_PEM = r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----"
+_OWN: tuple[_Rule, ...] = (
+    # The whole block, BEGIN to END (or to the end of a truncated text); \n may be escaped, as in JSON.
+    _rule("private key", rf"{_PEM}.*?(?:{_PEM.replace('BEGIN', 'END')}|\Z)", re.DOTALL),
+    _rule("private key", r"PuTTY-User-Key-File-\d+:.*?(?:Private-MAC:\s*\S+|\Z)", re.DOTALL),
+    # AI providers: OpenAI, Anthropic, OpenRouter; Hugging Face, Groq, Replicate, xAI, Perplexity; Google
+    _rule("API key", r"\bsk-(?:ant-(?:api|admin)\d+|proj|svcacct|admin|or-v1|None)-[\w-]{20,}"),
+    _rule("API key", r"\b(?:sk|rk)-(?=[A-Za-z_]*\d)[A-Za-z0-9_]{20,}"),
+    _rule("API key", r"\b(?:hf|gsk|r8)_[A-Za-z0-9]{30,}|\b(?:xai|pplx)-[A-Za-z0-9]{40,}"),
+    _rule("API key", r"\b(?:AIza[\w-]{35}|GOCSPX-[\w-]{20,}|ya29\.[\w-]{20,})"),
+    # payment and SaaS: Stripe (any length, test mode, webhooks), Square, Mailgun, DigitalOcean, Shopify
+    _rule("API key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}|\bwhsec_[A-Za-z0-9]{24,}"),
+    _rule("API key", r"\bsq0(?:atp|csp)-[\w-]{22,}|\bEAAA[\w-]{60,}"),
+    _rule("API key", r"\bkey-[0-9a-zA-Z]{32}\b|\bdo[opr]_v1_[a-f0-9]{64}\b"),
+    _rule("API key", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),
+    # Azure: client secrets, storage and service-bus keys of any length, SAS signatures
+    _rule("API key", r"\b[\w.-]{3}\dQ~[\w.~-]{30,}"),
+    _rule("API key", r"\b(?:AccountKey|SharedAccessKey)=[A-Za-z0-9+/=]{20,}|[?&]sig=[A-Za-z0-9%+/=]{20,}"),
+    # VCS, registries, chat, vaults: GitHub (any length, fine-grained), GitLab, npm, PyPI, Slack,
+    # Bitbucket, Atlassian, HashiCorp Vault
+    _rule(
+        "access token",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{30,}|glpat-[\w-]{20,}|npm_[A-Za-z0-9]{36}"
+        r"|pypi-[\w-]{50,}|xox[a-z]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{20,}|ATBB[\w=.-]{24,}"
+        r"|ATATT3[\w=-]{40,}|hv[sb]\.[\w-]{24,})",
+    ),
+    _rule("webhook URL", r"discord(?:app)?\.com/api/webhooks/\d+/[\w-]{40,}"),
+    _rule("JSON web token", r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    _Rule(
+        "URL with credentials",
+        re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s:/?#@]*:([^\s/?#@]+)@", re.IGNORECASE),
+        lambda m: m.span(1),  # the password: user, host and path stay readable
+    ),
+    _rule("bearer token", r"\bbearer\s+[A-Za-z0-9._~+/=-]{20,}", re.IGNORECASE),
+    _rule("basic auth credentials", r"\bauthorization:\s*basic\s+[A-Za-z0-9+/=]{8,}", re.IGNORECASE),
+    _Rule("password", _NAMED, _named),
+    _Rule("card number", re.compile(r"\b[2-6]\d(?:[ -]?\d){11,17}\b"), _card),
+)
+
+# detect-secrets plugins whose regexes are used: every regex-based one except IPPublicDetector (an IP
+# address is not a secret). Its keyword and entropy plugins are built for source code, not prose.
+_LIBRARY = (
+    ("artifactory", "ArtifactoryDetector"),
+    ("aws", "AWSKeyDetector"),
+    ("azure_storage_key", "AzureStorageKeyDetector"),
+    ("basic_auth", "BasicAuthDetector"),
+    ("cloudant", "CloudantDetector"),
+    ("discord", "DiscordBotTokenDetector"),
+    ("github_token", "GitHubTokenDetector"),
+    ("gitlab_token", "GitLabTokenDetector"),
+    ("ibm_cloud_iam", "IbmCloudIamDetector"),
+    ("ibm_cos_hmac", "IbmCosHmacDetector"),
+    ("jwt", "JwtTokenDetector"),
+    ("mailchimp", "MailchimpDetector"),
+    ("npm", "NpmDetector"),
+    ("openai", "OpenAIDetector"),
+    ("private_key", "PrivateKeyDetector"),
+    ("pypi_token", "PypiTokenDetector"),
+    ("sendgrid", "SendGridDetector"),
+    ("slack", "SlackDetector"),
+    ("softlayer", "SoftlayerDetector"),
+    ("square_oauth", "SquareOAuthDetector"),
+    ("stripe", "StripeDetector"),
+    ("telegram_token", "TelegramBotTokenDetector"),
+    ("twilio", "TwilioKeyDetector"),
+)
+
+
+def _group_or_match(match: re.Match[str]) -> Span:
+    """A library regex's first group where it has one (the secret, or a token's prefix, which widening
+    in ``redact`` grows to the whole token), else the whole match."""
+    return match.span(1) if match.re.groups and match.start(1) >= 0 else match.span()
+
+
+@cache
+def _rules() -> tuple[_Rule, ...]:
+    """Our rules, then detect-secrets' (imported here, on the first check: never on the read path)."""
+    import importlib
+
+    library = []
+    for module, name in _LIBRARY:
+        detector = getattr(importlib.import_module(f"detect_secrets.plugins.{module}"), name)
+        library += [_Rule(detector.secret_type, pattern, _group_or_match) for pattern in detector.denylist]
+    return (*_OWN, *library)
+
+
+# A cheap first look that lets through every text any rule can match: each needs a run of 11+
+# non-space characters, 13+ digits, "://" or one of these words (the corpus test holds it to that).
+# Most chat turns pass none of them, and skip the rules' ~60 scans.
+_SCREEN = re.compile(r"\S{11,}|(?:\d[ -]?){13}")
+_SCREEN_WORDS = (
+    "pass",
+    "pwd",
+    "pin",
+    "secret",
+    "token",
+    "key",
+    "credential",
+    "bearer",
+    "authorization",
+    "://",
+)
+
+
+def _may_hold_secret(text: str) -> bool:
+    if _SCREEN.search(text):
+        return True
+    lower = text.lower()
+    return any(word in lower for word in _SCREEN_WORDS)
+
+
+def _found(text: str) -> Iterator[tuple[str, Span]]:
+    if not _may_hold_secret(text):
+        return
+    for rule in _rules():
+        for match in rule.pattern.finditer(text):
+            span = rule.span(match)
+            if span is not None:
+                yield rule.kind, span
+
+
 def find_secret(text: str) -> str | None:
     """Return what kind of secret ``text`` contains, or ``None`` when it looks clean."""
-    for kind, pattern in _PATTERNS:
-        if pattern.search(text):
-            return kind
-    for match in _CARD.finditer(text):
-        digits = re.sub(r"\D", "", match.group())
-        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-            return "card number"
+    return next((kind for kind, _ in _found(text)), None)
+
+
+def find_secret_in(value: Any) -> tuple[str, str] | None:
+    """The first secret in any string inside JSON-like ``value`` (dict keys included), as
+    ``(where, kind)`` with ``where`` a path such as ``items[2].meta.note``; ``None`` when clean."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:  # a loop, not recursion: nesting depth is the caller's input
+        where, node = stack.pop()
+        if isinstance(node, str):
+            kind = find_secret(node)
+            if kind:
+                return where or "value", kind
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                stack.append((f"{where} key", key))
+                stack.append((f"{where}.{key}" if where else str(key), child))
+        elif isinstance(node, (list, tuple)):
+            stack.extend((f"{where}[{i}]", child) for i, child in enumerate(node))
     return None
 
 
+# A match is widened to the whole token it sits in: some library regexes match only a key's prefix.
+_TOKEN_CHAR = re.compile(r"[\w+/=~-]")
+
+
 def redact(text: str) -> str:
-    """``text`` with every detected secret replaced by ``[redacted]`` (for keeping failed inputs)."""
-    for _kind, pattern in _PATTERNS:
-        text = pattern.sub("[redacted]", text)
-    return _CARD.sub(lambda m: "[redacted]" if _luhn_ok(re.sub(r"\D", "", m.group())) else m.group(), text)
+    """``text`` with every detected secret replaced, whole, by ``[redacted]``."""
+    spans = []
+    for _kind, (start, end) in _found(text):
+        while start > 0 and _TOKEN_CHAR.match(text, start - 1):
+            start -= 1
+        while end < len(text) and _TOKEN_CHAR.match(text, end):
+            end += 1
+        while start < end and text[start].isspace():  # some library regexes take the space before
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        spans.append((start, end))
+    out, done = [], 0
+    for start, end in sorted(spans):
+        if end <= done:
+            continue
+        if start < done:
+            start = done
+        else:
+            out.append(text[done:start])
+            out.append(REDACTED)
+        done = end
+    out.append(text[done:])
+    return "".join(out)

@@ -401,7 +401,7 @@ def test_pending_inputs_are_stored_with_secrets_redacted(make: Factory) -> None:
     assert "hunter2" not in stored
     assert pending["messages"] == [
         {"role": "assistant", "content": "Which key do you use?"},
-        {"role": "user", "content": "I use [redacted] and my [redacted]"},
+        {"role": "user", "content": "I use [redacted] and my password is [redacted]"},
     ]
 
 

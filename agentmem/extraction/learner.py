@@ -41,6 +41,14 @@ from .turns import Turn, salience
 log = logging.getLogger("agentmem.learn")
 Sections = dict[str, Any]  # layer name -> that layer's validated part of the output
 RELEVANCE_SHARE = 0.75  # of the items a prompt shows, at most this share is chosen by relevance to the turn
+MAX_PENDING_ERROR = 300  # characters of a failure kept with its pending input
+
+
+def pending_error(text: str) -> str:
+    """What a pending extraction keeps of why it failed: the message, secrets redacted, then cut short
+    (a provider's error can quote the request back, and is not ours to keep whole)."""
+    text = redact(text)
+    return text if len(text) <= MAX_PENDING_ERROR else text[: MAX_PENDING_ERROR - 1] + "…"
 
 
 def input_key(scope: Scope, turns: Sequence[Turn]) -> str:
@@ -315,7 +323,7 @@ class Learner:
                 job.session_id,
                 job.key,
                 redacted,
-                redact(str(exc)),
+                pending_error(f"{type(exc).__name__}: {exc}"),
                 attempts,
                 job.watermark,
                 job.read_at,

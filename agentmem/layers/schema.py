@@ -185,8 +185,8 @@ def check_value(value: Any, where: str) -> Any:
         if len(value) > MAX_LIST:
             raise InvalidInputError(f"{where} has {len(value)} elements; the limit is {MAX_LIST}")
         return [check_value(v, where) for v in value]
-    if isinstance(value, dict):
-        return {k: check_value(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, dict):  # keys too: a secret is as stored in a key as in a value
+        return {check_value(k, f"{where} key"): check_value(v, f"{where}.{k}") for k, v in value.items()}
     return value
 
 

@@ -180,13 +180,17 @@ def summary(conn: Connection, user_id: str, session_id: str) -> tuple[str | None
 
 def set_summary(
     conn: Connection, user_id: str, session_id: str, text: str, covered: int, now: datetime
-) -> None:
+) -> str:
+    """Store the session's summary, secrets redacted (a model may repeat or invent one); returns it
+    as stored."""
     # A model's stray NUL would be stored by SQLite but refused by PostgreSQL text: drop it on both.
+    stored = redact(text.replace("\x00", ""))
     conn.execute(
         SESSIONS.update()
         .where(_where(user_id, session_id))
-        .values(summary=text.replace("\x00", ""), summarized_messages=covered, updated_at=now)
+        .values(summary=stored, summarized_messages=covered, updated_at=now)
     )
+    return stored
 
 
 def delete_session(conn: Connection, user_id: str, session_id: str) -> int:
