@@ -70,7 +70,7 @@ _NAMED = re.compile(
 _DIGITS_ONLY_KEYS = ("pin", "passcode")
 # In prose ("is", ":"), a value ends its clause: "The secret is Python3 and patience" names no password.
 _CLAUSE_END = re.compile(
-    r"\s*(?:$|[\n.,;:!?()\]}]|\s(?:but|so|because|since|until|please|thanks|if|when|which)\b)"
+    r"\s*(?:$|[\n.,;:!?()\]}\"`]|'(?!\w)|\s(?:but|so|because|since|until|please|thanks|if|when|which)\b)"
 )
 _SYMBOLS = set("!@#$%^&*+=?~|\\")
 _PASSPHRASE = re.compile(r"[a-z]{3,}(?:[-_][a-z]{3,}){2,}")  # correct-horse-battery
@@ -231,7 +231,7 @@ def _found(text: str) -> Iterator[tuple[str, Span]]:
     for rule in _rules():
         for match in rule.pattern.finditer(text):
             span = rule.span(match)
-            if span is not None:
+            if span is not None and text[span[0] : span[1]] != REDACTED:  # already redacted
                 yield rule.kind, span
 
 
