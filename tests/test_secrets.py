@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import inspect, text
 
 from agentmem import ExtractionError, MemoryManager, SecretError
 from agentmem.secret_filter import REDACTED, find_secret, find_secret_in, redact
+from agentmem.store.sessions import MAX_MESSAGE_CHARS
 from agentmem.testing import ScriptedModel
 
 Factory = Callable[..., MemoryManager]
@@ -65,6 +67,17 @@ def test_card_numbers_need_a_valid_check_digit() -> None:
     invalid = valid[:-1] + "8"
     assert find_secret(f"card {valid}") == "card number"
     assert find_secret(f"card {invalid}") is None
+
+
+@pytest.mark.parametrize("piece", ["sk-", "//x/", "xoxb-1-", "eyJ.", "AKIA", "a://b:", "ghp_"])
+def test_long_adversarial_text_takes_linear_time(piece: str) -> None:
+    # Each of these took from seconds to minutes at 100k characters with a quadratic rule or widening;
+    # now well under a second. The bound is loose: the test machine may be busy.
+    hostile = (piece * (MAX_MESSAGE_CHARS // len(piece) + 1))[:MAX_MESSAGE_CHARS]
+    started = time.perf_counter()
+    find_secret(hostile)
+    redact(hostile)
+    assert time.perf_counter() - started < 5
 
 
 def test_find_secret_in_names_where_in_nested_data() -> None:
