@@ -2,8 +2,9 @@
 URLs with credentials and card numbers.
 
 The formats Yelp's ``detect-secrets`` knows come from its plugins' regexes (AWS, Azure storage, GitHub,
-GitLab, Slack, Discord, Telegram, Twilio, Stripe, SendGrid, Mailchimp, npm, PyPI, Square, JWTs, ...);
-it is imported on the first check, so ``import agentmem`` and ``compile()`` never pay for it. Our own
+GitLab, Slack, Discord, Telegram, Twilio, Stripe, SendGrid, Mailchimp, PyPI, Square, JWTs, ...); it
+is imported on the first write that needs it, so ``import agentmem`` and ``compile()`` never pay for it,
+and a cheap screen spares ordinary chat turns its scans. Our own
 rules cover what it does not: newer AI-provider keys, whole PEM blocks, credentials in prose or config
 ("the password for the VPN is ...", ``DB_PASSWORD=...``), card numbers (Luhn-checked) and more.
 
@@ -15,7 +16,8 @@ What each write path does with a secret:
 - **dropped** where a model wrote it: an extracted item that contains a secret is not stored.
 - **redacted** (``[redacted]`` in its place) where the text is a record of what was said: stored
   messages and their ``tool_calls``/``tool_call_id``/``name``, session summaries (model-written and
-  offline), pending extractions' input and error, and what ``learn`` sends to the model.
+  offline), pending extractions' input and error (also cut short), and what ``learn`` sends to the
+  model.
 """
 
 from __future__ import annotations

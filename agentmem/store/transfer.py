@@ -89,7 +89,8 @@ def parse_export(data: object, layers: Mapping[str, Layer]) -> Export:
     Raises:
         InvalidInputError: not an export, an unknown layer, a value the layer refuses, two live items
             for one key, a message over the size limits.
-        SecretError: a value, an item's metadata or its history contains a secret.
+        SecretError: a string anywhere but in message text (redacted instead) contains a secret: a
+            value, an id, a key, an item's metadata or its history.
         ScopeError: an invalid user, agent or session id.
     """
     try:
