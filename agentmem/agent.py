@@ -3,8 +3,8 @@
 Each run: the system message gets the instructions, the user's compiled memory (ranked by the new
 message) and a short guide to using it; the session's recent history is sent along; the model may
 call your functions and, with ``enable_agentic_memory``, the memory tools. After the reply, the turn
-is stored in the session and, with ``update_memory_on_run``, learned in the background: the reply is
-never delayed by learning and never fails because of it.
+is stored in the session and, unless the memory has ``update_memory_on_run=False``, learned in the
+background: the reply is never delayed by learning and never fails because of it.
 """
 
 from __future__ import annotations
@@ -98,12 +98,14 @@ class Agent:
     Args:
         model: a litellm model id, or your own :class:`~agentmem.Model` (e.g. ``ScriptedModel``).
         memory: the memory to use; its options decide the behaviour: ``add_memory_to_context``,
-            ``update_memory_on_run`` (learn after each run, in the background) and
+            ``update_memory_on_run`` (learn after each run, in the background; on by default) and
             ``enable_agentic_memory`` (give the model the memory tools).
         instructions: the start of the system message.
         tools: plain Python functions the model may call.
         model_options: passed through to litellm (``temperature``, ``api_base`` ...).
-        agent_id: this agent's id: it reads the user's shared memory plus its own.
+        agent_id: this agent's id: it reads the user's shared memory plus its own, and what it
+            learns is private to it (``memory.get(user_id=..., agent_id=...)`` shows it). Without
+            an ``agent_id``, what it learns is the user's shared memory.
         history_messages: how many of the session's latest messages are sent with each run.
         memory_token_budget: the most tokens the memory block may take in the system message.
         max_tool_rounds: model turns spent on tool calls before the answer is forced.

@@ -98,7 +98,9 @@ class MemoryManager:
         max_retries: re-asks after an invalid reply (or a ``tenacity.Retrying``); shorthand for
             ``retry.reasks`` (default 2), and wins over it when both are given.
         max_concurrency: model calls in flight at once, across threads and tasks.
-        update_memory_on_run, enable_agentic_memory, add_memory_to_context: read by agents.
+        update_memory_on_run: read by agents: learn from every run, in the background (default
+            ``True``; ``False`` turns automatic learning off).
+        enable_agentic_memory, add_memory_to_context: read by agents.
         enable_session_summaries: refresh a session's summary as its messages are added.
         token_counter: counts tokens for ``token_budget``; default: cl100k, offline.
     """
@@ -123,7 +125,7 @@ class MemoryManager:
         retry: RetryPolicy | None = None,
         max_retries: int | Retrying | None = None,
         max_concurrency: int = 4,
-        update_memory_on_run: bool = False,
+        update_memory_on_run: bool = True,
         enable_agentic_memory: bool = False,
         add_memory_to_context: bool = True,
         enable_session_summaries: bool = False,
@@ -157,7 +159,7 @@ class MemoryManager:
             ModelCaller(self.model, self.retry, Limiter(max_concurrency)) if self.model is not None else None
         )
         self.update_memory_on_run = update_memory_on_run
-        """Used by agents: learn from every run automatically."""
+        """Used by agents: learn from every run automatically (on by default)."""
         self.enable_agentic_memory = enable_agentic_memory
         """Used by agents: give the model memory tools."""
         self.add_memory_to_context = add_memory_to_context
@@ -258,8 +260,17 @@ class MemoryManager:
     # ---- reads -----------------------------------------------------------------------------
 
     def get(self, *, user_id: str, agent_id: str | None = None) -> MemoryState:
-        """A typed snapshot of the scope's live memory (an agent's items win over shared ones)."""
+        """A typed snapshot of the scope's live memory.
+
+        Without ``agent_id``: the user's shared memory only. With it: the shared memory plus that
+        agent's private memory (the agent's item wins where both have the same field or rule);
+        :meth:`agents` lists the agents that keep private memory of the user.
+        """
         return self._state(Scope.of(user_id, agent_id))
+
+    def agents(self, user_id: str) -> list[str]:
+        """The ids of the agents that keep private memory (live items) of this user, sorted."""
+        return self._store.agents(Scope.of(user_id))
 
     def _state(self, scope: Scope) -> MemoryState:
         items = prefer_agent(self._store.live(scope))  # in write order: the store reads by primary key

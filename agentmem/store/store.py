@@ -96,6 +96,17 @@ class Store:
             items = exact_live(conn, scope, layers)
         return {layer: [i for i in items if i.layer == layer] for layer in layers}
 
+    def agents(self, scope: Scope) -> list[str]:
+        """Agents with live private items of the scope's user."""
+        stmt = (
+            select(ITEMS.c.agent_id)
+            .distinct()
+            .where(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id != "", ITEMS.c.valid_to.is_(None))
+            .order_by(ITEMS.c.agent_id)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(stmt).scalars())
+
     def watermark(self, scope: Scope) -> int:
         """The user's newest event id (0 when none): how current a reading of the memory is."""
         with self.engine.connect() as conn:
