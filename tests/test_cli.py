@@ -97,9 +97,11 @@ def test_show_lists_each_agents_private_memory_after_the_shared(
         "memory of sarah private to agent review",
     ]
     chat, review = out.split("memory of sarah private to agent ")[1:]
-    assert "one line" in chat and "Reviews" not in chat
+    assert "one line" in chat
+    assert "Reviews" not in chat
     assert review.splitlines()[2:4] == ["knowledge (1)", "  id                          text"]
-    assert stored["private"] in review and "Reviews <script> & SQL carefully" in review
+    assert stored["private"] in review
+    assert "Reviews <script> & SQL carefully" in review
 
 
 def test_show_finds_memory_an_agent_keeps_only_privately(
@@ -382,7 +384,8 @@ def test_global_options_work_before_or_after_the_subcommand(
         before = run(capsys, "--db", db_url, *args)
         after = run(capsys, *args, "--db", db_url)
         assert before == after
-        assert before[0] == 0 and before[1]
+        assert before[0] == 0
+        assert before[1]
     assert run(capsys, "delete-user", "sarah", "--yes", "--db", db_url)[:2] == (
         0,
         "deleted 8 items of sarah\n",
@@ -465,7 +468,8 @@ def test_the_command_the_demo_prints_shows_the_demo_users_memory(tmp_path: Path,
     )
     assert show.returncode == 0, show.stderr
     assert show.stdout.startswith("memory of marco shared by all agents\n")
-    assert "backend engineer" in show.stdout and "Finly" in show.stdout
+    assert "backend engineer" in show.stdout
+    assert "Finly" in show.stdout
     private = show.stdout.split("memory of marco private to agent code-review\n")[1]
     assert "always number review comments" in private
     assert not (home / ".agentmem").exists()  # the demo's database, not the default one
