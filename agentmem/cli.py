@@ -199,12 +199,10 @@ def _program() -> str:
     """How to run this command again as typed: ``agentmem`` when that name on PATH is the script
     running now, else the script's own path (e.g. ``.venv/bin/agentmem`` outside the venv)."""
     script = Path(sys.argv[0]).absolute()
-    on_path = shutil.which("agentmem")
     if script.name != "agentmem" or not script.is_file():  # called in-process, e.g. main([...])
         return "agentmem"
-    if on_path is not None and Path(on_path).samefile(script):
-        return "agentmem"
-    return shlex.quote(str(script))
+    on_path = shutil.which("agentmem")
+    return "agentmem" if on_path and Path(on_path).samefile(script) else shlex.quote(str(script))
 
 
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
@@ -273,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     show = sub.add_parser(
-        "show", parents=[common], help="print a user's live memory as tables, each agent's private part too"
+        "show",
+        parents=[common],
+        help="print a user's memory as tables: the shared part, then each agent's private part",
     )
     show.add_argument("user", metavar="USER")
     show.add_argument("--agent", metavar="A", help="only what this agent sees: shared and its private memory")
