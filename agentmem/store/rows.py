@@ -10,12 +10,13 @@ from sqlalchemy import Connection, Row, and_, select
 
 from ..records import MemoryEvent, MemoryItem
 from ..scope import Scope
-from .tables import EventRow, ItemRow, LearnedRow, PendingRow, table
+from .tables import EventRow, GenerationRow, ItemRow, LearnedRow, PendingRow, table
 
 ITEMS = table(ItemRow)
 EVENTS = table(EventRow)
 LEARNED = table(LearnedRow)
 PENDING = table(PendingRow)
+GENERATIONS = table(GenerationRow)
 
 
 def utcnow() -> datetime:
