@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import StoreError
+from ..errors import ErasedError, StoreError
 from ..records import MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
 from . import search
@@ -24,6 +24,7 @@ from .engine import WRITE, is_ephemeral, make_engine
 from .migrations import migrate
 from .rows import (
     EVENTS,
+    GENERATIONS,
     ITEMS,
     PENDING,
     ContextRow,
@@ -72,14 +73,39 @@ class Store:
             _remove_database(self._ephemeral)
 
     @contextmanager
-    def write(self, scope: Scope) -> Iterator[Writer]:
-        """One transaction holding the write lock: read, merge and apply can't interleave."""
+    def write(self, scope: Scope, *, generation: str | None = None) -> Iterator[Writer]:
+        """One transaction holding the user's write lock: read, merge and apply can't interleave.
+
+        ``generation``: the user's generation when the caller's work began (``generation()``); when the
+        user was deleted since, ErasedError and nothing is written.
+        """
         with self._writer_engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
+            if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE locked the whole database
+                # Per user and schema: the lock needs no row of the user, and schemas don't contend.
                 conn.exec_driver_sql(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (scope.user_id,)
+                    "SELECT pg_advisory_xact_lock(hashtextextended("
+                    "'agentmem.user:' || coalesce(current_schema(), '') || ':' || %s, 0))",
+                    (scope.user_id,),
                 )
-            yield Writer(conn, scope, utcnow())
+            writer = Writer(conn, scope, utcnow())
+            if generation is not None and writer.generation() != generation:
+                raise ErasedError(
+                    f"user {scope.user_id!r} was deleted while this write was under way; nothing was written"
+                )
+            yield writer
+
+    def generation(self, scope: Scope) -> str:
+        """The user's current generation, begun now if there is none. Work that spans a model call takes
+        it before it reads anything and hands it to ``write``: ``delete_user`` ends the generation, so
+        nothing begun before a deletion is written after it, a user's first-ever write included."""
+        with self.engine.connect() as conn:
+            token = conn.execute(
+                select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == scope.user_id)
+            ).scalar()
+        if token is not None:
+            return str(token)
+        with self.write(scope) as writer:
+            return writer.begin_generation()
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -172,9 +198,12 @@ class Store:
         attempts: int,
         watermark: int,
         read_at: datetime,
+        *,
+        generation: str,
     ) -> str:
-        """Keep a failed extraction's input for ``retry_pending``; one row per scope and input."""
-        with self.write(scope) as writer:
+        """Keep a failed extraction's input for ``retry_pending``; one row per scope and input.
+        ErasedError when the user was deleted since ``generation`` (when the learn began)."""
+        with self.write(scope, generation=generation) as writer:
             row = writer.conn.execute(
                 select(PENDING.c.id, PENDING.c.attempts).where(
                     PENDING.c.user_id == scope.user_id,
@@ -207,6 +236,17 @@ class Store:
                 )
             )
             return pending_id
+
+    def count_retry(self, scope: Scope, pending_id: str, error: str, attempts: int) -> bool:
+        """Record a failed retry on its pending extraction; False when the row is gone (its user was
+        deleted): a retry's claim is its row, which is never made again."""
+        with self.write(scope) as writer:
+            updated = writer.conn.execute(
+                PENDING.update()
+                .where(PENDING.c.id == pending_id, PENDING.c.user_id == scope.user_id)
+                .values(error=error, attempts=PENDING.c.attempts + attempts, updated_at=writer.now)
+            )
+            return bool(updated.rowcount)
 
     def pending(self, user_id: str | None) -> list[dict[str, Any]]:
         """Pending extractions, oldest first: of one user, or of everyone (for maintenance jobs)."""
