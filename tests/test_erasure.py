@@ -185,6 +185,26 @@ def test_retry_pending_in_flight_writes_nothing_after_delete_user(
     assert_used_again(mem, model)
 
 
+def test_a_retry_overtaken_by_delete_user_leaves_the_same_input_kept_again_since(
+    mem: MemoryManager, model: ScriptedModel
+) -> None:
+    model.add("this is not JSON")
+    with pytest.raises(ExtractionError):
+        mem.learn(said("I have a rare condition."), user_id=USER)
+    gate = Gate(FACT)
+    model.add(gate)
+    thread, outcome = run_in_thread(lambda: mem.retry_pending(user_id=USER))
+    assert gate.reached.wait(10)
+    mem.delete_user(USER)
+    model.add("still not JSON")  # the user, begun anew, says the same and it fails again
+    with pytest.raises(ExtractionError) as again:
+        mem.learn(said("I have a rare condition."), user_id=USER)
+    finish(gate, thread)
+    assert outcome["result"].results[0].usage.skipped == ERASED
+    assert [row["id"] for row in mem._store.pending(USER)] == [again.value.pending_id]
+    assert mem.get(user_id=USER).knowledge == []
+
+
 def test_an_agents_background_learning_writes_nothing_after_delete_user(
     make_mem: Callable[..., MemoryManager], model: ScriptedModel
 ) -> None:

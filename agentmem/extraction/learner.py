@@ -132,7 +132,7 @@ class Learner:
                 results.append(self.learn(scope, row["session_id"], row["messages"], pending=row))
             except (ExtractionError, StoreError):
                 continue  # stays pending, its attempts counted
-            self.store.drop_pending(scope, row["key"])
+            self.store.drop_pending(scope, row["id"])
         return RetryReport(retried=len(rows), results=results, still_pending=len(rows) - len(results))
 
     # ---- steps ------------------------------------------------------------------------------
@@ -155,9 +155,8 @@ class Learner:
             usage.skipped = "this input was already learned"
         else:
             # A retried input keeps the watermark of when it was first read: what the user changed
-            # since then is newer than anything this old input says.
-            # A delete_user meanwhile must leave nothing: a retry holds its pending row, which the
-            # deletion removes; a new input holds the user's generation, taken before reading.
+            # since then is newer than anything this old input says. Its claim (that the user was not
+            # deleted meanwhile) is its pending row; a new input's is the generation, taken first.
             if pending:
                 claim = _Claim(pending_id=pending["id"])
                 watermark, read_at = pending["watermark"] or 0, pending["read_at"] or pending["created_at"]

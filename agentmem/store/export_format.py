@@ -164,5 +164,5 @@ KINDS = (
 )
 TABLES_LEFT_OUT = {
     "agentmem_meta": "the database's schema version: no user's data",
-    "agentmem_generations": "a random token that only stops writes begun before a delete_user: no user's data",
+    "agentmem_generations": "a random token that stops writes begun before a delete_user: no user's data",
 }

@@ -94,6 +94,12 @@ def exact_live(conn: Connection, scope: Scope, layers: Sequence[str]) -> list[Me
     return [item_from_row(r) for r in rows]
 
 
+def generation_of(conn: Connection, user_id: str) -> str | None:
+    """The user's current generation (see ``Store.generation``); None when none was begun."""
+    token = conn.execute(select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == user_id)).scalar()
+    return None if token is None else str(token)
+
+
 def is_learned(conn: Connection, scope: Scope, key: str) -> bool:
     """Whether ``learn`` already applied this input to this scope."""
     found = conn.execute(

@@ -24,12 +24,12 @@ from .engine import WRITE, is_ephemeral, make_engine
 from .migrations import migrate
 from .rows import (
     EVENTS,
-    GENERATIONS,
     ITEMS,
     PENDING,
     ContextRow,
     event_from_row,
     exact_live,
+    generation_of,
     is_learned,
     item_from_row,
     utcnow,
@@ -99,11 +99,9 @@ class Store:
         it before it reads anything and hands it to ``write``: ``delete_user`` ends the generation, so
         nothing begun before a deletion is written after it, a user's first-ever write included."""
         with self.engine.connect() as conn:
-            token = conn.execute(
-                select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == scope.user_id)
-            ).scalar()
+            token = generation_of(conn, scope.user_id)
         if token is not None:
-            return str(token)
+            return token
         with self.write(scope) as writer:
             return writer.begin_generation()
 
@@ -256,14 +254,12 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
-    def drop_pending(self, scope: Scope, key: str) -> None:
+    def drop_pending(self, scope: Scope, pending_id: str) -> None:
+        """Drop a retried extraction by id: were its user deleted and the same input kept again
+        since, that newer row stays."""
         with self.write(scope) as writer:
             writer.conn.execute(
-                PENDING.delete().where(
-                    PENDING.c.user_id == scope.user_id,
-                    PENDING.c.agent_id == scope.agent_key,
-                    PENDING.c.key == key,
-                )
+                PENDING.delete().where(PENDING.c.id == pending_id, PENDING.c.user_id == scope.user_id)
             )
 
     def history(self, scope: Scope, item_id: str | None = None) -> list[MemoryEvent]:

@@ -21,6 +21,7 @@ from .rows import (
     LEARNED,
     PENDING,
     exact_live,
+    generation_of,
     is_learned,
     item_from_row,
     visible,
@@ -143,10 +144,7 @@ class Writer:
     def generation(self) -> str | None:
         """The user's current generation (see ``Store.generation``); None when none was begun since the
         user was last deleted."""
-        token = self.conn.execute(
-            select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == self.scope.user_id)
-        ).scalar()
-        return None if token is None else str(token)
+        return generation_of(self.conn, self.scope.user_id)
 
     def begin_generation(self) -> str:
         """The user's current generation, begun now when there is none."""
