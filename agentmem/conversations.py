@@ -112,6 +112,7 @@ class Sessions:
         session = check_id(session_id, "session_id", required=True)
         assert session is not None
         checked = _checked_messages(messages)
+        check_id(generation, "generation", required=False)
         with self._store.write(scope, generation=generation) as writer:
             sessions.ensure_session(writer.conn, scope.user_id, session, scope.agent_key, writer.now)
             sessions.add_messages(writer.conn, scope.user_id, session, checked, writer.now)

@@ -233,6 +233,7 @@ class MemoryManager:
             ExtractionError: the model failed for good; nothing was written and the input is kept as
                 a pending extraction (see :meth:`retry_pending`).
         """
+        check_id(generation, "generation", required=False)
         return self._learner.learn(
             *_learn_input(messages, user_id, agent_id, session_id), generation=generation
         )
@@ -247,6 +248,7 @@ class MemoryManager:
         generation: str | None = None,
     ) -> LearnResult:
         """The async twin of :meth:`learn` (``litellm.acompletion``; per-layer calls run concurrently)."""
+        check_id(generation, "generation", required=False)
         return await self._learner.alearn(
             *_learn_input(messages, user_id, agent_id, session_id), generation=generation
         )
@@ -350,6 +352,7 @@ class MemoryManager:
         With ``generation`` (see :meth:`generation`), their writes fail once the user is deleted."""
         scope = Scope.of(user_id, agent_id)
         session = check_id(session_id, "session_id", required=False)
+        generation = check_id(generation, "generation", required=False)
         return MemoryTools(self, self._writes, scope, session, generation=generation)
 
     # ---- whole users -----------------------------------------------------------------------
@@ -374,9 +377,13 @@ class MemoryManager:
             return count
 
     def generation(self, *, user_id: str) -> str:
-        """The user's generation: an opaque token that :meth:`delete_user` ends. For work of your own
-        that spans model calls (an agent's turn): take it when the turn begins and pass it to
-        :meth:`learn`, :meth:`tools` and ``sessions.add``; they write nothing once the user is deleted."""
+        """The user's generation: an opaque token (begun on first use) that :meth:`delete_user` ends.
+
+        For work of your own that spans model calls (an agent's turn): take it when the turn begins
+        and pass it to :meth:`learn`, :meth:`tools` and ``sessions.add``; once the user is deleted they
+        write nothing (``learn`` says so in ``usage.skipped``, ``sessions.add`` raises ErasedError, a
+        memory tool returns the error to the model).
+        """
         return self._store.generation(Scope.of(user_id))
 
     def import_user(self, data: Mapping[str, Any]) -> int:

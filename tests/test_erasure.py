@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy import column, inspect, select, table
 
-from agentmem import Agent, ErasedError, ExtractionError, MemoryManager
+from agentmem import Agent, ErasedError, ExtractionError, MemoryManager, ScopeError
 from agentmem.extraction.learner import ERASED
 from agentmem.scope import Scope
 from agentmem.store import Store
@@ -293,6 +293,8 @@ def test_a_generation_taken_before_delete_user_writes_nothing(
 
     fresh = mem.generation(user_id=USER)
     assert fresh != stale
+    with pytest.raises(ScopeError, match="generation"):  # refused before any model call
+        mem.learn(said("I have a rare condition."), user_id=USER, generation=7)  # type: ignore[arg-type]
     mem.sessions.add("s1", said("Hello"), user_id=USER, generation=fresh)
     tools = mem.tools(user_id=USER, generation=fresh)
     assert json.loads(tools.dispatch("memory_remember", {"layer": "knowledge", "value": "Likes tea"}))["ok"]

@@ -161,8 +161,9 @@ class Learner:
                 claim = _Claim(pending_id=pending["id"])
                 watermark, read_at = pending["watermark"] or 0, pending["read_at"] or pending["created_at"]
             else:
-                claim = _Claim(generation=generation or self.store.generation(scope))
-                watermark, read_at = self.store.watermark(scope), datetime.now(UTC)
+                current, watermark = self.store.watermark(scope)
+                claim = _Claim(generation=generation or current or self.store.generation(scope))
+                read_at = datetime.now(UTC)
             shown = self._shown(scope, turns)
             return _Job(scope, session_id, key, list(turns), usage, shown, watermark, read_at, claim)
         return LearnResult({layer.name: [] for layer in self.layers}, usage)

@@ -24,6 +24,7 @@ from .engine import WRITE, is_ephemeral, make_engine
 from .migrations import migrate
 from .rows import (
     EVENTS,
+    GENERATIONS,
     ITEMS,
     PENDING,
     ContextRow,
@@ -120,13 +121,15 @@ class Store:
             items = exact_live(conn, scope, layers)
         return {layer: [i for i in items if i.layer == layer] for layer in layers}
 
-    def watermark(self, scope: Scope) -> int:
-        """The user's newest event id (0 when none): how current a reading of the memory is."""
+    def watermark(self, scope: Scope) -> tuple[str | None, int]:
+        """How current a reading of the memory is, in one query: the user's generation (None when none
+        was begun) and newest event id (0 when none)."""
+        user = scope.user_id
+        token = select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == user).scalar_subquery()
+        newest = select(func.max(EVENTS.c.id)).where(EVENTS.c.user_id == user).scalar_subquery()
         with self.engine.connect() as conn:
-            value = conn.execute(
-                select(func.max(EVENTS.c.id)).where(EVENTS.c.user_id == scope.user_id)
-            ).scalar()
-        return int(value or 0)
+            generation, event_id = conn.execute(select(token, newest)).one()
+        return generation, int(event_id or 0)
 
     def was_learned(self, scope: Scope, key: str) -> bool:
         with self.engine.connect() as conn:
