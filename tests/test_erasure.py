@@ -205,15 +205,19 @@ def test_a_retry_overtaken_by_delete_user_leaves_the_same_input_kept_again_since
     assert mem.get(user_id=USER).knowledge == []
 
 
+@pytest.mark.parametrize("run", ["run", "arun"])
 def test_an_agents_background_learning_writes_nothing_after_delete_user(
-    make_mem: Callable[..., MemoryManager], model: ScriptedModel
+    make_mem: Callable[..., MemoryManager], model: ScriptedModel, run: str
 ) -> None:
     mem = make_mem(model=model, max_retries=0, update_memory_on_run=True)
     agent = Agent(ScriptedModel(lambda _m: "Noted."), memory=mem)
     try:
         gate = Gate(FACT)
         model.add(gate)
-        reply = agent.run("I have a rare condition.", user_id=USER)
+        if run == "run":
+            reply = agent.run("I have a rare condition.", user_id=USER)
+        else:
+            reply = asyncio.run(agent.arun("I have a rare condition.", user_id=USER))
         assert reply.content == "Noted."
         assert gate.reached.wait(10)  # the turn is stored; its learning waits in the model call
         mem.delete_user(USER)
