@@ -218,19 +218,27 @@ class MemoryManager:
         user_id: str,
         agent_id: str | None = None,
         session_id: str | None = None,
+        generation: str | None = None,
     ) -> LearnResult:
         """Learn from a conversation: at most one model call (zero when the salience gate skips it),
         validated, merged and applied in one transaction. Re-running the same input changes nothing.
+        When ``delete_user`` runs while the learn is under way, nothing is written: the result has no
+        changes and ``usage.skipped`` says why.
 
         Args:
             messages: OpenAI-style ``{"role", "content"}`` dicts; the user's turns are read, plus the
                 assistant turn they react to, as context. System and tool messages are ignored.
+            generation: from :meth:`generation`, taken when your turn began: the learn writes nothing
+                if the user was deleted since. Default: taken when the learn begins.
 
         Raises:
             ExtractionError: the model failed for good; nothing was written and the input is kept as
                 a pending extraction (see :meth:`retry_pending`).
         """
-        return self._learner.learn(*_learn_input(messages, user_id, agent_id, session_id))
+        check_id(generation, "generation", required=False)
+        return self._learner.learn(
+            *_learn_input(messages, user_id, agent_id, session_id), generation=generation
+        )
 
     async def alearn(
         self,
@@ -239,9 +247,13 @@ class MemoryManager:
         user_id: str,
         agent_id: str | None = None,
         session_id: str | None = None,
+        generation: str | None = None,
     ) -> LearnResult:
         """The async twin of :meth:`learn` (``litellm.acompletion``; per-layer calls run concurrently)."""
-        return await self._learner.alearn(*_learn_input(messages, user_id, agent_id, session_id))
+        check_id(generation, "generation", required=False)
+        return await self._learner.alearn(
+            *_learn_input(messages, user_id, agent_id, session_id), generation=generation
+        )
 
     def retry_pending(self, *, user_id: str | None = None) -> RetryReport:
         """Re-run extractions that failed (of one user, or of everyone); successes leave the queue."""
@@ -339,12 +351,20 @@ class MemoryManager:
         return self._store.history(scope, item_id)
 
     def tools(
-        self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None
+        self,
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        generation: str | None = None,
     ) -> MemoryTools:
         """Memory tools (remember, update, forget, search) bound to this scope, in OpenAI function
-        format with a dispatcher: ``tools.definitions`` and ``tools.dispatch(name, arguments)``."""
+        format with a dispatcher: ``tools.definitions`` and ``tools.dispatch(name, arguments)``.
+        With ``generation`` (see :meth:`generation`), their writes fail once the user is deleted."""
         scope = Scope.of(user_id, agent_id)
-        return MemoryTools(self, self._writes, scope, check_id(session_id, "session_id", required=False))
+        session = check_id(session_id, "session_id", required=False)
+        generation = check_id(generation, "generation", required=False)
+        return MemoryTools(self, self._writes, scope, session, generation=generation)
 
     # ---- whole users -----------------------------------------------------------------------
 
@@ -355,10 +375,27 @@ class MemoryManager:
             return transfer.export_user(conn, scope.user_id)
 
     def delete_user(self, user_id: str) -> int:
-        """Delete everything stored for the user, history included; return the number of items."""
+        """Delete everything stored for the user, history included; return the number of items.
+
+        Work for the user already under way when the deletion commits (a learn, a retry, an agent's
+        run and its background learning, a session summary) writes nothing afterwards; work begun
+        after it starts the user afresh.
+        """
         scope = Scope.of(user_id)
         with self._store.write(scope) as writer:
-            return transfer.delete_user(writer.conn, scope.user_id)
+            count = transfer.delete_user(writer.conn, scope.user_id)
+            writer.end_generation()
+            return count
+
+    def generation(self, *, user_id: str) -> str:
+        """The user's generation: an opaque token (begun on first use) that :meth:`delete_user` ends.
+
+        For work of your own that spans model calls (an agent's turn): take it when the turn begins
+        and pass it to :meth:`learn`, :meth:`tools` and ``sessions.add``; once the user is deleted they
+        write nothing (``learn`` says so in ``usage.skipped``, ``sessions.add`` raises ErasedError, a
+        memory tool returns the error to the model).
+        """
+        return self._store.generation(Scope.of(user_id))
 
     def import_user(self, data: Mapping[str, Any]) -> int:
         """Restore an ``export_user`` document exactly; the user must not have memory yet."""
