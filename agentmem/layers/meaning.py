@@ -6,10 +6,11 @@ that pass the similarity gate still fold only when
 
 - every word only one of them has is a light word (an article, a filler like "also"): a negation, a
   number, a date, a name or any other content word on one side only makes it another fact;
-- their anchors (numbers, and words capitalised past the first) come in the same order: "Alice manages
-  Bob" is not "Bob manages Alice";
-- each relation word (from, to, than, over, not ...) is followed by the same word: "from Paris to
-  Berlin" is not "from Berlin to Paris", though "to Berlin from Paris" is.
+- each relation word (from, to, than, over, not, doesn't ...) is followed by the same word: "from
+  Paris to Berlin" is not "from Berlin to Paris", though "to Berlin from Paris" is;
+- their other anchors (numbers, and words capitalised past the first) come in the same order: "Alice
+  manages Bob" is not "Bob manages Alice", nor "3 cats and 2 dogs" "2 cats and 3 dogs". (So "Python
+  and Go" does not fold into "Go and Python": a missed fold, the safe side.)
 
 Refusing is the safe side: a missed fold leaves two items that say the same, a wrong fold loses a fact.
 """
@@ -24,14 +25,19 @@ from functools import lru_cache
 # Apostrophes stay inside a word ("doesn't", "O'Brien"); "+" and "#" too, as in text.py (C++, C#).
 _WORD = re.compile(r"\w[\w+#']*")
 
-LIGHT = frozenset("a an the also really just currently still".split())
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+LIGHT = _words("a an the also really just currently still")
 """Words whose presence changes no fact: "Also uses the Vim editor" says "Uses Vim editor"."""
 
-RELATIONS = frozenset(
+RELATIONS = _words(
     """
     from to into onto toward towards over than before after until till since instead rather vs versus
     above below under beyond except without unlike not no never nor neither
-    """.split()
+    """
 )
 """Words that relate what follows them to the rest: the word after each must match."""
 
@@ -53,13 +59,19 @@ def _anchor(word: str, position: int) -> bool:
 
 
 def _relations(words: tuple[str, ...]) -> Counter[tuple[str, str]]:
-    """Each relation word (or negated verb, "doesn't") with the next content word after it."""
+    """Each relation word (or negated verb, "doesn't") with the first content word after it that is
+    no relation word itself ("not to peanuts": peanuts)."""
     content = [w for w in words if w not in LIGHT]
-    return Counter(
-        (w, content[i + 1] if i + 1 < len(content) else "")
-        for i, w in enumerate(content)
-        if w in RELATIONS or w.endswith("n't")
-    )
+    related = Counter[tuple[str, str]]()
+    for i, word in enumerate(content):
+        if _relation(word):
+            after = (w for w in content[i + 1 :] if not _relation(w))
+            related[word, next(after, "")] += 1
+    return related
+
+
+def _relation(word: str) -> bool:
+    return word in RELATIONS or word.endswith("n't")
 
 
 def same_meaning(a: str, b: str) -> bool:
@@ -68,8 +80,11 @@ def same_meaning(a: str, b: str) -> bool:
     words_b, anchors_b = _tokens(b)
     if not (set(words_a) ^ set(words_b)) <= LIGHT:
         return False
-    # An anchor of either side: a word capitalised only in one text ("tea" / "Tea") still counts.
-    names = set(anchors_a) | set(anchors_b)
-    if [w for w in words_a if w in names] != [w for w in words_b if w in names]:
+    relations_a, relations_b = _relations(words_a), _relations(words_b)
+    if relations_a != relations_b:
         return False
-    return _relations(words_a) == _relations(words_b)
+    # Anchors of either side (a word capitalised in one text only still counts), except those a
+    # relation already places: "to Berlin from Paris" is "from Paris to Berlin".
+    placed = {after for _, after in relations_a}
+    names = (set(anchors_a) | set(anchors_b)) - placed
+    return [w for w in words_a if w in names] == [w for w in words_b if w in names]
