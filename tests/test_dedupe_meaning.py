@@ -246,3 +246,18 @@ def test_learning_the_opposite_move_stores_a_second_fact(make_mem: Any) -> None:
         "Moved from Berlin to Paris",
         "Moved from Paris to Berlin",
     ]
+
+
+def test_a_layer_can_choose_its_own_meaning_guard() -> None:
+    class WordsOnly(KnowledgeLayer):
+        """Folds on word-set similarity alone, as knowledge did before the guard."""
+
+        def says_the_same(self, text: str, other: str) -> bool:
+            return True
+
+    entry = NewEntries((Entry(fact("Moved from Berlin to Paris")),))
+
+    assert WordsOnly().merge([stored("Moved from Paris to Berlin")], entry, NOW) == []
+    assert [
+        type(op).__name__ for op in knowledge.merge([stored("Moved from Paris to Berlin")], entry, NOW)
+    ] == ["Add"]
