@@ -3,8 +3,8 @@
 Each run: the system message gets the instructions, the user's compiled memory (ranked by the new
 message) and a short guide to using it; the session's recent history is sent along; the model may
 call your functions and, with ``enable_agentic_memory``, the memory tools. After the reply, the turn
-is stored in the session and, with ``update_memory_on_run``, learned in the background: the reply is
-never delayed by learning and never fails because of it.
+is stored in the session and, unless the memory has ``update_memory_on_run=False``, learned in the
+background: the reply is never delayed by learning and never fails because of it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .conversations import MAX_MESSAGE_CHARS
-from .errors import AgentMemError, ConfigurationError, ExtractionError, InvalidInputError
+from .errors import AgentMemError, ConfigurationError, ErasedError, ExtractionError, InvalidInputError
 from .extraction.bridge import run_sync
 from .extraction.calls import ModelCaller
 from .extraction.model import Message, Model, ModelRequest, ModelResponse, resolve_model
@@ -90,6 +90,9 @@ class _Turn:
     previous_reply: str | None
     memory_tools: MemoryTools | None
     result: RunResult
+    generation: str | None
+    """The user's generation when the run began: if the user is deleted during the run, the run
+    stores and learns nothing."""
 
 
 class Agent:
@@ -98,12 +101,14 @@ class Agent:
     Args:
         model: a litellm model id, or your own :class:`~agentmem.Model` (e.g. ``ScriptedModel``).
         memory: the memory to use; its options decide the behaviour: ``add_memory_to_context``,
-            ``update_memory_on_run`` (learn after each run, in the background) and
+            ``update_memory_on_run`` (learn after each run, in the background; on by default) and
             ``enable_agentic_memory`` (give the model the memory tools).
         instructions: the start of the system message.
         tools: plain Python functions the model may call.
         model_options: passed through to litellm (``temperature``, ``api_base`` ...).
-        agent_id: this agent's id: it reads the user's shared memory plus its own.
+        agent_id: this agent's id: it reads the user's shared memory plus its own, and what it
+            learns is private to it (``memory.get(user_id=..., agent_id=...)`` shows it). Without
+            an ``agent_id``, what it learns is the user's shared memory.
         history_messages: how many of the session's latest messages are sent with each run.
         memory_token_budget: the most tokens the memory block may take in the system message.
         max_tool_rounds: model turns spent on tool calls before the answer is forced.
@@ -237,6 +242,7 @@ class Agent:
             raise InvalidInputError(f"message is {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}")
         session = check_id(session_id, "session_id", required=False) or uuid.uuid4().hex
         memory = self.memory
+        generation = memory.generation(user_id=scope.user_id) if memory else None  # before any read
         # Only this agent's own session: another agent's history is not ours to read or continue.
         history = (
             memory.sessions.history(
@@ -257,7 +263,9 @@ class Agent:
                 system += f"\n\n{MEMORY_GUIDE}\n<memory>\n{block}\n</memory>"
         memory_tools = None
         if memory is not None and memory.enable_agentic_memory:
-            memory_tools = memory.tools(user_id=scope.user_id, agent_id=scope.agent_id, session_id=session)
+            memory_tools = memory.tools(
+                user_id=scope.user_id, agent_id=scope.agent_id, session_id=session, generation=generation
+            )
             system += f"\n\n{TOOLS_GUIDE}"
         messages: list[Message] = [
             {"role": "system", "content": system},
@@ -270,7 +278,7 @@ class Agent:
         ]
         previous = next((m["content"] for m in reversed(history) if m["role"] == "assistant"), None)
         result = RunResult(content="", session_id=session, usage=Cost(), system_message=system)
-        return _Turn(scope, session, message, messages, previous, memory_tools, result)
+        return _Turn(scope, session, message, messages, previous, memory_tools, result, generation)
 
     def _tool_definitions(self, turn: _Turn, final: bool) -> list[dict[str, Any]] | None:
         if final:
@@ -325,13 +333,18 @@ class Agent:
         # An over-long reply is stored cut short (the run still returns all of it): the reply exists, so
         # storing it must not fail.
         stored = [exchange[0], {"role": "assistant", "content": _storable(content)}]
-        memory.sessions.add(
-            turn.session_id,
-            stored,
-            user_id=turn.scope.user_id,
-            agent_id=turn.scope.agent_id,
-            refresh_summary=False,
-        )
+        try:
+            memory.sessions.add(
+                turn.session_id,
+                stored,
+                user_id=turn.scope.user_id,
+                agent_id=turn.scope.agent_id,
+                refresh_summary=False,
+                generation=turn.generation,
+            )
+        except ErasedError:  # the user was deleted during the run: keep nothing of it
+            log.info("user %r was deleted during the run: the turn is not stored", turn.scope.user_id)
+            return turn.result
         if memory.update_memory_on_run or memory.sessions.summaries:
             context = [{"role": "assistant", "content": turn.previous_reply}] if turn.previous_reply else []
             self._in_background(turn, [*context, *exchange])
@@ -343,7 +356,11 @@ class Agent:
 
         def learn() -> None:
             learned = memory.learn(
-                messages, user_id=turn.scope.user_id, agent_id=turn.scope.agent_id, session_id=turn.session_id
+                messages,
+                user_id=turn.scope.user_id,
+                agent_id=turn.scope.agent_id,
+                session_id=turn.session_id,
+                generation=turn.generation,
             )
             turn.result.memory_changes.extend(learned.all_changes)
 

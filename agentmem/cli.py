@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 import unicodedata
@@ -71,28 +72,39 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: 
     return lines
 
 
-def _layer_table(mem: MemoryManager, name: str, items: list[MemoryItem], agent: str | None) -> list[str]:
-    headers, rows = mem.layers[name].columns(items)
-    # Only a read with --agent can see private items, so only then is an agent column informative.
-    scope = ["agent"] if agent is not None else []
-    cells = [[item.id, *([item.agent_id or "-"] if agent is not None else []), *row] for item, row in rows]
-    return [f"{name} ({len(items)})", *format_table(["id", *scope, *headers], cells)]
+def _layer_tables(mem: MemoryManager, items: list[MemoryItem], agent_column: bool) -> list[list[str]]:
+    """One table per layer that has items, in authority order (the order compile renders)."""
+    blocks = []
+    for name in mem.layers:
+        layer_items = [i for i in items if i.layer == name]
+        if not layer_items:
+            continue
+        headers, rows = mem.layers[name].columns(layer_items)
+        scope = ["agent"] if agent_column else []
+        cells = [[item.id, *([item.agent_id or "-"] if agent_column else []), *row] for item, row in rows]
+        blocks.append([f"{name} ({len(layer_items)})", *format_table(["id", *scope, *headers], cells)])
+    return blocks
 
 
 # ---- commands --------------------------------------------------------------------------------
 
 
 def _show(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
-    state = mem.get(user_id=args.user, agent_id=args.agent)
-    if not state.items:
+    if args.agent is not None:  # what that agent sees: shared and private items, told apart by a column
+        items = mem.get(user_id=args.user, agent_id=args.agent).items
+        sections = [(f"memory of {args.user}, as seen by agent {args.agent}", items, True)]
+    else:  # everything: the shared memory, then each agent's private memory
+        sections = [(f"memory of {args.user} shared by all agents", mem.get(user_id=args.user).items, False)]
+        for agent in mem.agents(args.user):
+            private = [i for i in mem.get(user_id=args.user, agent_id=agent).items if i.agent_id == agent]
+            sections.append((f"memory of {args.user} private to agent {agent}", private, False))
+    blocks = []
+    for title, items, agent_column in sections:
+        if items:
+            blocks += [[title], *_layer_tables(mem, items, agent_column)]
+    if not blocks:
         print(f"no memory for {args.user}", file=out)
         return EXIT_OK
-    seen_by = f", as seen by agent {args.agent}" if args.agent else ""
-    blocks = [[f"memory of {args.user}{seen_by}"]]
-    for name in mem.layers:  # authority order, the order compile renders
-        items = [i for i in state.items if i.layer == name]
-        if items:
-            blocks.append(_layer_table(mem, name, items, args.agent))
     print("\n\n".join("\n".join(block) for block in blocks), file=out)
     return EXIT_OK
 
@@ -103,7 +115,9 @@ def _context(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
         print(xml, file=out)
     else:
         # stdout stays empty (it is meant for a prompt); say why on stderr.
-        print(f"no memory for {args.user}", file=sys.stderr)
+        agents = mem.agents(args.user) if args.agent is None else []
+        hint = f" shared by all agents (private memory: {', '.join(agents)}; pass --agent)" if agents else ""
+        print(f"no memory for {args.user}{hint}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -181,10 +195,20 @@ def _delete_user(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> i
     return EXIT_OK
 
 
+def _program() -> str:
+    """How to run this command again as typed: ``agentmem`` when that name on PATH is the script
+    running now, else the script's own path (e.g. ``.venv/bin/agentmem`` outside the venv)."""
+    script = Path(sys.argv[0]).absolute()
+    if script.name != "agentmem" or not script.is_file():  # called in-process, e.g. main([...])
+        return "agentmem"
+    on_path = shutil.which("agentmem")
+    return "agentmem" if on_path and Path(on_path).samefile(script) else shlex.quote(str(script))
+
+
 def _demo(args: argparse.Namespace, out: TextIO) -> int:
     from .demo import run_demo
 
-    run_demo(args.db, out)
+    run_demo(args.db, out, program=_program())
     return EXIT_OK
 
 
@@ -233,42 +257,52 @@ def build_parser() -> argparse.ArgumentParser:
     Returns:
         The parser, with one sub-command per action.
     """
+    db_help = "database URL (default: $AGENTMEM_DB_URL, else sqlite:///~/.agentmem/memory.db)"
     parser = argparse.ArgumentParser(
         prog="agentmem",
         description="Inspect and manage agentmem memory of users.",
     )
-    parser.add_argument(
-        "--db",
-        metavar="URL",
-        default=None,
-        help="database URL (default: $AGENTMEM_DB_URL, else sqlite:///~/.agentmem/memory.db)",
-    )
+    parser.add_argument("--db", metavar="URL", default=None, help=db_help)
     parser.add_argument("--version", action="version", version=f"agentmem {__version__}")
+    # Global options are accepted after the sub-command too. SUPPRESS: when absent there, the value
+    # given before the sub-command (or the default) stays.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS, help=db_help)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    show = sub.add_parser("show", help="print a user's live memory as tables")
+    show = sub.add_parser(
+        "show",
+        parents=[common],
+        help="print a user's memory as tables: the shared part, then each agent's private part",
+    )
     show.add_argument("user", metavar="USER")
-    show.add_argument("--agent", metavar="A", help="include this agent's private memory")
+    show.add_argument("--agent", metavar="A", help="only what this agent sees: shared and its private memory")
 
-    context = sub.add_parser("context", help="print the XML memory block for a system message")
+    context = sub.add_parser(
+        "context", parents=[common], help="print the XML memory block for a system message"
+    )
     context.add_argument("user", metavar="USER")
     context.add_argument("--agent", metavar="A", help="include this agent's private memory")
     context.add_argument("--query", metavar="Q", help="rank knowledge and feedback by relevance to Q")
     context.add_argument("--budget", metavar="N", type=_non_negative_int, help="at most N tokens")
 
-    export = sub.add_parser("export", help="print everything stored for a user as JSON")
+    export = sub.add_parser("export", parents=[common], help="print everything stored for a user as JSON")
     export.add_argument("user", metavar="USER")
     export.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
 
-    imp = sub.add_parser("import", help="restore a user from an export (the user must have no memory)")
+    imp = sub.add_parser(
+        "import", parents=[common], help="restore a user from an export (the user must have no memory)"
+    )
     imp.add_argument("file", metavar="FILE", help="the export JSON, or - for stdin")
 
-    forget = sub.add_parser("forget", help="delete one live item (it stays in the history)")
+    forget = sub.add_parser("forget", parents=[common], help="delete one live item (it stays in the history)")
     forget.add_argument("user", metavar="USER")
     forget.add_argument("item_id", metavar="ITEM_ID")
     forget.add_argument("--agent", metavar="A", help="the agent whose private item this is")
 
-    delete = sub.add_parser("delete-user", help="delete everything stored for a user, history included")
+    delete = sub.add_parser(
+        "delete-user", parents=[common], help="delete everything stored for a user, history included"
+    )
     delete.add_argument("user", metavar="USER")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 

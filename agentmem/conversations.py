@@ -94,13 +94,16 @@ class Sessions:
         user_id: str,
         agent_id: str | None = None,
         refresh_summary: bool = True,
+        generation: str | None = None,
     ) -> int:
         """Append messages to a session (created on first use); secrets are redacted. Returns how many.
 
         When summaries are kept current, the session's summary is refreshed when due (unless
-        ``refresh_summary=False``: an agent refreshes it in the background instead).
+        ``refresh_summary=False``: an agent refreshes it in the background instead). ``generation``
+        (``MemoryManager.generation``): store nothing if the user was deleted since it was taken.
 
         Raises:
+            ErasedError: the user was deleted since ``generation``; nothing was stored.
             ScopeError: the session belongs to another agent (or, without ``agent_id``, to an agent).
             InvalidInputError: a message is not valid, its text is over ``MAX_MESSAGE_CHARS`` or its
                 ``tool_calls``/``tool_call_id``/``name`` take over ``MAX_EXTRA_CHARS`` as JSON.
@@ -109,7 +112,8 @@ class Sessions:
         session = check_id(session_id, "session_id", required=True)
         assert session is not None
         checked = _checked_messages(messages)
-        with self._store.write(scope) as writer:
+        check_id(generation, "generation", required=False)
+        with self._store.write(scope, generation=generation) as writer:
             sessions.ensure_session(writer.conn, scope.user_id, session, scope.agent_key, writer.now)
             sessions.add_messages(writer.conn, scope.user_id, session, checked, writer.now)
         if self.summaries and refresh_summary:
@@ -173,19 +177,23 @@ class Sessions:
 
         Raises:
             NotFoundError: the user has no such session.
+            ErasedError: the user was deleted while the summary was written; nothing was stored.
             ExtractionError: the model failed; the previous summary is kept.
         """
         scope, session = self._session_scope(session_id, user_id)
-        with self._store.engine.connect() as conn:
-            found = sessions.summary(conn, scope.user_id, session)
+        # Read under the lock with the user's generation, begun only for a user who has the session:
+        # a delete_user during the model call leaves nothing, not even a generation.
+        with self._store.write(scope) as writer:
+            found = sessions.summary(writer.conn, scope.user_id, session)
             if found is None:
                 raise NotFoundError(f"user {scope.user_id!r} has no session {session!r}")
-            messages = sessions.get_messages(conn, scope.user_id, session, None)
+            messages = sessions.get_messages(writer.conn, scope.user_id, session, None)
+            generation = writer.begin_generation()
         previous, covered = found
         if previous is not None and covered == len(messages):
             return previous
         text = self._summarize(previous, messages[covered:] if previous else messages, messages)
-        with self._store.write(scope) as writer:
+        with self._store.write(scope, generation=generation) as writer:
             return sessions.set_summary(writer.conn, scope.user_id, session, text, len(messages), writer.now)
 
     def refresh_summary(self, session_id: str, *, user_id: str) -> str | None:
@@ -198,7 +206,10 @@ class Sessions:
             return None
         if total - found[1] < SUMMARY_EVERY:
             return found[0]
-        return self.summarize(session, user_id=scope.user_id)
+        try:
+            return self.summarize(session, user_id=scope.user_id)
+        except NotFoundError:  # the session or its user was deleted meanwhile: it has no summary
+            return None
 
     def _summarize(
         self, previous: str | None, new: Sequence[Mapping[str, Any]], everything: Sequence[Mapping[str, Any]]

@@ -87,9 +87,11 @@ def _rule(title: str) -> str:
 
 def _fresh_default_db() -> str:
     # Remove the database and its WAL side files so every run starts from the same state.
+    path = Path(DEMO_FILE).absolute()
     for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(DEMO_FILE + suffix).unlink(missing_ok=True)
-    return f"sqlite:///{DEMO_FILE}"
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    # An absolute path: the command printed at the end works from any folder.
+    return f"sqlite:///{path}"
 
 
 def _learned(result: LearnResult) -> str:
@@ -103,13 +105,14 @@ def _learned(result: LearnResult) -> str:
     return "; ".join(parts) if parts else "nothing new"
 
 
-def run_demo(db_url: str | None, out: TextIO) -> None:
+def run_demo(db_url: str | None, out: TextIO, program: str = "agentmem") -> None:
     """Learn from three users' conversations, print each user's context block, show isolation.
 
     Args:
         db_url: the database to use. ``None``: ``./agentmem-demo.db``, deleted and recreated first.
             Given: only the demo users (sarah, marco, aiko) are deleted from it first.
         out: where to print.
+        program: how the closing hint names the ``agentmem`` command.
     """
     url = _fresh_default_db() if db_url is None else db_url
     model = os.environ.get("AGENTMEM_MODEL") or None
@@ -161,4 +164,5 @@ def run_demo(db_url: str | None, out: TextIO) -> None:
             print(f"marco's other agents (e.g. 'chat') see it: {seen}", file=out)
 
     print("", file=out)
-    print(f"Inspect it: agentmem --db {shlex.quote(url)} show sarah", file=out)
+    # marco: his shared memory, then what his code-review agent keeps privately.
+    print(f"Inspect it: {program} show marco --db {shlex.quote(url)}", file=out)

@@ -27,6 +27,10 @@ class NotFoundError(AgentMemError):
     """No item (or user) with that id in the caller's scope."""
 
 
+class ErasedError(NotFoundError):
+    """The user was deleted (``delete_user``) while this write was under way; nothing was written."""
+
+
 class ConflictError(AgentMemError):
     """The operation would overwrite existing memory, e.g. importing a user that already exists."""
 

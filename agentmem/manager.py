@@ -98,7 +98,9 @@ class MemoryManager:
         max_retries: re-asks after an invalid reply (or a ``tenacity.Retrying``); shorthand for
             ``retry.reasks`` (default 2), and wins over it when both are given.
         max_concurrency: model calls in flight at once, across threads and tasks.
-        update_memory_on_run, enable_agentic_memory, add_memory_to_context: read by agents.
+        update_memory_on_run: read by agents: learn from every run, in the background (default
+            ``True``; ``False`` turns automatic learning off).
+        enable_agentic_memory, add_memory_to_context: read by agents.
         enable_session_summaries: refresh a session's summary as its messages are added.
         token_counter: counts tokens for ``token_budget``; default: cl100k, offline.
     """
@@ -123,7 +125,7 @@ class MemoryManager:
         retry: RetryPolicy | None = None,
         max_retries: int | Retrying | None = None,
         max_concurrency: int = 4,
-        update_memory_on_run: bool = False,
+        update_memory_on_run: bool = True,
         enable_agentic_memory: bool = False,
         add_memory_to_context: bool = True,
         enable_session_summaries: bool = False,
@@ -157,7 +159,7 @@ class MemoryManager:
             ModelCaller(self.model, self.retry, Limiter(max_concurrency)) if self.model is not None else None
         )
         self.update_memory_on_run = update_memory_on_run
-        """Used by agents: learn from every run automatically."""
+        """Used by agents: learn from every run automatically (on by default)."""
         self.enable_agentic_memory = enable_agentic_memory
         """Used by agents: give the model memory tools."""
         self.add_memory_to_context = add_memory_to_context
@@ -216,19 +218,27 @@ class MemoryManager:
         user_id: str,
         agent_id: str | None = None,
         session_id: str | None = None,
+        generation: str | None = None,
     ) -> LearnResult:
         """Learn from a conversation: at most one model call (zero when the salience gate skips it),
         validated, merged and applied in one transaction. Re-running the same input changes nothing.
+        When ``delete_user`` runs while the learn is under way, nothing is written: the result has no
+        changes and ``usage.skipped`` says why.
 
         Args:
             messages: OpenAI-style ``{"role", "content"}`` dicts; the user's turns are read, plus the
                 assistant turn they react to, as context. System and tool messages are ignored.
+            generation: from :meth:`generation`, taken when your turn began: the learn writes nothing
+                if the user was deleted since. Default: taken when the learn begins.
 
         Raises:
             ExtractionError: the model failed for good; nothing was written and the input is kept as
                 a pending extraction (see :meth:`retry_pending`).
         """
-        return self._learner.learn(*_learn_input(messages, user_id, agent_id, session_id))
+        check_id(generation, "generation", required=False)
+        return self._learner.learn(
+            *_learn_input(messages, user_id, agent_id, session_id), generation=generation
+        )
 
     async def alearn(
         self,
@@ -237,9 +247,13 @@ class MemoryManager:
         user_id: str,
         agent_id: str | None = None,
         session_id: str | None = None,
+        generation: str | None = None,
     ) -> LearnResult:
         """The async twin of :meth:`learn` (``litellm.acompletion``; per-layer calls run concurrently)."""
-        return await self._learner.alearn(*_learn_input(messages, user_id, agent_id, session_id))
+        check_id(generation, "generation", required=False)
+        return await self._learner.alearn(
+            *_learn_input(messages, user_id, agent_id, session_id), generation=generation
+        )
 
     def retry_pending(self, *, user_id: str | None = None) -> RetryReport:
         """Re-run extractions that failed (of one user, or of everyone); successes leave the queue."""
@@ -258,8 +272,17 @@ class MemoryManager:
     # ---- reads -----------------------------------------------------------------------------
 
     def get(self, *, user_id: str, agent_id: str | None = None) -> MemoryState:
-        """A typed snapshot of the scope's live memory (an agent's items win over shared ones)."""
+        """A typed snapshot of the scope's live memory.
+
+        Without ``agent_id``: the user's shared memory only. With it: the shared memory plus that
+        agent's private memory (the agent's item wins where both have the same field or rule);
+        :meth:`agents` lists the agents that keep private memory of the user.
+        """
         return self._state(Scope.of(user_id, agent_id))
+
+    def agents(self, user_id: str) -> list[str]:
+        """The ids of the agents that keep private memory (live items) of this user, sorted."""
+        return self._store.agents(Scope.of(user_id))
 
     def _state(self, scope: Scope) -> MemoryState:
         items = prefer_agent(self._store.live(scope))  # in write order: the store reads by primary key
@@ -328,12 +351,20 @@ class MemoryManager:
         return self._store.history(scope, item_id)
 
     def tools(
-        self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None
+        self,
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        generation: str | None = None,
     ) -> MemoryTools:
         """Memory tools (remember, update, forget, search) bound to this scope, in OpenAI function
-        format with a dispatcher: ``tools.definitions`` and ``tools.dispatch(name, arguments)``."""
+        format with a dispatcher: ``tools.definitions`` and ``tools.dispatch(name, arguments)``.
+        With ``generation`` (see :meth:`generation`), their writes fail once the user is deleted."""
         scope = Scope.of(user_id, agent_id)
-        return MemoryTools(self, self._writes, scope, check_id(session_id, "session_id", required=False))
+        session = check_id(session_id, "session_id", required=False)
+        generation = check_id(generation, "generation", required=False)
+        return MemoryTools(self, self._writes, scope, session, generation=generation)
 
     # ---- whole users -----------------------------------------------------------------------
 
@@ -344,10 +375,27 @@ class MemoryManager:
             return transfer.export_user(conn, scope.user_id)
 
     def delete_user(self, user_id: str) -> int:
-        """Delete everything stored for the user, history included; return the number of items."""
+        """Delete everything stored for the user, history included; return the number of items.
+
+        Work for the user already under way when the deletion commits (a learn, a retry, an agent's
+        run and its background learning, a session summary) writes nothing afterwards; work begun
+        after it starts the user afresh.
+        """
         scope = Scope.of(user_id)
         with self._store.write(scope) as writer:
-            return transfer.delete_user(writer.conn, scope.user_id)
+            count = transfer.delete_user(writer.conn, scope.user_id)
+            writer.end_generation()
+            return count
+
+    def generation(self, *, user_id: str) -> str:
+        """The user's generation: an opaque token (begun on first use) that :meth:`delete_user` ends.
+
+        For work of your own that spans model calls (an agent's turn): take it when the turn begins
+        and pass it to :meth:`learn`, :meth:`tools` and ``sessions.add``; once the user is deleted they
+        write nothing (``learn`` says so in ``usage.skipped``, ``sessions.add`` raises ErasedError, a
+        memory tool returns the error to the model).
+        """
+        return self._store.generation(Scope.of(user_id))
 
     def import_user(self, data: Mapping[str, Any]) -> int:
         """Restore an ``export_user`` document exactly; the user must not have memory yet."""

@@ -59,6 +59,9 @@ class MemoryTools:
     scope: Scope
     session_id: str | None = None
     changes: list[Change] = field(default_factory=list)
+    generation: str | None = None
+    """The user's generation the tools were given (``MemoryManager.generation``): writes fail once
+    the user is deleted."""
 
     @cached_property
     def names(self) -> frozenset[str]:
@@ -152,7 +155,13 @@ class MemoryTools:
             raise ValueError(f"unknown layer {layer!r}; layers are {', '.join(self.manager.layers)}")
         patch = target.remembered(value.strip(), arguments, self.session_id)
         return self._record(
-            self.writes.apply(self.scope, [(layer, patch)], source="agentic", session_id=self.session_id)
+            self.writes.apply(
+                self.scope,
+                [(layer, patch)],
+                source="agentic",
+                session_id=self.session_id,
+                generation=self.generation,
+            )
         )
 
     def _update(self, item_id: str, value: str) -> dict[str, Any]:
@@ -161,13 +170,20 @@ class MemoryTools:
         # A correction applies where the item lives (shared or this agent's), as forget does.
         return self._record(
             self.writes.correct(
-                self.scope, item_id, value.strip(), source="agentic", session_id=self.session_id
+                self.scope,
+                item_id,
+                value.strip(),
+                source="agentic",
+                session_id=self.session_id,
+                generation=self.generation,
             )
         )
 
     def _forget(self, item_id: str | None = None, description: str | None = None) -> dict[str, Any]:
         if item_id:
-            forgotten = self.writes.forget(self.scope, item_id, source="agentic", session_id=self.session_id)
+            forgotten = self.writes.forget(
+                self.scope, item_id, source="agentic", session_id=self.session_id, generation=self.generation
+            )
             self.changes.append(forgotten)
             return {"ok": True, "forgotten": item_id}
         if not description or not description.strip():

@@ -39,9 +39,15 @@ class Writes:
         self._store, self._layers, self._read = store, layers, read
 
     def apply(
-        self, scope: Scope, patches: Sequence[tuple[str, Patch]], *, source: str, session_id: str | None
+        self,
+        scope: Scope,
+        patches: Sequence[tuple[str, Patch]],
+        *,
+        source: str,
+        session_id: str | None,
+        generation: str | None = None,
     ) -> list[Change]:
-        with self._store.write(scope) as writer:
+        with self._store.write(scope, generation=generation) as writer:
             return apply_patches(writer, self._layers, patches, source=source, session_id=session_id)
 
     def transaction(self, scope: Scope) -> AbstractContextManager[Writer]:
@@ -50,10 +56,18 @@ class Writes:
     def state(self, scope: Scope) -> MemoryState:
         return self._read(scope)
 
-    def forget(self, scope: Scope, item_id: str, *, source: str, session_id: str | None = None) -> Change:
+    def forget(
+        self,
+        scope: Scope,
+        item_id: str,
+        *,
+        source: str,
+        session_id: str | None = None,
+        generation: str | None = None,
+    ) -> Change:
         """Delete one live item the scope sees; the event belongs to the item's own scope."""
         check_id(item_id, "item_id", required=True)
-        with self._store.write(scope) as writer:
+        with self._store.write(scope, generation=generation) as writer:
             item = writer.item(item_id)  # read under the lock: nothing can change it before the delete
             owner = writer.in_scope(item.agent_id)
             changes = owner.apply(
@@ -62,11 +76,18 @@ class Writes:
         return changes[0]
 
     def correct(
-        self, scope: Scope, item_id: str, value: str, *, source: str, session_id: str | None
+        self,
+        scope: Scope,
+        item_id: str,
+        value: str,
+        *,
+        source: str,
+        session_id: str | None,
+        generation: str | None = None,
     ) -> list[Change]:
         """Correct one live item the scope sees to ``value``, where it lives (shared or the agent's)."""
         check_id(item_id, "item_id", required=True)
-        with self._store.write(scope) as writer:
+        with self._store.write(scope, generation=generation) as writer:
             item = writer.item(item_id)  # read under the lock, as forget does
             layer = self._layers[item.layer]
             patches = [(item.layer, patch) for patch in layer.corrected(item, value, session_id)]

@@ -1,8 +1,8 @@
 """02 - Automatic learning: the agent learns about the user from ordinary conversation.
 
 Priya talks to an assistant over a few turns: who she is, how she wants answers, what she is working
-on, what helped. With ``update_memory_on_run=True`` every turn is learned in the background (the reply
-never waits for it). In a brand-new session the next day, the system message already knows her.
+on, what helped. Every turn is learned in the background (``update_memory_on_run``, on by default; the
+reply never waits for it). In a brand-new session the next day, the system message already knows her.
 
 Run: python examples/02_automatic_learning.py   (offline; set AGENTMEM_MODEL for a real model, see
 examples/_support.py)
@@ -42,7 +42,7 @@ def assistant(messages: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    mem = MemoryManager(db=temp_db(), update_memory_on_run=True, **memory_model())
+    mem = MemoryManager(db=temp_db(), **memory_model())
     agent = Agent(**agent_model(assistant), memory=mem, instructions="You are a senior engineer's sidekick.")
 
     print("Session 1 - Priya introduces herself:")

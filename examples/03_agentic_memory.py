@@ -41,7 +41,9 @@ def assistant(messages: list[dict[str, Any]]) -> str | ToolCall:
 
 def main() -> None:
     # Only the tools write here: no background learning, so every change is the model's own decision.
-    mem = MemoryManager(db=temp_db(), enable_agentic_memory=True, **memory_model())
+    mem = MemoryManager(
+        db=temp_db(), update_memory_on_run=False, enable_agentic_memory=True, **memory_model()
+    )
     agent = Agent(**agent_model(assistant), memory=mem)
 
     print("Monday:")

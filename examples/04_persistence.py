@@ -58,7 +58,7 @@ def report(mem: MemoryManager) -> None:
 
 
 def phase(number: int, db: str) -> None:
-    mem = MemoryManager(db=db, update_memory_on_run=True, **memory_model())
+    mem = MemoryManager(db=db, **memory_model())
     agent = Agent(**agent_model(assistant), memory=mem, instructions="You are a language tutor.")
     if number == 1:
         chat(agent, "tom", "Hi, I'm Tom, a nurse from Leeds. I speak English.", session_id=SESSION)

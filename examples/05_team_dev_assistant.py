@@ -57,7 +57,7 @@ def assistant(messages: list[dict[str, Any]]) -> str | ToolCall:
 
 
 def main() -> None:
-    mem = MemoryManager(db=temp_db(), update_memory_on_run=True, enable_agentic_memory=True, **memory_model())
+    mem = MemoryManager(db=temp_db(), enable_agentic_memory=True, **memory_model())
     team = Agent(**agent_model(assistant), memory=mem, instructions="You are Orbit's coding assistant.")
     review = Agent(**agent_model(assistant), memory=mem, agent_id="code-review")
 

@@ -1,9 +1,9 @@
 """06 - Customer support: the agent remembers each customer's plan, last issue and feedback.
 
-Three customers of a file-sync product contact support. Every turn is learned automatically
-(``update_memory_on_run=True``): who they are, their plan, the issue they reported and whether the fix
-helped. A week later each comes back in a new session, and the support agent starts from what it knows
-about that customer, and only that customer.
+Three customers of a file-sync product contact support. Every turn is learned automatically (the
+default, ``update_memory_on_run=True``): who they are, their plan, the issue they reported and whether
+the fix helped. A week later each comes back in a new session, and the support agent starts from
+what it knows about that customer, and only that customer.
 
 Offline, the extraction model is a scripted stand-in that reads support chats with a few patterns;
 set AGENTMEM_MODEL and a real model reads them with agentmem's extraction prompt (see
@@ -68,7 +68,7 @@ def support_agent(messages: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    mem = MemoryManager(db=temp_db(), update_memory_on_run=True, **memory_model(extraction_model))
+    mem = MemoryManager(db=temp_db(), **memory_model(extraction_model))
     agent = Agent(**agent_model(support_agent), memory=mem, instructions="You are CloudSync support.")
 
     print("Week 1 - three tickets:")

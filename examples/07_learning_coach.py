@@ -51,9 +51,7 @@ def coach(messages: list[dict[str, Any]]) -> str:
 
 
 def main() -> None:
-    mem = MemoryManager(
-        db=temp_db(), update_memory_on_run=True, enable_session_summaries=True, **memory_model()
-    )
+    mem = MemoryManager(db=temp_db(), enable_session_summaries=True, **memory_model())
     agent = Agent(**agent_model(coach), memory=mem, instructions="You are a patient learning coach.")
 
     plans: dict[str, str] = {}

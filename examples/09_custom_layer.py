@@ -55,7 +55,7 @@ class GoalsLayer(CollectionLayer):
     about = "goals the user works towards, with their status"
     default_schema = Goal
     default_max_items = 100
-    similarity_threshold = 0.8  # "run a half marathon" and "run the half marathon" are one goal
+    similarity_threshold = 0.8  # "Run a half marathon" and "run a half-marathon" are one goal
     prompt = """\
 Key "{{ layer }}": goals the user says they are working towards, and news about a stored goal: reached
 ("I finished ...") means status "done", given up ("I'm dropping ...") means "dropped". For news about a

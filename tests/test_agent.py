@@ -143,7 +143,7 @@ def test_memory_token_budget_bounds_the_block(sarah: MemoryManager, make_agent: 
 
 
 def test_agentic_memory_offers_the_memory_tools(db_url: str, make_agent: MakeAgent) -> None:
-    with MemoryManager(db=db_url, enable_agentic_memory=True) as mem:
+    with MemoryManager(db=db_url, enable_agentic_memory=True, update_memory_on_run=False) as mem:
         model = ScriptedModel(["Hi."])
         make_agent(model, memory=mem, tools=[get_weather]).run("Hi", user_id="u")
         assert system_of(model).endswith(f"\n\n{TOOLS_GUIDE}")
@@ -187,7 +187,7 @@ def test_agent_private_memory_is_seen_only_by_that_agents_runs(
 
 
 def test_an_agents_memory_tools_write_its_private_memory(db_url: str, make_agent: MakeAgent) -> None:
-    with MemoryManager(db=db_url, enable_agentic_memory=True) as mem:
+    with MemoryManager(db=db_url, enable_agentic_memory=True, update_memory_on_run=False) as mem:
         model = ScriptedModel(
             [ToolCall("memory_remember", {"layer": "knowledge", "value": "Likes small PRs"}), "Noted."]
         )
@@ -609,7 +609,7 @@ def test_wait_for_memory_times_out_while_learning_is_pending(db_url: str, make_a
 def test_print_response_prints_the_reply_and_memory_changes(
     db_url: str, make_agent: MakeAgent, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with MemoryManager(db=db_url, enable_agentic_memory=True) as mem:
+    with MemoryManager(db=db_url, enable_agentic_memory=True, update_memory_on_run=False) as mem:
         model = ScriptedModel(
             [
                 "Hello, Sarah!",

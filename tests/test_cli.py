@@ -60,10 +60,11 @@ def test_show_prints_one_aligned_table_per_layer(
     code, out, err = run(capsys, "--db", db_url, "show", "sarah")
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert lines[0] == "memory of sarah"
+    assert lines[0] == "memory of sarah shared by all agents"
+    shared = lines[: lines.index("memory of sarah private to agent review")]
     for title in ("policies (2)", "profile (3)", "knowledge (1)", "feedback (1)"):
-        assert title in lines
-    assert "Reviews" not in out  # the agent-private item needs --agent
+        assert title in shared
+    assert not any("Reviews" in line for line in shared)
     feedback_row = next(line for line in lines if stored["liked"] in line)
     assert feedback_row.split() == [
         stored["liked"],
@@ -80,6 +81,44 @@ def test_show_prints_one_aligned_table_per_layer(
     assert [row.split()[1] for row in profile[2:]] == ["name", "role", "expertise"]
     assert len({row.index(row.split()[2]) for row in profile[2:]}) == 1
     assert "pandas, sql" in out
+
+
+def test_show_lists_each_agents_private_memory_after_the_shared(
+    capsys: pytest.CaptureFixture[str], db_url: str, stored: dict[str, str]
+) -> None:
+    with MemoryManager(db=db_url) as mem:
+        mem.policies.update(user_id="sarah", agent_id="chat", response_style="one line")
+    code, out, err = run(capsys, "--db", db_url, "show", "sarah")
+    assert (code, err) == (0, "")
+    titles = [line for line in out.splitlines() if line.startswith("memory of")]
+    assert titles == [
+        "memory of sarah shared by all agents",
+        "memory of sarah private to agent chat",
+        "memory of sarah private to agent review",
+    ]
+    chat, review = out.split("memory of sarah private to agent ")[1:]
+    assert "one line" in chat
+    assert "Reviews" not in chat
+    assert review.splitlines()[2:4] == ["knowledge (1)", "  id                          text"]
+    assert stored["private"] in review
+    assert "Reviews <script> & SQL carefully" in review
+
+
+def test_show_finds_memory_an_agent_keeps_only_privately(
+    capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    with MemoryManager(db=db_url) as mem:  # what an Agent(agent_id="tutor") learns is private to it
+        mem.profile.update(user_id="kim", agent_id="tutor", name="Kim")
+    code, out, _ = run(capsys, "--db", db_url, "show", "kim")
+    assert code == 0
+    assert out.splitlines()[0] == "memory of kim private to agent tutor"
+    assert "Kim" in out
+    assert run(capsys, "--db", db_url, "context", "kim") == (
+        0,
+        "",
+        "no memory for kim shared by all agents (private memory: tutor; pass --agent)\n",
+    )
+    assert "name: Kim" in run(capsys, "--db", db_url, "context", "kim", "--agent", "tutor")[1]
 
 
 def test_show_with_agent_adds_private_items_and_an_agent_column(
@@ -331,6 +370,35 @@ def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     capsys.readouterr()
 
 
+def test_global_options_work_before_or_after_the_subcommand(
+    capsys: pytest.CaptureFixture[str], db_url: str, stored: dict[str, str], tmp_path: Path
+) -> None:
+    dump = tmp_path / "sarah.json"
+    for args in (
+        ["show", "sarah"],
+        ["show", "sarah", "--agent", "review"],
+        ["context", "sarah", "--query", "churn"],
+        ["export", "sarah"],
+        ["export", "sarah", "-o", str(dump)],
+    ):
+        before = run(capsys, "--db", db_url, *args)
+        after = run(capsys, *args, "--db", db_url)
+        assert before == after
+        assert before[0] == 0
+        assert before[1]
+    assert run(capsys, "delete-user", "sarah", "--yes", "--db", db_url)[:2] == (
+        0,
+        "deleted 8 items of sarah\n",
+    )
+    assert run(capsys, "import", str(dump), "--db", db_url)[:2] == (0, "imported 8 items for user sarah\n")
+    code, out, _ = run(capsys, "forget", "sarah", stored["fact"], "--db", db_url)
+    assert (code, out.split()[:2]) == (0, ["forgot", stored["fact"]])
+    # Given on both sides, the one after the subcommand wins.
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert run(capsys, "--db", other, "show", "marco", "--db", db_url)[1].startswith("memory of marco")
+    assert run(capsys, "--db", db_url, "show", "marco", "--db", other)[1] == "no memory for marco\n"
+
+
 # ---- demo ------------------------------------------------------------------------------------
 
 
@@ -353,7 +421,7 @@ def test_demo_shows_three_users_and_isolation(capsys: pytest.CaptureFixture[str]
     assert "in sarah's memory: nothing" in out
     assert "NotFoundError: no live memory item" in out
     assert "see it: no" in out
-    assert out.rstrip().endswith(f"agentmem --db {url} show sarah")
+    assert out.rstrip().endswith(f"agentmem show marco --db {url}")
 
 
 def test_demo_is_repeatable_and_keeps_other_users(capsys: pytest.CaptureFixture[str], db_url: str) -> None:
@@ -370,29 +438,42 @@ def test_demo_is_repeatable_and_keeps_other_users(capsys: pytest.CaptureFixture[
 # ---- the installed script --------------------------------------------------------------------
 
 
-def test_console_script_runs_the_demo_then_shows_sarah(tmp_path: Path) -> None:
+@pytest.mark.parametrize("venv_on_path", [True, False], ids=["venv-on-PATH", "venv-not-on-PATH"])
+def test_the_command_the_demo_prints_shows_the_demo_users_memory(tmp_path: Path, venv_on_path: bool) -> None:
+    """``agentmem demo`` then exactly the command it prints, typed into a shell in another folder."""
+    home, there, elsewhere = tmp_path / "home", tmp_path / "demo", tmp_path / "elsewhere"
+    for folder in (home, there, elsewhere):
+        folder.mkdir()
     script = Path(sys.executable).parent / "agentmem"
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    path = [p for p in path if p and Path(p).resolve() != script.parent.resolve()]
+    if venv_on_path:
+        path.insert(0, str(script.parent))
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "PATH": os.pathsep.join(path),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
     env.pop("AGENTMEM_DB_URL", None)
-    demo = subprocess.run(
-        [script, "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
-    )
+    demo = subprocess.run([script, "demo"], cwd=there, env=env, capture_output=True, text=True, timeout=120)
     assert demo.returncode == 0, demo.stderr
-    assert (tmp_path / "agentmem-demo.db").is_file()
     hint = demo.stdout.strip().splitlines()[-1]
-    assert hint == "Inspect it: agentmem --db sqlite:///agentmem-demo.db show sarah"
+    assert hint.startswith("Inspect it: ")
+    command = hint.removeprefix("Inspect it: ")
+    assert command.split()[0] == ("agentmem" if venv_on_path else str(script))
 
     show = subprocess.run(
-        [script, "--db", "sqlite:///agentmem-demo.db", "show", "sarah"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        ["sh", "-c", command], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120
     )
     assert show.returncode == 0, show.stderr
-    assert show.stdout.startswith("memory of sarah\n")
-    assert "data scientist" in show.stdout
+    assert show.stdout.startswith("memory of marco shared by all agents\n")
+    assert "backend engineer" in show.stdout
+    assert "Finly" in show.stdout
+    private = show.stdout.split("memory of marco private to agent code-review\n")[1]
+    assert "always number review comments" in private
+    assert not (home / ".agentmem").exists()  # the demo's database, not the default one
+    assert not list(elsewhere.iterdir())
 
 
 def test_cli_never_imports_litellm(tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""The README's Python snippets and every example run, offline, as part of the suite."""
+"""The README's code blocks and every example run, offline, as part of the suite.
+
+Each README block runs by itself, as a reader would paste it: in a fresh folder with a fresh HOME, in a
+new process, then a second time in the same folder (a reader runs a snippet again; it must still work).
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,85 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("[!_]*.py"))  # "_support.py" is a helper, not an example
+BIN = Path(sys.executable).parent  # this checkout's environment: its python and its agentmem command
+# Shell blocks whose commands are not run here: "make test" would run this suite inside itself, and
+# "pip install" needs the network. Every other shell block runs.
+NOT_RUN = ("make", "pip")
 
 
-def run_script(script: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(cwd), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    env.pop("AGENTMEM_MODEL", None)  # offline unless a developer asks otherwise
-    env.pop("AGENTMEM_DB_URL", None)
+@dataclass(frozen=True)
+class Block:
+    language: str
+    code: str
+    line: int  # where the block starts in the README, to find it from a failure
+
+
+def readme_blocks() -> list[Block]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [
+        Block(m.group(1), m.group(2), text.count("\n", 0, m.start()) + 1)
+        for m in re.finditer(r"^```(\w*)\n(.*?)^```$", text, flags=re.DOTALL | re.MULTILINE)
+    ]
+
+
+BLOCKS = readme_blocks()
+PYTHON = [b for b in BLOCKS if b.language == "python"]
+SHELL = [b for b in BLOCKS if b.language == "sh" and b.code.split()[0] not in NOT_RUN]
+
+
+def offline_env(home: Path) -> dict[str, str]:
+    env = {**os.environ, "HOME": str(home), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env["PATH"] = os.pathsep.join([str(BIN), env.get("PATH", "")])
+    # Offline unless a developer asks otherwise; a key in the environment must not make a block call out.
+    for name in ("AGENTMEM_MODEL", "AGENTMEM_DB_URL", "OPENAI_API_KEY"):
+        env.pop(name, None)
+    return env
+
+
+def run_script(command: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        command, cwd=cwd, env=offline_env(home), capture_output=True, text=True, timeout=120
     )
 
 
-def test_readme_python_snippets_run_in_order(tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
-    assert len(blocks) >= 3
-    script = tmp_path / "readme_snippets.py"
-    script.write_text("\n".join(blocks))  # one session, in order, like a reader would
-    result = run_script(script, tmp_path)
-    assert result.returncode == 0, result.stderr
+def run_twice(block: Block, command: list[str], tmp_path: Path) -> None:
+    script = tmp_path / "block"
+    script.write_text(block.code, encoding="utf-8")
+    home, folder = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    folder.mkdir()
+    for attempt in ("first run", "second run, same folder"):
+        done = run_script([*command, str(script)], cwd=folder, home=home)
+        assert done.returncode == 0, f"README line {block.line}, {attempt}:\n{done.stdout}\n{done.stderr}"
+        assert done.stderr == "", f"README line {block.line}, {attempt} printed to stderr:\n{done.stderr}"
+
+
+def test_the_readme_has_blocks_to_run() -> None:
+    assert len(PYTHON) >= 10
+    assert len(SHELL) >= 1
+    # A block in another language would be silently left out: every block is Python, shell or output.
+    assert {b.language for b in BLOCKS} <= {"python", "sh", ""}
+
+
+@pytest.mark.parametrize("block", PYTHON, ids=[f"line-{b.line}" for b in PYTHON])
+def test_readme_python_block_runs_alone_and_again(block: Block, tmp_path: Path) -> None:
+    run_twice(block, [sys.executable], tmp_path)
+
+
+@pytest.mark.parametrize("block", SHELL, ids=[f"line-{b.line}" for b in SHELL])
+def test_readme_shell_block_runs_alone_and_again(block: Block, tmp_path: Path) -> None:
+    run_twice(block, ["bash", "-euo", "pipefail"], tmp_path)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_runs(example: Path, tmp_path: Path) -> None:
-    result = run_script(example, tmp_path)
+    result = run_script([sys.executable, str(example)], cwd=tmp_path, home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()

@@ -620,16 +620,16 @@ def test_with_native_schema_support_the_prompt_carries_no_schema(make: Factory) 
 
 
 def test_agent_option_names_are_accepted_and_readable(make: Factory) -> None:
-    mem = make(None)
+    mem = make(None)  # the defaults: learn from every run, no memory tools, memory in the context
     assert (mem.update_memory_on_run, mem.enable_agentic_memory, mem.add_memory_to_context) == (
-        False,
+        True,
         False,
         True,
     )
 
-    mem = make(None, update_memory_on_run=True, enable_agentic_memory=True, add_memory_to_context=False)
+    mem = make(None, update_memory_on_run=False, enable_agentic_memory=True, add_memory_to_context=False)
     assert (mem.update_memory_on_run, mem.enable_agentic_memory, mem.add_memory_to_context) == (
-        True,
+        False,
         True,
         False,
     )

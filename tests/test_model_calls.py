@@ -82,7 +82,8 @@ def recorded_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def test_a_user_model_serves_memory_and_agent_sync_and_async(db_url: str) -> None:
     model = EchoModel()
     assert isinstance(model, Model)
-    with MemoryManager(db=db_url, model=model) as mem:
+    # No background learning: the agent's requests below are the last ones the model received.
+    with MemoryManager(db=db_url, model=model, update_memory_on_run=False) as mem:
         result = mem.learn(SARAH, user_id="sarah", session_id="s1")
         assert mem.get(user_id="sarah").profile.name == "Sarah"
         assert (result.usage.model_calls, result.usage.prompt_tokens, result.usage.cost) == (1, 10, 0.001)

@@ -308,6 +308,72 @@ def test_sentences_that_state_nothing_about_the_user_extract_nothing(mem: Memory
     assert mem.get(user_id=USER).items == []
 
 
+# ---- a value is stored whole or not at all ---------------------------------------------------------
+
+LONG_PROJECT = "a data pipeline that " + "moves the nightly exports into the warehouse and " * 4 + "back"
+
+# (said, where the value goes, the whole value, whether the extractor takes it). A value it does not
+# take must leave nothing in that place: never a prefix such as "St", "Yahoo" or "José".
+WHOLE_OR_NOTHING = [
+    ("I work at Yahoo! Japan.", "company", "Yahoo! Japan", False),
+    ("I'm a data scientist at Yahoo! Japan.", "company", "Yahoo! Japan", False),
+    ("I went to St. Mary's.", "location", "St. Mary's", False),
+    ("I live in St. Mary's.", "location", "St. Mary's", True),
+    ("I live in St. Louis.", "location", "St. Louis", True),
+    ("My name is José Álvarez.", "name", "José Álvarez", True),
+    ("My name is Åsa Ødegård.", "name", "Åsa Ødegård", True),
+    ("My name is Łukasz Żółć.", "name", "Łukasz Żółć", True),
+    ("My name is María José García López.", "name", "María José García López", True),
+    ("Call me Jean-Luc.", "name", "Jean-Luc", True),
+    ("Hi, I'm Chloé.", "name", "Chloé", True),
+    ("My name is Dr. Lee.", "name", "Dr. Lee", False),
+    ("My name is John F. Kennedy.", "name", "John F. Kennedy", False),
+    ("My name is José Дмитрий.", "name", "José Дмитрий", False),
+    ("I work at AT&T.", "company", "AT&T", True),
+    ("I work at O'Reilly Media.", "company", "O'Reilly Media", True),
+    ("I work at Procter & Gamble.", "company", "Procter & Gamble", True),
+    ("I work for Johnson & Johnson.", "company", "Johnson & Johnson", True),
+    ("I work at St. Mary's Hospital.", "company", "St. Mary's Hospital", True),
+    ("I work at J.P. Morgan.", "company", "J.P. Morgan", True),
+    ("I work at Ziff Davis Inc. in Berlin.", "company", "Ziff Davis Inc", True),
+    ("I work at E*Trade.", "company", "E*Trade", False),
+    ("I work at Banco do Brasil.", "company", "Banco do Brasil", False),
+    ("I live in Winston-Salem.", "location", "Winston-Salem", True),
+    ("I'm from Saint-Étienne.", "location", "Saint-Étienne", False),
+    ("I live in Saint-Étienne.", "location", "Saint-Étienne", True),
+    ("I live in Washington, D.C.", "location", "Washington, D.C.", True),
+    ("I moved to Washington D.C. last year.", "location", "Washington D.C.", True),
+    ("I live in Rio de Janeiro.", "location", "Rio de Janeiro", True),
+    ("I live in Coeur d'Alene.", "location", "Coeur d'Alene", True),
+    ("I'm working on St. Mary's website.", "knowledge", "Is working on St. Mary's website", True),
+    (f"I'm working on {LONG_PROJECT}.", "knowledge", f"Is working on {LONG_PROJECT}", False),
+    ("Always cite St. Mary's guidelines.", "rules", "always cite St. Mary's guidelines", True),
+    ("Don't use jargon, e.g. acronyms.", "rules", "don't use jargon, e.g. acronyms", True),
+]
+
+
+def stored_at(mem: MemoryManager, place: str) -> list[str]:
+    """What the user's memory holds in one place: a profile field, the rules, or the facts."""
+    memory = remembered(mem)
+    if place == "knowledge":
+        return list(memory.get("knowledge", []))
+    if place == "rules":
+        return list(memory.get("policies", {}).get("rules", []))
+    value = memory.get("profile", {}).get(place)
+    return [] if value is None else [value]
+
+
+@pytest.mark.parametrize(
+    ("said", "place", "whole", "taken"), WHOLE_OR_NOTHING, ids=[row[0][:50] for row in WHOLE_OR_NOTHING]
+)
+def test_a_value_is_stored_whole_or_not_at_all(
+    mem: MemoryManager, said: str, place: str, whole: str, taken: bool
+) -> None:
+    mem.learn(user(said), user_id=USER)
+
+    assert stored_at(mem, place) == ([whole] if taken else [])
+
+
 # ---- context and order -------------------------------------------------------------------------
 
 ANSWER = "Use df.dropna() to drop rows with missing values. It returns a new frame."

@@ -11,6 +11,7 @@ editable-install hook there (which puts the checkout on ``sys.path``) never runs
 from __future__ import annotations
 
 import configparser
+import email.parser
 import json
 import os
 import subprocess
@@ -23,6 +24,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The distribution's name on the package index ("agentmem" there is an unrelated project); the import
+# package and the command stay "agentmem".
+DIST = "agentmem-layers"
+DIST_INFO = "agentmem_layers-0.1.0.dist-info"  # the wheel spec's normalised form of the name
 TEMPLATES = ("profile.jinja", "policies.jinja", "knowledge.jinja", "feedback.jinja")
 TIMEOUT = 120
 DEAD_PROXY = "http://127.0.0.1:9"  # anything that tries HTTP(S) anyway fails fast, on loopback
@@ -119,7 +124,10 @@ def test_wheel_ships_package_prompts_marker_and_script(installed: Installed) -> 
         sources = {p.relative_to(REPO).as_posix() for p in (REPO / "agentmem").rglob("*.py")}
         assert sources - names == set(), "modules of the checkout missing from the wheel"
         top_level = {n.split("/", 1)[0] for n in names}
-        assert top_level == {"agentmem", "agentmem-0.1.0.dist-info"}, top_level
+        assert top_level == {"agentmem", DIST_INFO}, top_level
+        metadata = email.parser.Parser().parsestr(whl.read(f"{DIST_INFO}/METADATA").decode("utf-8"))
+        assert (metadata["Name"], metadata["Version"]) == (DIST, "0.1.0")
+        assert installed.wheel.name == f"{DIST_INFO.removesuffix('.dist-info')}-py3-none-any.whl"
 
         entry_points = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         assert len(entry_points) == 1, entry_points
@@ -133,12 +141,13 @@ import importlib.metadata as md, json, sys
 import agentmem
 from agentmem.prompts import default_prompts_dir, default_template
 from agentmem.cli import main  # the console script's target imports
-dist = md.distribution("agentmem")
+dist = md.distribution(sys.argv[1])
 print(json.dumps({
     "agentmem": agentmem.__file__,
     "prompts_dir": str(default_prompts_dir()),
     "profile": default_template("profile.jinja"),
-    "templates": {n: default_template(n) for n in sys.argv[1:]},
+    "templates": {n: default_template(n) for n in sys.argv[2:]},
+    "name": dist.metadata["Name"],
     "dist_module": str(dist.locate_file("agentmem/__init__.py")),
     "script": [e.value for e in dist.entry_points if (e.group, e.name) == ("console_scripts", "agentmem")],
     "sys_path": sys.path,
@@ -147,7 +156,7 @@ print(json.dumps({
 
 
 def test_installed_wheel_imports_from_venv_and_finds_its_prompts(installed: Installed) -> None:
-    out = _run([installed.python, "-c", PROBE, *TEMPLATES], cwd=installed.workdir, env=installed.env)
+    out = _run([installed.python, "-c", PROBE, DIST, *TEMPLATES], cwd=installed.workdir, env=installed.env)
     probe = json.loads(out.stdout)
     package = installed.site_packages.resolve() / "agentmem"
 
@@ -164,6 +173,7 @@ def test_installed_wheel_imports_from_venv_and_finds_its_prompts(installed: Inst
     assert probe["templates"].keys() == set(TEMPLATES)
 
     # The installed metadata, not the development venv's editable one, is what importlib finds first.
+    assert probe["name"] == DIST
     assert Path(probe["dist_module"]).resolve() == package / "__init__.py"
     assert probe["script"] == ["agentmem.cli:main"]
 

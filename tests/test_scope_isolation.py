@@ -152,3 +152,21 @@ def test_an_agent_cannot_forget_a_shared_item_its_own_item_hides(mem: MemoryMana
         mem.forget(shared.id, user_id="u", agent_id="chat")
     mem.forget(shared.id, user_id="u")
     assert mem.get(user_id="u").policies.response_style is None
+
+
+def test_agents_lists_who_keeps_private_memory_of_a_user(mem: MemoryManager) -> None:
+    mem.profile.update(user_id="u", name="U")  # shared: no agent
+    mem.knowledge.add("Reviews Go code", user_id="u", agent_id="review")
+    mem.policies.update(user_id="u", agent_id="chat", response_style="one line")
+    mem.policies.update(user_id="u", agent_id="chat", tone="warm")  # a second item: still one agent
+    gone = mem.knowledge.add("Plans a trip", user_id="u", agent_id="travel")
+    mem.knowledge.add("Someone else's", user_id="other", agent_id="spy")
+    mem.forget(gone, user_id="u", agent_id="travel")  # no live private item left: not listed
+    assert mem.agents("u") == ["chat", "review"]
+    assert mem.agents("other") == ["spy"]
+    assert mem.agents("nobody") == []
+    # What each listed agent keeps privately is what get(agent_id=...) adds to the shared memory.
+    private = [i.text for i in mem.get(user_id="u", agent_id="review").items if i.agent_id == "review"]
+    assert private == ["Reviews Go code"]
+    with pytest.raises(ScopeError):
+        mem.agents("")

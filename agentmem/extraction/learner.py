@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import ExtractionError, StoreError
+from ..errors import ErasedError, ExtractionError, StoreError
 from ..layers import Layer
 from ..records import LearnResult, MemoryItem, RetryReport, Usage
 from ..scope import Scope
@@ -41,6 +41,7 @@ from .turns import Turn, salience
 log = logging.getLogger("agentmem.learn")
 Sections = dict[str, Any]  # layer name -> that layer's validated part of the output
 RELEVANCE_SHARE = 0.75  # of the items a prompt shows, at most this share is chosen by relevance to the turn
+ERASED = "the user's memory was deleted while this input was being learned"
 MAX_PENDING_ERROR = 300  # characters of a failure kept with its pending input
 
 
@@ -105,8 +106,9 @@ class Learner:
         session_id: str | None,
         turns: Sequence[Turn],
         pending: Mapping[str, Any] | None = None,
+        generation: str | None = None,
     ) -> LearnResult:
-        job = self._prepare(scope, session_id, turns, pending)
+        job = self._prepare(scope, session_id, turns, pending, generation)
         if isinstance(job, LearnResult):
             return job
         try:
@@ -116,8 +118,10 @@ class Learner:
             raise
         return self._apply(job, sections)
 
-    async def alearn(self, scope: Scope, session_id: str | None, turns: Sequence[Turn]) -> LearnResult:
-        job = await asyncio.to_thread(self._prepare, scope, session_id, turns, None)
+    async def alearn(
+        self, scope: Scope, session_id: str | None, turns: Sequence[Turn], generation: str | None = None
+    ) -> LearnResult:
+        job = await asyncio.to_thread(self._prepare, scope, session_id, turns, None, generation)
         if isinstance(job, LearnResult):
             return job
         try:
@@ -136,13 +140,18 @@ class Learner:
                 results.append(self.learn(scope, row["session_id"], row["messages"], pending=row))
             except (ExtractionError, StoreError):
                 continue  # stays pending, its attempts counted
-            self.store.drop_pending(scope, row["key"])
+            self.store.drop_pending(scope, row["id"])
         return RetryReport(retried=len(rows), results=results, still_pending=len(rows) - len(results))
 
     # ---- steps ------------------------------------------------------------------------------
 
     def _prepare(
-        self, scope: Scope, session_id: str | None, turns: Sequence[Turn], pending: Mapping[str, Any] | None
+        self,
+        scope: Scope,
+        session_id: str | None,
+        turns: Sequence[Turn],
+        pending: Mapping[str, Any] | None,
+        generation: str | None,
     ) -> _Job | LearnResult:
         usage = Usage(extractor=self.extractor)
         key = pending["key"] if pending else input_key(scope, turns)
@@ -154,13 +163,17 @@ class Learner:
             usage.skipped = "this input was already learned"
         else:
             # A retried input keeps the watermark of when it was first read: what the user changed
-            # since then is newer than anything this old input says.
+            # since then is newer than anything this old input says. Its claim (that the user was not
+            # deleted meanwhile) is its pending row; a new input's is the generation, taken first.
             if pending:
+                claim = _Claim(pending_id=pending["id"])
                 watermark, read_at = pending["watermark"] or 0, pending["read_at"] or pending["created_at"]
             else:
-                watermark, read_at = self.store.watermark(scope), datetime.now(UTC)
+                current, watermark = self.store.watermark(scope)
+                claim = _Claim(generation=generation or current or self.store.generation(scope))
+                read_at = datetime.now(UTC)
             shown = self._shown(scope, turns)
-            return _Job(scope, session_id, key, list(turns), usage, shown, watermark, read_at)
+            return _Job(scope, session_id, key, list(turns), usage, shown, watermark, read_at, claim)
         return LearnResult({layer.name: [] for layer in self.layers}, usage)
 
     def _shown(self, scope: Scope, turns: Sequence[Turn]) -> dict[str, list[MemoryItem]]:
@@ -288,12 +301,12 @@ class Learner:
         patches = to_patches(self.layers, sections, job.current, job.turns, job.key, usage)
         result = LearnResult({layer.name: [] for layer in self.layers}, usage)
         try:
-            with self.store.write(job.scope) as writer:
+            with self.store.write(job.scope, generation=job.claim.generation) as writer:
                 if writer.learned(job.key):  # a concurrent learn of the same input won the race
                     usage.skipped = "this input was already learned"
                     return result
-                if job.watermark and not writer.has_event(job.watermark):
-                    usage.skipped = "the user's memory was deleted while this input was being learned"
+                if job.claim.pending_id is not None and not writer.has_pending(job.claim.pending_id):
+                    usage.skipped = ERASED
                     return result
                 fresh = not_stale(self.all_layers, patches, writer.newer_than(job.read_at), usage)
                 for change in apply_patches(
@@ -306,6 +319,9 @@ class Learner:
                 ):
                     result.changes[change.layer].append(change)
                 writer.mark_learned(job.key)
+        except ErasedError:
+            usage.skipped = ERASED
+            return result
         except SQLAlchemyError as exc:  # the model's work is done: keep the input rather than lose it
             error = StoreError(f"could not apply what was learned: {type(exc).__name__}: {exc}")
             self._keep_pending(error, job)
@@ -317,17 +333,26 @@ class Learner:
         error it is raising (an ExtractionError with no ``pending_id``), not the database's."""
         redacted = [{"role": t["role"], "content": redact(t["content"])} for t in job.turns]
         attempts = exc.attempts if isinstance(exc, ExtractionError) else 0
+        error = pending_error(f"{type(exc).__name__}: {exc}")
+        pending_id: str | None = job.claim.pending_id
         try:
-            pending_id = self.store.save_pending(
-                job.scope,
-                job.session_id,
-                job.key,
-                redacted,
-                pending_error(f"{type(exc).__name__}: {exc}"),
-                attempts,
-                job.watermark,
-                job.read_at,
-            )
+            if pending_id is None:
+                assert job.claim.generation is not None
+                pending_id = self.store.save_pending(
+                    job.scope,
+                    job.session_id,
+                    job.key,
+                    redacted,
+                    error,
+                    attempts,
+                    job.watermark,
+                    job.read_at,
+                    generation=job.claim.generation,
+                )
+            elif not self.store.count_retry(job.scope, pending_id, error, attempts):
+                pending_id = None
+        except ErasedError:
+            return  # the user was deleted meanwhile: their input must not be kept
         except SQLAlchemyError as db_error:
             log.warning("the failed input could not be kept for retry_pending: %s", type(db_error).__name__)
             return
@@ -347,6 +372,16 @@ class _Job:
     current: dict[str, list[MemoryItem]]
     """What the model was shown (and may refer to by alias)."""
     watermark: int
-    """The user's newest event id when the input was read (0: none): gone means the user was deleted."""
+    """The user's newest event id when the input was read (0: none); kept with a pending extraction."""
     read_at: datetime
     """When the input was read: what the user changed after it wins over what it says."""
+    claim: _Claim
+    """What proves at write time that the user was not deleted since the input was read."""
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A new input's claim is the user's generation; a retried one's is its pending row."""
+
+    generation: str | None = None
+    pending_id: str | None = None

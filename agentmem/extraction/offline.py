@@ -3,8 +3,10 @@
 It reads only the user's turns (the assistant turn names what feedback is about) and extracts only
 what a sentence states outright: when a sentence matches no pattern, nothing is extracted from it.
 A match is also dropped when it sits in a question, a hypothetical or a negated clause, since those
-state nothing about the user. Its output has the same shape as a model's and goes through the same
-validation and merge path.
+state nothing about the user. A name, place or company is taken whole ("St. Mary's", "Yahoo! Japan",
+"José Álvarez") or, when it may run on past what a pattern reads, not at all: never a truncated
+prefix; a rule, preference or project runs to the end of its sentence or is not taken. Its output has
+the same shape as a model's and goes through the same validation and merge path.
 """
 
 from __future__ import annotations
@@ -22,11 +24,23 @@ def _ci(pattern: str) -> re.Pattern[str]:
 
 
 # ---- building blocks -----------------------------------------------------------------------------
-_NAME_WORD = r"(?:[A-Z]')?[A-Z][a-zà-ÿ]+(?:['-]?[A-Z]?[a-zà-ÿ]+)*"  # Sarah, O'Brien, McKay, Anna's
-_NAME = rf"({_NAME_WORD}(?: {_NAME_WORD})?)"
-_CAPITAL = r"(?!I\b|I')[A-Z]"  # a capitalised word that is not the pronoun "I" / "I'm"
-_PLACE = rf"({_CAPITAL}[\w'-]+(?:[ ,]+{_CAPITAL}[\w'-]+)*)"
-_ORG = rf"({_CAPITAL}[\w&.'-]*(?: {_CAPITAL}[\w&.'-]*)*)"
+# Letters of the Latin scripts, as character classes: "José Álvarez", "Łukasz", "Ødegård" are names too.
+_LATIN = [chr(c) for c in range(0x250)]
+_UP = "".join(c for c in _LATIN if c.isupper())
+_LOW = "".join(c for c in _LATIN if c.islower())
+_PARTICLE = rf"(?:{'|'.join(sorted(wordlists.NAME_PARTICLES))})"
+_NAME_WORD = rf"(?:[{_UP}]')?[{_UP}][{_LOW}]+(?:['-]?[{_UP}]?[{_LOW}]+)*"  # Sarah, O'Brien, McKay, Anna's
+_NAME = rf"({_NAME_WORD}(?: (?:{_PARTICLE} )*{_NAME_WORD}){{0,3}})"
+_CAPITAL = rf"(?!I\b|I')[{_UP}]"  # a capitalised word that is not the pronoun "I" / "I'm"
+# Dots stay inside: "St. Louis", "Washington, D.C."; so do particles: "Rio de Janeiro", "Coeur d'Alene".
+_PLACE = rf"({_CAPITAL}[\w'.-]*(?:(?:[ ,]+|(?: {_PARTICLE})+ | d'){_CAPITAL}[\w'.-]*)*)"
+_ORG = rf"({_CAPITAL}[\w&.'-]*(?:(?: &)? {_CAPITAL}[\w&.'-]*)*)"  # AT&T, Procter & Gamble, J.P. Morgan
+# Right after a name the pattern took: what shows the name goes on beyond it ("Yahoo! Japan", "E*Trade",
+# "Dr. Lee", "Banco do Brasil", a word in a script the patterns do not read). A name that may go on is
+# not taken at all: never a truncated prefix.
+_RUNS_ON = re.compile(
+    rf"[^\s,;:.!?)\]\"”]|[.!?]+\w|[.!]\s+\S|\s*&|\s+[\"“]?(?!I\b|I'|[{_LOW}])[^\W\d_]|\s+(?:{_PARTICLE} |d')"
+)
 # Only human languages: "answer in Markdown" and "I speak Python" set none. \b: "JavaScript" is not "Java".
 _LANGUAGES = sorted((w.capitalize() for w in wordlists.HUMAN_LANGUAGES), key=len, reverse=True)
 _LANGUAGE = rf"({'|'.join(_LANGUAGES)})\b"
@@ -98,23 +112,24 @@ _DETAILED_SAY = _ci(rf"\bI (?:prefer|like|want) {_LONG} {_ANSWERS}\b")
 _ANSWER_IN = re.compile(
     rf"\b(?i:answer|respond|reply|write|talk|speak)(?i: to me)?(?i: only)? in {_LANGUAGE}"
 )
+# A rule, a preference and a project run to the end of their sentence, or are not taken.
 _RULE = _ci(
     r"^(?:(?:please|and|also|so|ok|okay)\b[,:]?\s+)*"
-    r"((?:always|never|don't|do not)(?:,? ever)? ([a-z]+(?:-[a-z]+)?)\b([^.!?]{0,120}))"
+    r"((?:always|never|don't|do not)(?:,? ever)? ([a-z]+(?:-[a-z]+)?)\b(.{0,120}?))[.!?]*$"
 )
 # "Don't give up", "don't mention it": everyday phrases, not rules for the assistant.
 _IDIOMS = _ci(
     r"^(?:give (?:up|in)|show off|ask me (?:why|how)|start with me|keep (?:me waiting|going|it up)|"
     r"mention it|call us|leave me)\b"
 )
-_PREFER_OVER = _ci(r"\bI prefer ([^.!?]{1,60}?) (over|to|rather than) ([^.!?]{1,60})")
+_PREFER_OVER = _ci(r"\bI prefer ([^.!?]{1,60}?) (over|to|rather than) (.{1,60}?)[.!?]*$")
 
 # ---- knowledge and feedback ----------------------------------------------------------------------
 _DOING = r"(working on|building|writing|learning|studying|planning)"
 _KNOWLEDGE = (
-    (_ci(rf"\bI(?:'m| am) (?:currently )?{_DOING} (.{{3,160}})"), "Is"),
-    (_ci(r"\bmy goal is to (.{3,160})"), "Goal: to"),
-    (_ci(r"\bmy goal is (.{3,160})"), "Goal:"),
+    (_ci(rf"\bI(?:'m| am) (?:currently )?{_DOING} (.{{3,160}})$"), "Is"),
+    (_ci(r"\bmy goal is to (.{3,160})$"), "Goal: to"),
+    (_ci(r"\bmy goal is (.{3,160})$"), "Goal:"),
 )
 # "I'm working on it", "I'm writing to ask ...", "I'm learning a lot": no project named.
 _VAGUE_OBJECT = _ci(
@@ -141,13 +156,55 @@ _NEGATIVE = _ci(
 )
 
 
+_BREAK = re.compile(r"(?<=[.!?;])\s+|\n+")
+_LAST_WORD = re.compile(r"([\w.']+)[.!]$")
+_NEXT_WORD = re.compile(r"[\w']+")
+_INITIALS = re.compile(r"(?:[A-Z]\.){2,}$")  # "J.P.", "D.C."
+
+
 def _sentences(text: str) -> list[str]:
     text = text.replace("’", "'")
-    return [s.strip(" \t\"'") for s in re.split(r"(?<=[.!?;])\s+|\n+", text) if s.strip()]
+    pieces, start = [], 0
+    for gap in _BREAK.finditer(text):
+        following = _NEXT_WORD.match(text, gap.end())
+        if "\n" in gap.group() or not following or _ends_sentence(text[start : gap.start()], following[0]):
+            pieces.append(text[start : gap.start()])
+            start = gap.end()
+    pieces.append(text[start:])
+    return [s.strip(" \t\"'") for s in pieces if s.strip()]
+
+
+def _ends_sentence(before: str, next_word: str) -> bool:
+    """Whether the mark ending ``before`` ends a sentence. After "!", initials or an abbreviation that
+    leads into a name, only before a word that opens sentences: "Hi! My name is", but "Yahoo! Japan",
+    "St. Mary's", "J.P. Morgan". After "Inc." or "Jr.", unless a lowercase word follows."""
+    last = _LAST_WORD.search(before)
+    if last is None:
+        return True
+    word = last.group(1)
+    if (
+        before.endswith("!")
+        or word.lower() in wordlists.LEADING_ABBREVIATIONS
+        or _INITIALS.search(word + ".")
+    ):
+        return next_word.lower() in wordlists.SENTENCE_OPENERS
+    if word.lower() in wordlists.CLOSING_ABBREVIATIONS:
+        return not next_word.islower() or next_word in wordlists.SENTENCE_OPENERS
+    return True
 
 
 def _clean(phrase: str) -> str:
-    return re.sub(r"\s+", " ", phrase).strip(" ,.;:!?")
+    phrase = re.sub(r"\s+", " ", phrase).strip(" ,;:!?")
+    # A final period ends the sentence, unless it ends initials: "Washington, D.C.".
+    return phrase if _INITIALS.search(phrase) else phrase.strip(" ,.;:!?")
+
+
+def _whole(sentence: str, match: re.Match[str], group: int) -> str | None:
+    """A name-like group of a match, cleaned, or None when the name may go on past it."""
+    value = match.group(group)
+    if value is None or _RUNS_ON.match(sentence, match.end(group)):
+        return None
+    return _clean(value)
 
 
 def _in_question(sentence: str, end: int) -> bool:
@@ -198,9 +255,12 @@ def _introduces(sentence: str, intro: re.Match[str], greeted: bool) -> bool:
 
 def _name(sentence: str, greeted: bool) -> str | None:
     given, intro = _says(_NAME_GIVEN, sentence), _says(_NAME_INTRO, sentence)
-    name = (
-        given.group(1) if given else intro.group(2) if intro and _introduces(sentence, intro, greeted) else ""
-    )
+    if given:
+        name = _whole(sentence, given, 1)
+    elif intro and _introduces(sentence, intro, greeted):
+        name = _whole(sentence, intro, 2)
+    else:
+        name = None
     # "Hi, I'm French", "I am Anna's brother": a nationality or a possessive is not a name.
     if not name or name.split()[0].lower() in wordlists.NOT_NAMES or re.search(r"'s\b", name):
         return None
@@ -223,12 +283,12 @@ def _profile(sentence: str, out: dict[str, Any], greeted: bool) -> None:
     role = _says(_ROLE, sentence)
     if role and (found := _role(role.group(1))):
         out["role"] = found
-        if company := _AT_ORG.match(sentence, role.end(1)):
-            out["company"] = _clean(company.group(1))
-    if work := _says(_WORK_AT, sentence):
-        out["company"] = _clean(work.group(1) or work.group(2))
-    if place := _says(_LIVE_IN, sentence):
-        out["location"] = _clean(place.group(1))
+        if (company := _AT_ORG.match(sentence, role.end(1))) and (org := _whole(sentence, company, 1)):
+            out["company"] = org
+    if (work := _says(_WORK_AT, sentence)) and (org := _whole(sentence, work, 1 if work.group(1) else 2)):
+        out["company"] = org
+    if (place := _says(_LIVE_IN, sentence)) and (location := _whole(sentence, place, 1)):
+        out["location"] = location
     if spoken := _says(_SPEAK, sentence):
         out.setdefault("languages", []).extend(re.findall(_LANGUAGE, spoken.group(1)))
 

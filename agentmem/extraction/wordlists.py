@@ -139,3 +139,28 @@ FUNCTION_WORDS = _words("of the a an my your his her their our to with who")
 # "I prefer not to say", "I prefer it to be short", "I prefer people to call me Sam": not two options.
 NOT_AN_OPTION = _words("not to it them you him her me us this that")
 INFINITIVES = RULE_VERBS | _words("be have do go get make know see work come stay")
+
+# Abbreviations a period may follow without ending the sentence. Those that lead into what follows
+# ("St. Mary's", "Dr. Lee", "e.g. tabs") end one only before a sentence opener; those that close a name
+# ("Acme Inc.", "Sammy Davis Jr.") only before a capitalised word or the end.
+LEADING_ABBREVIATIONS = _words(
+    "st mt ft dr mr mrs ms mx prof rev fr gen capt col lt sgt gov sen hon e.g i.e vs approx"
+)
+CLOSING_ABBREVIATIONS = _words("inc corp co ltd llc plc bros jr sr etc dept univ ave blvd rd")
+# Words that start a new sentence after "!" or a leading abbreviation's period: "Hi! My name is ...", but
+# "Yahoo! Japan" and "St. Mary's" go on. A word missing here only keeps two sentences together.
+SENTENCE_OPENERS = RULE_VERBS | _words(
+    """
+    i i'm i've i'd i'll my me mine we we're we've our us you you're your he he's she she's his her it
+    it's its they they're their them this that these those there here the a an some any
+    and but so or also then now anyway btw oh ok okay well yes yeah yep no nope not sure actually just
+    maybe please pls thanks thank thx cheers sorry nice great cool awesome good perfect lol haha wow
+    hi hello hey hiya howdy greetings
+    what why how when where who which whose can could would will should shall do does did don't is are
+    am was were have has had may might must
+    be let let's tell help make get go see try
+    """
+)
+# Lowercase words inside a place or person's name: "Rio de Janeiro", "Frankfurt am Main", "Ludwig van
+# Beethoven" ("d'" glued: "Coeur d'Alene").
+NAME_PARTICLES = _words("da de del della der den di do dos das du la le van von am upon")

@@ -24,6 +24,7 @@ from .base import Layer, R, ReplyContext, Stored
 from .changes import Entry, NewEntries, Op, Patch
 from .collection_merge import Merged, Run
 from .handles import CollectionHandle, Writes
+from .meaning import same_meaning
 from .schema import bounded_key, display, is_empty, reply_model, untitled
 
 PROMPT_ITEMS = 40
@@ -37,7 +38,8 @@ class CollectionLayer(Layer):
 
     prompt_items = PROMPT_ITEMS
     similarity_threshold: ClassVar[float | None] = None
-    """Word-set Jaccard at or above which two texts count as the same entry (None: exact key only)."""
+    """Word-set Jaccard at or above which two texts may count as the same entry (None: exact key only);
+    ``says_the_same`` has the last word."""
     rank_by_count: ClassVar[bool] = False
     """In ``compile``, among equally relevant items the more often repeated come first."""
 
@@ -71,6 +73,11 @@ class CollectionLayer(Layer):
         """Sort key: the first items in this order expire first when the layer is over its cap
         (default: least recently updated first)."""
         return (item.updated_at, item.id)
+
+    def says_the_same(self, text: str, other: str) -> bool:
+        """Whether two texts similar enough in words also say the same thing (default: same numbers,
+        names, negations and direction; see :mod:`.meaning`). Must be symmetric."""
+        return same_meaning(text, other)
 
     def first_value(self, value: dict[str, Any]) -> dict[str, Any]:
         """The stored value of a new entry (default: as given)."""
@@ -143,7 +150,8 @@ class CollectionLayer(Layer):
         closed: set[str] | None = None,
         by_key: dict[str, MemoryItem] | None = None,
     ) -> MemoryItem | None:
-        """The live item that already says what ``value`` says: same key, else similar enough.
+        """The live item that already says what ``value`` says: same key, else similar enough in words
+        and the same in meaning (``says_the_same``).
 
         Among equally similar items the first in ``current`` (the oldest) wins, so that applying a
         change again picks the same item.
@@ -159,9 +167,10 @@ class CollectionLayer(Layer):
         for item in current:
             if item.id in closed or not could_reach(text, item.text, threshold):
                 continue
-            if (s := similarity(text, item.text)) > score:
+            s = similarity(text, item.text)
+            if s > score and s >= threshold and self.says_the_same(text, item.text):
                 best, score = item, s
-        return best if score >= threshold else None
+        return best
 
     # ---- reading ----------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The merge policy of the collection kind (knowledge, feedback, and collection layers of your own).
 
 Each entry of a change ends up as one item: the live item that already says it (same normalised key,
-else, where the layer allows, the most similar by word set; ties go to the older item), or a new item.
-Live items include the ones the same change adds, so a repeat within a change folds in
+else, where the layer allows, the most similar by word set among those that say the same thing
+(``says_the_same``: same numbers, names, negations and direction); ties go to the older item), or a
+new item. Live items include the ones the same change adds, so a repeat within a change folds in
 (``merged_value``, ``repeat``) exactly as a repeat across changes does.
 
 An entry that ``replaces`` a live item closes it (a Supersede), unless it restates it word for word (the

@@ -1,8 +1,9 @@
 """Knowledge: facts and context about the user, with time.
 
-Deduplicated (normalised text, then word-set similarity); a repeat adds its new topics (each topic
-once, ignoring case, in its first spelling); a contradicted fact is closed (``valid_to``/``superseded_by``),
-never erased; over the cap the least recently updated facts expire.
+Deduplicated (normalised text, then word-set similarity where the two say the same thing: see
+:mod:`.meaning`); a repeat adds its new topics (each topic once, ignoring case, in its first spelling);
+a contradicted fact is closed (``valid_to``/``superseded_by``), never erased; over the cap the least
+recently updated facts expire.
 """
 
 from __future__ import annotations

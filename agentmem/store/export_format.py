@@ -162,4 +162,7 @@ KINDS = (
     RecordKind("learned", table(LearnedRow), ExportedLearned, ("pk",), {"pk": _POSITION, "user_id": _HEADER}),
     RecordKind("pending", table(PendingRow), ExportedPending, ("created_at", "id"), {"user_id": _HEADER}),
 )
-TABLES_LEFT_OUT = {"agentmem_meta": "the database's schema version: no user's data"}
+TABLES_LEFT_OUT = {
+    "agentmem_meta": "the database's schema version: no user's data",
+    "agentmem_generations": "a random token that stops writes begun before a delete_user: no user's data",
+}

@@ -243,6 +243,15 @@ def _v6_one_item_per_rule(op: Operations) -> None:
         )  # fmt: skip
 
 
+def _v7_user_generations(op: Operations) -> None:
+    """Each user's current generation: what lets ``delete_user`` stop writes already under way."""
+    op.create_table(
+        "agentmem_generations",
+        sa.Column("user_id", sa.String(255), primary_key=True),
+        _id("token", 32),
+    )
+
+
 class Migration(NamedTuple):
     name: str
     run: Callable[[Operations], None]
@@ -256,6 +265,7 @@ MIGRATIONS: dict[int, Migration] = {
     4: Migration("how current each extracted change was", _v4_event_observed_at),
     5: Migration("pending extractions' watermark where version 2 and 3 left it out", _v5_pending_watermark),
     6: Migration("one item per policy rule", _v6_one_item_per_rule),
+    7: Migration("user generations, so a deleted user stays deleted", _v7_user_generations),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

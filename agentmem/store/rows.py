@@ -10,12 +10,13 @@ from sqlalchemy import Connection, Row, and_, select
 
 from ..records import MemoryEvent, MemoryItem
 from ..scope import Scope
-from .tables import EventRow, ItemRow, LearnedRow, PendingRow, table
+from .tables import EventRow, GenerationRow, ItemRow, LearnedRow, PendingRow, table
 
 ITEMS = table(ItemRow)
 EVENTS = table(EventRow)
 LEARNED = table(LearnedRow)
 PENDING = table(PendingRow)
+GENERATIONS = table(GenerationRow)
 
 
 def utcnow() -> datetime:
@@ -91,6 +92,12 @@ def exact_live(conn: Connection, scope: Scope, layers: Sequence[str]) -> list[Me
         .order_by(ITEMS.c.pk)
     )
     return [item_from_row(r) for r in rows]
+
+
+def generation_of(conn: Connection, user_id: str) -> str | None:
+    """The user's current generation (see ``Store.generation``); None when none was begun."""
+    token = conn.execute(select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == user_id)).scalar()
+    return None if token is None else str(token)
 
 
 def is_learned(conn: Connection, scope: Scope, key: str) -> bool:

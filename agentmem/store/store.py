@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import StoreError
+from ..errors import ErasedError, StoreError
 from ..records import MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
 from . import search
@@ -24,11 +24,13 @@ from .engine import WRITE, is_ephemeral, make_engine
 from .migrations import migrate
 from .rows import (
     EVENTS,
+    GENERATIONS,
     ITEMS,
     PENDING,
     ContextRow,
     event_from_row,
     exact_live,
+    generation_of,
     is_learned,
     item_from_row,
     utcnow,
@@ -72,14 +74,37 @@ class Store:
             _remove_database(self._ephemeral)
 
     @contextmanager
-    def write(self, scope: Scope) -> Iterator[Writer]:
-        """One transaction holding the write lock: read, merge and apply can't interleave."""
+    def write(self, scope: Scope, *, generation: str | None = None) -> Iterator[Writer]:
+        """One transaction holding the user's write lock: read, merge and apply can't interleave.
+
+        ``generation``: the user's generation when the caller's work began (``generation()``); when the
+        user was deleted since, ErasedError and nothing is written.
+        """
         with self._writer_engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
+            if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE locked the whole database
+                # Per user and schema: the lock needs no row of the user, and schemas don't contend.
                 conn.exec_driver_sql(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (scope.user_id,)
+                    "SELECT pg_advisory_xact_lock(hashtextextended("
+                    "'agentmem.user:' || coalesce(current_schema(), '') || ':' || %s, 0))",
+                    (scope.user_id,),
                 )
-            yield Writer(conn, scope, utcnow())
+            writer = Writer(conn, scope, utcnow())
+            if generation is not None and writer.generation() != generation:
+                raise ErasedError(
+                    f"user {scope.user_id!r} was deleted while this write was under way; nothing was written"
+                )
+            yield writer
+
+    def generation(self, scope: Scope) -> str:
+        """The user's current generation, begun now if there is none. Work that spans a model call takes
+        it before it reads anything and hands it to ``write``: ``delete_user`` ends the generation, so
+        nothing begun before a deletion is written after it, a user's first-ever write included."""
+        with self.engine.connect() as conn:
+            token = generation_of(conn, scope.user_id)
+        if token is not None:
+            return token
+        with self.write(scope) as writer:
+            return writer.begin_generation()
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -96,13 +121,26 @@ class Store:
             items = exact_live(conn, scope, layers)
         return {layer: [i for i in items if i.layer == layer] for layer in layers}
 
-    def watermark(self, scope: Scope) -> int:
-        """The user's newest event id (0 when none): how current a reading of the memory is."""
+    def agents(self, scope: Scope) -> list[str]:
+        """Agents with live private items of the scope's user."""
+        stmt = (
+            select(ITEMS.c.agent_id)
+            .distinct()
+            .where(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id != "", ITEMS.c.valid_to.is_(None))
+            .order_by(ITEMS.c.agent_id)
+        )
         with self.engine.connect() as conn:
-            value = conn.execute(
-                select(func.max(EVENTS.c.id)).where(EVENTS.c.user_id == scope.user_id)
-            ).scalar()
-        return int(value or 0)
+            return list(conn.execute(stmt).scalars())
+
+    def watermark(self, scope: Scope) -> tuple[str | None, int]:
+        """How current a reading of the memory is, in one query: the user's generation (None when none
+        was begun) and newest event id (0 when none)."""
+        user = scope.user_id
+        token = select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == user).scalar_subquery()
+        newest = select(func.max(EVENTS.c.id)).where(EVENTS.c.user_id == user).scalar_subquery()
+        with self.engine.connect() as conn:
+            generation, event_id = conn.execute(select(token, newest)).one()
+        return generation, int(event_id or 0)
 
     def was_learned(self, scope: Scope, key: str) -> bool:
         with self.engine.connect() as conn:
@@ -172,9 +210,12 @@ class Store:
         attempts: int,
         watermark: int,
         read_at: datetime,
+        *,
+        generation: str,
     ) -> str:
-        """Keep a failed extraction's input for ``retry_pending``; one row per scope and input."""
-        with self.write(scope) as writer:
+        """Keep a failed extraction's input for ``retry_pending``; one row per scope and input.
+        ErasedError when the user was deleted since ``generation`` (when the learn began)."""
+        with self.write(scope, generation=generation) as writer:
             row = writer.conn.execute(
                 select(PENDING.c.id, PENDING.c.attempts).where(
                     PENDING.c.user_id == scope.user_id,
@@ -208,6 +249,17 @@ class Store:
             )
             return pending_id
 
+    def count_retry(self, scope: Scope, pending_id: str, error: str, attempts: int) -> bool:
+        """Record a failed retry on its pending extraction; False when the row is gone (its user was
+        deleted): a retry's claim is its row, which is never made again."""
+        with self.write(scope) as writer:
+            updated = writer.conn.execute(
+                PENDING.update()
+                .where(PENDING.c.id == pending_id, PENDING.c.user_id == scope.user_id)
+                .values(error=error, attempts=PENDING.c.attempts + attempts, updated_at=writer.now)
+            )
+            return bool(updated.rowcount)
+
     def pending(self, user_id: str | None) -> list[dict[str, Any]]:
         """Pending extractions, oldest first: of one user, or of everyone (for maintenance jobs)."""
         stmt = select(PENDING).order_by(PENDING.c.created_at, PENDING.c.id)
@@ -216,14 +268,12 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 
-    def drop_pending(self, scope: Scope, key: str) -> None:
+    def drop_pending(self, scope: Scope, pending_id: str) -> None:
+        """Drop a retried extraction by id: were its user deleted and the same input kept again
+        since, that newer row stays."""
         with self.write(scope) as writer:
             writer.conn.execute(
-                PENDING.delete().where(
-                    PENDING.c.user_id == scope.user_id,
-                    PENDING.c.agent_id == scope.agent_key,
-                    PENDING.c.key == key,
-                )
+                PENDING.delete().where(PENDING.c.id == pending_id, PENDING.c.user_id == scope.user_id)
             )
 
     def history(self, scope: Scope, item_id: str | None = None) -> list[MemoryEvent]:

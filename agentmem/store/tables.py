@@ -161,6 +161,17 @@ class MessageRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class GenerationRow(SQLModel, table=True):
+    """A user's current generation (v7): a random token that ``delete_user`` deletes with the rest of the
+    user's rows. Work that spans a model call notes it when it starts and writes only if it is unchanged
+    then, so nothing begun before a deletion is written after it (see ``Store.generation``)."""
+
+    __tablename__ = "agentmem_generations"
+
+    user_id: str = Field(primary_key=True, max_length=255)
+    token: str = Field(max_length=32)
+
+
 class MetaRow(SQLModel, table=True):
     __tablename__ = "agentmem_meta"
 

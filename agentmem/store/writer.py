@@ -14,7 +14,18 @@ from ..layers.changes import Add, Delete, Expire, NewItem, Op, Supersede, Update
 from ..records import Change, MemoryItem
 from ..scope import Scope
 from . import search
-from .rows import EVENTS, ITEMS, LEARNED, exact_live, is_learned, item_from_row, visible
+from .rows import (
+    EVENTS,
+    GENERATIONS,
+    ITEMS,
+    LEARNED,
+    PENDING,
+    exact_live,
+    generation_of,
+    is_learned,
+    item_from_row,
+    visible,
+)
 
 
 class Writer:
@@ -130,9 +141,27 @@ class Writer:
         """The same transaction, writing on behalf of another scope of the same user."""
         return Writer(self.conn, Scope(self.scope.user_id, agent_id), self.now)
 
-    def has_event(self, event_id: int) -> bool:
+    def generation(self) -> str | None:
+        """The user's current generation (see ``Store.generation``); None when none was begun since the
+        user was last deleted."""
+        return generation_of(self.conn, self.scope.user_id)
+
+    def begin_generation(self) -> str:
+        """The user's current generation, begun now when there is none."""
+        token = self.generation()
+        if token is None:
+            token = uuid.uuid4().hex
+            self.conn.execute(GENERATIONS.insert().values(user_id=self.scope.user_id, token=token))
+        return token
+
+    def end_generation(self) -> None:
+        """Part of deleting the user: whatever began before writes nothing after (a random token, so a
+        generation begun later never equals an ended one)."""
+        self.conn.execute(GENERATIONS.delete().where(GENERATIONS.c.user_id == self.scope.user_id))
+
+    def has_pending(self, pending_id: str) -> bool:
         found = self.conn.execute(
-            select(EVENTS.c.id).where(EVENTS.c.id == event_id, EVENTS.c.user_id == self.scope.user_id)
+            select(PENDING.c.id).where(PENDING.c.id == pending_id, PENDING.c.user_id == self.scope.user_id)
         ).first()
         return found is not None
 

@@ -141,7 +141,7 @@ def section(system: str, tag: str) -> list[str]:
 def test_the_users_memory_is_in_the_system_message_of_the_chat_request(
     router: Router, server: LoopbackServer, make_mem: MakeManager, make_agent: MakeAgent
 ) -> None:
-    mem = make_mem()
+    mem = make_mem(update_memory_on_run=False)
     mem.profile.update(user_id="sarah", name="Sarah", role="data scientist", expertise=["pandas", "SQL"])
     mem.policies.update(user_id="sarah", response_style="concise", format="code first")
     # The relevant fact is the oldest: without ranking by the message it would come last.
@@ -188,7 +188,7 @@ def test_the_users_memory_is_in_the_system_message_of_the_chat_request(
 def test_a_memory_tool_call_round_trip(
     router: Router, server: LoopbackServer, make_mem: MakeManager, make_agent: MakeAgent
 ) -> None:
-    mem = make_mem(enable_agentic_memory=True)
+    mem = make_mem(update_memory_on_run=False, enable_agentic_memory=True)
     vision = mem.knowledge.add("Works on computer vision at Acme", user_id="sarah")
     mem.knowledge.add("Lives in Lisbon", user_id="sarah")
     router.add(
@@ -392,7 +392,7 @@ def test_a_tool_write_and_an_extraction_released_at_the_same_moment_both_land(
 def test_the_second_turn_carries_the_first_turns_history(
     router: Router, server: LoopbackServer, make_mem: MakeManager, make_agent: MakeAgent
 ) -> None:
-    mem = make_mem()
+    mem = make_mem(update_memory_on_run=False)
     router.add("chat", "Kyoto in April is cherry blossom season.", "Book a ryokan in Higashiyama early.")
     router.add("chat", "Hello! How can I help?", "I don't know where you are going yet.")
     agent = make_agent(mem)
@@ -427,7 +427,7 @@ def test_the_second_turn_carries_the_first_turns_history(
 def test_the_session_summary_is_written_by_the_model_after_enough_turns(
     router: Router, make_mem: MakeManager, make_agent: MakeAgent
 ) -> None:
-    mem = make_mem(enable_session_summaries=True)
+    mem = make_mem(update_memory_on_run=False, enable_session_summaries=True)
     router.add("chat", "Day 1: Fushimi Inari.", "Day 2: Arashiyama.", "Day 3: Nara, a day trip.")
     summary = "The user is planning a three-day trip to Kyoto; a day-by-day itinerary was drafted."
     router.add("summary", summary)
@@ -455,7 +455,7 @@ def test_the_session_summary_is_written_by_the_model_after_enough_turns(
         assert line in prompt["content"]
     assert mem.sessions.summary(session, user_id="sarah") == summary
     assert [s.summary for s in mem.sessions.list(user_id="sarah")] == [summary]
-    assert router.received["extract"] == []  # update_memory_on_run is off: summaries only
+    assert router.received["extract"] == []  # learning is off: summaries only
 
 
 def test_offline_summaries_need_no_model(
@@ -486,7 +486,7 @@ def test_offline_summaries_need_no_model(
 def test_arun_with_a_tool_call_over_http(
     router: Router, server: LoopbackServer, make_mem: MakeManager, make_agent: MakeAgent
 ) -> None:
-    mem = make_mem(enable_agentic_memory=True)
+    mem = make_mem(update_memory_on_run=False, enable_agentic_memory=True)
     router.add(
         "chat",
         ToolCall("memory_remember", {"layer": "policies", "field": "tone", "value": "friendly but direct"}),
@@ -524,7 +524,7 @@ def get_weather(city: str) -> str:
 def test_a_python_function_is_offered_called_and_answered(
     router: Router, server: LoopbackServer, make_mem: MakeManager, make_agent: MakeAgent
 ) -> None:
-    mem = make_mem()
+    mem = make_mem(update_memory_on_run=False)
     router.add(
         "chat",
         ToolCall("get_weather", {"town": "Oslo"}),  # a wrong argument name
@@ -562,7 +562,7 @@ def test_a_python_function_is_offered_called_and_answered(
 def test_a_transient_http_error_in_the_chat_is_retried(
     router: Router, server: LoopbackServer, make_mem: MakeManager, make_agent: MakeAgent
 ) -> None:
-    mem = make_mem()
+    mem = make_mem(update_memory_on_run=False)
     router.add("chat", Fault(503), Fault(429), "Hello!")
     agent = make_agent(mem)
     result = agent.run("Hello there", user_id="sarah")

@@ -124,7 +124,8 @@ def test_sync_and_async_calls_share_litellms_clients_without_breaking(db_url: st
 
     with LoopbackServer(reply) as server:
         options = {"api_base": server.url, "api_key": "test-key"}
-        mem = MemoryManager(db=db_url, model=MODEL, model_options=options)
+        # No background learning: each agent.run is exactly one request, as counted below.
+        mem = MemoryManager(db=db_url, model=MODEL, model_options=options, update_memory_on_run=False)
         agent = Agent(model=MODEL, model_options=options, memory=mem)
 
         def said(who: str) -> list[dict[str, str]]:
