@@ -6,16 +6,24 @@ mem.profile.update(user_id="sarah", name="Sarah", role="data scientist")
 xml = mem.compile(user_id="sarah", query="data cleaning", token_budget=800)
 """
 
+import logging
+
 from .agent import Agent, RunResult
 from .config import LayerConfig
 from .errors import (
     AgentMemError,
+    AuthenticationError,
+    ClosedError,
     ConfigurationError,
     ConflictError,
+    ContextLengthError,
     ErasedError,
     ExtractionError,
     InvalidInputError,
+    ModelError,
+    ModelNotFoundError,
     NotFoundError,
+    RateLimitError,
     ScopeError,
     SecretError,
     StoreError,
@@ -41,12 +49,18 @@ from .tools import MemoryTools
 
 __version__ = "0.1.0"
 
+# agentmem logs under "agentmem" and prints nothing; without a logging configuration, nothing is shown.
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
 __all__ = [
     "Agent",
     "AgentMemError",
+    "AuthenticationError",
     "Change",
+    "ClosedError",
     "ConfigurationError",
     "ConflictError",
+    "ContextLengthError",
     "Cost",
     "ErasedError",
     "ExtractionError",
@@ -63,11 +77,14 @@ __all__ = [
     "MemoryTools",
     "Message",
     "Model",
+    "ModelError",
+    "ModelNotFoundError",
     "ModelRequest",
     "ModelResponse",
     "NotFoundError",
     "Policies",
     "Profile",
+    "RateLimitError",
     "RetryPolicy",
     "RetryReport",
     "RunResult",

@@ -14,13 +14,21 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .conversations import MAX_MESSAGE_CHARS
-from .errors import AgentMemError, ConfigurationError, ErasedError, ExtractionError, InvalidInputError
+from .errors import (
+    AgentMemError,
+    ClosedError,
+    ConfigurationError,
+    ErasedError,
+    ExtractionError,
+    InvalidInputError,
+)
 from .extraction.bridge import run_sync
 from .extraction.calls import ModelCaller
 from .extraction.model import Message, Model, ModelRequest, ModelResponse, resolve_model
@@ -30,6 +38,7 @@ from .manager import MAX_QUERY, MemoryManager
 from .records import Change, Cost
 from .scope import Scope, check_id
 from .tools import MemoryTools
+from .validation import checked_text, cleaned_text
 
 log = logging.getLogger("agentmem.agent")
 
@@ -77,6 +86,17 @@ def _storable(reply: str) -> str:
 
     kept = MAX_MESSAGE_CHARS - len(marker(MAX_MESSAGE_CHARS))  # fewer digits never lengthen the marker
     return reply[:kept] + marker(kept)
+
+
+@contextmanager
+def _agentmem_errors() -> Iterator[None]:
+    """Whatever fails in a run leaves it as an AgentMemError, the original chained."""
+    try:
+        yield
+    except AgentMemError:
+        raise
+    except Exception as exc:
+        raise AgentMemError(f"the run failed: {type(exc).__name__}: {exc}") from exc
 
 
 @dataclass
@@ -170,37 +190,44 @@ class Agent:
 
         A session belongs to the agent that started it: continuing another agent's session (or, for an
         agent with an ``agent_id``, a session stored without one) raises ScopeError before any model
-        call, and so does a ``message`` over ``MAX_MESSAGE_CHARS`` (InvalidInputError). A reply over that
-        limit is returned whole and stored cut short, with a marker.
+        call, and so does a ``message`` over ``MAX_MESSAGE_CHARS`` or holding text no store keeps
+        (InvalidInputError). A reply over that limit is returned whole and stored cut short, with a
+        marker. A reply is never lost: when storing the turn fails, the failure is logged and the reply
+        returned.
+
+        Raises:
+            AgentMemError: every failure; from the model, a :class:`~agentmem.ModelError` subclass.
         """
-        turn = self._start(message, user_id, session_id)
-        for _round in range(self.max_tool_rounds + 1):
-            final = _round == self.max_tool_rounds
-            reply = self._chat(turn, final=final)
-            if not reply.tool_calls or final:  # a call asked for without tools offered is not run
-                return self._finish(turn, reply.text)
-            self._record_calls(turn, reply)
-            for call in reply.tool_calls:
-                turn.messages.append(
-                    self._tool_message(call.id, self._run_tool(turn, call.name, call.arguments))
-                )
+        with _agentmem_errors():
+            turn = self._start(message, user_id, session_id)
+            for _round in range(self.max_tool_rounds + 1):
+                final = _round == self.max_tool_rounds
+                reply = self._chat(turn, final=final)
+                if not reply.tool_calls or final:  # a call asked for without tools offered is not run
+                    return self._finish(turn, reply.text)
+                self._record_calls(turn, reply)
+                for call in reply.tool_calls:
+                    turn.messages.append(
+                        self._tool_message(call.id, self._run_tool(turn, call.name, call.arguments))
+                    )
         raise AssertionError("unreachable: the last round is forced to answer")
 
     async def arun(self, message: str, *, user_id: str, session_id: str | None = None) -> RunResult:
         """The async twin of :meth:`run`."""
-        turn = await asyncio.to_thread(self._start, message, user_id, session_id)
-        for _round in range(self.max_tool_rounds + 1):
-            final = _round == self.max_tool_rounds
-            reply = await self._achat(turn, final=final)
-            if not reply.tool_calls or final:
-                return await asyncio.to_thread(self._finish, turn, reply.text)
-            self._record_calls(turn, reply)
-            for call in reply.tool_calls:
-                if call.name in self.tools:
-                    output = await self.tools[call.name].acall(call.arguments)
-                else:
-                    output = await asyncio.to_thread(self._run_tool, turn, call.name, call.arguments)
-                turn.messages.append(self._tool_message(call.id, output))
+        with _agentmem_errors():
+            turn = await asyncio.to_thread(self._start, message, user_id, session_id)
+            for _round in range(self.max_tool_rounds + 1):
+                final = _round == self.max_tool_rounds
+                reply = await self._achat(turn, final=final)
+                if not reply.tool_calls or final:
+                    return await asyncio.to_thread(self._finish, turn, reply.text)
+                self._record_calls(turn, reply)
+                for call in reply.tool_calls:
+                    if call.name in self.tools:
+                        output = await self.tools[call.name].acall(call.arguments)
+                    else:
+                        output = await asyncio.to_thread(self._run_tool, turn, call.name, call.arguments)
+                    turn.messages.append(self._tool_message(call.id, output))
         raise AssertionError("unreachable: the last round is forced to answer")
 
     def print_response(
@@ -234,10 +261,11 @@ class Agent:
 
     def _start(self, message: str, user_id: str, session_id: str | None) -> _Turn:
         if self._closed:
-            raise AgentMemError("this agent is closed")
+            raise ClosedError("this agent is closed")
         scope = Scope.of(user_id, self.agent_id)
         if not isinstance(message, str) or not message.strip():
             raise InvalidInputError("message must be a non-empty str")
+        checked_text(message, "message")
         if len(message) > MAX_MESSAGE_CHARS:  # checked now: it could not be stored after the reply
             raise InvalidInputError(f"message is {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}")
         session = check_id(session_id, "session_id", required=False) or uuid.uuid4().hex
@@ -328,11 +356,12 @@ class Agent:
         memory = self.memory
         if memory is None:
             return turn.result
-        exchange = [{"role": "user", "content": turn.message}, {"role": "assistant", "content": content}]
+        # The reply exists, so storing it must not fail: a model's stray control character or lone
+        # surrogate is repaired, an over-long reply stored cut short (the run still returns all of it).
+        said = cleaned_text(content)
+        exchange = [{"role": "user", "content": turn.message}, {"role": "assistant", "content": said}]
+        stored = [exchange[0], {"role": "assistant", "content": _storable(said)}]
         # Stored now, so the next run's history has it; learning and summaries go to the background.
-        # An over-long reply is stored cut short (the run still returns all of it): the reply exists, so
-        # storing it must not fail.
-        stored = [exchange[0], {"role": "assistant", "content": _storable(content)}]
         try:
             memory.sessions.add(
                 turn.session_id,
@@ -344,6 +373,11 @@ class Agent:
             )
         except ErasedError:  # the user was deleted during the run: keep nothing of it
             log.info("user %r was deleted during the run: the turn is not stored", turn.scope.user_id)
+            return turn.result
+        except Exception:  # the database failed after the model answered: keep the reply
+            log.exception(
+                "the turn could not be stored in session %r; the reply is returned", turn.session_id
+            )
             return turn.result
         if memory.update_memory_on_run or memory.sessions.summaries:
             context = [{"role": "assistant", "content": turn.previous_reply}] if turn.previous_reply else []

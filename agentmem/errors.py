@@ -11,12 +11,14 @@ class ConfigurationError(AgentMemError):
     """A developer's mistake in how agentmem is set up (bad schema, unknown field, bad option)."""
 
 
-class ScopeError(AgentMemError):
-    """An invalid ``user_id``/``agent_id``/``session_id``, or an item outside the caller's scope."""
-
-
 class InvalidInputError(AgentMemError):
-    """Input that cannot be stored: wrong type, empty, too large, or not valid for the schema."""
+    """Input that cannot be stored: wrong type, empty, too large, not valid for the schema, or text
+    that no database holds alike (a lone surrogate, a control character other than tab, newline and
+    carriage return) or data nested deeper than ``agentmem.validation.MAX_DEPTH``."""
+
+
+class ScopeError(InvalidInputError):
+    """An invalid ``user_id``/``agent_id``/``session_id``, or an item outside the caller's scope."""
 
 
 class SecretError(InvalidInputError):
@@ -36,14 +38,41 @@ class ConflictError(AgentMemError):
 
 
 class StoreError(AgentMemError):
-    """The database is unusable: unknown schema version, failed migration."""
+    """The database failed or is unusable: unreachable, locked, an unknown schema version, a failed
+    migration. The database driver's own error is chained (``__cause__``)."""
 
 
-class TransientModelError(AgentMemError):
+class ClosedError(AgentMemError):
+    """The :class:`~agentmem.MemoryManager` (or :class:`~agentmem.Agent`) was closed and cannot be used."""
+
+
+class ModelError(AgentMemError):
+    """A model call failed: the provider refused the request or could not answer it. The provider's
+    (or litellm's) own error is chained (``__cause__``). A subclass says why where it is known."""
+
+
+class TransientModelError(ModelError):
     """A model call failed in a way worth retrying with backoff: rate limit, timeout, dropped
     connection, server error (5xx). :class:`~agentmem.LiteLLMModel` raises it for those; raise it from
     your own model to have :class:`~agentmem.RetryPolicy` retry the call. Any other exception from a
     model fails the call at once."""
+
+
+class RateLimitError(TransientModelError):
+    """The provider refused the call for now (HTTP 429): retried; raised when the retries ran out."""
+
+
+class AuthenticationError(ModelError):
+    """No API key, or the provider refused the key (HTTP 401/403). Never retried."""
+
+
+class ModelNotFoundError(ModelError):
+    """The provider (or litellm) does not know the model, or the ``api_base`` has no such endpoint
+    (HTTP 404). Never retried."""
+
+
+class ContextLengthError(ModelError):
+    """The request is longer than the model's context window. Never retried."""
 
 
 class ExtractionError(AgentMemError):

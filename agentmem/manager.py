@@ -27,6 +27,7 @@ from .store import Store, transfer
 from .store.engine import resolve_url
 from .tokens import TokenCounter, default_counter
 from .tools import MemoryTools
+from .validation import checked_text
 from .writes import Writes
 
 MAX_QUERY = 4000
@@ -437,4 +438,4 @@ def _check_query(query: object) -> str | None:
         raise InvalidInputError(f"query must be a str, not {type(query).__name__}")
     if len(query) > MAX_QUERY:
         raise InvalidInputError(f"query is {len(query)} characters; the limit is {MAX_QUERY}")
-    return query if query.strip() else None
+    return checked_text(query, "query") if query.strip() else None

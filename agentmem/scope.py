@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from .errors import ScopeError
+from .validation import text_problem
 
 MAX_ID_LENGTH = 255
 # Printable, no whitespace at the ends, no control characters: ids end up in logs, CLIs and SQL params.
@@ -28,6 +29,9 @@ def check_id(value: object, name: str, *, required: bool) -> str | None:
         raise ScopeError(f"{name} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}")
     if value != value.strip() or _CONTROL.search(value):
         raise ScopeError(f"{name} must not contain control characters or surrounding whitespace")
+    problem = text_problem(value)  # what is left: a lone surrogate
+    if problem:
+        raise ScopeError(f"{name} {problem}")
     return value
 
 

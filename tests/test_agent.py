@@ -21,6 +21,7 @@ from agentmem import (
     ConfigurationError,
     InvalidInputError,
     MemoryManager,
+    ModelError,
     RetryPolicy,
     ScopeError,
     TransientModelError,
@@ -366,8 +367,9 @@ def test_a_chat_that_keeps_failing_raises_and_stores_nothing(
     assert mem.sessions.messages("s1", user_id="u") == []
 
     broken = ScriptedModel([ValueError("bad request"), "never"])
-    with pytest.raises(ValueError, match="bad request"):
+    with pytest.raises(ModelError, match="bad request") as raised:
         make_agent(broken, memory=mem).run("Hello there", user_id="u")
+    assert isinstance(raised.value.__cause__, ValueError)
     assert len(broken.requests) == 1  # only transient errors are retried
 
 

@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentmem import InvalidInputError, LayerConfig, MemoryManager
+from agentmem.store.rows import ITEMS
 from agentmem.tokens import default_counter
+from agentmem.validation import cleaned_text
 
 count_tokens = default_counter()
 
@@ -76,7 +78,11 @@ def test_hostile_content_is_escaped_never_markup(mem: MemoryManager) -> None:
 
 
 def test_control_characters_never_break_the_xml(mem: MemoryManager) -> None:
-    mem.knowledge.add("bell \u0007 and escape \x1b[31m and form feed \x0c", user_id="u")
+    with pytest.raises(InvalidInputError, match="control character"):  # refused on new writes
+        mem.knowledge.add("bell \u0007 and escape \x1b[31m and form feed \x0c", user_id="u")
+    mem.knowledge.add("bell and escape and form feed", user_id="u")
+    with mem._store.engine.begin() as conn:  # as an older version may have stored it
+        conn.execute(ITEMS.update().values(line="bell \u0007 and escape \x1b[31m and form feed \x0c"))
     root = parse(mem.compile(user_id="u"))
     knowledge = root.find("user_knowledge")
     assert knowledge is not None
@@ -85,18 +91,15 @@ def test_control_characters_never_break_the_xml(mem: MemoryManager) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    texts=st.lists(
-        st.text(min_size=1, max_size=60).filter(lambda t: t.strip() and "\x00" not in t), max_size=6
-    )
-)
+@given(texts=st.lists(st.text(min_size=1, max_size=60).filter(lambda t: t.strip()), max_size=6))
 def test_any_text_compiles_to_well_formed_xml(mem: MemoryManager, texts: list[str]) -> None:
     user = "prop"
     mem.delete_user(user)
     for text in texts:
-        with contextlib.suppress(InvalidInputError):  # secrets and blank text are refused, by design
+        with contextlib.suppress(InvalidInputError):  # secrets, blank and unstorable text are refused
             mem.knowledge.add(text, user_id=user)
-    parse(mem.compile(user_id=user, query=" ".join(texts)[:200], token_budget=300))
+    query = cleaned_text(" ".join(texts)[:200])
+    parse(mem.compile(user_id=user, query=query, token_budget=300))
 
 
 def test_same_state_same_bytes(mem: MemoryManager, db_url: str) -> None:

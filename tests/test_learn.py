@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from tenacity import RetryError, Retrying, stop_after_attempt
 
-from agentmem import ConfigurationError, ExtractionError, LayerConfig, MemoryManager
+from agentmem import ConfigurationError, ExtractionError, LayerConfig, MemoryManager, ModelError
 from agentmem.extraction.model import TransientModelError
 from agentmem.extraction.output import build_output_model, json_schema
 from agentmem.layers import KnowledgeLayer, Patch
@@ -342,7 +342,8 @@ def test_a_non_transient_error_fails_at_once_with_a_pending_extraction(make: Fac
         mem.learn(SARAH, user_id=USER)
 
     assert len(model.requests) == raised.value.attempts == 1
-    assert isinstance(raised.value.__cause__, ValueError)
+    assert isinstance(raised.value.__cause__, ModelError)
+    assert isinstance(raised.value.__cause__.__cause__, ValueError)
     [pending] = mem._store.pending(None)
     assert pending["id"] == raised.value.pending_id
     assert (pending["user_id"], pending["attempts"]) == (USER, 1)

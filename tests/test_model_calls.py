@@ -19,6 +19,7 @@ from agentmem import (
     ExtractionError,
     MemoryManager,
     Model,
+    ModelError,
     ModelRequest,
     ModelResponse,
     RetryPolicy,
@@ -181,7 +182,8 @@ def test_an_error_that_is_not_transient_is_never_retried(db_url: str, error: Exc
     with MemoryManager(db=db_url, model=model) as mem, pytest.raises(ExtractionError) as raised:
         mem.learn(SARAH, user_id="sarah")
     assert len(model.requests) == raised.value.attempts == 1
-    assert raised.value.__cause__ is error
+    assert isinstance(raised.value.__cause__, ModelError)
+    assert raised.value.__cause__.__cause__ is error
 
 
 def test_a_re_ask_carries_the_validation_error_and_the_final_error_states_it(db_url: str) -> None:

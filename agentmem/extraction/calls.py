@@ -27,7 +27,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from ..errors import ExtractionError
+from ..errors import AgentMemError, ConfigurationError, ExtractionError, ModelError
 from ..records import Cost
 from .bridge import run_sync
 from .model import Message, Model, ModelRequest, ModelResponse, TransientModelError
@@ -105,14 +105,20 @@ class ModelCaller:
         return AsyncRetrying(stop=stop_after_attempt(reasks + 1), retry=retry_if_exception_type(Invalid))
 
     async def generate(self, request: ModelRequest, cost: Cost) -> ModelResponse:
-        """One request, retried while it fails transiently; the last failure is raised as it is."""
+        """One request, retried while it fails transiently; the last failure is raised as it is (a
+        model's error that is not an AgentMemError as a ModelError, the original chained)."""
         async for attempt in self._transient():
             with attempt:
                 async with self.limiter:
                     cost.model_calls += 1
-                    response = await self.model.generate(request)
+                    try:
+                        response = await self.model.generate(request)
+                    except AgentMemError:
+                        raise
+                    except Exception as exc:  # a model of the user's own: fails at once
+                        raise ModelError(f"{type(self.model).__name__}: {type(exc).__name__}: {exc}") from exc
                 if not isinstance(response, ModelResponse):
-                    raise TypeError(
+                    raise ConfigurationError(
                         f"{type(self.model).__name__}.generate returned {type(response).__name__}, "
                         "not a ModelResponse"
                     )

@@ -322,7 +322,7 @@ class Learner:
         except ErasedError:
             usage.skipped = ERASED
             return result
-        except SQLAlchemyError as exc:  # the model's work is done: keep the input rather than lose it
+        except (SQLAlchemyError, StoreError) as exc:  # the model's work is done: keep the input, not lose it
             error = StoreError(f"could not apply what was learned: {type(exc).__name__}: {exc}")
             self._keep_pending(error, job)
             raise error from exc
@@ -353,7 +353,7 @@ class Learner:
                 pending_id = None
         except ErasedError:
             return  # the user was deleted meanwhile: their input must not be kept
-        except SQLAlchemyError as db_error:
+        except (SQLAlchemyError, StoreError) as db_error:
             log.warning("the failed input could not be kept for retry_pending: %s", type(db_error).__name__)
             return
         if isinstance(exc, ExtractionError):

@@ -13,12 +13,13 @@ import asyncio
 import inspect
 import os
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from ..errors import ConfigurationError
 from ..errors import TransientModelError as TransientModelError
+from .failures import model_error
 
 Message = Mapping[str, Any]
 """An OpenAI-style chat message: ``{"role": ..., "content": ...}`` (plus ``tool_calls`` etc.)."""
@@ -74,7 +75,8 @@ class Model(Protocol):
 
     ``generate`` must not block the event loop (wrap a blocking client in ``asyncio.to_thread``).
     Raise :class:`~agentmem.TransientModelError` for a failure worth retrying; any other exception
-    fails the call at once.
+    fails the call at once (and reaches the caller as a :class:`~agentmem.ModelError`, unless it is
+    an :class:`~agentmem.AgentMemError` already).
 
     Optionally a model may define ``supports_json_schema() -> bool``: when it returns ``False``,
     extraction sends ``{"type": "json_object"}`` and puts the JSON Schema in the prompt instead of in
@@ -106,90 +108,30 @@ async def _alitellm() -> Any:
     return await asyncio.to_thread(_litellm)  # seconds of import: not on the event loop
 
 
-RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
-_TRANSIENT = (
-    "RateLimitError",
-    "Timeout",
-    "APIConnectionError",
-    "InternalServerError",
-    "ServiceUnavailableError",
-    "BadGatewayError",
-)
-_PERMANENT = (  # checked first: some subclass a transient type
-    "AuthenticationError",
-    "PermissionDeniedError",
-    "NotFoundError",
-    "BadRequestError",
-    "UnprocessableEntityError",
-)
-
-
-def _retryable(status: int) -> bool:
-    return status in RETRYABLE_STATUS or status >= 500
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _is_transient(litellm: Any, exc: BaseException) -> bool:
-    """Worth another try: the provider answered 408, 409, 429 or 5xx, or the connection failed or
-    timed out. Not: the provider refused the request (400, 401, 403, 404, 422), or the client failed
-    before sending it (litellm reports a missing API key as a 500, so its own status is not trusted
-    when the exception chain shows what really happened)."""
-    import httpx
-    import openai
-
-    for cause in _causes(exc):
-        if type(cause).__module__.split(".")[0] == "litellm":
-            continue  # litellm's wrappers carry a status of their own making
-        if isinstance(cause, httpx.HTTPStatusError):
-            return _retryable(cause.response.status_code)
-        if isinstance(cause, openai.APIStatusError):
-            return _retryable(cause.status_code)
-        if isinstance(
-            cause, httpx.TransportError | openai.APIConnectionError | ConnectionError | TimeoutError
-        ):
-            return True
-        if isinstance(cause, openai.OpenAIError) and not isinstance(cause, openai.APIError):
-            return False  # the SDK refused to send: no API key, a bad option
-    if isinstance(exc, _types(litellm, _PERMANENT)):
-        return False
-    if isinstance(exc, _types(litellm, _TRANSIENT)):
-        return True
-    status = getattr(exc, "status_code", None)
-    return isinstance(status, int) and _retryable(status)
-
-
-def _types(litellm: Any, names: Sequence[str]) -> tuple[type[BaseException], ...]:
-    return tuple(getattr(litellm, n) for n in names if hasattr(litellm, n))
-
-
-@contextmanager
-def _translated(litellm: Any) -> Iterator[None]:
-    """Provider failures worth another try become TransientModelError; others pass unchanged."""
-    try:
-        yield
-    except Exception as exc:
-        if _is_transient(litellm, exc):
-            raise TransientModelError(f"{type(exc).__name__}: {exc}") from exc
-        raise
+_RETRY_OPTIONS = ("max_retries", "num_retries")
 
 
 class LiteLLMModel:
     """Any model litellm knows, e.g. ``"gpt-4o-mini"`` or ``"openai/qwen2.5-7b-instruct"`` with
     ``options={"api_base": "http://localhost:1234/v1"}``. Options pass through to
-    ``litellm.acompletion``. Transient provider failures are raised as TransientModelError."""
+    ``litellm.acompletion``, except retries: those are :class:`~agentmem.RetryPolicy`'s.
+
+    Every failure is raised as a :class:`~agentmem.ModelError`: :class:`~agentmem.TransientModelError`
+    (or its :class:`~agentmem.RateLimitError`) for failures worth retrying, and
+    :class:`~agentmem.AuthenticationError`, :class:`~agentmem.ModelNotFoundError`,
+    :class:`~agentmem.ContextLengthError` or a plain ModelError for those no retry fixes.
+    """
 
     def __init__(self, model: str, options: Mapping[str, Any] | None = None) -> None:
         self.model = model
-        # Retries are ours (RetryPolicy, under one concurrency limit); the SDK's own would hide attempts.
-        self.options = {"max_retries": 0, **dict(options or {})}
+        options = dict(options or {})
+        for name in _RETRY_OPTIONS:
+            if options.get(name):  # the SDK's own retries would hide attempts and skip our limit
+                raise ConfigurationError(
+                    f"model_options[{name!r}] is not supported: retries are set with "
+                    "retry=RetryPolicy(attempts=...)"
+                )
+        self.options = {**options, "max_retries": 0}
 
     def __repr__(self) -> str:
         return f"LiteLLMModel({self.model!r})"
@@ -213,9 +155,10 @@ class LiteLLMModel:
             kwargs["tools"] = [dict(t) for t in request.tools]
         if request.response_format is not None:
             kwargs["response_format"] = dict(request.response_format)
-        with _translated(litellm):
-            response = await litellm.acompletion(**kwargs)
-        return self._response(litellm, response)
+        try:
+            return self._response(litellm, await litellm.acompletion(**kwargs))
+        except Exception as exc:
+            raise model_error(litellm, exc, self.model, self.options) from exc
 
     @staticmethod
     def _response(litellm: Any, response: Any) -> ModelResponse:
@@ -240,8 +183,6 @@ class LiteLLMModel:
 
 def resolve_model(model: str | Model | None, options: Mapping[str, Any] | None) -> Model | None:
     """A litellm model id becomes a :class:`LiteLLMModel`; an object must implement :class:`Model`."""
-    from ..errors import ConfigurationError
-
     if model is None:
         if options:
             raise ConfigurationError("model_options were given without a model")

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..validation import checked_text
 
 MAX_USER_CHARS = 24_000  # most recent user text kept; older turns drop first
 MAX_CONTEXT_CHARS = 2_000  # of the assistant turn given as context
@@ -21,15 +22,17 @@ Turn = dict[str, str]
 
 
 def message_text(content: Any, where: str) -> str:
-    """A message's content as text: a str as is, the text parts of a content-part list."""
+    """A message's content as text: a str as is, the text parts of a content-part list; refused when
+    it holds text no store keeps (see agentmem.validation)."""
     if isinstance(content, str):
-        return content
+        return checked_text(content, where)
     if isinstance(content, list):  # OpenAI content parts: keep the text ones
-        return "\n".join(
+        joined = "\n".join(
             part["text"]
             for part in content
             if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str)
         )
+        return checked_text(joined, where)
     if content is None:
         return ""
     raise InvalidInputError(f"{where}: content must be a str or a list of content parts")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import InvalidInputError, NotFoundError
 from ..records import Change, MemoryItem, MemoryState
 from ..scope import Scope, check_id
+from ..validation import checked_text
 from .changes import Entry, FieldPatch, NewEntries, NewItem, Patch
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def _clean_text(value: object, where: str) -> str:
         raise InvalidInputError(f"{where} must be a str, not {type(value).__name__}")
     if not value.strip():
         raise InvalidInputError(f"{where} must not be empty")
-    return value.strip()
+    return checked_text(value.strip(), where)
 
 
 class DocumentHandle:

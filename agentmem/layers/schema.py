@@ -21,6 +21,7 @@ from pydantic import ValidationError as PydanticValidationError
 from ..errors import ConfigurationError, InvalidInputError, SecretError
 from ..secret_filter import find_secret
 from ..text import one_line
+from ..validation import MAX_DEPTH, checked_json, checked_text
 
 MAX_TEXT = 2000
 MAX_LIST = 50
@@ -146,6 +147,7 @@ class Schema:
     def validate_field(self, name: str, value: Any, layer: str) -> Any:
         """Validate one field's value; return its JSON form."""
         spec = self.fields[name]
+        checked_json(value, f"{layer}.{name}")  # before pydantic, whose serializer recurses
         try:
             typed = spec.adapter.validate_python(value)
         except PydanticValidationError as exc:
@@ -155,6 +157,7 @@ class Schema:
     def validate_entry(self, values: Mapping[str, Any], layer: str) -> dict[str, Any]:
         """Validate a whole collection entry; return its JSON form."""
         self.check_known(list(values), layer)
+        checked_json(values, f"{layer} entry")
         try:
             typed = self.adapter.validate_python(dict(values))
         except PydanticValidationError as exc:
@@ -170,23 +173,28 @@ class Schema:
         return self.adapter.validate_python(known)
 
 
-def check_value(value: Any, where: str) -> Any:
-    """Bound sizes and refuse secrets, recursively over strings and lists."""
+def check_value(value: Any, where: str, *, depth: int = 0) -> Any:
+    """Bound sizes and nesting, refuse secrets and unstorable text, recursively over strings, lists
+    and objects (their keys too)."""
     if isinstance(value, str):
-        if "\x00" in value:
-            raise InvalidInputError(f"{where} contains a NUL character")
+        checked_text(value, where)
         if len(value) > MAX_TEXT:
             raise InvalidInputError(f"{where} is {len(value)} characters; the limit is {MAX_TEXT}")
         kind = find_secret(value)
         if kind:
             raise SecretError(f"{where} looks like it contains a {kind}; secrets are never stored")
         return value
+    if isinstance(value, list | dict) and depth >= MAX_DEPTH:
+        raise InvalidInputError(f"{where} nests more than {MAX_DEPTH} lists or objects deep")
     if isinstance(value, list):
         if len(value) > MAX_LIST:
             raise InvalidInputError(f"{where} has {len(value)} elements; the limit is {MAX_LIST}")
-        return [check_value(v, where) for v in value]
+        return [check_value(v, where, depth=depth + 1) for v in value]
     if isinstance(value, dict):  # keys too: a secret is as stored in a key as in a value
-        return {check_value(k, f"{where} key"): check_value(v, f"{where}.{k}") for k, v in value.items()}
+        return {
+            check_value(k, f"{where} key"): check_value(v, f"{where}.{k}", depth=depth + 1)
+            for k, v in value.items()
+        }
     return value
 
 

@@ -1,4 +1,5 @@
-"""Engine set-up: URL resolution, SQLite pragmas, and write transactions that lock the scope."""
+"""Engine set-up: URL resolution, SQLite pragmas, write transactions that lock the scope, and the
+database's errors raised as StoreError."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, ExceptionContext, event
 from sqlmodel import create_engine
 
 from ..errors import ConfigurationError, StoreError
@@ -32,11 +33,24 @@ def resolve_url(db: str | None) -> str:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        return _sqlite_engine(url)
-    try:
-        return create_engine(url, pool_pre_ping=True)
-    except Exception as exc:  # unknown dialect or missing driver
-        raise ConfigurationError(f"cannot open database {url!r}: {exc}") from exc
+        engine = _sqlite_engine(url)
+    else:
+        try:
+            engine = create_engine(url, pool_pre_ping=True)
+        except Exception as exc:  # unknown dialect or missing driver
+            raise ConfigurationError(f"cannot open database {url!r}: {exc}") from exc
+    event.listen(engine, "handle_error", _as_store_error)
+    return engine
+
+
+def _as_store_error(context: ExceptionContext) -> None:
+    """Every error of the database driver leaves agentmem as a StoreError (the driver's error chained:
+    SQLAlchemy raises it ``from`` the original). Its message leaves out the statement and parameters,
+    which hold users' data."""
+    if context.is_pre_ping:
+        return  # the pool handles a stale connection itself
+    original = context.original_exception
+    raise StoreError(f"the database failed: {type(original).__name__}: {original}")
 
 
 def is_ephemeral(url: str) -> bool:

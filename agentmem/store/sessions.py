@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from ..errors import InvalidInputError, ScopeError
 from ..secret_filter import redact
+from ..validation import checked_json, checked_text, cleaned_text
 from .tables import MessageRow, SessionRow, table
 
 SESSIONS = table(SessionRow)
@@ -52,10 +53,12 @@ def _redacted(value: Any) -> Any:
 
 
 def checked_extra(extra: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """A message's other fields, secrets redacted; refused when not JSON or over ``MAX_EXTRA_CHARS``."""
+    """A message's other fields, secrets redacted; refused when not JSON, over ``MAX_EXTRA_CHARS``,
+    nested too deep or holding unstorable text (see agentmem.validation)."""
     unknown = sorted(set(extra) - set(EXTRA_FIELDS))
     if unknown:
         raise InvalidInputError(f"{where} has unknown field(s) {', '.join(map(str, unknown))}")
+    checked_json(extra, where)
     cleaned: dict[str, Any] = _redacted({k: v for k, v in extra.items() if v is not None})
     try:
         size = len(json.dumps(cleaned, ensure_ascii=False, allow_nan=False))
@@ -69,10 +72,9 @@ def checked_extra(extra: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def checked_content(content: str, where: str) -> str:
-    """Message text, secrets redacted; refused over ``MAX_MESSAGE_CHARS`` or with a NUL character
-    (which PostgreSQL text cannot hold: refused on every backend alike)."""
-    if "\x00" in content:
-        raise InvalidInputError(f"{where} contains a NUL character")
+    """Message text, secrets redacted; refused over ``MAX_MESSAGE_CHARS`` or with text no backend stores
+    alike (a NUL, other control characters, a lone surrogate: see agentmem.validation)."""
+    checked_text(content, where)
     if len(content) > MAX_MESSAGE_CHARS:
         raise InvalidInputError(f"{where} is {len(content)} characters; the limit is {MAX_MESSAGE_CHARS}")
     return redact(content)
@@ -183,8 +185,8 @@ def set_summary(
 ) -> str:
     """Store the session's summary, secrets redacted (a model may repeat or invent one); returns it
     as stored."""
-    # A model's stray NUL would be stored by SQLite but refused by PostgreSQL text: drop it on both.
-    stored = redact(text.replace("\x00", ""))
+    # A model's stray NUL or lone surrogate would fail the write (on PostgreSQL, or on both): repair it.
+    stored = redact(cleaned_text(text))
     conn.execute(
         SESSIONS.update()
         .where(_where(user_id, session_id))

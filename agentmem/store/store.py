@@ -13,10 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import ErasedError, StoreError
+from ..errors import ClosedError, ErasedError, StoreError
 from ..records import MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
 from . import search
@@ -59,17 +59,30 @@ class Store:
             self._ephemeral = Path(name)
             weakref.finalize(self, _remove_database, self._ephemeral)
             url = f"sqlite:///{name}"
-        self.engine = make_engine(url)
-        self._writer_engine = self.engine.execution_options(**{WRITE: True})
+        self._engine = make_engine(url)
+        self._writer_engine = self._engine.execution_options(**{WRITE: True})
+        self._closed = False
         try:
             # Under the write lock: processes opening a new file at once wait for each other.
             migrate(self._writer_engine)
-        except SQLAlchemyError as exc:  # unreachable server, unreadable file, not a database
-            self.engine.dispose()
-            raise StoreError(f"cannot open database {url!r}: {exc.__class__.__name__}: {exc}") from exc
+        except (SQLAlchemyError, StoreError) as exc:  # unreachable server, unreadable file, not a database
+            self._engine.dispose()
+            raise StoreError(f"cannot open database {url!r}: {exc}") from exc
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine; ClosedError once the store is closed (a disposed engine would quietly
+        open new connections, or fail with the database's own error)."""
+        self._require_open()
+        return self._engine
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise ClosedError("this MemoryManager is closed; create a new one to use the database")
 
     def close(self) -> None:
-        self.engine.dispose()
+        self._closed = True
+        self._engine.dispose()
         if self._ephemeral is not None:
             _remove_database(self._ephemeral)
 
@@ -80,6 +93,7 @@ class Store:
         ``generation``: the user's generation when the caller's work began (``generation()``); when the
         user was deleted since, ErasedError and nothing is written.
         """
+        self._require_open()
         with self._writer_engine.begin() as conn:
             if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE locked the whole database
                 # Per user and schema: the lock needs no row of the user, and schemas don't contend.

@@ -24,6 +24,7 @@ from ..layers import Layer
 from ..layers.schema import check_value
 from ..scope import Scope, check_id
 from ..secret_filter import find_secret_in, redact
+from ..validation import MAX_DEPTH, checked_json
 from . import search
 from .export_format import (
     FORMAT,
@@ -42,6 +43,9 @@ from .rows import EVENTS, ITEMS, PENDING
 from .sessions import MAX_MESSAGE_CHARS, ROLES, checked_content, checked_extra
 
 _KIND = {kind.name: kind for kind in KINDS}
+RECORD_DEPTH = 3
+"""How deep a record's fields sit in the document (document, list, record): each field may nest as
+deep as a new write may."""
 
 
 def _exported(kind: RecordKind, row: Row[Any]) -> dict[str, Any]:
@@ -93,6 +97,7 @@ def parse_export(data: object, layers: Mapping[str, Layer]) -> Export:
             value, an id, a key, an item's metadata or its history.
         ScopeError: an invalid user, agent or session id.
     """
+    checked_json(data, "the export", max_depth=MAX_DEPTH + RECORD_DEPTH)  # unstorable text, deep nesting
     try:
         doc = Export.model_validate(data)
     except PydanticValidationError as exc:
@@ -123,11 +128,25 @@ def parse_export(data: object, layers: Mapping[str, Layer]) -> Export:
             "pending": pending,
         }
     )
+    _check_lengths(checked)
     found = find_secret_in(checked.model_dump(mode="json"))  # message text was redacted: it passes
     if found is not None:
         where, kind = found
         raise SecretError(f"{where} looks like it contains a {kind}; secrets are never stored")
     return checked
+
+
+def _check_lengths(doc: Export) -> None:
+    """Every string within its column's length, as a new write is (PostgreSQL would refuse it)."""
+    for kind in KINDS:
+        for i, record in enumerate(getattr(doc, kind.name)):
+            for field in kind.fields:
+                limit = getattr(kind.table.c[field].type, "length", None)
+                value = getattr(record, field)
+                if limit is not None and isinstance(value, str) and len(value) > limit:
+                    raise InvalidInputError(
+                        f"{kind.name}[{i}].{field} is {len(value)} characters; the limit is {limit}"
+                    )
 
 
 def _check_distinct(keys: list[Any], message: str) -> None:
