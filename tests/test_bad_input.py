@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -49,7 +49,7 @@ def model() -> ScriptedModel:
 
 
 @pytest.fixture
-def seeded(make_mem: Callable[..., MemoryManager], model: ScriptedModel) -> Iterator[MemoryManager]:
+def seeded(make_mem: Callable[..., MemoryManager], model: ScriptedModel) -> MemoryManager:
     """A manager with a model, and a user with something in every table."""
     mem = make_mem(model=model)
     mem.profile.update(user_id=USER, name="Sarah")
@@ -60,7 +60,7 @@ def seeded(make_mem: Callable[..., MemoryManager], model: ScriptedModel) -> Iter
     with pytest.raises(ExtractionError):  # kept as a pending extraction
         failing.learn([{"role": "user", "content": "I have a cat."}], user_id=USER)
     model.requests.clear()
-    yield mem
+    return mem
 
 
 def snapshot(mem: MemoryManager) -> tuple[dict[str, Any], dict[str, int]]:
@@ -103,7 +103,9 @@ TEXT_ENTRIES: dict[str, Entry] = {
     ),
     "compile query": lambda mem, bad: mem.compile(user_id=USER, query=bad),
     "search": lambda mem, bad: mem.search(bad, user_id=USER),
-    "memory tool remember": lambda mem, bad: _tool(mem, "memory_remember", {"layer": "knowledge", "value": bad}),
+    "memory tool remember": lambda mem, bad: _tool(
+        mem, "memory_remember", {"layer": "knowledge", "value": bad}
+    ),
 }
 ID_ENTRIES: dict[str, Entry] = {
     "get user_id": lambda mem, bad: mem.get(user_id=bad),
@@ -137,7 +139,7 @@ def test_bad_text_is_refused_and_nothing_changes(
     seeded: MemoryManager, model: ScriptedModel, entry: str, bad: str
 ) -> None:
     before = snapshot(seeded)
-    with pytest.raises(InvalidInputError, match="lone surrogate|control character"):
+    with pytest.raises(InvalidInputError, match=r"lone surrogate|control character"):
         TEXT_ENTRIES[entry](seeded, bad)
     assert snapshot(seeded) == before
     assert model.requests == []  # refused before any model call
@@ -245,7 +247,7 @@ def test_an_import_with_bad_text_or_nesting_is_refused_whole(seeded: MemoryManag
     doc = exported_as(seeded, "ivy")
     IMPORT_CASES[case](doc)
     before = snapshot(seeded)
-    with pytest.raises(InvalidInputError, match="lone surrogate|control character|nests more than"):
+    with pytest.raises(InvalidInputError, match=r"lone surrogate|control character|nests more than"):
         seeded.import_user(doc)
     assert snapshot(seeded) == before
 

@@ -97,7 +97,10 @@ def _litellm() -> Any:
             os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
             import litellm
 
-            litellm.suppress_debug_info = True  # no "Give Feedback / Get Help" banner on errors
+            # agentmem prints nothing: no "Provider List" or "Give Feedback / Get Help" banners on
+            # errors (every failure reaches the caller as a ModelError instead), no debug output.
+            litellm.suppress_debug_info = True
+            litellm.set_verbose = False
             _litellm_module = litellm
         return _litellm_module
 
