@@ -111,7 +111,9 @@ def model_error(litellm: Any, exc: Exception, model: str, options: Mapping[str, 
         kind = ContextLengthError
     if kind is ModelError and "LLM Provider NOT provided" in str(exc):
         kind = ModelNotFoundError
-    return kind(f"{model}: {_advice(litellm, kind, model, options)}{type(exc).__name__}: {exc}")
+    # litellm's messages name their type already ("litellm.AuthenticationError: ...").
+    detail = str(exc) if type(exc).__module__.startswith("litellm") else f"{type(exc).__name__}: {exc}"
+    return kind(f"{model}: {_advice(litellm, kind, model, options)}{detail}")
 
 
 def _advice(litellm: Any, kind: type[ModelError], model: str, options: Mapping[str, Any]) -> str:

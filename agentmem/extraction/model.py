@@ -98,9 +98,9 @@ def _litellm() -> Any:
             import litellm
 
             # agentmem prints nothing: no "Provider List" or "Give Feedback / Get Help" banners on
-            # errors (every failure reaches the caller as a ModelError instead), no debug output.
+            # errors (every failure reaches the caller as a ModelError instead). litellm's debug
+            # output (set_verbose, LITELLM_LOG) stays off unless the user turns it on.
             litellm.suppress_debug_info = True
-            litellm.set_verbose = False
             _litellm_module = litellm
         return _litellm_module
 
