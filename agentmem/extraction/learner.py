@@ -28,6 +28,7 @@ from ..records import LearnResult, MemoryItem, RetryReport, Usage
 from ..scope import Scope
 from ..secret_filter import redact
 from ..store import Store
+from ..validation import cleaned_text
 from ..writes import apply_patches
 from .bridge import run_sync
 from .calls import Invalid, ModelCaller
@@ -47,8 +48,8 @@ MAX_PENDING_ERROR = 300  # characters of a failure kept with its pending input
 
 def pending_error(text: str) -> str:
     """What a pending extraction keeps of why it failed: the message, secrets redacted, then cut short
-    (a provider's error can quote the request back, and is not ours to keep whole)."""
-    text = redact(text)
+    (a provider's error can quote the request back, and is not ours to keep whole) and made storable."""
+    text = cleaned_text(redact(text))
     return text if len(text) <= MAX_PENDING_ERROR else text[: MAX_PENDING_ERROR - 1] + "…"
 
 
