@@ -217,7 +217,6 @@ def test_pending_inputs_and_errors_keep_no_secret_and_a_short_error(make_mem: Fa
     assert leaked(mem) == []
 
 
-
 def test_a_provider_error_with_unstorable_characters_is_kept_cleaned(make_mem: Factory) -> None:
     mem = make_mem(model=ScriptedModel([ValueError("bad byte \ud800 and a NUL \x00 here")]))
     with pytest.raises(ExtractionError) as raised:
@@ -225,6 +224,7 @@ def test_a_provider_error_with_unstorable_characters_is_kept_cleaned(make_mem: F
     assert raised.value.pending_id is not None  # kept, not lost to the database refusing the text
     [pending] = mem._store.pending("u")
     assert "bad byte \ufffd and a NUL  here" in pending["error"]
+
 
 # ---- import_user: refused where it cannot be redacted, redacted where it is a record of what was said --
 
