@@ -3,8 +3,9 @@
 Refused, with an :class:`~agentmem.InvalidInputError`, on every backend alike:
 
 - a lone surrogate (``"\\ud800"``): not valid Unicode, no database can store it;
-- a control character other than tab, newline and carriage return (``\\x00``-``\\x1f``): PostgreSQL
-  text cannot hold NUL, and the others are terminal escapes and garbage no memory needs;
+- a control character other than tab, newline and carriage return (``\\x00``-``\\x1f``, DEL and the
+  C1 controls ``\\x7f``-``\\x9f``): PostgreSQL text cannot hold NUL, and the others are terminal
+  escapes (``\\x1b``, ``\\x9b``) and garbage no memory needs;
 - data nested deeper than ``MAX_DEPTH`` lists and objects: JSON encoders recurse.
 
 Nothing is cleaned silently: what the caller gave is stored as given, or refused. Text a model wrote
@@ -22,8 +23,8 @@ from .errors import InvalidInputError
 MAX_DEPTH = 32
 """The most lists and objects nested in one another, in message extras, item values and imports."""
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]|[\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|[\ud800-\udfff]")
 
 
 def text_problem(value: str) -> str | None:
@@ -49,7 +50,7 @@ def checked_text(value: str, where: str) -> str:
 
 def cleaned_text(value: str) -> str:
     """Model-written text made storable: lone surrogates become U+FFFD, refused controls are dropped."""
-    return _UNSTORABLE.sub(lambda found: "\ufffd" if found.group() > "\x1f" else "", value)
+    return _UNSTORABLE.sub(lambda found: "\ufffd" if found.group() >= "\ud800" else "", value)
 
 
 def checked_json(value: Any, where: str, *, max_depth: int = MAX_DEPTH) -> Any:

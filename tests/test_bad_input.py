@@ -30,8 +30,10 @@ BAD_TEXT = {
     "NUL": "I live in Oslo \x00 now",
     "escape": "I live in Oslo \x1b[31m now",
     "bell": "I live in Oslo \x07 now",
+    "C1 escape": "I live in Oslo \x9b31m now",
+    "DEL": "I live in Oslo \x7f now",
 }
-BAD_ID = {"lone surrogate": "ivy\udfff", "NUL": "ivy\x00", "escape": "ivy\x1b"}
+BAD_ID = {"lone surrogate": "ivy\udfff", "NUL": "ivy\x00", "escape": "ivy\x1b", "C1 escape": "ivy\x9b"}
 USER = "sarah"
 Entry = Callable[[MemoryManager, str], Any]
 

@@ -131,6 +131,10 @@ MUST_NOT_FOLD = [
         "Sarah trains a gradient boosted churn model on Acme data",
         "Sarah trains a gradient boosted churn model on Acme data exports",
     ),
+    # lowercase content words trading places: no relation word or capital marks their order
+    ("Loves jazz and hates rock", "Loves rock and hates jazz"),
+    ("Team lead is alice, deputy is bob", "Team lead is bob, deputy is alice"),
+    ("Waters the roses daily and the ferns weekly", "Waters the ferns daily and the roses weekly"),
 ]
 
 TABLE = [(a, b, True) for a, b in MUST_FOLD] + [(a, b, False) for a, b in MUST_NOT_FOLD]

@@ -36,11 +36,13 @@ _CAPITAL = rf"(?!I\b|I')[{_UP}]"  # a capitalised word that is not the pronoun "
 _PLACE = rf"({_CAPITAL}[\w'.-]*(?:(?:[ ,]+|(?: {_PARTICLE})+ | d'){_CAPITAL}[\w'.-]*)*)"
 _ORG = rf"({_CAPITAL}[\w&.'-]*(?:(?: &)? {_CAPITAL}[\w&.'-]*)*)"  # AT&T, Procter & Gamble, J.P. Morgan
 # Right after a name the pattern took: what shows the name goes on beyond it ("Yahoo! Japan", "E*Trade",
-# "Dr. Lee", "Banco do Brasil", a word in a script the patterns do not read). A name that may go on is
-# not taken at all: never a truncated prefix.
+# 'Toys"R"Us', "Kühne + Nagel", "Dr. Lee", "Banco do Brasil", a word in a script the patterns do not
+# read). A name that may go on is not taken at all: never a truncated prefix.
 _RUNS_ON = re.compile(
-    rf"[^\s,;:.!?)\]\"”]|[.!?]+\w|[.!]\s+\S|\s*&|\s+[\"“]?(?!I\b|I'|[{_LOW}])[^\W\d_]|\s+(?:{_PARTICLE} |d')"
+    rf"[^\s,;:.!?)\]\"”]|[\"”]\w|[.!?]+\w|[.!]\s+\S|\s*[&+]"
+    rf"|\s+[\"“]?(?!I\b|I'|[{_LOW}])[^\W\d_]|\s+(?:{_PARTICLE} |d')"
 )
+_NAME_JOINED = re.compile(rf"\s+[{_LOW}]+\s+{_CAPITAL}")
 # Only human languages: "answer in Markdown" and "I speak Python" set none. \b: "JavaScript" is not "Java".
 _LANGUAGES = sorted((w.capitalize() for w in wordlists.HUMAN_LANGUAGES), key=len, reverse=True)
 _LANGUAGE = rf"({'|'.join(_LANGUAGES)})\b"
@@ -204,7 +206,9 @@ def _whole(sentence: str, match: re.Match[str], group: int) -> str | None:
     value = match.group(group)
     if value is None or _RUNS_ON.match(sentence, match.end(group)):
         return None
-    return _clean(value)
+    value = _clean(value)
+    # "Dr", "St": a leading abbreviation ends no name; the sentence split cut what followed ("Dr. Who").
+    return None if value.split()[-1].lower() in wordlists.LEADING_ABBREVIATIONS else value
 
 
 def _in_question(sentence: str, end: int) -> bool:
@@ -256,15 +260,17 @@ def _introduces(sentence: str, intro: re.Match[str], greeted: bool) -> bool:
 def _name(sentence: str, greeted: bool) -> str | None:
     given, intro = _says(_NAME_GIVEN, sentence), _says(_NAME_INTRO, sentence)
     if given:
-        name = _whole(sentence, given, 1)
+        found, group = given, 1
     elif intro and _introduces(sentence, intro, greeted):
-        name = _whole(sentence, intro, 2)
+        found, group = intro, 2
     else:
-        name = None
+        return None
+    name = _whole(sentence, found, group)
     # "Hi, I'm French", "I am Anna's brother": a nationality or a possessive is not a name.
     if not name or name.split()[0].lower() in wordlists.NOT_NAMES or re.search(r"'s\b", name):
         return None
-    return name
+    # "Ngũgĩ wa Thiong'o", "Ali ibn Sina": a lowercase word before a capitalised one may join the name.
+    return None if _NAME_JOINED.match(sentence, found.end(group)) else name
 
 
 def _role(phrase: str) -> str | None:

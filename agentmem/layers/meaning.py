@@ -11,6 +11,8 @@ that pass the similarity gate still fold only when
 - their other anchors (numbers, and words capitalised past the first) come in the same order: "Alice
   manages Bob" is not "Bob manages Alice", nor "3 cats and 2 dogs" "2 cats and 3 dogs". (So "Python
   and Go" does not fold into "Go and Python": a missed fold, the safe side.)
+- their remaining words differ at most by one phrase moved as a whole ("On Mondays works from home"):
+  two words trading places, "loves jazz and hates rock" / "loves rock and hates jazz", is another fact.
 
 Refusing is the safe side: a missed fold leaves two items that say the same, a wrong fold loses a fact.
 """
@@ -87,4 +89,26 @@ def same_meaning(a: str, b: str) -> bool:
     # relation already places: "to Berlin from Paris" is "from Paris to Berlin".
     placed = {after for _, after in relations_a}
     names = (set(anchors_a) | set(anchors_b)) - placed
-    return [w for w in words_a if w in names] == [w for w in words_b if w in names]
+    if [w for w in words_a if w in names] != [w for w in words_b if w in names]:
+        return False
+    return _one_phrase_moved(_plain(words_a, placed), _plain(words_b, placed))
+
+
+def _plain(words: tuple[str, ...], placed: set[str]) -> list[str]:
+    """The words no other check orders: neither light, nor a relation, nor placed by one."""
+    return [w for w in words if w not in LIGHT and w not in placed and not _relation(w)]
+
+
+def _one_phrase_moved(a: list[str], b: list[str]) -> bool:
+    """Whether ``b`` is ``a``, or ``a`` with one run of words moved elsewhere. Past their common start
+    and end, such a move leaves ``b`` a rotation of ``a``; a swap of two words leaves none."""
+    if len(a) != len(b):
+        return False
+    start = 0
+    while start < len(a) and a[start] == b[start]:
+        start += 1
+    end = len(a)
+    while end > start and a[end - 1] == b[end - 1]:
+        end -= 1
+    middle_a, middle_b = a[start:end], b[start:end]
+    return not middle_a or any(middle_a[i:] + middle_a[:i] == middle_b for i in range(len(middle_a)))
