@@ -331,6 +331,8 @@ WHOLE_OR_NOTHING = [
     ("My name is José Дмитрий.", "name", "José Дмитрий", False),
     ("My name is Dr. Who.", "name", "Dr. Who", False),
     ("My name is Ngũgĩ wa Thiong'o.", "name", "Ngũgĩ wa Thiong'o", False),
+    ("My name is Joan of Arc.", "name", "Joan of Arc", False),
+    ("My name is Sarah from Berlin.", "name", "Sarah", True),
     ("I work at AT&T.", "company", "AT&T", True),
     ("I work at O'Reilly Media.", "company", "O'Reilly Media", True),
     ("I work at Procter & Gamble.", "company", "Procter & Gamble", True),

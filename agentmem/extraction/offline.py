@@ -42,7 +42,9 @@ _RUNS_ON = re.compile(
     rf"[^\s,;:.!?)\]\"”]|[\"”]\w|[.!?]+\w|[.!]\s+\S|\s*[&+]"
     rf"|\s+[\"“]?(?!I\b|I'|[{_LOW}])[^\W\d_]|\s+(?:{_PARTICLE} |d')"
 )
-_NAME_JOINED = re.compile(rf"\s+[{_LOW}]+\s+{_CAPITAL}")
+# A lowercase word that may join a name ("wa", "ibn", "van") unless it is one that ends it ("from").
+_NAME_ENDS = r"(?:from|in|at|and|but|with|near|to|by|for|on|here|now|living|working)\b"
+_NAME_JOINED = re.compile(rf"\s+(?!{_NAME_ENDS})[{_LOW}]+\s+{_CAPITAL}")
 # Only human languages: "answer in Markdown" and "I speak Python" set none. \b: "JavaScript" is not "Java".
 _LANGUAGES = sorted((w.capitalize() for w in wordlists.HUMAN_LANGUAGES), key=len, reverse=True)
 _LANGUAGE = rf"({'|'.join(_LANGUAGES)})\b"
