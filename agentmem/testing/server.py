@@ -225,11 +225,12 @@ class LoopbackServer:
             self.peak_concurrency = max(self.peak_concurrency, self._in_flight)
         try:
             status, payload = self._answer(handler.path, handler.body())
-            handler.send(status, payload)
         finally:
+            # Counted before the reply is sent: a client that has its answer sees its time included.
             with self._lock:
                 self._in_flight -= 1
                 self.handler_seconds += time.perf_counter() - started
+        handler.send(status, payload)
 
     def _answer(self, path: str, raw: bytes | None) -> tuple[int, str | Mapping[str, Any]]:
         if path.split("?", 1)[0].rstrip("/") != _CHAT_PATH:
