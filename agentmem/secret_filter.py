@@ -58,7 +58,7 @@ def _card(match: re.Match[str]) -> Span | None:
 # ---- credentials named in prose or config: "the password for the VPN is ...", DB_PASSWORD=... ------
 
 _KEYWORD = (
-    r"pass(?:word|wd|phrase|code)|pwd|pin|credentials?|token|"
+    r"pass(?:word|wd|phrase|code)|pwd|pw|pin|credentials?|token|key|"
     r"secret(?:[ _-]?(?:access[ _-]?)?key)?|(?:api|access|private)[ _-]?key|"
     r"(?:access|auth|refresh|bearer)[ _-]?token|client[ _-]?secret"
 )
@@ -76,15 +76,23 @@ _CLAUSE_END = re.compile(
 )
 _SYMBOLS = set("!@#$%^&*+=?~|\\")
 _PASSPHRASE = re.compile(r"[a-z]{3,}(?:[-_][a-z]{3,}){2,}")  # correct-horse-battery
+# Words and numbers joined by hyphens: "COVID-19", "ERC-20", "72h-fermentation". Named in prose as a
+# "secret" or "token" they are ordinary; named as a password they still count.
+_HYPHENATED = re.compile(r"(?:[A-Za-z]+|\d+[a-z]{0,2})(?:-(?:[A-Za-z]+|\d+[a-z]{0,2}))+")
 
 
-def _looks_like_credential(value: str, key: str, quoted: bool) -> bool:
+def _looks_like_credential(value: str, key: str, quoted: bool, prose: bool) -> bool:
     """Whether a value named as a password/token/secret is one, not an ordinary word ("The secret is
     love"), a placeholder (``<your key>``, ``${TOKEN}``) or a redaction."""
     if value[0] in "<[{$%(" or value.lower().startswith("your") or not any(c.isalnum() for c in value):
         return False
+    key = key.lower()
+    if key == "key" and len(value) < 20:  # "the key is 42", "the key to it is Python3": a bare "key" is
+        return False  # a credential only when its value is key-length
+    if prose and not key.startswith("p") and _HYPHENATED.fullmatch(value):
+        return False
     letters, digits = any(c.isalpha() for c in value), any(c.isdigit() for c in value)
-    if key.lower() in _DIGITS_ONLY_KEYS and value.isdigit():
+    if key in _DIGITS_ONLY_KEYS and value.isdigit():
         return True
     if len(value) < (4 if quoted else 6):  # quotes mark a value as deliberate: a shorter one counts
         return False
@@ -94,7 +102,7 @@ def _looks_like_credential(value: str, key: str, quoted: bool) -> bool:
         or (value.isdigit() and len(value) >= 8)
         or (letters and any(c in _SYMBOLS for c in value))
         or (mixed_case and len(value) >= 16)
-        or (key.lower().startswith("pass") and _PASSPHRASE.fullmatch(value) is not None)
+        or (key.startswith("pass") and _PASSPHRASE.fullmatch(value) is not None)
     )
 
 
@@ -105,7 +113,8 @@ def _named(match: re.Match[str]) -> Span | None:
         value, start = value[1:-1], start + 1
     else:
         value = value.rstrip(".,;:!?)]}>")
-    if not value or not _looks_like_credential(value, match["key"], quoted):
+    prose = not (quoted or match["assign"])
+    if not value or not _looks_like_credential(value, match["key"], quoted, prose):
         return None
     if not (quoted or match["assign"] or _CLAUSE_END.match(match.string, start + len(value))):
         return None
@@ -131,6 +140,8 @@ _OWN: tuple[_Rule, ...] = (
     _rule("API key", r"\bsq0(?:atp|csp)-[\w-]{22,}|\bEAAA[\w-]{60,}"),
     _rule("API key", r"\bkey-[0-9a-zA-Z]{32}\b|\bdo[opr]_v1_[a-f0-9]{64}\b"),
     _rule("API key", r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),
+    # developer platforms: Docker Hub, Linear, Heroku
+    _rule("access token", r"\bdckr_pat_[\w-]{20,}|\blin_api_[A-Za-z0-9]{30,}|\bHRKU-[\w-]{20,}"),
     # Azure: client secrets, storage and service-bus keys of any length, SAS signatures
     _rule("API key", r"\b[\w.-]{3}\dQ~[\w.~-]{30,}"),
     _rule("API key", r"\b(?:AccountKey|SharedAccessKey)=[A-Za-z0-9+/=]{20,}|[?&]sig=[A-Za-z0-9%+/=]{20,}"),
@@ -152,6 +163,9 @@ _OWN: tuple[_Rule, ...] = (
         lambda m: m.span(1),  # the password: user, host and path stay readable
     ),
     _rule("bearer token", r"\bbearer\s+[A-Za-z0-9._~+/=-]{20,}", re.IGNORECASE),
+    # on a command line or in a .netrc: sshpass -p 'x', "machine h login u password x"
+    _Rule("password", re.compile(r"\bsshpass\s+-p\s*['\"]?([^\s'\"]+)"), lambda m: m.span(1)),
+    _Rule("password", re.compile(r"\blogin\s+\S+\s+password\s+(\S+)"), lambda m: m.span(1)),
     _rule("basic auth credentials", r"\bauthorization:\s*basic\s+[A-Za-z0-9+/=]{8,}", re.IGNORECASE),
     _Rule("password", _NAMED, _named),
     _Rule("card number", re.compile(r"\b[2-6]\d(?:[ -]?\d){11,17}\b"), _card),
@@ -210,7 +224,7 @@ def _rules() -> tuple[_Rule, ...]:
 _SCREEN = re.compile(r"\S{11,}|(?:\d[ -]?){13}")
 _SCREEN_WORDS = (
     "pass",
-    "pwd",
+    "pw",
     "pin",
     "secret",
     "token",

@@ -154,6 +154,9 @@ def _secrets() -> list[tuple[str, str, str]]:
     add("Bitbucket app password", f"ATBB{fake(32)}", "{}")
     add("Atlassian API token", f"ATATT3x{fake(180, URLSAFE + '=')}", "jira token {}")
     add("Shopify", f"shpat_{fake(32, HEX)}", "{}")
+    add("Docker Hub", f"dckr_pat_{fake(27, URLSAFE)}", "docker login -u sam -p {}")
+    add("Linear", f"lin_api_{fake(40)}", "LINEAR_KEY {}")
+    add("Heroku", f"HRKU-{fake(36, URLSAFE)}", "heroku token {}")
     # generic shapes
     add("JWT", jwt(), "{}")
     add("Bearer header", fake(40, URLSAFE), "Authorization: Bearer {}")
@@ -180,6 +183,10 @@ def _secrets() -> list[tuple[str, str, str]]:
     add("prose: passphrase", "correct-horse-battery-staple", "my passphrase is {}")
     add("prose: then a clause", f"Summer{fake(4, string.digits)}", "My password was {} but I changed it.")
     add("prose: colon", f"{fake(10)}", "wifi password: {} (don't share)")
+    add("prose: pw", f"Pa55{fake(7)}", "pw: {}")
+    add("prose: bare key", fake(40, B64), "my key is {}")
+    add("command line: sshpass", f"S{fake(10)}", "sshpass -p '{}' ssh deploy@web1")
+    add("netrc line", f"ghp_{fake(36)}", "machine github.com login bob password {}")
     return out
 
 
@@ -224,6 +231,11 @@ def _benign() -> list[str]:
         "Secret: Windows11 upgrade plan",
         "Our secret sauce is GPT-4o-mini with caching.",
         "The password must be 8-64 characters.",
+        "The secret to my sourdough is 72h-fermentation",
+        "The token for the next round is COVID-19",
+        "the token is ERC-20",
+        "The key is 42",
+        "The key to it all is Python3.",
         "the credentials are in the vault",
         # versions, ids, hashes
         "Version 2.14.3-beta.1 released",
