@@ -88,13 +88,22 @@ def test_content_parts_keep_their_text_parts_only() -> None:
                 {"type": "text", "text": "I'm Sarah."},
                 {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
                 {"type": "text", "text": "I live in Berlin."},
-                {"type": "text", "text": 42},  # not text: ignored
-                "stray string",  # not a part: ignored
             ],
         }
     ]
 
     assert select_turns(messages) == [{"role": "user", "content": "I'm Sarah.\nI live in Berlin."}]
+
+
+@pytest.mark.parametrize(
+    "part",
+    [{"type": "text", "text": 42}, "stray string", [[["I'm Sarah."]]], {"text": "no type"}],
+    ids=["text not a str", "a str", "nested lists", "no type"],
+)
+def test_a_malformed_content_part_is_refused_not_dropped(part: object) -> None:
+    message = {"role": "user", "content": [{"type": "text", "text": "I'm Sarah."}, part]}
+    with pytest.raises(InvalidInputError, match=r"messages\[0\]: content\[1\]"):
+        select_turns([message])
 
 
 def test_turns_are_stripped_and_empty_ones_dropped() -> None:

@@ -26,13 +26,16 @@ def message_text(content: Any, where: str) -> str:
     it holds text no store keeps (see agentmem.validation)."""
     if isinstance(content, str):
         return checked_text(content, where)
-    if isinstance(content, list):  # OpenAI content parts: keep the text ones
-        joined = "\n".join(
-            part["text"]
-            for part in content
-            if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str)
-        )
-        return checked_text(joined, where)
+    if isinstance(content, list):  # OpenAI content parts: keep the text ones (images and audio are skipped)
+        texts = []
+        for i, part in enumerate(content):
+            if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+                raise InvalidInputError(f"{where}: content[{i}] must be a content part with a 'type'")
+            if part["type"] == "text":
+                if not isinstance(part.get("text"), str):
+                    raise InvalidInputError(f"{where}: content[{i}] is a text part without a str 'text'")
+                texts.append(part["text"])
+        return checked_text("\n".join(texts), where)
     if content is None:
         return ""
     raise InvalidInputError(f"{where}: content must be a str or a list of content parts")
