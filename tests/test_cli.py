@@ -393,6 +393,9 @@ def test_global_options_work_before_or_after_the_subcommand(
     assert run(capsys, "import", str(dump), "--db", db_url)[:2] == (0, "imported 8 items for user sarah\n")
     code, out, _ = run(capsys, "forget", "sarah", stored["fact"], "--db", db_url)
     assert (code, out.split()[:2]) == (0, ["forgot", stored["fact"]])
+    # A command that opens no database takes --db on either side too.
+    assert run(capsys, "prompts", "export", str(tmp_path / "p1"), "--db", db_url)[0] == 0
+    assert run(capsys, "--db", db_url, "prompts", "export", str(tmp_path / "p2"))[0] == 0
     # Given on both sides, the one after the subcommand wins.
     other = f"sqlite:///{tmp_path / 'other.db'}"
     assert run(capsys, "--db", other, "show", "marco", "--db", db_url)[1].startswith("memory of marco")
