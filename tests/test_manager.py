@@ -298,6 +298,11 @@ def test_bad_schemas_and_layer_configs_are_configuration_errors(db_url: str) -> 
         {"layers": {"memories": LayerConfig()}},
         {"layers": {"profile": {"schema": EngineerProfile}}},
         {"profile_schema": EngineerProfile, "layers": {"profile": LayerConfig(schema=Ticket)}},
+        # Wrong types, refused by name rather than as a raw TypeError or ValueError.
+        {"layers": 5},
+        {"layers": [("profile", LayerConfig())]},
+        {"prompts_dir": 5},
+        {"token_counter": 5},
     ]
     for kwargs in cases:
         with pytest.raises(ConfigurationError):
