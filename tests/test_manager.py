@@ -33,6 +33,8 @@ def test_quick_start_api(mem: MemoryManager) -> None:
     ]
     assert state.feedback[0].data.sentiment == "positive"
     assert [h.item.id for h in mem.search("churn", user_id="sarah")] == [fact_id]
+    # Larger than any SQL integer: every hit on both backends, not a StoreError on SQLite only.
+    assert [h.item.id for h in mem.search("churn", user_id="sarah", limit=10**30)] == [fact_id]
 
     mem.forget(fact_id, user_id="sarah")
     assert mem.get(user_id="sarah").knowledge == []
