@@ -166,7 +166,9 @@ def test_in_memory_database_works_for_quick_scripts() -> None:
         assert "Ephemeral" in mem.compile(user_id="u")
 
 
-def test_a_sqlite_path_under_home_is_written_with_a_tilde(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sqlite_path_under_home_is_written_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # As the documented default is written (sqlite:///~/.agentmem/memory.db); SQLite itself would take
     # "~" for a folder of that name.
     monkeypatch.setenv("HOME", str(tmp_path))
