@@ -163,8 +163,12 @@ class Agent:
         """How the chat calls are retried."""
         self._caller = ModelCaller(self.model, self.retry)  # no concurrency limit: replies never wait
         self.memory = memory
+        if not isinstance(instructions, str):
+            raise ConfigurationError(f"instructions must be a str, got {type(instructions).__name__}")
         self.instructions = instructions
         self.agent_id = check_id(agent_id, "agent_id", required=False)
+        if isinstance(tools, str) or not isinstance(tools, Sequence):
+            raise ConfigurationError(f"tools must be a list of functions, got {type(tools).__name__}")
         self.tools = {tool.name: tool for tool in map(FunctionTool, tools)}
         if len(self.tools) != len(tools):
             raise ConfigurationError("two tools share a name")

@@ -323,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
     prompts_export = prompts_sub.add_parser(
         "export",
+        parents=[common],  # no database is opened, but --db is accepted here as before "prompts"
         help="copy the default templates into DIR (created if missing), to edit and pass as prompts_dir",
     )
     prompts_export.add_argument("dir", metavar="DIR", help="the folder to write the templates into")

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from sqlalchemy import make_url
+
 from .errors import ExtractionError, NotFoundError
 from .manager import MemoryManager
 from .records import LearnResult
@@ -94,6 +96,15 @@ def _fresh_default_db() -> str:
     return f"sqlite:///{path}"
 
 
+def _from_any_folder(url: str) -> str:
+    """The URL with a relative SQLite path made absolute, so a command naming it works from any folder."""
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or Path(path).is_absolute():
+        return url
+    return parsed.set(database=str(Path(path).absolute())).render_as_string(hide_password=False)
+
+
 def _learned(result: LearnResult) -> str:
     if result.usage.skipped:
         return f"nothing to learn ({result.usage.skipped}; {result.usage.model_calls} model calls)"
@@ -165,4 +176,4 @@ def run_demo(db_url: str | None, out: TextIO, program: str = "agentmem") -> None
 
     print("", file=out)
     # marco: his shared memory, then what his code-review agent keeps privately.
-    print(f"Inspect it: {program} show marco --db {shlex.quote(url)}", file=out)
+    print(f"Inspect it: {program} show marco --db {shlex.quote(_from_any_folder(url))}", file=out)

@@ -40,6 +40,8 @@ def _build_layers(
     prompts: Mapping[str, str | None],
 ) -> dict[str, Layer]:
     """The manager's layers in authority order: the built-in four (configured), then added ones."""
+    if given is not None and not isinstance(given, Mapping):
+        raise ConfigurationError(f"layers must be a dict of layer name to config, got {type(given).__name__}")
     given = dict(given or {})
     for name, value in given.items():
         if isinstance(value, Layer):
@@ -167,6 +169,8 @@ class MemoryManager:
         """Used by agents: put the compiled memory into the system message."""
         summary_prompt = load_prompt(SUMMARY_TEMPLATE, prompts_dir)
         summary_prompt.render(previous_summary="", messages=[], today="2026-01-01")  # fail early
+        if token_counter is not None and not callable(token_counter):
+            raise ConfigurationError(f"token_counter must be a function str -> int, got {token_counter!r}")
         self._token_counter = token_counter
         self._store = Store(resolve_url(db))
         self._learner = Learner(

@@ -249,6 +249,8 @@ def test_tools_must_be_named_functions_with_distinct_names() -> None:
         Agent(ScriptedModel(), tools=[twin])
     with pytest.raises(ConfigurationError, match="named function"):
         Agent(ScriptedModel(), tools=["get_weather"])  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="list of functions"):
+        Agent(ScriptedModel(), tools=get_weather)  # type: ignore[arg-type]
     lookup.__name__ = "get_weather"
     with pytest.raises(ConfigurationError, match="share a name"):
         Agent(ScriptedModel(), tools=[get_weather, lookup])
@@ -263,6 +265,9 @@ def test_model_and_options_are_checked(mem: MemoryManager) -> None:
         Agent(42)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="MemoryManager"):
         Agent(ScriptedModel(), memory="sqlite://")  # type: ignore[arg-type]
+    # Refused when the agent is made, not as a bare AttributeError wrapped at its first run.
+    with pytest.raises(ConfigurationError, match="instructions"):
+        Agent(ScriptedModel(), instructions=None)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="history_messages"):
         Agent(ScriptedModel(), memory=mem, history_messages=-1)
     with pytest.raises(ConfigurationError, match="max_tool_rounds"):

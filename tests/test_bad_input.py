@@ -332,3 +332,22 @@ def test_checked_json_checks_keys_strings_and_depth() -> None:
     with pytest.raises(InvalidInputError, match="nests more than"):
         checked_json(nested(MAX_DEPTH + 1), "value")
     assert checked_json(nested(MAX_DEPTH), "value") == nested(MAX_DEPTH)
+
+
+WRONG_TYPES: dict[str, Callable[[MemoryManager], Any]] = {
+    "add_many a str": lambda mem: mem.knowledge.add_many("tea", user_id=USER),
+    "add_many an int": lambda mem: mem.knowledge.add_many(5, user_id=USER),  # type: ignore[arg-type]
+    "add_many None": lambda mem: mem.feedback.add_many(None, user_id=USER),  # type: ignore[arg-type]
+    "add_many an int entry": lambda mem: mem.knowledge.add_many([5], user_id=USER),  # type: ignore[list-item]
+    "add_many a list entry": lambda mem: mem.feedback.add_many([["a", "b"]], user_id=USER),  # type: ignore[list-item]
+    "remove an int field": lambda mem: mem.profile.remove(5, user_id=USER),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize("entry", list(WRONG_TYPES), ids=list(WRONG_TYPES))
+def test_wrong_types_at_the_layer_handles_are_refused(seeded: MemoryManager, entry: str) -> None:
+    # A str is iterable: add_many("tea") must not store one entry per character.
+    before = snapshot(seeded)
+    with pytest.raises(InvalidInputError):
+        WRONG_TYPES[entry](seeded)
+    assert snapshot(seeded) == before

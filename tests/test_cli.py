@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -393,6 +394,9 @@ def test_global_options_work_before_or_after_the_subcommand(
     assert run(capsys, "import", str(dump), "--db", db_url)[:2] == (0, "imported 8 items for user sarah\n")
     code, out, _ = run(capsys, "forget", "sarah", stored["fact"], "--db", db_url)
     assert (code, out.split()[:2]) == (0, ["forgot", stored["fact"]])
+    # A command that opens no database takes --db on either side too.
+    assert run(capsys, "prompts", "export", str(tmp_path / "p1"), "--db", db_url)[0] == 0
+    assert run(capsys, "--db", db_url, "prompts", "export", str(tmp_path / "p2"))[0] == 0
     # Given on both sides, the one after the subcommand wins.
     other = f"sqlite:///{tmp_path / 'other.db'}"
     assert run(capsys, "--db", other, "show", "marco", "--db", db_url)[1].startswith("memory of marco")
@@ -433,6 +437,20 @@ def test_demo_is_repeatable_and_keeps_other_users(capsys: pytest.CaptureFixture[
     with MemoryManager(db=db_url) as mem:
         assert len(mem.knowledge.list(user_id="sarah")) == 1  # replaced, not duplicated
         assert mem.profile.get(user_id="someone").name == "Someone"
+
+
+def test_the_demo_prints_a_command_that_works_from_any_folder_for_a_relative_db(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    there, elsewhere = tmp_path / "demo", tmp_path / "elsewhere"
+    there.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(there)
+    code, out, _ = run(capsys, "demo", "--db", "sqlite:///rel dir/demo.db")
+    assert code == 0
+    printed = shlex.split(out.splitlines()[-1].removeprefix("Inspect it: "))
+    monkeypatch.chdir(elsewhere)
+    assert run(capsys, *printed[1:])[1].startswith("memory of marco")
 
 
 # ---- the installed script --------------------------------------------------------------------

@@ -33,6 +33,8 @@ def test_quick_start_api(mem: MemoryManager) -> None:
     ]
     assert state.feedback[0].data.sentiment == "positive"
     assert [h.item.id for h in mem.search("churn", user_id="sarah")] == [fact_id]
+    # Larger than any SQL integer: every hit on both backends, not a StoreError on SQLite only.
+    assert [h.item.id for h in mem.search("churn", user_id="sarah", limit=10**30)] == [fact_id]
 
     mem.forget(fact_id, user_id="sarah")
     assert mem.get(user_id="sarah").knowledge == []
@@ -298,6 +300,11 @@ def test_bad_schemas_and_layer_configs_are_configuration_errors(db_url: str) -> 
         {"layers": {"memories": LayerConfig()}},
         {"layers": {"profile": {"schema": EngineerProfile}}},
         {"profile_schema": EngineerProfile, "layers": {"profile": LayerConfig(schema=Ticket)}},
+        # Wrong types, refused by name rather than as a raw TypeError or ValueError.
+        {"layers": 5},
+        {"layers": [("profile", LayerConfig())]},
+        {"prompts_dir": 5},
+        {"token_counter": 5},
     ]
     for kwargs in cases:
         with pytest.raises(ConfigurationError):

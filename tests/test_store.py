@@ -166,6 +166,18 @@ def test_in_memory_database_works_for_quick_scripts() -> None:
         assert "Ephemeral" in mem.compile(user_id="u")
 
 
+def test_a_sqlite_path_under_home_is_written_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As the documented default is written (sqlite:///~/.agentmem/memory.db); SQLite itself would take
+    # "~" for a folder of that name.
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with MemoryManager(db="sqlite:///~/sub/memory.db") as mem:
+        mem.knowledge.add("Lives under home", user_id="u")
+    with MemoryManager(db=f"sqlite:///{tmp_path / 'sub' / 'memory.db'}") as mem:
+        assert [i.text for i in mem.knowledge.list(user_id="u")] == ["Lives under home"]
+
+
 def test_unusable_databases_raise_store_error(tmp_path: Path) -> None:
     not_a_db = tmp_path / "notes.txt"
     not_a_db.write_text("this is not a database, just text " * 100)

@@ -72,6 +72,8 @@ def load_prompt(name: str, prompts_dir: str | Path | None, override: str | None 
 
 
 def _folder(prompts_dir: str | Path | None) -> Path | None:
+    if prompts_dir is not None and not isinstance(prompts_dir, str | Path):
+        raise ConfigurationError(f"prompts_dir must be a folder path, got {prompts_dir!r}")
     folder = Path(prompts_dir).expanduser() if prompts_dir is not None else None
     if folder is not None and not folder.is_dir():
         raise ConfigurationError(f"prompts_dir {str(folder)!r} is not a folder")

@@ -81,6 +81,9 @@ class DocumentHandle:
         """Remove fields (an explicit retraction); their old values stay in the history. A keyed list
         field (policies' ``rules``) goes as a whole; :meth:`withdraw` retracts single elements."""
         scope = Scope.of(user_id, agent_id)
+        for field in fields:
+            if not isinstance(field, str):
+                raise InvalidInputError(f"field names must be str, not {type(field).__name__}")
         self._layer.schema.check_known(list(fields), self._layer.name)
         patch = FieldPatch(values={}, remove=tuple(fields))
         return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=None)
@@ -144,8 +147,15 @@ class CollectionHandle:
         scope = Scope.of(user_id, agent_id)
         session = check_id(session_id, "session_id", required=False)
         name = self._layer.name
+        # A str is iterable too: taken as entries it would store one entry per character.
+        if isinstance(entries, str | Mapping) or not isinstance(entries, Iterable):
+            raise InvalidInputError(
+                f"{name} entries must be a list of texts or dicts, not {type(entries).__name__}"
+            )
         values = []
         for raw in entries:
+            if not isinstance(raw, str | Mapping):
+                raise InvalidInputError(f"a {name} entry must be a text or a dict, not {type(raw).__name__}")
             entry = {"text": raw} if isinstance(raw, str) else dict(raw)
             entry["text"] = _clean_text(entry.get("text"), f"{name} text")
             values.append(self._layer.schema.validate_entry(entry, name))

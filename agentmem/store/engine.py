@@ -59,10 +59,13 @@ def is_ephemeral(url: str) -> bool:
 
 
 def _sqlite_engine(url: str) -> Engine:
-    path = url.split("///", 1)[-1]
+    head, _, path = url.partition("///")
+    if path.startswith("~"):  # as the default is documented; SQLite would open a folder named "~"
+        path = os.path.expanduser(path)
+        url = f"{head}///{path}"
     if path and not path.startswith("file:"):
         try:
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder for {url!r}: {exc}") from exc
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

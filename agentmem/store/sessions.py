@@ -17,7 +17,7 @@ from sqlalchemy import Connection, func, select
 from ..errors import InvalidInputError, ScopeError
 from ..secret_filter import redact
 from ..validation import checked_json, checked_text, cleaned_text
-from .tables import MessageRow, SessionRow, table
+from .tables import MAX_LIMIT, MessageRow, SessionRow, table
 
 SESSIONS = table(SessionRow)
 MESSAGES = table(MessageRow)
@@ -134,7 +134,7 @@ def get_messages(conn: Connection, user_id: str, session_id: str, limit: int | N
         .order_by(MESSAGES.c.pk.desc())
     )
     if limit is not None:
-        stmt = stmt.limit(limit)
+        stmt = stmt.limit(min(limit, MAX_LIMIT))
     rows = list(conn.execute(stmt))[::-1]
     return [{"role": r.role, "content": r.content, **(r.extra or {})} for r in rows]
 

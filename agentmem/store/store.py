@@ -36,6 +36,7 @@ from .rows import (
     utcnow,
     visible,
 )
+from .tables import MAX_LIMIT
 from .writer import Writer
 
 
@@ -204,7 +205,7 @@ class Store:
                     .join(ranked, ranked.c.pk == ITEMS.c.pk)
                     .where(visible(scope), ITEMS.c.valid_to.is_(None), ITEMS.c.layer.in_(layers))
                     .order_by(ranked.c.score, ITEMS.c.id)
-                    .limit(limit),
+                    .limit(min(limit, MAX_LIMIT)),
                     {"match": match},
                 ).all()
                 return [SearchHit(item_from_row(r), -float(r.score)) for r in rows]

@@ -8,6 +8,9 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Table, TypeDecorator, text
 from sqlmodel import Field, SQLModel
 
+# The largest LIMIT every backend takes (a signed 64-bit int); a larger one means "all rows".
+MAX_LIMIT = 2**63 - 1
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out, on every backend and SQLModel version."""
