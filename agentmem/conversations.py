@@ -146,7 +146,7 @@ class Sessions:
     def _read_messages(
         self, scope: Scope, session: str, limit: int | None, *, as_agent: bool
     ) -> list[dict[str, Any]]:
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
+        if limit is not None and (type(limit) is not int or limit < 0):
             raise InvalidInputError(f"limit must be a non-negative int, got {limit!r}")
         with self._store.engine.connect() as conn:
             if as_agent:

@@ -312,7 +312,7 @@ class MemoryManager:
         """
         scope = Scope.of(user_id, agent_id)
         query = _check_query(query)
-        if token_budget is not None and (not isinstance(token_budget, int) or token_budget < 0):
+        if token_budget is not None and (type(token_budget) is not int or token_budget < 0):
             raise InvalidInputError(f"token_budget must be a non-negative int, got {token_budget!r}")
         layers = [layer for layer in self._layers.values() if layer.config.inject]
         if not layers:
@@ -343,7 +343,7 @@ class MemoryManager:
         unknown = sorted(set(names) - set(self._layers))
         if unknown:
             raise ConfigurationError(f"unknown layer(s) {', '.join(unknown)}")
-        if not isinstance(limit, int) or limit < 1:
+        if type(limit) is not int or limit < 1:  # bool is an int subclass, not a count
             raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
         return self._store.search(scope, text, names, limit)
 

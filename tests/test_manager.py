@@ -371,7 +371,10 @@ def test_bad_input_is_refused_and_changes_nothing(mem: MemoryManager) -> None:
         lambda: mem.profile.update(user_id="u", languages=["x"] * 500),
         lambda: mem.feedback.add("meh", user_id="u", sentiment="furious"),
         lambda: mem.compile(user_id="u", token_budget=-1),
+        lambda: mem.compile(user_id="u", token_budget=True),  # a bool is not a count
         lambda: mem.search("", user_id="u"),
+        lambda: mem.search("fact", user_id="u", limit=True),
+        lambda: mem.sessions.messages("s", user_id="u", limit=False),
         lambda: mem.knowledge.add("y", user_id="u", replaces="m_does_not_exist"),
     ]
     for call in bad_calls:
