@@ -275,6 +275,9 @@ def test_requests_thanks_and_farewells_that_disclose_nothing_are_skipped(text: s
         "Tell me about Rome, I'm going there in May",
         "Can you show me the example from before?",
         "Explain it the way you did last time",
+        "Write in Spanish.",
+        "Explain like a pirate",
+        "Translate this into German",
         "Compare TCP and UDP " + "in depth " * 40,  # too long to judge locally
     ],
 )

@@ -191,7 +191,7 @@ def test_a_rule_learned_for_an_agent_joins_the_users_shared_rules(make: Factory)
 def test_the_assistants_words_in_the_reply_are_dropped_as_misattributed(make: Factory) -> None:
     messages = [
         {"role": "assistant", "content": "I'm Claude, an AI assistant made by Anthropic."},
-        {"role": "user", "content": "ok cool"},
+        {"role": "user", "content": "ok cool, I see"},
     ]
     reply = {
         "profile": {"role": "AI assistant", "company": "Anthropic"},

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..validation import checked_text
+from .wordlists import HUMAN_LANGUAGES
 
 MAX_USER_CHARS = 24_000  # most recent user text kept; older turns drop first
 MAX_CONTEXT_CHARS = 2_000  # of the assistant turn given as context
@@ -114,6 +115,10 @@ _RULE_OR_REACTION = re.compile(
     r"earlier|last time|remember)\b",
     re.IGNORECASE,
 )
+# A request whose object starts with one of these asks for a manner, not for content.
+_MANNER = re.compile(
+    r"\s*(?:in|with|without|like|as|using|only|always|briefly|formally|casually)\b", re.IGNORECASE
+)
 MAX_SKIPPABLE_CHARS = 300  # a longer turn goes to the model whatever it looks like
 
 
@@ -126,6 +131,8 @@ def _is_impersonal_request(text: str) -> bool:
     if request is None:
         return False
     rest = request["rest"]
+    if _MANNER.match(rest) or any(word in HUMAN_LANGUAGES for word in rest.lower().split()):
+        return False  # "write in Spanish", "explain like a teacher": a way of answering, maybe a rule
     return not _ABOUT_USER.search(rest) and not _RULE_OR_REACTION.search(rest)
 
 
