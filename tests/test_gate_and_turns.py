@@ -214,12 +214,85 @@ def test_anything_that_may_say_something_about_the_user_is_not_skipped(text: str
     assert salience(said(text)) is None
 
 
+ACK = "acknowledgement or greeting only"
+QUESTION = "a question that says nothing about the user"
+REQUEST = "a request for help that says nothing about the user"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Can you show me a groupby example?", REQUEST),
+        ("Explain SHAP values briefly.", REQUEST),
+        ("Please explain how a B-tree works", REQUEST),
+        ("Could you please summarize the plot of Hamlet?", REQUEST),
+        ("give me three synonyms for happy", REQUEST),
+        ("Tell me about the history of Rome.", REQUEST),
+        ("Write a haiku about autumn", REQUEST),
+        ("Walk me through a binary search", REQUEST),
+        ("ok, compare TCP and UDP", REQUEST),
+        ("Convert 5 miles to kilometres", REQUEST),
+        ("thanks, that helps", ACK),
+        ("Thank you - this helps!", ACK),
+        ("ok great", ACK),
+        ("Great, thanks!", ACK),
+        ("ok cool, got it", ACK),
+        ("sounds good, thanks", ACK),
+        ("bye for now", ACK),
+        ("See you later!", ACK),
+        ("Have a nice day", ACK),
+        ("thanks, bye!", ACK),
+        ("talk to you soon", ACK),
+        ("How does a hash map handle collisions?", QUESTION),
+    ],
+)
+def test_requests_thanks_and_farewells_that_disclose_nothing_are_skipped(text: str, reason: str) -> None:
+    assert salience(said(text)) == reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Can you answer in Spanish from now on? I'm learning it",
+        "Can you answer in Spanish from now on?",  # a standing rule, even unexplained
+        "Could you reply in French?",
+        "Can you be more concise?",
+        "thanks — I prefer shorter answers",
+        "bye, I'm off to my new job at Acme tomorrow",
+        "that was wrong, my team uses Polars",
+        "that didn't work",  # a reaction to the answer is feedback
+        "great",  # a reaction word on its own too
+        "ok great, but that was wrong",
+        "thanks, that helped me a lot",
+        "Explain it again, more simply",
+        "Explain SHAP values for my churn model",
+        "Show me a groupby example in Polars instead",
+        "Give me shorter answers",
+        "Write code with type hints from now on",
+        "Can you use tabs, not spaces?",
+        "Explain SHAP values please",  # "please" may start a rule: the model decides
+        "Show me a groupby example. I use pandas at work",
+        "Tell me about Rome, I'm going there in May",
+        "Can you show me the example from before?",
+        "Explain it the way you did last time",
+        "Write in Spanish.",
+        "Explain like a pirate",
+        "Translate this into German",
+        "Compare TCP and UDP " + "in depth " * 40,  # too long to judge locally
+    ],
+)
+def test_a_fact_preference_plan_or_reaction_is_never_skipped(text: str) -> None:
+    assert salience(said(text)) is None
+
+
 def test_a_conversation_is_skipped_only_when_every_user_turn_is_skippable_for_the_same_reason() -> None:
     assert salience(said("hi", "thanks!", "bye")) == "acknowledgement or greeting only"
     assert salience(said("What time is it?", "Why?")) == "a question that says nothing about the user"
     assert salience(said("hi", "I'm Sarah", "thanks")) is None
     # Conservative: a greeting plus an impersonal question is not a pattern the gate knows.
     assert salience(said("hi", "What time is it?")) is None
+    assert salience(said("Explain SHAP values.", "Give me a groupby example")) == REQUEST
+    assert salience(said("Explain SHAP values.", "thanks")) is None
 
 
 def test_assistant_turns_alone_are_never_salient() -> None:

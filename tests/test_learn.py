@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from tenacity import RetryError, Retrying, stop_after_attempt
 
 from agentmem import ConfigurationError, ExtractionError, LayerConfig, MemoryManager, ModelError
@@ -191,7 +192,7 @@ def test_a_rule_learned_for_an_agent_joins_the_users_shared_rules(make: Factory)
 def test_the_assistants_words_in_the_reply_are_dropped_as_misattributed(make: Factory) -> None:
     messages = [
         {"role": "assistant", "content": "I'm Claude, an AI assistant made by Anthropic."},
-        {"role": "user", "content": "ok cool"},
+        {"role": "user", "content": "ok cool, I see"},
     ]
     reply = {
         "profile": {"role": "AI assistant", "company": "Anthropic"},
@@ -661,20 +662,33 @@ def test_the_model_is_readable_on_the_manager(make: Factory) -> None:
     assert make(None).model is None
 
 
-def test_the_schema_sent_has_no_title_annotations_but_keeps_a_field_named_title() -> None:
+def test_the_schema_sent_holds_structure_only_and_keeps_fields_named_like_annotations() -> None:
     @dataclass
     class Book:
         text: str
         """What the user said about the book."""
         title: str = ""
         """The book's title."""
+        default: str | None = None
+        """The edition the user owns."""
 
     schema = json_schema(build_output_model([KnowledgeLayer(schema=Book)]))
     entry = schema["$defs"]["KnowledgeEntry"]
-    assert list(entry["properties"]) == ["text", "title", "replaces"]
-    assert entry["properties"]["title"] == {
-        "default": "",
-        "description": "The book's title.",
-        "type": "string",
-    }
+    assert list(entry["properties"]) == ["text", "title", "default", "replaces"]
+    assert entry["properties"]["title"] == {"type": "string"}
+    assert entry["properties"]["default"] == {"type": "string"}  # optional: "or null" dropped
+    assert entry["properties"]["replaces"] == {"type": "integer"}
+    text = json.dumps(schema)
+    assert '"description"' not in text  # the prompt carries the descriptions
     assert '"title"' not in json.dumps({k: v for k, v in entry.items() if k != "properties"})
+
+
+def test_a_required_field_keeps_null_in_the_schema_sent() -> None:
+    class Rated(BaseModel):
+        rating: int | None
+        note: str | None = None
+
+    properties = json_schema(Rated)["properties"]
+
+    assert properties["rating"] == {"anyOf": [{"type": "integer"}, {"type": "null"}]}  # null is an answer
+    assert properties["note"] == {"type": "string"}

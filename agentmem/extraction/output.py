@@ -1,8 +1,12 @@
 """The extraction reply: one pydantic model with each enabled layer's part (``Layer.reply_field``).
 
-Its JSON Schema is the ``response_format`` sent to the model (field docstrings become descriptions);
-the same model validates what comes back. Stored items are referred to by short numbers (1, 2, 3 ...),
-never by stored ids, so a model cannot invent an id.
+Its JSON Schema is the ``response_format`` sent to the model; the same model validates what comes back.
+The schema sent is lean: the prompt already describes every field (each layer's template lists its
+``fields`` with their docstrings), so the schema keeps only structure: no titles, descriptions or
+defaults, and an optional field is its type, not "that type or null" (leaving it out says the same). A
+custom prompt template should list its layer's ``fields``: their descriptions travel nowhere else.
+Stored items are referred to by short numbers (1, 2, 3 ...), never by stored ids, so a model cannot
+invent an id.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..layers import Layer
-from ..layers.schema import reply_model, untitled
+from ..layers.schema import reply_model
+
+_ANNOTATIONS = ("title", "description", "default")  # read by people and validators, not needed by a model
 
 
 def build_output_model(layers: Sequence[Layer]) -> type[BaseModel]:
@@ -23,8 +29,39 @@ def build_output_model(layers: Sequence[Layer]) -> type[BaseModel]:
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON Schema sent to the model (as ``response_format``, or in the prompt in JSON mode)."""
-    schema: dict[str, Any] = untitled(model.model_json_schema())
+    schema: dict[str, Any] = _lean(model.model_json_schema())
     return schema
+
+
+def _lean(node: Any, *, names: bool = False) -> Any:
+    """``node`` without annotations, and its optional properties without their null alternative. Keys
+    of a ``properties`` or ``$defs`` map are names, kept even when a field is called "title"."""
+    if isinstance(node, list):
+        return [_lean(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    lean = {
+        key: _lean(value, names=key in ("properties", "$defs"))
+        for key, value in node.items()
+        if names or key not in _ANNOTATIONS
+    }
+    if not names and isinstance(lean.get("properties"), dict):
+        required = set(lean.get("required", ()))
+        lean["properties"] = {
+            name: value if name in required else _not_null(value)
+            for name, value in lean["properties"].items()
+        }
+    return lean
+
+
+def _not_null(prop: Any) -> Any:
+    """An optional property's schema without "or null": leaving the field out says the same (a reply may
+    still hold null; validation accepts it)."""
+    options = prop.get("anyOf") if isinstance(prop, dict) else None
+    if not isinstance(options, list) or len(options) != 2 or {"type": "null"} not in options:
+        return prop
+    (kept,) = (option for option in options if option != {"type": "null"})
+    return {**{key: value for key, value in prop.items() if key != "anyOf"}, **kept}
 
 
 def response_format(model: type[BaseModel]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Word lists for the offline extractor (``offline.py``): what may count as a language, a job title, a rule.
+"""Word lists for the offline extractor (``offline.py``) and the salience gate (``turns.py``): what may
+count as a language, a job title, a rule.
 
 Lists are lowercase; the extractor compares lowercased words. They are deliberately conservative: a word
 missing from a list only means a statement is not extracted, never that something wrong is.

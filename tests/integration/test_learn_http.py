@@ -338,10 +338,9 @@ def test_a_custom_schema_and_prompt_reach_the_server(server: LoopbackServer, mak
         schema = json.loads(system.split(SCHEMA_INTRO, 1)[1])
     profile_fields = schema["$defs"]["ProfileValues"]["properties"]
     assert set(profile_fields) == {"name", "favourite_editor"}
-    assert profile_fields["favourite_editor"]["description"] == (
-        'The code editor the user prefers, e.g. "neovim" or "VS Code".'
-    )
+    assert profile_fields["favourite_editor"] == {"type": "string"}  # structure only: the prompt describes it
     assert "- favourite_editor: The code editor the user prefers" in system  # the profile section
+    assert json.dumps(request).count("The code editor the user prefers") == 1  # described once
 
 
 def test_the_assistants_words_are_never_stored_as_the_users(
