@@ -154,7 +154,8 @@ class Usage(Cost):
 
     Attributes:
         skipped: why no model call was needed (salience gate, already learned, nothing enabled).
-        dropped: extracted items not stored, by reason (secret, invalid, unknown_alias, misattributed).
+        dropped: extracted items not stored, by reason (secret, invalid, unknown_alias, misattributed,
+            over_cap: beyond the changes one learn takes, stale).
         extractor: ``"model"`` or ``"offline"``.
     """
 

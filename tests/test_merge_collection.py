@@ -12,6 +12,7 @@ through ``mem.knowledge`` / ``mem.feedback`` on a real SQLite file and reads the
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,7 +34,9 @@ from agentmem.layers import (
     Update,
 )
 from agentmem.layers.collection import CollectionLayer
+from agentmem.layers.collection_merge import WordIndex
 from agentmem.records import MemoryItem
+from agentmem.text import similarity
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(days=100)
@@ -603,3 +606,26 @@ def test_every_collection_change_writes_exactly_one_event_in_order(mem: MemoryMa
         ("update", liked),
         ("delete", globex),
     ]
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 0.75, 0.9, 1.0])
+def test_the_word_index_finds_every_item_that_could_reach_the_threshold_oldest_first(
+    threshold: float,
+) -> None:
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(12)]
+    texts = {f"k{i}": " ".join(rng.sample(vocabulary, rng.randint(1, 6))) for i in range(300)}
+    index = WordIndex()
+    for key, text in texts.items():
+        index.put(key, text)
+    for key in list(texts)[::3]:  # items that left the live set are never candidates
+        index.discard(key)
+    live = [key for key in texts if key in index.since]
+    for _ in range(100):
+        query = " ".join(rng.sample(vocabulary, rng.randint(1, 6)))
+        found = index.candidates(query, threshold)
+        reaching = [
+            k for k in live if similarity(query, texts[k]) >= threshold and similarity(query, texts[k]) > 0
+        ]
+        assert set(reaching) <= set(found) <= set(live)
+        assert found == sorted(found, key=live.index)

@@ -3,13 +3,18 @@ turns its own part (``Layer.to_patch``, ``Layer.fresh``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..layers import Layer, Patch, ReplyContext
+from ..layers import Layer, NewEntries, Patch, ReplyContext
 from ..records import MemoryItem, Usage
 from .turns import Turn
 from .wording import Attribution
+
+MAX_CHANGES_PER_LEARN = 50
+"""Changes (entries, field values, removals) taken from one learn's reply; the rest are dropped as
+"over_cap". It bounds the merge and the write lock however much a model writes."""
 
 
 def to_patches(
@@ -30,7 +35,40 @@ def to_patches(
         patch = layer.to_patch(sections.get(layer.name), context)
         if patch is not None:
             patches.append((layer.name, patch))
-    return patches
+    return capped(patches, MAX_CHANGES_PER_LEARN, usage)
+
+
+def capped(patches: list[tuple[str, Patch]], cap: int, usage: Usage) -> list[tuple[str, Patch]]:
+    """The first ``cap`` changes of the patches, in layer order; the rest counted as dropped."""
+    kept: list[tuple[str, Patch]] = []
+    left = cap
+    for name, patch in patches:
+        taken = _first(patch, left)
+        size = _size(taken) if taken is not None else 0
+        usage.drop("over_cap", _size(patch) - size)
+        left -= size
+        if taken is not None:
+            kept.append((name, taken))
+    return kept
+
+
+def _size(patch: Patch) -> int:
+    if isinstance(patch, NewEntries):
+        return len(patch.entries)
+    return len(patch.values) + len(patch.remove)
+
+
+def _first(patch: Patch, n: int) -> Patch | None:
+    """The patch cut to its first ``n`` changes (field values before removals); None if nothing stays."""
+    if _size(patch) <= n:
+        return patch
+    if n <= 0:
+        return None
+    if isinstance(patch, NewEntries):
+        return NewEntries(patch.entries[:n])
+    values = dict(list(patch.values.items())[:n])
+    remove = patch.remove[: n - len(values)]
+    return dataclasses.replace(patch, values=values, remove=remove)
 
 
 def _anyone(text: str) -> bool:

@@ -17,14 +17,20 @@ The cap: after a change at most ``max_items`` items are live. To get there, in t
 3. restated items expire, in eviction order (only when the cap is below what the change restates).
 
 Expired and superseded items stay in history and exports.
+
+Similar items are looked up in a word index built once per merge (:class:`WordIndex`), so a merge costs
+about the entries times the items sharing their rarest words, not the entries times every live item.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from typing import TYPE_CHECKING, Any
 
 from ..records import MemoryItem
+from ..text import word_set
 from .changes import Add, Entry, Expire, NewItem, Op, Supersede, Update
 
 if TYPE_CHECKING:
@@ -42,6 +48,46 @@ class Merged:
     results: list[MemoryItem | NewItem | None]
     """Per entry: an item of ``current``, a new item that ``ops`` add, or None when the cap left the
     entry out (or, under a lowered cap, expired the item it restated)."""
+
+
+class WordIndex:
+    """Live items by word, to find those an entry could be similar enough to without scanning them all.
+
+    Items are named by key; ``candidates`` returns them in the order they became live (the oldest
+    first), the order ``duplicate_of`` breaks ties by.
+    """
+
+    def __init__(self) -> None:
+        self.postings: dict[str, set[str]] = {}
+        self.words: dict[str, frozenset[str]] = {}
+        self.since: dict[str, int] = {}
+        self.clock = itertools.count()
+
+    def put(self, key: str, text: str) -> None:
+        """Index the item under its (possibly new) text; an item already live keeps its place."""
+        since = self.since.get(key)
+        self.discard(key)
+        self.since[key] = next(self.clock) if since is None else since
+        self.words[key] = word_set(text)
+        for word in self.words[key]:
+            self.postings.setdefault(word, set()).add(key)
+
+    def discard(self, key: str) -> None:
+        for word in self.words.pop(key, ()):
+            self.postings[word].discard(key)
+        self.since.pop(key, None)
+
+    def candidates(self, text: str, threshold: float) -> list[str]:
+        """Keys of every item whose word-set Jaccard with ``text`` can reach ``threshold``, oldest first.
+
+        Jaccard ``shared / union >= threshold`` needs at least ``ceil(threshold * n)`` of the text's
+        ``n`` words shared, so a match shares one of any ``n - need + 1`` of them: the rarest are probed.
+        """
+        words = word_set(text)
+        need = max(1, math.ceil(threshold * len(words) - 1e-9))
+        rarest = sorted(words, key=lambda w: len(self.postings.get(w, ())))[: len(words) - need + 1]
+        keys = {key for word in rarest for key in self.postings.get(word, ())}
+        return sorted(keys, key=self.since.__getitem__)
 
 
 class Run:
@@ -64,17 +110,23 @@ class Run:
         self.links: dict[str, MemoryItem] = {}  # draft key -> the item its Supersede closes
         self.steps: list[str | MemoryItem] = []  # drafts (key) and replaced items, in entry order
         self.results: list[str] = []  # per entry, the key of the item it ended up as
+        self.index = WordIndex()
+        for item in current:
+            self.index.put(item.key, item.text)
 
     def take(self, entry: Entry) -> None:
         value = dict(entry.value)
         key = self.layer.key_of(value)
         target = self._target(entry, key)
         # Not the item it replaces: "X is not Y" is similar to "X is Y" and must still replace it.
-        others = [item for item in self.live.values() if target is None or item.key != target.key]
+        threshold = self.layer.similarity_threshold
+        near = self.index.candidates(value["text"], threshold) if threshold is not None else []
+        others = [self.live[k] for k in near if target is None or k != target.key]
         match = self.layer.duplicate_of(others, value, by_key=self.live)
         item = self._fold(match, value, entry) if match is not None else self._draft(key, value, entry)
         if target is not None:
             del self.live[target.key]
+            self.index.discard(target.key)
             self.closed[target.id] = item.key
             self.steps.append(target)
             if item.key in self.new:
@@ -108,6 +160,7 @@ class Run:
             meta=self.layer.first_meta(entry),
         )
         self.live[key] = draft
+        self.index.put(key, draft.text)
         self.new[key] = None
         self.steps.append(key)
         return draft
@@ -120,6 +173,7 @@ class Run:
             item, value=merged, text=merged["text"], count=count, meta=meta, confidence=confidence
         )
         self.live[item.key] = folded
+        self.index.put(item.key, folded.text)
         if item.key not in self.new:
             self.touched[item.key] = None
         return folded
