@@ -24,7 +24,7 @@ MAX_DEPTH = 32
 """The most lists and objects nested in one another, in message extras, item values and imports."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|[\ud800-\udfff]")
+_UNSTORABLE = re.compile(f"{_CONTROL.pattern}|[\ud800-\udfff]")  # what cleaned_text repairs
 
 
 def text_problem(value: str) -> str | None:
