@@ -22,7 +22,7 @@ from agentmem.store import migrations
 from agentmem.store.migrations import SCHEMA_VERSION
 
 PROCESSES = 8
-NEW_DATABASES = 4  # rounds on brand-new databases; then one round per older fixture version
+NEW_DATABASES = 12  # rounds on brand-new databases; then one round per older fixture version
 WAIT = 300  # seconds; a generous bound on 2 busy cores, so a hung worker fails the test, never hangs it
 
 
