@@ -48,6 +48,7 @@ Run:  python benchmarks/bench_scale.py [--quick] [--sizes 10,100,...] [--backend
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
 import os
 import platform
@@ -341,8 +342,9 @@ def seed_user(mem: MemoryManager, engine: Engine, user: str, facts: Sequence[dic
 
 
 def percentile(samples: Sequence[float], pct: float) -> float:
+    """Nearest rank."""
     ordered = sorted(samples)
-    return ordered[max(0, min(len(ordered) - 1, round(pct / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
 
 
 def ids_shown(prompt: str, texts: dict[str, str]) -> list[str]:
@@ -518,7 +520,7 @@ def print_backend(backend: str, results: dict[int, Any]) -> dict[str, dict[int, 
         print()
         print(f"{backend}: {LABELS[op]}, ms" + TABLE_TARGETS.get((backend, op), ""))
         header = (
-            f"{'facts':>8} | {'p50':>9} {'p95':>9} | {'x@100':>6} | {'raw p50':>8} {'x raw':>6} "
+            f"{'facts':>8} | {'p50':>9} {'p95':>9} | {'x@100':>7} | {'raw p50':>8} {'x raw':>7} "
             f"{'rows':>5} | {'n':>3}"
         )
         print(header)
@@ -526,10 +528,10 @@ def print_backend(backend: str, results: dict[int, Any]) -> dict[str, dict[int, 
         for size, r in results.items():
             s, base = r["samples"][op], p50[op].get(BASE_SIZE)
             raw = p50[f"raw {op}"][size]
-            vs_base = f"{p50[op][size] / base:5.1f}x" if base else "   n/a"
+            vs_base = f"{p50[op][size] / base:.1f}x" if base else "n/a"
             print(
-                f"{size:>8,} | {ms(p50[op][size]):>9} {ms(percentile(s, 95)):>9} | {vs_base:>6} | "
-                f"{ms(raw):>8} {p50[op][size] / raw:5.0f}x {r['rows'][op]:>5} | {len(s):>3}"
+                f"{size:>8,} | {ms(p50[op][size]):>9} {ms(percentile(s, 95)):>9} | {vs_base:>7} | "
+                f"{ms(raw):>8} {p50[op][size] / raw:6.0f}x {r['rows'][op]:>5} | {len(s):>3}"
             )
     return p50
 
@@ -610,6 +612,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("agentmem scale benchmark" + (" (quick)" if quick else ""))
     print(f"  python {platform.python_version()} ({platform.platform()}), {os.cpu_count()} CPUs")
+    print(f"  load average at start {os.getloadavg()[0]:.2f} (other work on the machine skews the figures)")
     print(f"  sqlalchemy {version('sqlalchemy')}, agentmem {version('agentmem-layers')}")
     print(f"  sizes {', '.join(f'{s:,}' for s in sizes)} facts per user; query {QUERY!r}")
     print(f"  rounds per size: up to {args.repeat}, or {args.budget:g} s (at least 3) after 1 warm-up")
@@ -637,6 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     if mp is not None:
         verdict = "PASS" if not mp["errors"] else "MISS"
         print(f"  {verdict}  multi-process errors: {len(mp['errors'])} (target 0)")
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
 
 
