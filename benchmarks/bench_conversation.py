@@ -317,7 +317,8 @@ def main() -> None:
         total = sum(parts.values())
         shares = ", ".join(f"{name} {n}" for name, n in parts.items())
         print(
-            f"  at {STORED_FOR_TOKENS} stored facts: {total} tokens (target <= {TOKENS_AT_20_FACTS}): {shares}"
+            f"  at {STORED_FOR_TOKENS} stored facts: {total} tokens "
+            f"(target <= {TOKENS_AT_20_FACTS}): {shares}"
         )
         if args.show_prompt:
             print(body["messages"][0]["content"])
