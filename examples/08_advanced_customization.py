@@ -98,7 +98,7 @@ def main() -> None:
         assert "ONLY when the student says" in prompt  # our policies prompt, in the extraction request
         assert "The student's CEFR level" in prompt  # our field docstring (the schema is structure only)
         assert sorted(schema["properties"]) == ["knowledge", "policies", "profile"]  # no feedback
-        profile = next(d for d in schema["$defs"].values() if "native_language" in d.get("properties", {}))
+        profile = schema["properties"]["profile"]  # each part written in place, no $defs to look up
         print(
             f"\nProfile fields in the request's response_format JSON schema: {sorted(profile['properties'])}"
         )

@@ -285,6 +285,72 @@ def test_a_fact_preference_plan_or_reaction_is_never_skipped(text: str) -> None:
     assert salience(said(text)) is None
 
 
+# Rows from benchmarks/bench_conversation.py's script, and their near misses: small talk it sends that
+# the gate must skip, and disclosures that look like small talk but must reach the model.
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("thanks a lot!", ACK),
+        ("Thanks a bunch", ACK),
+        ("Many thanks!", ACK),
+        ("much appreciated", ACK),
+        ("Appreciate it!", ACK),
+        ("no worries", ACK),
+        ("makes sense, thanks", ACK),
+        ("Thanks, that makes sense.", ACK),
+        ("That makes sense.", ACK),
+        ("good to know", ACK),
+        ("Good to know, thanks!", ACK),
+        ("That's all for today, bye for now!", ACK),
+        ("that\u2019s all for now", ACK),
+        ("ok, that's it for today", ACK),
+        ("Hello!", ACK),
+        ("cool, thanks!", ACK),
+        ("Got it.", ACK),
+        ("What's the difference between MAPE and sMAPE?", QUESTION),
+        ("What's a lag feature?", QUESTION),
+        ("Which is faster for joins, a hash join or a sort-merge join?", QUESTION),
+        ("How does exponential smoothing work?", QUESTION),
+        ("List three ways to detect outliers in a time series.", REQUEST),
+        ("Summarize gradient boosting in two sentences.", REQUEST),
+        ("Can you write a function that fills missing dates in a series?", QUESTION),
+        ("Give me an example of a rolling window feature.", REQUEST),
+    ],
+)
+def test_the_benchmark_conversations_small_talk_is_skipped(text: str, reason: str) -> None:
+    assert salience(said(text)) == reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "thanks a lot, I start at Acme on Monday",
+        "makes sense, but my team uses R",
+        "Good to know: I'm still on Python 3.8",
+        "That's it, exactly what I needed",  # a reaction: feedback
+        "That's all I need for my report",
+        "no worries, I'll be on leave next week anyway",
+        "much appreciated, I'm presenting it tomorrow",
+        "Many thanks, the SQL version was perfect",
+        "that's all for today, our standup starts now and I run it",
+        "That makes sense, though we never use notebooks",
+        "I studied economics, not computer science.",
+        "We schedule everything with Airflow 2.8.",
+        "The answer about weekly seasonality was spot on.",
+        "The last snippet didn't run: our Polars version is 0.20.",
+        "I can't stand long preambles, so put the code first.",
+        "I'd rather get one recommended option than a list of five.",
+        "Next sprint I plan to try LightGBM instead of Prophet.",
+        "Honestly, the SHAP explanation was too abstract for me.",
+        "That groupby example was exactly what I needed.",
+        "In September I start a part-time master's in statistics.",
+        "Our fiscal year starts in April, so quarterly forecasts follow that.",
+    ],
+)
+def test_the_benchmark_conversations_disclosures_are_never_skipped(text: str) -> None:
+    assert salience(said(text)) is None
+
+
 def test_a_conversation_is_skipped_only_when_every_user_turn_is_skippable_for_the_same_reason() -> None:
     assert salience(said("hi", "thanks!", "bye")) == "acknowledgement or greeting only"
     assert salience(said("What time is it?", "Why?")) == "a question that says nothing about the user"

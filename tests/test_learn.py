@@ -517,7 +517,7 @@ def test_per_layer_extraction_makes_one_call_per_layer_with_its_own_schema(make:
     ]
     for n, layer in enumerate(ALL_LAYERS):
         prompt = system_prompt(model, n)
-        assert [other for other in ALL_LAYERS if f'Key "{other}"' in prompt] == [layer]
+        assert [other for other in ALL_LAYERS if f"## {other}\n" in prompt] == [layer]
     assert {layer: len(changes) for layer, changes in result.changes.items()} == {
         "policies": 2,
         "profile": 2,
@@ -564,7 +564,7 @@ def test_a_layer_not_extracted_is_in_neither_schema_nor_prompt(make: Factory) ->
     assert schema_keys(model) == {"policies", "profile", "knowledge"}
     prompt = system_prompt(model)
     assert "## feedback" not in prompt
-    assert 'Key "feedback"' not in prompt
+    assert 'a plain "thanks" is not feedback' not in prompt  # nor its section's text
     assert set(result.changes) == {"policies", "profile", "knowledge"}
     assert mem.get(user_id=USER).feedback == []
 
@@ -673,7 +673,7 @@ def test_the_schema_sent_holds_structure_only_and_keeps_fields_named_like_annota
         """The edition the user owns."""
 
     schema = json_schema(build_output_model([KnowledgeLayer(schema=Book)]))
-    entry = schema["$defs"]["KnowledgeEntry"]
+    entry = schema["properties"]["knowledge"]["items"]
     assert list(entry["properties"]) == ["text", "title", "default", "replaces"]
     assert entry["properties"]["title"] == {"type": "string"}
     assert entry["properties"]["default"] == {"type": "string"}  # optional: "or null" dropped

@@ -3,8 +3,10 @@
 Its JSON Schema is the ``response_format`` sent to the model; the same model validates what comes back.
 The schema sent is lean: the prompt already describes every field (each layer's template lists its
 ``fields`` with their docstrings), so the schema keeps only structure: no titles, descriptions or
-defaults, and an optional field is its type, not "that type or null" (leaving it out says the same). A
-custom prompt template should list its layer's ``fields``: their descriptions travel nowhere else.
+defaults, an optional field is its type, not "that type or null" (leaving it out says the same), each
+definition is written where it is used rather than named and referenced, and only the root says
+"type": "object" (``properties`` says it below). A custom prompt template should list its layer's
+``fields``: their descriptions travel nowhere else.
 Stored items are referred to by short numbers (1, 2, 3 ...), never by stored ids, so a model cannot
 invent an id.
 """
@@ -29,8 +31,52 @@ def build_output_model(layers: Sequence[Layer]) -> type[BaseModel]:
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON Schema sent to the model (as ``response_format``, or in the prompt in JSON mode)."""
-    schema: dict[str, Any] = _lean(model.model_json_schema())
+    schema: dict[str, Any] = _implied_objects(_inlined(_lean(model.model_json_schema())), root=True)
     return schema
+
+
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with each ``$defs`` entry written where it is used: a reply uses each once, so the
+    names and references are overhead (and some providers take no references). A definition that
+    refers back to itself stays in ``$defs``."""
+    defs: dict[str, Any] = schema.get("$defs", {})
+    recursive: set[str] = set()
+
+    def resolve(node: Any, within: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, within) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
+            name = ref[8:]
+            if name in within:
+                recursive.add(name)
+                return node
+            rest = {key: resolve(value, within) for key, value in node.items() if key != "$ref"}
+            return {**resolve(defs[name], within | {name}), **rest}
+        return {key: resolve(value, within) for key, value in node.items()}
+
+    inlined: dict[str, Any] = resolve({k: v for k, v in schema.items() if k != "$defs"}, frozenset())
+    kept: dict[str, Any] = {}
+    while missing := sorted(recursive - kept.keys()):
+        kept |= {name: resolve(defs[name], frozenset({name})) for name in missing}
+    return {**inlined, "$defs": kept} if kept else inlined
+
+
+def _implied_objects(node: Any, *, root: bool = False, names: bool = False) -> Any:
+    """``node`` without ``"type": "object"`` below the root where ``properties`` already says so
+    (litellm puts it back for the providers that insist on it)."""
+    if isinstance(node, list):
+        return [_implied_objects(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    implied = not root and not names and "properties" in node and node.get("type") == "object"
+    return {
+        key: _implied_objects(value, names=not names and key in ("properties", "$defs"))
+        for key, value in node.items()
+        if not (implied and key == "type")
+    }
 
 
 def _lean(node: Any, *, names: bool = False) -> Any:

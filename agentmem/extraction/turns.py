@@ -78,14 +78,16 @@ def select_turns(messages: object) -> list[Turn]:
 # "bye for now"), at least one of them a core phrase. A mild word alone ("great") is a reaction to the
 # answer, i.e. feedback, and goes to the model; so does anything after the run ("thanks - I prefer ...").
 _CORE_ACK = (
-    r"(?:ok(?:ay)?|k|kk|(?:thanks?|thank you)(?: (?:so|very) much)?(?:[\s,.!\u2014-]+(?:that|this) helps)?|"
-    r"thx|ty|cheers|got it|sure|yes|yeah|yep|no|nope|hi|hello|hey|bye|goodbye|"
+    r"(?:ok(?:ay)?|k|kk|(?:many )?(?:thanks?|thank you)(?: (?:so|very) much| a (?:lot|bunch|ton))?"
+    r"(?:[\s,.!\u2014-]+(?:that|this) helps)?|thx|ty|cheers|much appreciated|appreciate it|"
+    r"got it|sure|yes|yeah|yep|no|nope|no (?:worries|problem)|hi|hello|hey|bye|goodbye|"
     r"good (?:morning|afternoon|evening|night)|lol|hmm+|alright|see you(?: (?:later|soon|tomorrow))?|"
-    r"will do|sounds good|understood|noted|take care|talk (?:to you )?(?:later|soon)|"
+    r"will do|sounds good|understood|noted|good to know|(?:that |it )?makes sense|"
+    r"that['\u2019]?s (?:all|it for (?:now|today|tonight))|take care|talk (?:to you )?(?:later|soon)|"
     r"have a (?:good|nice|great) (?:day|evening|night|weekend))"
 )
 _MILD_ACK = r"(?:cool|great|nice|awesome|fine)"
-_ACK_TAIL = r"(?:[\s,]+(?:there|again|then|now|for now|all|everyone))?"
+_ACK_TAIL = r"(?:[\s,]+(?:there|again|then|now|for (?:now|today|tonight)|all|everyone))?"
 _ACKNOWLEDGEMENT = re.compile(
     rf"^(?:{_MILD_ACK}[\s,!.]+)*{_CORE_ACK}{_ACK_TAIL}(?:[\s,!.]+(?:{_CORE_ACK}|{_MILD_ACK}){_ACK_TAIL})*"
     r"[\s!.?\u2026:)]*$",

@@ -336,10 +336,10 @@ def test_a_custom_schema_and_prompt_reach_the_server(server: LoopbackServer, mak
     else:
         assert request["response_format"] == {"type": "json_object"}
         schema = json.loads(system.split(SCHEMA_INTRO, 1)[1])
-    profile_fields = schema["$defs"]["ProfileValues"]["properties"]
+    profile_fields = schema["properties"]["profile"]["properties"]
     assert set(profile_fields) == {"name", "favourite_editor"}
     assert profile_fields["favourite_editor"] == {"type": "string"}  # structure only: the prompt describes it
-    assert "- favourite_editor: The code editor the user prefers" in system  # the profile section
+    assert "\nfavourite_editor: The code editor the user prefers" in system  # the profile section
     assert json.dumps(request).count("The code editor the user prefers") == 1  # described once
 
 
