@@ -87,10 +87,12 @@ def test_a_new_database_has_exactly_the_schema_of_the_models(db_url: str) -> Non
                     # The full-text index is not a model: it is the migrations' own business (SQLite's
                     # FTS5 tables; PostgreSQL's generated tsvector column and its GIN index). The
                     # snapshot comparison of new and upgraded databases below covers it.
-                    "include_name": lambda name, kind, _parent: not (
-                        (kind == "table" and str(name).startswith("agentmem_items_fts"))
-                        or (kind == "column" and name == "search_vector")
-                        or (kind == "index" and name == "ix_agentmem_items_search")
+                    "include_name": lambda name, kind, _parent: (
+                        not (
+                            (kind == "table" and str(name).startswith("agentmem_items_fts"))
+                            or (kind == "column" and name == "search_vector")
+                            or (kind == "index" and name == "ix_agentmem_items_search")
+                        )
                     ),
                 },
             )
@@ -164,6 +166,15 @@ def test_an_old_database_is_opened_used_and_exported(
         messages = mem.sessions.messages("review-1", user_id="sarah")
         assert messages[1]["tool_calls"][0]["function"]["name"] == "fetch_pr"
         assert messages[2]["tool_call_id"] == "call_1"
+
+    # Items written before the upgrade are found by full-text search (on PostgreSQL through the index
+    # schema 8 added) and ranked into a budgeted compile.
+    found = [h.item.text for h in mem.search("pandas examples", user_id="sarah")]
+    assert sorted(found) == ["Liked the pandas example", "Uses pandas and DuckDB"]
+    assert [h.item.text for h in mem.search("forecasting", user_id="sarah", layers=["knowledge"])] == [
+        "Builds a demand forecast for the retail team"
+    ]
+    assert "Uses pandas and DuckDB" in mem.compile(user_id="sarah", query="duckdb", token_budget=200)
 
     # The current code learns into it...
     learned = mem.learn([{"role": "user", "content": "Hi, I'm Sam, a nurse in Leeds."}], user_id="sam")
