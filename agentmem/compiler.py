@@ -19,8 +19,10 @@ from .store import ContextRow, Top
 from .text import xml_text
 from .tokens import TokenCounter
 
-FIRST_READ = 64
-"""Rows read at first of each ranked layer under a budget: a budget of ~2k tokens keeps a few dozen."""
+MIN_READ = 16
+LINE_TOKENS = 16
+"""A ranked layer's first read under a budget is as many rows as the budget holds lines of this many
+tokens (at least ``MIN_READ``): one read for most budgets; layers of shorter lines page up."""
 GROWTH = 4
 
 Reader = Callable[[Mapping[str, Top]], Sequence[ContextRow]]
@@ -90,7 +92,7 @@ def compile_context(
         per_layer = _per_layer(layers, read({}))
         return _render(layers, [line for layer in layers for line in per_layer[layer.name]])
     top = {
-        layer.name: Top(FIRST_READ, layer.rank_by_count)
+        layer.name: Top(max(MIN_READ, token_budget // LINE_TOKENS), layer.rank_by_count)
         for layer in layers
         if layer.ranked_in_sql and not layer.pinned
     }

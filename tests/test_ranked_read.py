@@ -91,7 +91,8 @@ def test_budgeted_compile_equals_compile_of_a_full_read(
     fill(mem, random.Random(seed + 100), "other")  # same words, another user: never read
     queries = [None, NOWHERE, *(" ".join(rng.sample(VOCAB, rng.randint(1, 3))) for _ in range(3))]
     for first_read in (1, 3, 64):  # tiny first reads make every case page up
-        monkeypatch.setattr("agentmem.compiler.FIRST_READ", first_read)
+        monkeypatch.setattr("agentmem.compiler.MIN_READ", first_read)
+        monkeypatch.setattr("agentmem.compiler.LINE_TOKENS", 10**9)
         for agent in (None, "a1"):
             for query in queries:
                 for budget in (0, 1, 12, 40, 90, 200, 600, 100_000):
@@ -106,7 +107,7 @@ def test_budgeted_compile_equals_compile_of_a_full_read(
                     assert compile_() == expected, (first_read, agent, query, budget)
                     assert "Sam" in expected or budget < 40
     # Small budgets read a few rows of each ranked layer, and page up only as far as needed.
-    monkeypatch.setattr("agentmem.compiler.FIRST_READ", 1)
+    monkeypatch.setattr("agentmem.compiler.MIN_READ", 1)
     del reads[:]
     mem.compile(user_id="u", query=queries[2], token_budget=12)
     assert reads
@@ -118,6 +119,8 @@ def test_paging_reaches_past_a_layer_its_budget_share_skips_through(
 ) -> None:
     """Knowledge (newer, so first) fills its share; the loop skips through all its other lines to the
     older feedback, so paging must read all of knowledge to find it."""
+    monkeypatch.setattr("agentmem.compiler.LINE_TOKENS", 10**9)  # first reads of MIN_READ rows
+    monkeypatch.setattr("agentmem.compiler.MIN_READ", 64)
     mem = make_mem(layers={"knowledge": LayerConfig(budget_share=0.2)})
     mem.feedback.add("short answers please", user_id="u", sentiment="positive")
     mem.knowledge.add_many(

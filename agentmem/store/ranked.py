@@ -63,27 +63,34 @@ class RankedRead:
         tie = "i.count" if by_count else "0"
         cols = f"i.id, i.layer, i.key, i.line, i.agent_id, i.updated_at, i.count, {{}} AS score, {tie} AS tie"
         zero = "CAST(0 AS real)" if self.postgres else "0.0"  # ts_rank is a real
+        # Within an arm of score 0 the order starts at recency: the recency index then serves it.
+        recent = f"i.updated_at DESC{', i.count DESC' if by_count else ''}, {self._id('i.')}"
         if self.match is None:
-            arms = [f"SELECT {cols.format(zero)} FROM agentmem_items i WHERE {where}"]
+            arms = [(f"SELECT {cols.format(zero)} FROM agentmem_items i WHERE {where}", recent)]
         else:
             m = self.match
             arms = [
-                f"SELECT {cols.format(m.score)} FROM {m.source} WHERE {m.matched} AND {where}",
-                f"SELECT {cols.format(zero)} FROM agentmem_items i WHERE {m.unmatched} AND {where}",
+                (
+                    f"SELECT {cols.format(m.score)} FROM {m.source} WHERE {m.matched} AND {where}",
+                    f"score DESC, {recent}",
+                ),
+                (f"SELECT {cols.format(zero)} FROM agentmem_items i WHERE {m.unmatched} AND {where}", recent),
             ]
         if limit is None:
-            return arms
-        return [f"{arm} ORDER BY {self._priority('i.')} LIMIT {int(limit)}" for arm in arms]
+            return [arm for arm, _ in arms]
+        return [f"{arm} ORDER BY {order} LIMIT {int(limit)}" for arm, order in arms]
 
-    def _priority(self, prefix: str) -> str:
-        # The compiler's order: floats, timestamps, ints, and ids compared as Python compares str.
-        collated = ' COLLATE "C"' if self.postgres else ""
-        return f"score DESC, {prefix}updated_at DESC, tie DESC, {prefix}id{collated}"
+    def _id(self, prefix: str) -> str:
+        """Ids compared as Python compares str (PostgreSQL would use the database's collation)."""
+        return f'{prefix}id COLLATE "C"' if self.postgres else f"{prefix}id"
 
     def run(self, arms: Sequence[str]) -> list[Any]:
         """The arms' rows, by layer, each layer's in priority order."""
         if not arms:
             return []
         union = " UNION ALL ".join(f"SELECT * FROM ({arm}) a{n}" for n, arm in enumerate(arms))
-        sql = f"SELECT * FROM ({union}) u ORDER BY layer, {self._priority('')}"
+        # The compiler's priority: floats, timestamps, ints and ids compare in SQL as in Python.
+        with_ = self.match.with_ if self.match else ""
+        order = f"layer, score DESC, updated_at DESC, tie DESC, {self._id('')}"
+        sql = f"{with_}SELECT * FROM ({union}) u ORDER BY {order}"
         return list(self.conn.execute(text(sql), self.params))

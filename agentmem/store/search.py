@@ -69,9 +69,10 @@ class TextMatch(NamedTuple):
 
     ``source`` is the FROM clause in which ``matched`` keeps the matching rows and ``score`` is their
     relevance (higher is better, from the database's own ranking); ``unmatched`` is the condition on
-    ``i`` alone for every other row.
+    ``i`` alone for every other row. A statement using them starts with ``with_`` (maybe empty).
     """
 
+    with_: str
     source: str
     matched: str
     score: str
@@ -85,19 +86,22 @@ def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
     if not terms:
         return None
     if uses_fts(conn):
-        fts = f"{FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts_match"
+        # Matched once per statement however many parts use it: SQLite materializes a CTE used twice.
+        fts = FTS_TABLE
+        hits = f"SELECT rowid AS pk, bm25({fts}) AS rank FROM {fts} WHERE {fts} MATCH :fts_match"
         return TextMatch(
-            source=f"agentmem_items i JOIN (SELECT rowid AS pk, bm25({FTS_TABLE}) AS rank FROM {fts}) f"
-            " ON f.pk = i.pk",
+            with_=f"WITH fts_hits AS ({hits}) ",
+            source="agentmem_items i JOIN fts_hits f ON f.pk = i.pk",
             matched="1 = 1",  # the join keeps only matching rows
             score="-f.rank",  # bm25: lower is better
-            unmatched=f"i.pk NOT IN (SELECT rowid FROM {fts})",
+            unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",
             params={"fts_match": match_expression(user_id, query)},
         )
     # Each term on its own, OR-ed: a term that is only a stop word drops out instead of failing the
     # query, and no term is ever parsed as query syntax.
     tsquery = "(" + " || ".join(f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))) + ")"
     return TextMatch(
+        with_="",
         source="agentmem_items i",
         matched=f"i.search_vector @@ {tsquery}",
         score=f"ts_rank(i.search_vector, {tsquery})",

@@ -201,7 +201,7 @@ class Store:
             names = {f"l{n}": name for n, name in enumerate(layers)}
             collated = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""  # ids as Python orders str
             sql = (
-                f"SELECT {', '.join(f'i.{c.name}' for c in ITEMS.c)}, {match.score} AS score"
+                f"{match.with_}SELECT {', '.join(f'i.{c.name}' for c in ITEMS.c)}, {match.score} AS score"
                 f" FROM {match.source} WHERE {match.matched} AND i.user_id = :user"
                 f" AND i.agent_id IN ({', '.join(':' + a for a in agents)})"
                 f" AND i.layer IN ({', '.join(':' + n for n in names)}) AND i.valid_to IS NULL"
