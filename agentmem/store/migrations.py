@@ -269,7 +269,12 @@ def _v8_ranked_reads(op: Operations) -> None:
             "ALTER TABLE agentmem_items ADD COLUMN search_vector tsvector "
             "GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED"
         )
-        op.execute("CREATE INDEX ix_agentmem_items_search ON agentmem_items USING gin (search_vector)")
+        # fastupdate off: each write merges into the index at once, so no read scans a pending list
+        # that only VACUUM would flush.
+        op.execute(
+            "CREATE INDEX ix_agentmem_items_search ON agentmem_items USING gin (search_vector)"
+            " WITH (fastupdate = off)"
+        )
 
 
 class Migration(NamedTuple):
