@@ -10,15 +10,24 @@ best- to worst-ranked; so the lowest-ranked items drop first and pinned layers l
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .layers import Layer
-from .scope import prefer_agent
-from .store import ContextRow
+from .store import ContextRow, Top
 from .text import xml_text
 from .tokens import TokenCounter
+
+MIN_READ = 16
+LINE_TOKENS = 16
+"""A ranked layer's first read under a budget is as many rows as the budget holds lines of this many
+tokens (at least ``MIN_READ``): one read for most budgets; layers of shorter lines page up."""
+GROWTH = 4
+
+Reader = Callable[[Mapping[str, Top]], Sequence[ContextRow]]
+"""Reads the scope's live rows (agents' hiding shared ones with the same key): only the top rows of the
+layers given, the others whole."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -34,8 +43,18 @@ class _Line:
         return ("- " if self.bullet else "") + xml_text(self.raw)
 
 
-def _ordered_lines(layer: Layer, rows: list[ContextRow]) -> list[_Line]:
-    return [_Line(layer.name, r.line, layer.bullets, r.score, r.updated_at) for r in layer.order(rows)]
+def _per_layer(layers: Sequence[Layer], rows: Sequence[ContextRow]) -> dict[str, list[_Line]]:
+    """Each layer's lines, in its own order."""
+    of: dict[str, list[ContextRow]] = {layer.name: [] for layer in layers}
+    for row in rows:
+        of[row.layer].append(row)
+    return {
+        layer.name: [
+            _Line(layer.name, r.line, layer.bullets, r.score, r.updated_at)
+            for r in layer.order(of[layer.name])
+        ]
+        for layer in layers
+    }
 
 
 def _render(layers: Sequence[Layer], lines: Sequence[_Line]) -> str:
@@ -58,22 +77,53 @@ def _priority(layers: Sequence[Layer], per_layer: Mapping[str, list[_Line]]) -> 
 
 def compile_context(
     layers: Sequence[Layer],
-    rows: Sequence[ContextRow],
+    read: Reader,
     *,
     token_budget: int | None,
     count_tokens: TokenCounter,
 ) -> str:
-    """Render ``rows`` for ``layers`` (authority order) within ``token_budget`` tokens."""
-    live = prefer_agent(rows)
-    per_layer = {
-        layer.name: _ordered_lines(layer, [r for r in live if r.layer == layer.name]) for layer in layers
-    }
-    everything = [line for layer in layers for line in per_layer[layer.name]]
-    if token_budget is None:
-        return _render(layers, everything)
+    """Render the rows ``read`` gives for ``layers`` (authority order) within ``token_budget`` tokens.
 
+    Under a budget, ranked layers (``Layer.ranked_in_sql``) are read only as far as the budget can
+    reach: their top rows first, more when the budget went through every row read of a layer that has
+    more. The output is the one reading every row gives, byte for byte.
+    """
+    if token_budget is None:
+        per_layer = _per_layer(layers, read({}))
+        return _render(layers, [line for layer in layers for line in per_layer[layer.name]])
+    top = {
+        layer.name: Top(max(MIN_READ, token_budget // LINE_TOKENS), layer.rank_by_count)
+        for layer in layers
+        if layer.ranked_in_sql and not layer.pinned
+    }
+    while True:
+        per_layer = _per_layer(layers, read(top))
+        kept, reached = _fit(layers, per_layer, token_budget, count_tokens)
+        # A layer read up to its limit may have more rows, which rank after all of it: when the budget
+        # went through all of it, they could have been taken. Read more of those layers and fit again.
+        short = [name for name, part in top.items() if len(per_layer[name]) == part.limit and name in reached]
+        if not short:
+            break
+        top.update({name: top[name]._replace(limit=top[name].limit * GROWTH) for name in short})
+    everything = [line for layer in layers for line in per_layer[layer.name]]
+    # The per-line sum is an estimate; the rendered text is what must fit. Drop from the end until it does.
+    output = _render(layers, _in_order(everything, kept))
+    while kept and count_tokens(output) > token_budget:
+        kept.pop()
+        output = _render(layers, _in_order(everything, kept))
+    return output
+
+
+def _fit(
+    layers: Sequence[Layer],
+    per_layer: Mapping[str, list[_Line]],
+    token_budget: int,
+    count_tokens: TokenCounter,
+) -> tuple[list[_Line], set[str]]:
+    """The lines the budget keeps, in priority order, and the layers whose every line it went through."""
     tag_cost = {layer.name: count_tokens(f"<{layer.tag}>\n\n</{layer.tag}>\n") for layer in layers}
     shares = {layer.name: layer.config.budget_share for layer in layers}
+    left = {name: len(lines) for name, lines in per_layer.items()}
     used: dict[str, int] = {}
     total = 0
     kept: list[_Line] = []
@@ -81,19 +131,15 @@ def compile_context(
         cost = count_tokens(line.text + "\n") + (0 if line.layer in used else tag_cost[line.layer])
         share = shares.get(line.layer)
         over_share = share is not None and used.get(line.layer, 0) + cost > share * token_budget
+        if not over_share and total + cost > token_budget:
+            break
+        left[line.layer] -= 1
         if over_share:
             continue  # this layer is full; others may still fit
-        if total + cost > token_budget:
-            break
         kept.append(line)
         used[line.layer] = used.get(line.layer, 0) + cost
         total += cost
-    # The per-line sum is an estimate; the rendered text is what must fit. Drop from the end until it does.
-    output = _render(layers, _in_order(everything, kept))
-    while kept and count_tokens(output) > token_budget:
-        kept.pop()
-        output = _render(layers, _in_order(everything, kept))
-    return output
+    return kept, {name for name, n in left.items() if n == 0}
 
 
 def _in_order(everything: list[_Line], kept: list[_Line]) -> list[_Line]:

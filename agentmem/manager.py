@@ -23,7 +23,7 @@ from .extraction.turns import select_turns
 from .layers import LAYER_TYPES, Layer
 from .records import Change, LearnResult, MemoryEvent, MemoryState, RetryReport, SearchHit
 from .scope import Scope, check_id, prefer_agent
-from .store import Store, transfer
+from .store import ContextRow, Store, Top, transfer
 from .store.engine import resolve_url
 from .tokens import TokenCounter, default_counter
 from .tools import MemoryTools
@@ -317,8 +317,12 @@ class MemoryManager:
         layers = [layer for layer in self._layers.values() if layer.config.inject]
         if not layers:
             return ""
-        rows = self._store.context_rows(scope, [layer.name for layer in layers], query)
-        return compile_context(layers, rows, token_budget=token_budget, count_tokens=self._counter())
+        names = [layer.name for layer in layers]
+
+        def read(top: Mapping[str, Top]) -> list[ContextRow]:
+            return self._store.context_rows(scope, names, query, top)
+
+        return compile_context(layers, read, token_budget=token_budget, count_tokens=self._counter())
 
     def _counter(self) -> TokenCounter:
         if self._token_counter is None:

@@ -28,7 +28,7 @@ from agentmem.store.migrations import SCHEMA_VERSION
 from agentmem.testing import ScriptedModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
-VERSIONS = [1, 2, 3, 4, 5, 6]
+VERSIONS = [1, 2, 3, 4, 5, 6, 7]
 CASES = [
     pytest.param(
         v, backend, id=f"v{v}-{backend}", marks=[pytest.mark.postgres] if backend == "postgres" else []
@@ -84,9 +84,15 @@ def test_a_new_database_has_exactly_the_schema_of_the_models(db_url: str) -> Non
                 conn,
                 opts={
                     "compare_type": True,
-                    # SQLite's FTS5 index is not a model: it is the migrations' own business.
+                    # The full-text index is not a model: it is the migrations' own business (SQLite's
+                    # FTS5 tables; PostgreSQL's generated tsvector column and its GIN index). The
+                    # snapshot comparison of new and upgraded databases below covers it.
                     "include_name": lambda name, kind, _parent: (
-                        not (kind == "table" and str(name).startswith("agentmem_items_fts"))
+                        not (
+                            (kind == "table" and str(name).startswith("agentmem_items_fts"))
+                            or (kind == "column" and name == "search_vector")
+                            or (kind == "index" and name == "ix_agentmem_items_search")
+                        )
                     ),
                 },
             )
@@ -161,6 +167,15 @@ def test_an_old_database_is_opened_used_and_exported(
         assert messages[1]["tool_calls"][0]["function"]["name"] == "fetch_pr"
         assert messages[2]["tool_call_id"] == "call_1"
 
+    # Items written before the upgrade are found by full-text search (on PostgreSQL through the index
+    # schema 8 added) and ranked into a budgeted compile.
+    found = [h.item.text for h in mem.search("pandas examples", user_id="sarah")]
+    assert sorted(found) == ["Liked the pandas example", "Uses pandas and DuckDB"]
+    assert [h.item.text for h in mem.search("forecasting", user_id="sarah", layers=["knowledge"])] == [
+        "Builds a demand forecast for the retail team"
+    ]
+    assert "Uses pandas and DuckDB" in mem.compile(user_id="sarah", query="duckdb", token_budget=200)
+
     # The current code learns into it...
     learned = mem.learn([{"role": "user", "content": "Hi, I'm Sam, a nurse in Leeds."}], user_id="sam")
     assert learned.changes["profile"]
@@ -202,3 +217,4 @@ def test_every_fixture_is_older_than_the_current_schema() -> None:
     assert (FIXTURES / "v3.pg.sql").exists()
     assert (FIXTURES / "v4.pg.sql").exists()
     assert (FIXTURES / "v6.pg.sql").exists()
+    assert (FIXTURES / "v7.pg.sql").exists()

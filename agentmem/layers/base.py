@@ -134,6 +134,13 @@ class Layer(ABC):
     competing with other layers' items by relevance."""
     bullets: ClassVar[bool] = True
     """Render items as ``- item`` bullets (else as they are: ``key: value`` lines)."""
+    ranked_in_sql: ClassVar[bool] = False
+    """``order`` is the store's ranked order: score, then count when ``rank_by_count``, then recency,
+    then id (each best first). Under a token budget the store then reads only the top rows of this layer
+    (paging further when the budget goes through them) instead of all of them. A subclass that
+    overrides ``order`` is read whole unless it sets this again."""
+    rank_by_count: ClassVar[bool] = False
+    """In ``compile``, among equally relevant items the more often repeated come first."""
 
     def __init__(self, config: LayerConfig | None = None, /, **options: Any) -> None:
         try:
@@ -151,6 +158,8 @@ class Layer(ABC):
         name = cls.__dict__.get("name")
         if name is not None and not NAME.fullmatch(name):
             raise ConfigurationError(f"layer name {name!r}: use 1-32 lowercase letters, digits or _")
+        if "order" in cls.__dict__ and "ranked_in_sql" not in cls.__dict__:
+            cls.ranked_in_sql = False  # an order of its own: the store cannot know it
         tag = cls.__dict__.get("tag")
         if tag is not None and (not TAG.fullmatch(tag) or tag.lower().startswith("xml")):
             raise ConfigurationError(f"layer tag {tag!r} is not a usable XML element name")

@@ -40,8 +40,7 @@ class CollectionLayer(Layer):
     similarity_threshold: ClassVar[float | None] = None
     """Word-set Jaccard at or above which two texts may count as the same entry (None: exact key only);
     ``says_the_same`` has the last word."""
-    rank_by_count: ClassVar[bool] = False
-    """In ``compile``, among equally relevant items the more often repeated come first."""
+    ranked_in_sql = True  # ``order`` below is the store's ranked order
 
     def check_schema(self) -> None:
         fields = {f.name: f for f in dataclasses.fields(self.schema.cls)}

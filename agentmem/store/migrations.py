@@ -252,6 +252,31 @@ def _v7_user_generations(op: Operations) -> None:
     )
 
 
+def _v8_ranked_reads(op: Operations) -> None:
+    """Indexes for reading only the rows a budget or a limit can use: the newest live items of a
+    scope and layer first, and on PostgreSQL full-text search in the database (a ``tsvector`` the
+    database computes from ``text``, so rows written before this step are indexed too)."""
+    live = sa.text("valid_to IS NULL")
+    op.create_index(
+        "ix_agentmem_items_recent",
+        "agentmem_items",
+        ["user_id", "agent_id", "layer", "updated_at"],
+        sqlite_where=live,
+        postgresql_where=live,
+    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "ALTER TABLE agentmem_items ADD COLUMN search_vector tsvector "
+            "GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED"
+        )
+        # fastupdate off: each write merges into the index at once, so no read scans a pending list
+        # that only VACUUM would flush.
+        op.execute(
+            "CREATE INDEX ix_agentmem_items_search ON agentmem_items USING gin (search_vector)"
+            " WITH (fastupdate = off)"
+        )
+
+
 class Migration(NamedTuple):
     name: str
     run: Callable[[Operations], None]
@@ -266,6 +291,7 @@ MIGRATIONS: dict[int, Migration] = {
     5: Migration("pending extractions' watermark where version 2 and 3 left it out", _v5_pending_watermark),
     6: Migration("one item per policy rule", _v6_one_item_per_rule),
     7: Migration("user generations, so a deleted user stays deleted", _v7_user_generations),
+    8: Migration("ranked reads: recency index, and full-text search on PostgreSQL", _v8_ranked_reads),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

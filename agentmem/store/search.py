@@ -1,24 +1,34 @@
-"""Full-text search over item text, always scoped to one user.
+"""Full-text search over item text, always scoped to one user, ranked in SQL on both backends.
+
+A query matches the rows containing any of its words (OR), each row scored higher for better.
 
 SQLite: an FTS5 index (BM25, porter stemming). Each row also carries an ``owner`` token derived from
 the user id, and every query is ``owner:<token> AND (terms)``, so FTS5 only walks that user's rows.
-Other databases fall back to scoring the scope's live items in Python until they get a native index.
+
+PostgreSQL: the generated column ``search_vector`` (``to_tsvector('english', text)``, schema 8) with a
+GIN index, ranked by ``ts_rank``. The ``english`` configuration stems words as SQLite's porter
+tokenizer does; it also leaves out stop words, which carry next to no relevance under BM25 either.
+The column is computed by the database, so every write (and every row older than schema 8) is indexed
+without the code writing it.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Float, Integer, Subquery, text
+from sqlalchemy import Connection
 
 from ..text import words
 
 FTS_TABLE = "agentmem_items_fts"
+TS_CONFIG = "english"
 MAX_TERMS = 32
 
 
 def uses_fts(conn: Connection) -> bool:
+    """Whether the index is FTS5, written by the code (SQLite); PostgreSQL computes its own."""
     return conn.dialect.name == "sqlite"
 
 
@@ -54,19 +64,47 @@ def match_expression(user_id: str, query: str) -> str | None:
     return f"owner:{owner_token(user_id)} AND (" + " OR ".join(f'"{t}"' for t in terms) + ")"
 
 
-def scan_score(text: str, terms: list[str]) -> float:
-    """Fallback relevance: query terms found in ``text`` (prefix match stands in for stemming)."""
+class TextMatch(NamedTuple):
+    """A query's full-text match as SQL over ``agentmem_items`` aliased ``i`` (bound names start ``fts_``).
+
+    ``source`` is the FROM clause in which ``matched`` keeps the matching rows and ``score`` is their
+    relevance (higher is better, from the database's own ranking); ``unmatched`` is the condition on
+    ``i`` alone for every other row. A statement using them starts with ``with_`` (maybe empty).
+    """
+
+    with_: str
+    source: str
+    matched: str
+    score: str
+    unmatched: str
+    params: dict[str, Any]
+
+
+def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
+    """The query's match on this connection's backend; None when the query has no words."""
+    terms = query_terms(query)
     if not terms:
-        return 0.0
-    have = words(text)
-    return float(sum(1 for t in terms if any(w.startswith(t[:5]) for w in have)))
-
-
-def ranked_sql(param: str) -> str:
-    """``(pk, score)`` of rows matching the MATCH expression bound as ``param``; BM25, lower is better."""
-    return f"SELECT rowid AS pk, bm25({FTS_TABLE}) AS score FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {param}"
-
-
-def fts_ranked() -> Subquery:
-    """:func:`ranked_sql` as a subquery for SQLAlchemy statements, matching the bound ``:match``."""
-    return text(ranked_sql(":match")).columns(pk=Integer, score=Float).subquery("ranked")
+        return None
+    if uses_fts(conn):
+        # Matched once per statement however many parts use it: SQLite materializes a CTE used twice.
+        fts = FTS_TABLE
+        hits = f"SELECT rowid AS pk, bm25({fts}) AS rank FROM {fts} WHERE {fts} MATCH :fts_match"
+        return TextMatch(
+            with_=f"WITH fts_hits AS ({hits}) ",
+            source="agentmem_items i JOIN fts_hits f ON f.pk = i.pk",
+            matched="1 = 1",  # the join keeps only matching rows
+            score="-f.rank",  # bm25: lower is better
+            unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",
+            params={"fts_match": match_expression(user_id, query)},
+        )
+    # Each term on its own, OR-ed: a term that is only a stop word drops out instead of failing the
+    # query, and no term is ever parsed as query syntax.
+    tsquery = "(" + " || ".join(f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))) + ")"
+    return TextMatch(
+        with_="",
+        source="agentmem_items i",
+        matched=f"i.search_vector @@ {tsquery}",
+        score=f"ts_rank(i.search_vector, {tsquery})",
+        unmatched=f"NOT (i.search_vector @@ {tsquery})",
+        params={f"fts_{n}": term for n, term in enumerate(terms)},
+    )

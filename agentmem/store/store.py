@@ -7,13 +7,13 @@ import os
 import tempfile
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Float, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ClosedError, ErasedError, StoreError
@@ -22,6 +22,7 @@ from ..scope import Scope
 from . import search
 from .engine import WRITE, is_ephemeral, make_engine
 from .migrations import migrate
+from .ranked import RankedRead, Top
 from .rows import (
     EVENTS,
     GENERATIONS,
@@ -161,57 +162,60 @@ class Store:
         with self.engine.connect() as conn:
             return is_learned(conn, scope, key)
 
-    def context_rows(self, scope: Scope, layers: Sequence[str], query: str | None) -> list[ContextRow]:
-        """The compile read: one indexed query of the scope's live items, with relevance if asked."""
-        agents = scope.visible_agent_keys
-        marks = ", ".join("?" * len(agents))
-        layer_marks = ", ".join("?" * len(layers))
-        cols = "i.id, i.layer, i.key, i.line, i.agent_id, i.updated_at, i.count"
-        where = (
-            f"i.user_id = ? AND i.agent_id IN ({marks}) AND i.layer IN ({layer_marks}) AND i.valid_to IS NULL"
-        )
-        params: tuple[Any, ...] = (scope.user_id, *agents, *layers)
+    def context_rows(
+        self, scope: Scope, layers: Sequence[str], query: str | None, top: Mapping[str, Top] | None = None
+    ) -> list[ContextRow]:
+        """The compile read: the scope's live items of ``layers``, scored by relevance to ``query`` in
+        SQL, where an agent's item hides a shared one with the same key (as ``prefer_agent`` does).
+
+        ``top``: layers of which only the first ``limit`` rows in the budget's priority order are read
+        (score, recency, then count when ``by_count``, then id; the best first); the others are read whole.
+        """
+        top = top or {}
+        whole = [name for name in layers if name not in top]
         with self.engine.connect() as conn:
-            match = search.match_expression(scope.user_id, query) if query and search.uses_fts(conn) else None
-            if match:
-                ranked = search.ranked_sql("?")
-                sql = f"SELECT {cols}, -f.score FROM agentmem_items i LEFT JOIN ({ranked}) f ON f.pk = i.pk"
-                sql += f" WHERE {where}"
-                params = (match, *params)
-            else:
-                sql = f"SELECT {cols}, 0.0 FROM agentmem_items i WHERE {where}"
-            if conn.dialect.name != "sqlite":
-                sql = sql.replace("?", "%s")
-            rows = conn.exec_driver_sql(sql, params).all()
-        if query and not match:  # no full-text index on this backend: score the lines here
-            terms = search.query_terms(query)
-            scores = [search.scan_score(r[3], terms) for r in rows]
-        else:
-            scores = [r[7] or 0.0 for r in rows]
-        return [
-            ContextRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], s) for r, s in zip(rows, scores, strict=True)
-        ]
+            ranked = RankedRead(conn, scope, query)
+            parts = [ranked.arms(whole, scope.visible_agent_keys, None, False)] if whole else []
+            # One arm per agent key and per matched/unmatched: each an index range read in order.
+            parts += [
+                ranked.arms([name], (agent,), slice_.limit, slice_.by_count)
+                for name, slice_ in top.items()
+                if name in layers
+                for agent in scope.visible_agent_keys
+            ]
+            rows = ranked.run([arm for part in parts for arm in part])
+        taken: dict[str, int] = {}
+        kept = []
+        for row in rows:  # ordered by layer, then priority: the first ``limit`` of each are its top
+            n = taken[row[1]] = taken.get(row[1], 0) + 1
+            if row[1] not in top or n <= top[row[1]].limit:
+                kept.append(ContextRow(*row[:8]))
+        return kept
 
     def search(self, scope: Scope, query: str, layers: Sequence[str], limit: int) -> list[SearchHit]:
-        terms = search.query_terms(query)
-        if not terms:
-            return []
         with self.engine.connect() as conn:
-            match = search.match_expression(scope.user_id, query) if search.uses_fts(conn) else None
-            if match:
-                ranked = search.fts_ranked()
-                rows = conn.execute(
-                    select(ITEMS, ranked.c.score)
-                    .join(ranked, ranked.c.pk == ITEMS.c.pk)
-                    .where(visible(scope), ITEMS.c.valid_to.is_(None), ITEMS.c.layer.in_(layers))
-                    .order_by(ranked.c.score, ITEMS.c.id)
-                    .limit(min(limit, MAX_LIMIT)),
-                    {"match": match},
-                ).all()
-                return [SearchHit(item_from_row(r), -float(r.score)) for r in rows]
-        hits = [SearchHit(item, search.scan_score(item.text, terms)) for item in self.live(scope, layers)]
-        hits = sorted((h for h in hits if h.score > 0), key=lambda h: (-h.score, h.item.id))
-        return hits[:limit]
+            match = search.text_match(conn, scope.user_id, query)
+            if match is None:
+                return []
+            agents = {f"a{n}": agent for n, agent in enumerate(scope.visible_agent_keys)}
+            names = {f"l{n}": name for n, name in enumerate(layers)}
+            collated = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""  # ids as Python orders str
+            sql = (
+                f"{match.with_}SELECT {', '.join(f'i.{c.name}' for c in ITEMS.c)}, {match.score} AS score"
+                f" FROM {match.source} WHERE {match.matched} AND i.user_id = :user"
+                f" AND i.agent_id IN ({', '.join(':' + a for a in agents)})"
+                f" AND i.layer IN ({', '.join(':' + n for n in names)}) AND i.valid_to IS NULL"
+                f" ORDER BY score DESC, i.id{collated} LIMIT :limit"
+            )
+            params = {
+                **match.params,
+                **agents,
+                **names,
+                "user": scope.user_id,
+                "limit": min(limit, MAX_LIMIT),
+            }
+            rows = conn.execute(text(sql).columns(*ITEMS.c, score=Float), params).all()
+        return [SearchHit(item_from_row(r), float(r.score)) for r in rows]
 
     # ---- pending extractions -------------------------------------------------------------
 

@@ -48,7 +48,20 @@ class ItemRow(SQLModel, table=True):
             postgresql_where=text("valid_to IS NULL"),
         ),
         Index("ix_agentmem_items_user", "user_id", "agent_id", "layer"),
+        # Serves compile's budgeted read: a scope's newest live items of one layer first (v8).
+        Index(
+            "ix_agentmem_items_recent",
+            "user_id",
+            "agent_id",
+            "layer",
+            "updated_at",
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
     )
+    # Not modelled: the full-text index over ``text``, which the code never reads or writes as a
+    # column (see store/search.py): SQLite's FTS5 table, and on PostgreSQL the generated column
+    # ``search_vector`` with its GIN index ``ix_agentmem_items_search`` (v8).
 
     pk: int | None = Field(default=None, primary_key=True)
     id: str = Field(max_length=40, unique=True)

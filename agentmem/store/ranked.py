@@ -1,0 +1,96 @@
+"""The compile read in SQL: a scope's live items scored by relevance, whole or only a layer's top rows.
+
+A layer's priority order (what a token budget takes first) is score, then recency, then count (for
+layers that rank by it), then id; best first. Its top ``limit`` rows are read as a few small arms, each
+an index range in that order with its own LIMIT: per visible agent key, the rows matching the query
+(ranked by the full-text index) and the rows not matching (score 0, newest first through
+``ix_agentmem_items_recent``). The union of the arms' tops holds the layer's top ``limit``, and the
+outer ORDER BY puts them first, so the read is exact without ever scoring or sorting every row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, text
+
+from ..scope import Scope
+from . import search
+
+
+class Top(NamedTuple):
+    """Read only a layer's first ``limit`` rows in priority order; ``by_count``: count ranks them too."""
+
+    limit: int
+    by_count: bool = False
+
+
+class RankedRead:
+    """Builds the arms of one compile read and runs them as one statement."""
+
+    def __init__(self, conn: Connection, scope: Scope, query: str | None) -> None:
+        self.conn = conn
+        self.scope = scope
+        self.match = search.text_match(conn, scope.user_id, query) if query else None
+        self.params: dict[str, Any] = {"user": scope.user_id, **(self.match.params if self.match else {})}
+        self.postgres = conn.dialect.name == "postgresql"
+
+    def _bind(self, prefix: str, values: Iterable[str]) -> str:
+        names = []
+        for value in values:
+            name = f"{prefix}{len(self.params)}"
+            self.params[name] = value
+            names.append(f":{name}")
+        return ", ".join(names)
+
+    def arms(
+        self, layers: Sequence[str], agents: Sequence[str], limit: int | None, by_count: bool
+    ) -> list[str]:
+        """SELECTs of the live rows of ``layers`` and ``agents``; with ``limit``, each arm's top rows."""
+        where = (
+            f"i.user_id = :user AND i.agent_id IN ({self._bind('a', agents)})"
+            f" AND i.layer IN ({self._bind('l', layers)}) AND i.valid_to IS NULL"
+        )
+        if self.scope.agent_id is not None and "" in agents:
+            # The agent's own item hides a shared one with the same key (served by the live-key index).
+            where += (
+                " AND NOT (i.agent_id = '' AND EXISTS (SELECT 1 FROM agentmem_items o"
+                " WHERE o.user_id = i.user_id AND o.agent_id = :agent AND o.layer = i.layer"
+                " AND o.key = i.key AND o.valid_to IS NULL))"
+            )
+            self.params["agent"] = self.scope.agent_id
+        tie = "i.count" if by_count else "0"
+        cols = f"i.id, i.layer, i.key, i.line, i.agent_id, i.updated_at, i.count, {{}} AS score, {tie} AS tie"
+        zero = "CAST(0 AS real)" if self.postgres else "0.0"  # ts_rank is a real
+        # Within an arm of score 0 the order starts at recency: the recency index then serves it.
+        recent = f"i.updated_at DESC{', i.count DESC' if by_count else ''}, {self._id('i.')}"
+        if self.match is None:
+            arms = [(f"SELECT {cols.format(zero)} FROM agentmem_items i WHERE {where}", recent)]
+        else:
+            m = self.match
+            arms = [
+                (
+                    f"SELECT {cols.format(m.score)} FROM {m.source} WHERE {m.matched} AND {where}",
+                    f"score DESC, {recent}",
+                ),
+                (f"SELECT {cols.format(zero)} FROM agentmem_items i WHERE {m.unmatched} AND {where}", recent),
+            ]
+        if limit is None:
+            return [arm for arm, _ in arms]
+        return [f"{arm} ORDER BY {order} LIMIT {int(limit)}" for arm, order in arms]
+
+    def _id(self, prefix: str) -> str:
+        """Ids compared as Python compares str (PostgreSQL would use the database's collation)."""
+        return f'{prefix}id COLLATE "C"' if self.postgres else f"{prefix}id"
+
+    def run(self, arms: Sequence[str]) -> list[Any]:
+        """The arms' rows, by layer, each layer's in priority order."""
+        if not arms:
+            return []
+        union = " UNION ALL ".join(f"SELECT * FROM ({arm}) a{n}" for n, arm in enumerate(arms))
+        # The compiler's priority: floats, timestamps, ints and ids compare in SQL as in Python.
+        with_ = self.match.with_ if self.match else ""
+        order = f"layer, score DESC, updated_at DESC, tie DESC, {self._id('')}"
+        sql = f"{with_}SELECT * FROM ({union}) u ORDER BY {order}"
+        return list(self.conn.execute(text(sql), self.params))

@@ -1,0 +1,207 @@
+"""The ranked read path: compile under a budget reads only the rows it can use, search ranks in SQL,
+and both give what a full read gives, on both backends."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from agentmem import LayerConfig, MemoryManager
+from agentmem.layers import CollectionLayer, KnowledgeLayer
+from agentmem.store import Store
+
+VOCAB = [
+    "pandas",
+    "duckdb",
+    "forecast",
+    "churn",
+    "retail",
+    "model",
+    "berlin",
+    "marathon",
+    "python",
+    "rust",
+    "teaching",
+    "garden",
+    "billing",
+    "service",
+    "reviews",
+    "fridays",
+    "coffee",
+    "cycling",
+    "statistics",
+    "dashboards",
+    "airflow",
+    "spark",
+    "cooking",
+]
+NOWHERE = "zeppelin"  # in no stored text
+
+
+def fill(mem: MemoryManager, rng: random.Random, user: str) -> None:
+    """A random memory: several writes of knowledge (one write shares one timestamp), agent-private
+    copies of shared facts (same key: they hide the shared ones for that agent), repeated feedback."""
+    mem.profile.update(user_id=user, name="Sam", role=" ".join(rng.sample(VOCAB, 2)))
+    mem.policies.update(user_id=user, rules=[f"mention {w}" for w in rng.sample(VOCAB, 2)])
+    for write in range(rng.randint(3, 6)):
+        texts = [" ".join(rng.sample(VOCAB, rng.randint(2, 5))) for _ in range(rng.randint(1, 9))]
+        mem.knowledge.add_many(texts, user_id=user)
+        if rng.random() < 0.6:
+            mem.knowledge.add_many(rng.sample(texts, rng.randint(1, len(texts))), user_id=user, agent_id="a1")
+        for n in range(rng.randint(0, 3)):
+            text = " ".join(rng.sample(VOCAB[:8], 2))  # few words: repeats raise counts
+            mem.feedback.add(text, user_id=user, sentiment="positive", session_id=f"s{write}-{n}")
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Rows each compile read returned, in order."""
+    counted: list[int] = []
+    original = Store.context_rows
+
+    def counting(self: Store, *args: Any, **kwargs: Any) -> Any:
+        rows = original(self, *args, **kwargs)
+        counted.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(Store, "context_rows", counting)
+    return counted
+
+
+def reference(monkeypatch: pytest.MonkeyPatch, compile_: Callable[[], str]) -> str:
+    """What compile gives when every row is read (collection layers not ranked in SQL)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(CollectionLayer, "ranked_in_sql", False)
+        return compile_()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_budgeted_compile_equals_compile_of_a_full_read(
+    seed: int, make_mem: Callable[..., MemoryManager], monkeypatch: pytest.MonkeyPatch, reads: list[int]
+) -> None:
+    rng = random.Random(seed)
+    shares: dict[str, LayerConfig] = {}
+    if seed % 2:
+        shares = {"knowledge": LayerConfig(budget_share=0.35), "feedback": LayerConfig(budget_share=0.2)}
+    mem = make_mem(layers=shares)
+    fill(mem, rng, "u")
+    fill(mem, random.Random(seed + 100), "other")  # same words, another user: never read
+    queries = [None, NOWHERE, *(" ".join(rng.sample(VOCAB, rng.randint(1, 3))) for _ in range(3))]
+    for first_read in (1, 3, 64):  # tiny first reads make every case page up
+        monkeypatch.setattr("agentmem.compiler.MIN_READ", first_read)
+        monkeypatch.setattr("agentmem.compiler.LINE_TOKENS", 10**9)
+        for agent in (None, "a1"):
+            for query in queries:
+                for budget in (0, 1, 12, 40, 90, 200, 600, 100_000):
+
+                    def compile_(
+                        agent: str | None = agent, query: str | None = query, budget: int = budget
+                    ) -> str:
+                        return mem.compile(user_id="u", agent_id=agent, query=query, token_budget=budget)
+
+                    expected = reference(monkeypatch, compile_)
+                    del reads[:]
+                    assert compile_() == expected, (first_read, agent, query, budget)
+                    assert "Sam" in expected or budget < 40
+    # Small budgets read a few rows of each ranked layer, and page up only as far as needed.
+    monkeypatch.setattr("agentmem.compiler.MIN_READ", 1)
+    del reads[:]
+    mem.compile(user_id="u", query=queries[2], token_budget=12)
+    assert reads
+    assert max(reads) < len(mem.get(user_id="u").items)
+
+
+def test_paging_reaches_past_a_layer_its_budget_share_skips_through(
+    make_mem: Callable[..., MemoryManager], monkeypatch: pytest.MonkeyPatch, reads: list[int]
+) -> None:
+    """Knowledge (newer, so first) fills its share; the loop skips through all its other lines to the
+    older feedback, so paging must read all of knowledge to find it."""
+    monkeypatch.setattr("agentmem.compiler.LINE_TOKENS", 10**9)  # first reads of MIN_READ rows
+    monkeypatch.setattr("agentmem.compiler.MIN_READ", 64)
+    mem = make_mem(layers={"knowledge": LayerConfig(budget_share=0.2)})
+    mem.feedback.add("short answers please", user_id="u", sentiment="positive")
+    mem.knowledge.add_many(
+        [f"fact number {n} about {VOCAB[n % len(VOCAB)]}" for n in range(150)], user_id="u"
+    )
+    compile_ = lambda: mem.compile(user_id="u", token_budget=300)  # noqa: E731
+    expected = reference(monkeypatch, compile_)
+    assert "short answers please" in expected
+    assert "fact number" in expected
+    del reads[:]
+    assert compile_() == expected
+    assert reads == [64 + 1, 150 + 1]  # knowledge's top 64 and the feedback row, then all of knowledge
+
+
+def test_a_layer_with_its_own_order_is_read_whole() -> None:
+    class Alphabetical(KnowledgeLayer):
+        def order(self, rows: Any) -> Any:
+            return sorted(rows, key=lambda r: r.key)
+
+    class Ranked(KnowledgeLayer):
+        pass
+
+    assert Alphabetical.ranked_in_sql is False
+    assert Ranked.ranked_in_sql is True
+
+
+def test_a_custom_order_compiles_as_it_orders(make_mem: Callable[..., MemoryManager]) -> None:
+    class Alphabetical(KnowledgeLayer):
+        def order(self, rows: Any) -> Any:
+            return sorted(rows, key=lambda r: r.key)
+
+    mem = make_mem(layers={"knowledge": Alphabetical()})
+    mem.knowledge.add_many([f"{w} fact" for w in VOCAB], user_id="u")
+    xml = mem.compile(user_id="u", token_budget=2000)
+    lines = [ln for ln in xml.splitlines() if ln.startswith("- ")]
+    assert len(lines) == len(VOCAB)
+    assert lines == sorted(lines)
+
+
+def test_search_ranks_by_relevance_in_sql(mem: MemoryManager) -> None:
+    mem.knowledge.add_many(
+        [
+            "Cooks pasta on Sundays",
+            "Runs marathons in Berlin and trains for the Berlin marathon every spring",
+            "Visited Berlin once",
+            "Likes gardening",
+        ],
+        user_id="u",
+    )
+    hits = mem.search("berlin marathon running", user_id="u")
+    assert [h.item.text for h in hits][:2] == [
+        "Runs marathons in Berlin and trains for the Berlin marathon every spring",
+        "Visited Berlin once",
+    ]
+    assert len(hits) == 2  # only rows with a query word (stemmed: "running" finds "Runs")
+    assert hits[0].score > hits[1].score > 0
+    assert mem.search("berlin", user_id="u", limit=1) == mem.search("berlin", user_id="u")[:1]
+
+
+def test_full_text_results_never_cross_users_or_agents(mem: MemoryManager) -> None:
+    mem.knowledge.add("Maintains the billing service in Go", user_id="marco")
+    mem.knowledge.add("Writes billing reports", user_id="marco", agent_id="reviewer")
+    mem.knowledge.add("Audits the billing service", user_id="sarah")
+    assert [h.item.text for h in mem.search("billing service", user_id="sarah")] == [
+        "Audits the billing service"
+    ]
+    assert {h.item.text for h in mem.search("billing", user_id="marco")} == {
+        "Maintains the billing service in Go"
+    }
+    assert len(mem.search("billing", user_id="marco", agent_id="reviewer")) == 2
+    assert mem.search("billing", user_id="marco", agent_id="planner")[0].item.agent_id is None
+    xml = mem.compile(user_id="sarah", query="billing service", token_budget=200)
+    assert "Audits" in xml
+    assert "Maintains" not in xml
+    assert "reports" not in xml
+
+
+def test_an_agents_item_hides_the_shared_one_under_a_budget(mem: MemoryManager) -> None:
+    mem.knowledge.add_many([f"shared fact {w}" for w in VOCAB], user_id="u")
+    mem.knowledge.add("shared fact pandas", user_id="u", agent_id="a1")  # same key: the agent's own copy
+    xml = mem.compile(user_id="u", agent_id="a1", query="pandas", token_budget=60)
+    assert xml.count("shared fact pandas") == 1
+    full = mem.compile(user_id="u", agent_id="a1", query="pandas")
+    assert full.count("shared fact pandas") == 1
