@@ -27,6 +27,7 @@ from .rows import (
     item_from_row,
     visible,
 )
+from .tables import UtcDateTime
 
 
 class Writer:
@@ -158,11 +159,12 @@ class Writer:
         """(layer, key) of items of this scope changed by information newer than ``read_at``: direct
         writes made after it, and extractions of inputs read after it."""
         rows = self.conn.execute(
-            select(EVENTS.c.layer, EVENTS.c.key).where(
-                EVENTS.c.user_id == self.scope.user_id,
-                EVENTS.c.agent_id.in_(self.scope.visible_agent_keys),
-                func.coalesce(EVENTS.c.observed_at, EVENTS.c.created_at) > read_at,
-            )
+            _NEWER_THAN,
+            {
+                "user_id": self.scope.user_id,
+                "agents": list(self.scope.visible_agent_keys),
+                "read_at": read_at,
+            },
         )
         return {(r.layer, r.key) for r in rows}
 
@@ -247,6 +249,11 @@ class Writer:
 _INSERT_ITEM = ITEMS.insert()
 _INSERT_EVENT = EVENTS.insert()
 _INSERT_LEARNED = LEARNED.insert()
+_NEWER_THAN = select(EVENTS.c.layer, EVENTS.c.key).where(
+    EVENTS.c.user_id == bindparam("user_id"),
+    EVENTS.c.agent_id.in_(bindparam("agents", expanding=True)),
+    func.coalesce(EVENTS.c.observed_at, EVENTS.c.created_at) > bindparam("read_at", type_=UtcDateTime),
+)
 _DELETE_ITEMS = ITEMS.delete().where(ITEMS.c.id.in_(bindparam("ids", expanding=True)))
 _CLOSE_ITEM = (
     ITEMS.update()
