@@ -4,7 +4,7 @@ time on a shared machine), and with --profile the functions that cost most (cPro
 
 bench_learn.py measures the same learns through litellm and HTTP; this one isolates agentmem.
 
-Run: python benchmarks/profile_learn.py [--turns 200] [--native] [--profile 40]
+Run: python benchmarks/profile_learn.py [--turns 200] [--native] [--profile 40 [--save FILE]]
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--native", action="store_true", help="the model takes a JSON Schema response_format")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the top N functions")
+    parser.add_argument("--save", metavar="FILE", help="with --profile: also write the profile (pstats)")
     args = parser.parse_args()
     profile = cProfile.Profile()
     cpu_ms: list[float] = []
@@ -84,6 +85,8 @@ def main() -> None:
     )
     if args.profile:
         pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
+    if args.save:
+        profile.dump_stats(args.save)
 
 
 if __name__ == "__main__":
