@@ -309,3 +309,47 @@ def test_a_sync_run_with_an_async_tool_works_inside_a_running_loop() -> None:
         "content": "pandas: found",
     }
     agent.close()
+
+
+# ---- built once, priced when asked -----------------------------------------------------------------
+
+
+class PricedLater:
+    """A model whose replies carry a price function instead of a cost: it counts what it was asked."""
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies, self.priced = replies, 0
+
+    def price(self) -> float:
+        self.priced += 1
+        return 0.25
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        return ModelResponse(text=self.replies.pop(0), prompt_tokens=5, price=self.price)
+
+
+def test_a_calls_price_is_worked_out_only_when_the_cost_is_read(db_url: str) -> None:
+    model = PricedLater(['{"profile": {"name": 7}}', '{"profile": {"name": "Sarah"}}'])  # one re-ask
+    with MemoryManager(db=db_url, model=model) as mem:
+        usage = mem.learn(SARAH, user_id="sarah").usage
+        assert (usage.model_calls, usage.prompt_tokens, model.priced) == (2, 10, 0)
+        assert usage.cost == 0.5
+        assert usage.cost == 0.5
+        assert model.priced == 2  # each call priced once, when first asked
+        assert "cost=0.5" in repr(usage)
+
+
+def test_the_response_format_and_schema_text_are_built_once_per_manager(db_url: str) -> None:
+    native, prompted = ScriptedModel([{}, {}]), ScriptedModel([{}, {}], json_schema=False)
+    for user, model in (("sarah", native), ("sam", prompted)):
+        with MemoryManager(db=db_url, model=model) as mem:
+            mem.learn(SARAH, user_id=user)
+            mem.learn([{"role": "user", "content": "I live in Leeds and I work nights."}], user_id=user)
+    first, second = native.requests
+    assert first.response_format is second.response_format
+    assert first.response_format is not None
+    assert first.response_format["type"] == "json_schema"
+    prompts = [request.messages[0]["content"] for request in prompted.requests]
+    assert len(prompts) == 2
+    assert all('"properties"' in prompt for prompt in prompts)
+    assert prompted.requests[0].response_format == {"type": "json_object"}

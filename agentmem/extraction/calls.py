@@ -122,7 +122,8 @@ class ModelCaller:
                         f"{type(self.model).__name__}.generate returned {type(response).__name__}, "
                         "not a ModelResponse"
                     )
-                cost.add_tokens(response.prompt_tokens, response.completion_tokens, response.cost)
+                price = response.cost if response.cost is not None else response.price
+                cost.add_tokens(response.prompt_tokens, response.completion_tokens, price)
                 return response
         raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -158,6 +159,5 @@ class ModelCaller:
                 message = f"the model call failed after {calls} call(s): {type(exc).__name__}: {exc}"
             raise ExtractionError(message, attempts=calls, last_output=last, layer=layer) from exc
         finally:
-            cost.model_calls += mine.model_calls
-            cost.add_tokens(mine.prompt_tokens, mine.completion_tokens, mine.cost)
+            cost.add(mine)
         raise AssertionError("unreachable: tenacity either returns or raises")

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -34,7 +33,7 @@ from .bridge import run_sync
 from .calls import Invalid, ModelCaller
 from .model import Message, ModelRequest
 from .offline import extract_offline
-from .output import build_output_model, json_schema, response_format
+from .output import ReplyFormat
 from .patches import not_stale, to_patches
 from .templates import PromptSet
 from .turns import Turn, salience
@@ -57,11 +56,6 @@ def input_key(scope: Scope, turns: Sequence[Turn]) -> str:
     """Idempotency key over the scope and the selected input."""
     payload = json.dumps([scope.user_id, scope.agent_key, list(turns)], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-@lru_cache(maxsize=64)
-def _schema_text(output: type[BaseModel]) -> str:
-    return json.dumps(json_schema(output), ensure_ascii=False, separators=(",", ":"))
 
 
 def _json_text(raw: str) -> str:
@@ -91,8 +85,8 @@ class Learner:
         self.per_layer = per_layer
         self.caller = caller  # None: the offline extractor
         # One request model for all layers, and one per layer for extraction="per_layer".
-        self.outputs = {None: build_output_model(self.layers)} | {
-            layer.name: build_output_model([layer]) for layer in self.layers
+        self.outputs = {None: ReplyFormat(self.layers)} | {
+            layer.name: ReplyFormat([layer]) for layer in self.layers
         }
 
     @property
@@ -205,7 +199,7 @@ class Learner:
         layers: Sequence[Layer],
         current: Mapping[str, list[MemoryItem]],
         turns: Sequence[Turn],
-        output: type[BaseModel],
+        output: ReplyFormat,
     ) -> ModelRequest:
         assert self.caller is not None
         native = self.caller.supports_json_schema()
@@ -216,7 +210,7 @@ class Learner:
             ]
             for layer in layers
         }
-        schema = "" if native else _schema_text(output)
+        schema = "" if native else output.schema_text
         today = datetime.now(UTC).date().isoformat()
         # Secrets never leave for the model either: it cannot store what it never sees.
         shown = [{"role": t["role"], "content": redact(t["content"])} for t in turns]
@@ -226,13 +220,13 @@ class Learner:
             {"role": "user", "content": "Reply with the JSON object now."},
         ]
         return ModelRequest(
-            messages, response_format=response_format(output) if native else {"type": "json_object"}
+            messages, response_format=output.response_format if native else {"type": "json_object"}
         )
 
-    def _parser(self, output: type[BaseModel]) -> Any:
+    def _parser(self, output: ReplyFormat) -> Any:
         def parse(raw: str) -> BaseModel:
             try:
-                return output.model_validate_json(_json_text(raw))
+                return output.model.model_validate_json(_json_text(raw))
             except ValidationError as exc:
                 problems = [
                     f"{'.'.join(str(p) for p in e['loc']) or 'output'}: {e['msg']}" for e in exc.errors()[:3]
@@ -294,7 +288,7 @@ class Learner:
         """The offline extractor's output, as each layer takes it (a custom schema keeps what it has)."""
         found = extract_offline(turns)
         raw = {layer.name: layer.offline(turns, found.get(layer.name)) for layer in self.layers}
-        parsed = self.outputs[None].model_validate({k: v for k, v in raw.items() if v is not None})
+        parsed = self.outputs[None].model.model_validate({k: v for k, v in raw.items() if v is not None})
         return {layer.name: getattr(parsed, layer.name) for layer in self.layers}
 
     def _apply(self, job: _Job, sections: Sections) -> LearnResult:

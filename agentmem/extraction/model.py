@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -60,6 +60,8 @@ class ModelResponse:
         tool_calls: tools the model asked to call, in order.
         prompt_tokens, completion_tokens: as the provider reported them (0 when unknown).
         cost: in USD, or ``None`` when unknown.
+        price: when ``cost`` is None, optionally a function that works it out (in USD, or ``None``),
+            called only when someone reads the cost (``usage.cost``).
     """
 
     text: str = ""
@@ -67,6 +69,7 @@ class ModelResponse:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None
+    price: Callable[[], float | None] | None = field(default=None, repr=False, compare=False)
 
 
 @runtime_checkable
@@ -166,10 +169,13 @@ class LiteLLMModel:
     @staticmethod
     def _response(litellm: Any, response: Any) -> ModelResponse:
         usage = getattr(response, "usage", None)
-        try:
-            cost = float(litellm.completion_cost(completion_response=response))
-        except Exception:  # litellm does not price every model (local ones in particular)
-            cost = None
+
+        def price() -> float | None:
+            try:
+                return float(litellm.completion_cost(completion_response=response))
+            except Exception:  # litellm does not price every model (local ones in particular)
+                return None
+
         message = response.choices[0].message
         calls = tuple(
             ToolRequest(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
@@ -180,7 +186,7 @@ class LiteLLMModel:
             tool_calls=calls,
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            cost=cost,
+            price=price,
         )
 
 

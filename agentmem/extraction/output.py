@@ -13,7 +13,9 @@ invent an id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel
@@ -116,3 +118,21 @@ def response_format(model: type[BaseModel]) -> dict[str, Any]:
         "type": "json_schema",
         "json_schema": {"name": "memory_extraction", "schema": json_schema(model), "strict": False},
     }
+
+
+class ReplyFormat:
+    """A reply model and what is sent for it: pydantic builds schemas slowly (milliseconds), so each is
+    built once per manager, on first use. Requests share the built ``response_format``: a model reads
+    it, never changes it."""
+
+    def __init__(self, layers: Sequence[Layer]) -> None:
+        self.model = build_output_model(layers)
+
+    @cached_property
+    def schema_text(self) -> str:
+        """The JSON Schema as prompt text, for a model without JSON Schema support."""
+        return json.dumps(json_schema(self.model), ensure_ascii=False, separators=(",", ":"))
+
+    @cached_property
+    def response_format(self) -> Mapping[str, Any]:
+        return response_format(self.model)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import Connection, Row, and_, bindparam, select
 
 from ..records import MemoryEvent, MemoryItem
 from ..scope import Scope
@@ -83,28 +83,39 @@ def visible(scope: Scope) -> Any:
     return and_(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id.in_(scope.visible_agent_keys))
 
 
+# The statements every learn runs, built once: building a statement (and its cache key) costs SQLAlchemy
+# several times what executing it does.
+_EXACT_LIVE = (
+    select(ITEMS)
+    .where(ITEMS.c.user_id == bindparam("user_id"), ITEMS.c.agent_id == bindparam("agent_id"))
+    .where(ITEMS.c.layer.in_(bindparam("layers", expanding=True)), ITEMS.c.valid_to.is_(None))
+    .order_by(ITEMS.c.pk)
+)
+_GENERATION = select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == bindparam("user_id"))
+_LEARNED = select(LEARNED.c.pk).where(
+    LEARNED.c.user_id == bindparam("user_id"),
+    LEARNED.c.agent_id == bindparam("agent_id"),
+    LEARNED.c.key == bindparam("key"),
+)
+
+
 def exact_live(conn: Connection, scope: Scope, layers: Sequence[str]) -> list[MemoryItem]:
     """Live items of exactly this scope (what merges run against), oldest first."""
     rows = conn.execute(
-        select(ITEMS)
-        .where(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id == scope.agent_key)
-        .where(ITEMS.c.layer.in_(layers), ITEMS.c.valid_to.is_(None))
-        .order_by(ITEMS.c.pk)
+        _EXACT_LIVE, {"user_id": scope.user_id, "agent_id": scope.agent_key, "layers": list(layers)}
     )
     return [item_from_row(r) for r in rows]
 
 
 def generation_of(conn: Connection, user_id: str) -> str | None:
     """The user's current generation (see ``Store.generation``); None when none was begun."""
-    token = conn.execute(select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == user_id)).scalar()
+    token = conn.execute(_GENERATION, {"user_id": user_id}).scalar()
     return None if token is None else str(token)
 
 
 def is_learned(conn: Connection, scope: Scope, key: str) -> bool:
     """Whether ``learn`` already applied this input to this scope."""
     found = conn.execute(
-        select(LEARNED.c.pk).where(
-            LEARNED.c.user_id == scope.user_id, LEARNED.c.agent_id == scope.agent_key, LEARNED.c.key == key
-        )
+        _LEARNED, {"user_id": scope.user_id, "agent_id": scope.agent_key, "key": key}
     ).first()
     return found is not None

@@ -15,7 +15,7 @@ without the code writing it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
@@ -48,6 +48,33 @@ def unindex_items(conn: Connection, pks: Iterable[int]) -> None:
     if uses_fts(conn):
         for pk in pks:
             conn.exec_driver_sql(f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (pk,))
+
+
+def index_ids(conn: Connection, user_id: str, item_ids: Sequence[str]) -> None:
+    """Index the stored text of these items of one user: one statement (per 500 items)."""
+    if uses_fts(conn):
+        for part in _parts(item_ids):
+            conn.exec_driver_sql(
+                f"INSERT INTO {FTS_TABLE}(rowid, text, owner) SELECT pk, text, ? FROM agentmem_items "
+                f"WHERE id IN ({', '.join('?' * len(part))})",
+                (owner_token(user_id), *part),
+            )
+
+
+def unindex_ids(conn: Connection, item_ids: Sequence[str]) -> None:
+    """Drop these items from the index (before they are deleted: their pk is found by id)."""
+    if uses_fts(conn):
+        for part in _parts(item_ids):
+            conn.exec_driver_sql(
+                f"DELETE FROM {FTS_TABLE} WHERE rowid IN "
+                f"(SELECT pk FROM agentmem_items WHERE id IN ({', '.join('?' * len(part))}))",
+                tuple(part),
+            )
+
+
+def _parts(item_ids: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+    """Bounded IN lists: far below SQLite's limit on bound parameters."""
+    return [item_ids[i : i + size] for i in range(0, len(item_ids), size)]
 
 
 def query_terms(query: str) -> list[str]:

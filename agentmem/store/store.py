@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Float, func, select, text
+from sqlalchemy import Engine, Float, bindparam, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ClosedError, ErasedError, StoreError
@@ -39,6 +39,11 @@ from .rows import (
 )
 from .tables import MAX_LIMIT
 from .writer import Writer
+
+_WATERMARK = select(  # built once, as the statements every learn runs are (see rows.py)
+    select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == bindparam("user_id")).scalar_subquery(),
+    select(func.max(EVENTS.c.id)).where(EVENTS.c.user_id == bindparam("user_id")).scalar_subquery(),
+)
 
 
 def _remove_database(path: Path) -> None:
@@ -151,11 +156,8 @@ class Store:
     def watermark(self, scope: Scope) -> tuple[str | None, int]:
         """How current a reading of the memory is, in one query: the user's generation (None when none
         was begun) and newest event id (0 when none)."""
-        user = scope.user_id
-        token = select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == user).scalar_subquery()
-        newest = select(func.max(EVENTS.c.id)).where(EVENTS.c.user_id == user).scalar_subquery()
         with self.engine.connect() as conn:
-            generation, event_id = conn.execute(select(token, newest)).one()
+            generation, event_id = conn.execute(_WATERMARK, {"user_id": scope.user_id}).one()
         return generation, int(event_id or 0)
 
     def was_learned(self, scope: Scope, key: str) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from ..errors import NotFoundError
 from ..layers.changes import Add, Delete, Expire, NewItem, Op, Supersede, Update
@@ -26,6 +27,7 @@ from .rows import (
     item_from_row,
     visible,
 )
+from .tables import UtcDateTime
 
 
 class Writer:
@@ -48,70 +50,58 @@ class Writer:
         session_id: str | None,
         observed_at: datetime | None = None,
     ) -> list[Change]:
-        """Apply a merge's operations, one event each. ``observed_at``: for extracted changes, when
-        their input was read (see ``newer_than``)."""
+        """Apply a merge's operations, one event each, with one statement per kind of write (see
+        :class:`_Batch`). ``observed_at``: for extracted changes, when their input was read (see
+        ``newer_than``)."""
         self._observed_at = observed_at
-        changes: list[Change] = []
+        batch = _Batch()
         for op in ops:
             if isinstance(op, Add):
-                changes.append(self._add(layer, op.item, source, session_id))
+                self._add(batch, layer, op.item, source, session_id)
             elif isinstance(op, Update):
-                self._set(
-                    op.target,
-                    value=op.value,
-                    text=op.text,
-                    line=op.line,
-                    count=op.count,
-                    explicit=op.explicit,
-                    confidence=op.confidence,
-                    meta=dict(op.meta),
+                target = op.target
+                batch.edited.append(
+                    {
+                        "_id": target.id,
+                        "value": op.value,
+                        "text": op.text,
+                        "line": op.line,
+                        "count": op.count,
+                        "explicit": op.explicit,
+                        "confidence": op.confidence,
+                        "meta": dict(op.meta),
+                        "updated_at": self.now,
+                    }
                 )
-                if op.text != op.target.text:
-                    search.unindex_items(self.conn, [self._pk(op.target.id)])
-                    search.index_item(self.conn, self._pk(op.target.id), self.scope.user_id, op.text)
-                changes.append(
-                    self._event(
-                        "update",
-                        op.target,
-                        op.target.value,
-                        op.value,
-                        op.reason,
-                        source,
-                        session_id,
-                    )
+                if op.text != target.text:
+                    batch.reindexed.append(target.id)
+                batch.event(
+                    Change("update", target.layer, target.id, target.key, target.value, op.value), op.reason
                 )
             elif isinstance(op, Supersede):
-                new = op.replacement
-                if isinstance(new, NewItem):
-                    added = self._add(layer, new, source, session_id)
-                    changes.append(added)
-                    new_id, new_value = added.item_id, new.value
-                else:
-                    new_id, new_value = new.id, new.value
-                self._set(op.target, valid_to=self.now, superseded_by=new_id)
-                changes.append(
-                    self._event(
-                        "supersede",
-                        op.target,
-                        op.target.value,
-                        new_value,
-                        op.reason,
-                        source,
-                        session_id,
-                    )
+                new, target = op.replacement, op.target
+                new_id = (
+                    self._add(batch, layer, new, source, session_id) if isinstance(new, NewItem) else new.id
+                )
+                batch.close(target, self.now, superseded_by=new_id)
+                batch.event(
+                    Change("supersede", target.layer, target.id, target.key, target.value, new.value),
+                    op.reason,
                 )
             elif isinstance(op, Expire):
-                self._set(op.target, valid_to=self.now)
-                changes.append(
-                    self._event("expire", op.target, op.target.value, None, op.reason, source, session_id)
+                target = op.target
+                batch.close(target, self.now, superseded_by=None)
+                batch.event(
+                    Change("expire", target.layer, target.id, target.key, target.value, None), op.reason
                 )
             elif isinstance(op, Delete):
-                search.unindex_items(self.conn, [self._pk(op.target.id)])
-                self.conn.execute(ITEMS.delete().where(ITEMS.c.id == op.target.id))
-                changes.append(
-                    self._event("delete", op.target, op.target.value, None, op.reason, source, session_id)
+                target = op.target
+                batch.deleted.append(target.id)
+                batch.event(
+                    Change("delete", target.layer, target.id, target.key, target.value, None), op.reason
                 )
-        return changes
+        self._write(batch, source, session_id)
+        return [change for change, _reason in batch.events]
 
     def item(self, item_id: str) -> MemoryItem:
         """A live item this scope sees, read under the write lock (so nothing changes it after). A
@@ -169,11 +159,12 @@ class Writer:
         """(layer, key) of items of this scope changed by information newer than ``read_at``: direct
         writes made after it, and extractions of inputs read after it."""
         rows = self.conn.execute(
-            select(EVENTS.c.layer, EVENTS.c.key).where(
-                EVENTS.c.user_id == self.scope.user_id,
-                EVENTS.c.agent_id.in_(self.scope.visible_agent_keys),
-                func.coalesce(EVENTS.c.observed_at, EVENTS.c.created_at) > read_at,
-            )
+            _NEWER_THAN,
+            {
+                "user_id": self.scope.user_id,
+                "agents": list(self.scope.visible_agent_keys),
+                "read_at": read_at,
+            },
         )
         return {(r.layer, r.key) for r in rows}
 
@@ -182,85 +173,119 @@ class Writer:
 
     def mark_learned(self, key: str) -> None:
         self.conn.execute(
-            LEARNED.insert().values(
-                user_id=self.scope.user_id, agent_id=self.scope.agent_key, key=key, created_at=self.now
-            )
+            _INSERT_LEARNED,
+            {
+                "user_id": self.scope.user_id,
+                "agent_id": self.scope.agent_key,
+                "key": key,
+                "created_at": self.now,
+            },
         )
 
-    def _pk(self, item_id: str) -> int:
-        return int(self.conn.execute(select(ITEMS.c.pk).where(ITEMS.c.id == item_id)).scalar_one())
-
-    def _add(self, layer: str, new: NewItem, source: str, session_id: str | None) -> Change:
+    def _add(self, batch: _Batch, layer: str, new: NewItem, source: str, session_id: str | None) -> str:
         item_id = "m_" + uuid.uuid4().hex[:24]
-        now = self.now
-        pk = self.conn.execute(
-            ITEMS.insert().values(
-                id=item_id,
-                user_id=self.scope.user_id,
-                agent_id=self.scope.agent_key,
-                session_id=session_id,
-                layer=layer,
-                key=new.key,
-                value=new.value,
-                text=new.text,
-                line=new.line,
-                source=source,
-                confidence=new.confidence,
-                count=new.count,
-                explicit=new.explicit,
-                meta=dict(new.meta),
-                created_at=now,
-                updated_at=now,
+        batch.added.append(
+            {
+                "id": item_id,
+                "user_id": self.scope.user_id,
+                "agent_id": self.scope.agent_key,
+                "session_id": session_id,
+                "layer": layer,
+                "key": new.key,
+                "value": new.value,
+                "text": new.text,
+                "line": new.line,
+                "source": source,
+                "confidence": new.confidence,
+                "count": new.count,
+                "explicit": new.explicit,
+                "meta": dict(new.meta),
+                "created_at": self.now,
+                "updated_at": self.now,
+            }
+        )
+        batch.event(Change("add", layer, item_id, new.key, None, new.value), None)
+        return item_id
+
+    def _write(self, batch: _Batch, source: str, session_id: str | None) -> None:
+        """The batch's statements, in an order the live-key index accepts whatever the ops' order:
+        what leaves the live set (deleted, closed) goes before what joins it (added)."""
+        conn = self.conn
+        search.unindex_ids(conn, [*batch.deleted, *batch.reindexed])
+        if batch.deleted:
+            conn.execute(_DELETE_ITEMS, {"ids": batch.deleted})
+        if batch.closed:
+            conn.execute(_CLOSE_ITEM, batch.closed)
+        if batch.edited:
+            conn.execute(_EDIT_ITEM, batch.edited)
+        if batch.added:
+            conn.execute(_INSERT_ITEM, batch.added)
+        search.index_ids(conn, self.scope.user_id, [*(row["id"] for row in batch.added), *batch.reindexed])
+        if batch.events:  # one executemany: event ids ascend in the order of the changes
+            conn.execute(
+                _INSERT_EVENT,
+                [
+                    {
+                        "item_id": change.item_id,
+                        "user_id": self.scope.user_id,
+                        "agent_id": self.scope.agent_key,
+                        "session_id": session_id,
+                        "layer": change.layer,
+                        "key": change.key,
+                        "op": change.op,
+                        "old": change.old,
+                        "new": change.new,
+                        "reason": reason,
+                        "source": source,
+                        "created_at": self.now,
+                        "observed_at": self._observed_at,
+                    }
+                    for change, reason in batch.events
+                ],
             )
-        ).inserted_primary_key
-        assert pk is not None
-        search.index_item(self.conn, int(pk[0]), self.scope.user_id, new.text)
-        self._insert_event(item_id, layer, new.key, "add", None, new.value, None, source, session_id)
-        return Change("add", layer, item_id, new.key, None, new.value)
 
-    def _set(self, target: MemoryItem, **values: Any) -> None:
-        values.setdefault("updated_at", self.now)
-        self.conn.execute(ITEMS.update().where(ITEMS.c.id == target.id).values(**values))
 
-    def _event(
-        self,
-        op: Any,
-        target: MemoryItem,
-        old: Any,
-        new: Any,
-        reason: str | None,
-        source: str,
-        session_id: str | None,
-    ) -> Change:
-        self._insert_event(target.id, target.layer, target.key, op, old, new, reason, source, session_id)
-        return Change(op, target.layer, target.id, target.key, old, new)
+# Built once: constructing a statement costs more than executing it.
+_INSERT_ITEM = ITEMS.insert()
+_INSERT_EVENT = EVENTS.insert()
+_INSERT_LEARNED = LEARNED.insert()
+_NEWER_THAN = select(EVENTS.c.layer, EVENTS.c.key).where(
+    EVENTS.c.user_id == bindparam("user_id"),
+    EVENTS.c.agent_id.in_(bindparam("agents", expanding=True)),
+    func.coalesce(EVENTS.c.observed_at, EVENTS.c.created_at) > bindparam("read_at", type_=UtcDateTime),
+)
+_DELETE_ITEMS = ITEMS.delete().where(ITEMS.c.id.in_(bindparam("ids", expanding=True)))
+_CLOSE_ITEM = (
+    ITEMS.update()
+    .where(ITEMS.c.id == bindparam("_id"))
+    .values(
+        valid_to=bindparam("valid_to"),
+        superseded_by=bindparam("superseded_by"),
+        updated_at=bindparam("updated_at"),
+    )
+)
+_EDITED = ("value", "text", "line", "count", "explicit", "confidence", "meta", "updated_at")
+_EDIT_ITEM = ITEMS.update().where(ITEMS.c.id == bindparam("_id")).values({c: bindparam(c) for c in _EDITED})
 
-    def _insert_event(
-        self,
-        item_id: str,
-        layer: str,
-        key: str,
-        op: str,
-        old: Any,
-        new: Any,
-        reason: str | None,
-        source: str,
-        session_id: str | None,
-    ) -> None:
-        self.conn.execute(
-            EVENTS.insert().values(
-                item_id=item_id,
-                user_id=self.scope.user_id,
-                agent_id=self.scope.agent_key,
-                session_id=session_id,
-                layer=layer,
-                key=key,
-                op=op,
-                old=old,
-                new=new,
-                reason=reason,
-                source=source,
-                created_at=self.now,
-                observed_at=self._observed_at,
-            )
+
+@dataclass
+class _Batch:
+    """One apply's writes, gathered by kind so each kind is one statement (an executemany)."""
+
+    added: list[dict[str, Any]] = field(default_factory=list)
+    edited: list[dict[str, Any]] = field(default_factory=list)
+    closed: list[dict[str, Any]] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    reindexed: list[str] = field(default_factory=list)
+    """Edited items whose text changed: their full-text rows are rebuilt."""
+    events: list[tuple[Change, str | None]] = field(default_factory=list)
+    """Every change with its reason, in the order of the operations."""
+
+    def event(self, change: Change, reason: str | None) -> None:
+        self.events.append((change, reason))
+
+    def close(self, target: MemoryItem, now: datetime, *, superseded_by: str | None) -> None:
+        # A live item has no superseded_by, so an expiry may set it to None like any close.
+        self.closed.append(
+            {"_id": target.id, "valid_to": now, "superseded_by": superseded_by, "updated_at": now}
         )
