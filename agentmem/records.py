@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -126,68 +126,29 @@ class MemoryState:
         return next((i for i in self.items if i.layer == layer and i.key == key), None)
 
 
-Price = Callable[[], float | None]
-"""Prices one model call in USD when asked (``None``: the price is unknown)."""
-
-
-@dataclass(eq=False, repr=False)
+@dataclass
 class Cost:
     """Model calls and what they cost.
 
     Attributes:
         model_calls: requests sent to the model (re-asks and transient retries included).
         prompt_tokens, completion_tokens: as the provider reported them.
-        cost: in USD when litellm knows the model's price, else ``None``; priced when first read.
+        cost: in USD when litellm knows the model's price, else ``None``.
     """
 
     model_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    _cost: float | None = field(default=None, init=False)
-    _unpriced: list[Price] = field(default_factory=list, init=False)
+    cost: float | None = None
 
-    @property
-    def cost(self) -> float | None:
-        # Pricing a call takes litellm a third of a millisecond: done when someone asks, not per call.
-        while self._unpriced:
-            self._add_cost(self._unpriced.pop(0)())
-        return self._cost
-
-    def add_tokens(self, prompt_tokens: int, completion_tokens: int, cost: float | Price | None) -> None:
+    def add_tokens(self, prompt_tokens: int, completion_tokens: int, cost: float | None) -> None:
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
-        if callable(cost):
-            self._unpriced.append(cost)
-        else:
-            self._add_cost(cost)
-
-    def add(self, other: Cost) -> None:
-        """Count ``other``'s calls, tokens and cost in this one (pricing none of them yet)."""
-        self.model_calls += other.model_calls
-        self.add_tokens(other.prompt_tokens, other.completion_tokens, other._cost)
-        self._unpriced += other._unpriced
-        other._unpriced = []
-
-    def _add_cost(self, cost: float | None) -> None:
         if cost is not None:
-            self._cost = (self._cost or 0.0) + cost
-
-    def _shown(self) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
-        return {**values, "cost": self.cost}
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        assert isinstance(other, Cost)
-        return self._shown() == other._shown()
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={value!r}" for name, value in self._shown().items())
-        return f"{type(self).__name__}({shown})"
+            self.cost = (self.cost or 0.0) + cost
 
 
-@dataclass(eq=False, repr=False)
+@dataclass
 class Usage(Cost):
     """What one ``learn`` cost and skipped.
 

@@ -26,7 +26,7 @@ from agentmem import (
     ToolRequest,
     TransientModelError,
 )
-from agentmem.extraction import calls
+from agentmem.extraction import calls, output
 from agentmem.testing import ScriptedModel, ToolCall
 
 SARAH = [{"role": "user", "content": "I'm Sarah, a data scientist. Keep answers short."}]
@@ -311,43 +311,30 @@ def test_a_sync_run_with_an_async_tool_works_inside_a_running_loop() -> None:
     agent.close()
 
 
-# ---- built once, priced when asked -----------------------------------------------------------------
+# ---- built once ----------------------------------------------------------------------------------------
 
 
-class PricedLater:
-    """A model whose replies carry a price function instead of a cost: it counts what it was asked."""
+def test_the_response_format_and_schema_text_are_built_once_per_manager(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    real = output.json_schema
 
-    def __init__(self, replies: list[str]) -> None:
-        self.replies, self.priced = replies, 0
+    def counted(model: Any) -> Any:
+        built.append(model.__name__)
+        return real(model)
 
-    def price(self) -> float:
-        self.priced += 1
-        return 0.25
-
-    async def generate(self, request: ModelRequest) -> ModelResponse:
-        return ModelResponse(text=self.replies.pop(0), prompt_tokens=5, price=self.price)
-
-
-def test_a_calls_price_is_worked_out_only_when_the_cost_is_read(db_url: str) -> None:
-    model = PricedLater(['{"profile": {"name": 7}}', '{"profile": {"name": "Sarah"}}'])  # one re-ask
-    with MemoryManager(db=db_url, model=model) as mem:
-        usage = mem.learn(SARAH, user_id="sarah").usage
-        assert (usage.model_calls, usage.prompt_tokens, model.priced) == (2, 10, 0)
-        assert usage.cost == 0.5
-        assert usage.cost == 0.5
-        assert model.priced == 2  # each call priced once, when first asked
-        assert "cost=0.5" in repr(usage)
-
-
-def test_the_response_format_and_schema_text_are_built_once_per_manager(db_url: str) -> None:
+    monkeypatch.setattr(output, "json_schema", counted)
     native, prompted = ScriptedModel([{}, {}]), ScriptedModel([{}, {}], json_schema=False)
     for user, model in (("sarah", native), ("sam", prompted)):
         with MemoryManager(db=db_url, model=model) as mem:
             mem.learn(SARAH, user_id=user)
             mem.learn([{"role": "user", "content": "I live in Leeds and I work nights."}], user_id=user)
+    assert len(built) == 2  # once per manager, though each learned twice
     first, second = native.requests
-    assert first.response_format is second.response_format
     assert first.response_format is not None
+    assert first.response_format == second.response_format
+    assert first.response_format is not second.response_format  # a model may change its own copy
     assert first.response_format["type"] == "json_schema"
     prompts = [request.messages[0]["content"] for request in prompted.requests]
     assert len(prompts) == 2

@@ -122,8 +122,7 @@ class ModelCaller:
                         f"{type(self.model).__name__}.generate returned {type(response).__name__}, "
                         "not a ModelResponse"
                     )
-                price = response.cost if response.cost is not None else response.price
-                cost.add_tokens(response.prompt_tokens, response.completion_tokens, price)
+                cost.add_tokens(response.prompt_tokens, response.completion_tokens, response.cost)
                 return response
         raise AssertionError("unreachable: tenacity either returns or raises")
 
@@ -159,5 +158,6 @@ class ModelCaller:
                 message = f"the model call failed after {calls} call(s): {type(exc).__name__}: {exc}"
             raise ExtractionError(message, attempts=calls, last_output=last, layer=layer) from exc
         finally:
-            cost.add(mine)
+            cost.model_calls += mine.model_calls
+            cost.add_tokens(mine.prompt_tokens, mine.completion_tokens, mine.cost)
         raise AssertionError("unreachable: tenacity either returns or raises")

@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -60,8 +60,6 @@ class ModelResponse:
         tool_calls: tools the model asked to call, in order.
         prompt_tokens, completion_tokens: as the provider reported them (0 when unknown).
         cost: in USD, or ``None`` when unknown.
-        price: when ``cost`` is None, optionally a function that works it out (in USD, or ``None``),
-            called only when someone reads the cost (``usage.cost``).
     """
 
     text: str = ""
@@ -69,7 +67,6 @@ class ModelResponse:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = None
-    price: Callable[[], float | None] | None = field(default=None, repr=False, compare=False)
 
 
 @runtime_checkable
@@ -130,6 +127,7 @@ class LiteLLMModel:
 
     def __init__(self, model: str, options: Mapping[str, Any] | None = None) -> None:
         self.model = model
+        self._priced = True  # whether litellm knows this model's price, until it says it does not
         options = dict(options or {})
         for name in _RETRY_OPTIONS:
             if options.get(name):  # the SDK's own retries would hide attempts and skip our limit
@@ -166,16 +164,17 @@ class LiteLLMModel:
         except Exception as exc:
             raise model_error(litellm, exc, self.model, self.options) from exc
 
-    @staticmethod
-    def _response(litellm: Any, response: Any) -> ModelResponse:
+    def _price(self, litellm: Any, response: Any) -> float | None:
+        if not self._priced:
+            return None
+        try:
+            return float(litellm.completion_cost(completion_response=response))
+        except Exception:  # litellm has no price for this model (local ones in particular)
+            self._priced = False  # nor will it have next time: failing to price costs more than pricing
+            return None
+
+    def _response(self, litellm: Any, response: Any) -> ModelResponse:
         usage = getattr(response, "usage", None)
-
-        def price() -> float | None:
-            try:
-                return float(litellm.completion_cost(completion_response=response))
-            except Exception:  # litellm does not price every model (local ones in particular)
-                return None
-
         message = response.choices[0].message
         calls = tuple(
             ToolRequest(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
@@ -186,7 +185,7 @@ class LiteLLMModel:
             tool_calls=calls,
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            price=price,
+            cost=self._price(litellm, response),
         )
 
 

@@ -122,8 +122,8 @@ def response_format(model: type[BaseModel]) -> dict[str, Any]:
 
 class ReplyFormat:
     """A reply model and what is sent for it: pydantic builds schemas slowly (milliseconds), so each is
-    built once per manager, on first use. Requests share the built ``response_format``: a model reads
-    it, never changes it."""
+    built once per manager, on first use. Each request gets its own copy of the ``response_format`` (a
+    model may adapt it to its provider in place)."""
 
     def __init__(self, layers: Sequence[Layer]) -> None:
         self.model = build_output_model(layers)
@@ -134,5 +134,11 @@ class ReplyFormat:
         return json.dumps(json_schema(self.model), ensure_ascii=False, separators=(",", ":"))
 
     @cached_property
+    def _response_format_text(self) -> str:
+        return json.dumps(response_format(self.model), ensure_ascii=False)
+
+    @property
     def response_format(self) -> Mapping[str, Any]:
-        return response_format(self.model)
+        # Parsing the kept text is a deep copy at a fraction of what building the schema costs.
+        parsed: dict[str, Any] = json.loads(self._response_format_text)
+        return parsed
