@@ -97,6 +97,33 @@ class ReplyContext:
         return None
 
 
+class LiveItems(Protocol):
+    """What a merge may read of the write scope's live items, under the write lock (the store's
+    ``Writer``): all of a layer's, or only those a change can touch, through indexed reads."""
+
+    def live(self, layer: str) -> list[MemoryItem]:
+        """Every live item of ``layer``, oldest first."""
+        ...
+
+    def live_count(self, layer: str) -> int:
+        """How many items of ``layer`` are live."""
+        ...
+
+    def live_matching(
+        self,
+        layer: str,
+        *,
+        keys: Collection[str] = (),
+        ids: Collection[str] = (),
+        words: Collection[str] = (),
+        first: tuple[Sequence[str], int] | None = None,
+    ) -> list[MemoryItem]:
+        """Live items of ``layer``, oldest first, that have one of ``keys`` or ``ids``, or whose text may
+        contain one of ``words`` (a superset of those whose ``text.word_set`` does), or that are among
+        the ``first[1]`` in the order of the item columns ``first[0]``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """An item as the layer stores it: what an import recomputes instead of trusting the file."""
@@ -190,6 +217,11 @@ class Layer(ABC):
     @abstractmethod
     def merge(self, current: Sequence[MemoryItem], change: Patch, now: datetime) -> list[Op]:
         """Turn a validated change into operations, given the write scope's live items."""
+
+    def merge_live(self, live: LiveItems, change: Patch, now: datetime) -> list[Op]:
+        """``merge``, reading the live items it needs through ``live`` (under the write lock). Default:
+        all of the layer's; a layer whose items are many reads only those the change can touch."""
+        return self.merge(live.live(self.name), change, now)
 
     @abstractmethod
     def fresh(self, change: Patch, changed: Collection[str]) -> tuple[Patch | None, int]:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import Connection, Row, String, and_, func, or_, select
 
 from ..records import MemoryEvent, MemoryItem
 from ..scope import Scope
+from . import search
 from .tables import EventRow, GenerationRow, ItemRow, LearnedRow, PendingRow, table
 
 ITEMS = table(ItemRow)
@@ -91,6 +92,62 @@ def exact_live(conn: Connection, scope: Scope, layers: Sequence[str]) -> list[Me
         .where(ITEMS.c.layer.in_(layers), ITEMS.c.valid_to.is_(None))
         .order_by(ITEMS.c.pk)
     )
+    return [item_from_row(r) for r in rows]
+
+
+def exact_layer(scope: Scope, layer: str) -> Any:
+    """Live items of one layer in exactly this scope: a range of ``ux_agentmem_items_live_key``."""
+    return and_(
+        ITEMS.c.user_id == scope.user_id,
+        ITEMS.c.agent_id == scope.agent_key,
+        ITEMS.c.layer == layer,
+        ITEMS.c.valid_to.is_(None),
+    )
+
+
+def live_count(conn: Connection, scope: Scope, layer: str) -> int:
+    return int(conn.execute(select(func.count()).select_from(ITEMS).where(exact_layer(scope, layer))).scalar_one())
+
+
+def sort_key(conn: Connection, columns: Sequence[str], *, descending: bool = False) -> list[Any]:
+    """ORDER BY terms for item columns that sort as Python sorts their values (text by code point)."""
+    terms = []
+    for name in columns:
+        column = ITEMS.c[name]
+        if conn.dialect.name == "postgresql" and isinstance(column.type, String):
+            column = column.collate("C")
+        terms.append(column.desc() if descending else column.asc())
+    return terms
+
+
+def exact_matching(
+    conn: Connection,
+    scope: Scope,
+    layer: str,
+    *,
+    keys: Collection[str] = (),
+    ids: Collection[str] = (),
+    words: Collection[str] = (),
+    first: tuple[Sequence[str], int] | None = None,
+) -> list[MemoryItem]:
+    """Live items of ``layer`` in exactly this scope, oldest first, with one of ``keys`` or ``ids``,
+    text that may hold one of ``words`` (see ``search.may_contain``), or among the ``first[1]`` in the
+    order of the columns ``first[0]``. One query; each condition is an indexed lookup, or (the words,
+    on a backend without a full-text index) a filter over this scope's rows inside the database."""
+    wanted = []
+    if keys:
+        wanted.append(ITEMS.c.key.in_(sorted(keys)))
+    if ids:
+        wanted.append(ITEMS.c.id.in_(sorted(ids)))
+    if words:
+        wanted.append(search.may_contain(conn, scope.user_id, words, ITEMS.c.pk, ITEMS.c.text))
+    if first is not None and first[1] > 0:
+        columns, n = first
+        head = select(ITEMS.c.pk).where(exact_layer(scope, layer)).order_by(*sort_key(conn, columns)).limit(n)
+        wanted.append(ITEMS.c.pk.in_(head.scalar_subquery()))
+    if not wanted:
+        return []
+    rows = conn.execute(select(ITEMS).where(exact_layer(scope, layer), or_(*wanted)).order_by(ITEMS.c.pk))
     return [item_from_row(r) for r in rows]
 
 

@@ -8,9 +8,11 @@ Other databases fall back to scoring the scope's live items in Python until they
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import re
+from collections.abc import Collection, Iterable
+from typing import Any
 
-from sqlalchemy import Connection, Float, Integer, Subquery, text
+from sqlalchemy import Connection, Float, Integer, LargeBinary, Subquery, cast, func, or_, text
 
 from ..text import words
 
@@ -70,3 +72,35 @@ def ranked_sql(param: str) -> str:
 def fts_ranked() -> Subquery:
     """:func:`ranked_sql` as a subquery for SQLAlchemy statements, matching the bound ``:match``."""
     return text(ranked_sql(":match")).columns(pk=Integer, score=Float).subquery("ranked")
+
+
+def may_contain(conn: Connection, user_id: str, words: Collection[str], pk: Any, text_column: Any) -> Any:
+    """A condition on items of ``user_id``: true for every item whose text has one of ``words`` (as
+    ``text.words`` splits it), and for some others (the caller checks what it reads).
+
+    Text all in ASCII is matched by word in the database: there its tokens agree with ``text.words``
+    (SQLite: the FTS5 index; elsewhere, a substring of the lowercased text; a word the FTS tokenizer
+    splits, "c++" or "foo_bar", is looked up as its parts, which every text holding it has too). Other
+    text is always included: NFKC and case folding can turn it into words no database token equals.
+    """
+    plain = sorted(w for w in words if w.isascii())  # words of ASCII text are ASCII
+    kept = _not_ascii(conn, text_column)
+    if not plain:
+        return kept
+    indexed = [w for w in plain if uses_fts(conn) and _FTS_TERM.fullmatch(w)]
+    scanned = [w for w in plain if w not in set(indexed)]
+    found = [func.lower(text_column).contains(w, autoescape=True) for w in scanned]
+    if indexed:
+        probe = f"owner:{owner_token(user_id)} AND (" + " OR ".join(f'"{w}"' for w in indexed) + ")"
+        matches = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :probe")
+        found.append(pk.in_(matches.bindparams(probe=probe).columns(rowid=Integer)))
+    return or_(kept, *found)
+
+
+_FTS_TERM = re.compile(r"[a-z0-9_+#]*[a-z0-9][a-z0-9_+#]*")  # ASCII words with a letter or digit to index
+
+
+def _not_ascii(conn: Connection, text_column: Any) -> Any:
+    if conn.dialect.name == "sqlite":  # characters, then bytes of the UTF-8 text
+        return func.length(text_column) != func.length(cast(text_column, LargeBinary))
+    return func.char_length(text_column) != func.octet_length(text_column)
