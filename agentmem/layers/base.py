@@ -115,12 +115,12 @@ class LiveItems(Protocol):
         *,
         keys: Collection[str] = (),
         ids: Collection[str] = (),
-        words: Collection[str] = (),
+        similar: Sequence[Sequence[Sequence[str]]] = (),
         first: tuple[Sequence[str], int] | None = None,
     ) -> list[MemoryItem]:
-        """Live items of ``layer``, oldest first, that have one of ``keys`` or ``ids``, or whose text may
-        contain one of ``words`` (a superset of those whose ``text.word_set`` does), or that are among
-        the ``first[1]`` in the order of the item columns ``first[0]``."""
+        """Live items of ``layer``, oldest first, that have one of ``keys`` or ``ids``; or whose text
+        has (as ``text.words`` splits it) a word of each group of one of ``similar`` (the result may
+        hold more); or that are among the ``first[1]`` in the order of the item columns ``first[0]``."""
         ...
 
 

@@ -22,7 +22,7 @@ from ..records import MemoryItem
 from ..text import could_reach, normalize, similarity
 from .base import Layer, LiveItems, R, ReplyContext, Stored
 from .changes import Entry, NewEntries, Op, Patch
-from .collection_merge import LiveSubset, Merged, Run, probe_words
+from .collection_merge import LiveSubset, Merged, Run, probe_groups
 from .handles import CollectionHandle, Writes
 from .meaning import same_meaning
 from .schema import bounded_key, display, is_empty, reply_model, untitled
@@ -153,7 +153,7 @@ class CollectionLayer(Layer):
         assert isinstance(change, NewEntries), f"{self.name} takes NewEntries"
         values = [e.value for e in change.entries]
         threshold, cap = self.similarity_threshold, self.max_items
-        words = {w for v in values for w in probe_words(v["text"], threshold)} if threshold is not None else ()
+        similar = [probe_groups(v["text"], threshold) for v in values] if threshold is not None else []
         first = None
         total = live.live_count(self.name) if cap is not None else None
         if cap is not None and total is not None and total + len(values) > cap:
@@ -167,7 +167,7 @@ class CollectionLayer(Layer):
             self.name,
             keys={self.key_of(v) for v in values},
             ids={e.replaces for e in change.entries if e.replaces},
-            words=words,
+            similar=[groups for groups in similar if groups],
             first=first,
         )
         return LiveSubset(items, len(items) if total is None else total)

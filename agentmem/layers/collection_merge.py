@@ -21,8 +21,8 @@ Expired and superseded items stay in history and exports.
 Similar items are looked up in a word index built once per merge (:class:`WordIndex`), so a merge costs
 about the entries times the items sharing their rarest words, not the entries times every live item.
 
-The merge needs only the live items a change can touch (same key, replaced, sharing a probe word:
-:func:`probe_words`; over the cap, the first in eviction order) and how many are live (``total``): the
+The merge needs only the live items a change can touch (same key, replaced, or having a word of each
+of an entry's :func:`probe_groups`; over the cap, the first in eviction order) and how many are live (``total``): the
 store reads just those, and the operations are the same as over every live item.
 """
 
@@ -56,7 +56,8 @@ class Merged:
 
 
 class LiveSubset(list[MemoryItem]):
-    """Some of a layer's live items, oldest first: those a change can touch, and how many are live."""
+    """Some of a layer's live items, oldest first: those a change can touch, and how many are live
+    (for a layer without a cap, which needs no count: how many these are)."""
 
     def __init__(self, items: Sequence[MemoryItem], total: int) -> None:
         super().__init__(items)
@@ -108,11 +109,16 @@ def _probes(n: int, threshold: float) -> int:
     return n - max(1, math.ceil(threshold * n - 1e-9)) + 1
 
 
-def probe_words(text: str, threshold: float) -> list[str]:
-    """Words of ``text`` every item similar enough to it has at least one of: any ``n - need + 1`` of
-    its words do; the longest are taken (long words tend to be rare), ties in order."""
-    words = sorted(word_set(text), key=lambda w: (-len(w), w))
-    return words[: _probes(len(words), threshold)]
+def probe_groups(text: str, threshold: float) -> list[tuple[str, ...]]:
+    """Groups of words of ``text``: every item similar enough to it has a word of each group. Any
+    ``n - need + 1`` of its ``n`` words form such a group, so its words are cut into groups that size
+    (the last one takes the rest). Empty when the text has no words: then no item is similar."""
+    words = sorted(word_set(text))
+    size = _probes(len(words), threshold)
+    if not size:
+        return []
+    groups = [tuple(words[i : i + size]) for i in range(0, len(words) - size + 1, size)]
+    return [*groups[:-1], tuple(words[(len(groups) - 1) * size :])]
 
 
 class Run:

@@ -106,7 +106,11 @@ def exact_layer(scope: Scope, layer: str) -> Any:
 
 
 def live_count(conn: Connection, scope: Scope, layer: str) -> int:
-    return int(conn.execute(select(func.count()).select_from(ITEMS).where(exact_layer(scope, layer))).scalar_one())
+    # The live-key index holds live items only: counting it reads no row (SQLite, without statistics,
+    # would rather walk ix_agentmem_items_user and read every row, closed ones too).
+    stmt = select(func.count()).select_from(ITEMS).where(exact_layer(scope, layer))
+    stmt = stmt.with_hint(ITEMS, "INDEXED BY ux_agentmem_items_live_key", "sqlite")
+    return int(conn.execute(stmt).scalar_one())
 
 
 def sort_key(conn: Connection, columns: Sequence[str], *, descending: bool = False) -> list[Any]:
@@ -127,20 +131,20 @@ def exact_matching(
     *,
     keys: Collection[str] = (),
     ids: Collection[str] = (),
-    words: Collection[str] = (),
+    similar: Sequence[Sequence[Sequence[str]]] = (),
     first: tuple[Sequence[str], int] | None = None,
 ) -> list[MemoryItem]:
     """Live items of ``layer`` in exactly this scope, oldest first, with one of ``keys`` or ``ids``,
-    text that may hold one of ``words`` (see ``search.may_contain``), or among the ``first[1]`` in the
+    text that may have a word of each group of one of ``similar`` (see ``search.may_have_words``), or among the ``first[1]`` in the
     order of the columns ``first[0]``. One query; each condition is an indexed lookup, or (the words,
     on a backend without a full-text index) a filter over this scope's rows inside the database."""
     wanted = []
     if keys:
         wanted.append(ITEMS.c.key.in_(sorted(keys)))
-    if ids:
-        wanted.append(ITEMS.c.id.in_(sorted(ids)))
-    if words:
-        wanted.append(search.may_contain(conn, scope.user_id, words, ITEMS.c.pk, ITEMS.c.text))
+    if ids:  # by pk, so that SQLite looks ids up in their index rather than scanning the scope
+        wanted.append(ITEMS.c.pk.in_(select(ITEMS.c.pk).where(ITEMS.c.id.in_(sorted(ids))).scalar_subquery()))
+    if similar:
+        wanted.append(search.may_have_words(conn, scope.user_id, similar, ITEMS.c.pk, ITEMS.c.text))
     if first is not None and first[1] > 0:
         columns, n = first
         head = select(ITEMS.c.pk).where(exact_layer(scope, layer)).order_by(*sort_key(conn, columns)).limit(n)
@@ -149,6 +153,13 @@ def exact_matching(
         return []
     rows = conn.execute(select(ITEMS).where(exact_layer(scope, layer), or_(*wanted)).order_by(ITEMS.c.pk))
     return [item_from_row(r) for r in rows]
+
+
+def recent_ids(conn: Connection, scope: Scope, layer: str, limit: int) -> list[str]:
+    """Ids of the ``limit`` most recently updated live items of ``layer`` in exactly this scope."""
+    stmt = select(ITEMS.c.id).where(exact_layer(scope, layer))
+    stmt = stmt.order_by(*sort_key(conn, ["updated_at", "id"], descending=True)).limit(limit)
+    return list(conn.execute(stmt).scalars())
 
 
 def generation_of(conn: Connection, user_id: str) -> str | None:

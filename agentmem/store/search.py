@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Float, Integer, LargeBinary, Subquery, cast, func, or_, text
+from sqlalchemy import Connection, Float, Integer, LargeBinary, Subquery, and_, cast, func, or_, text, true
 
 from ..text import words
 
@@ -74,27 +74,40 @@ def fts_ranked() -> Subquery:
     return text(ranked_sql(":match")).columns(pk=Integer, score=Float).subquery("ranked")
 
 
-def may_contain(conn: Connection, user_id: str, words: Collection[str], pk: Any, text_column: Any) -> Any:
-    """A condition on items of ``user_id``: true for every item whose text has one of ``words`` (as
-    ``text.words`` splits it), and for some others (the caller checks what it reads).
+def may_have_words(
+    conn: Connection, user_id: str, probes: Sequence[Sequence[Sequence[str]]], pk: Any, text_column: Any
+) -> Any:
+    """A condition on items of ``user_id``: true for every item whose text, as ``text.words`` splits
+    it, has a word of each group of one of ``probes`` (and for some others: the caller checks).
 
-    Text all in ASCII is matched by word in the database: there its tokens agree with ``text.words``
-    (SQLite: the FTS5 index; elsewhere, a substring of the lowercased text; a word the FTS tokenizer
-    splits, "c++" or "foo_bar", is looked up as its parts, which every text holding it has too). Other
+    Text all in ASCII is matched in the database, where its tokens agree with ``text.words``: SQLite
+    by its FTS5 index (a word the tokenizer splits, "c++" or "foo_bar", is looked up as its parts,
+    which every text having it has too), other backends by a substring of the lowercased text. Other
     text is always included: NFKC and case folding can turn it into words no database token equals.
     """
-    plain = sorted(w for w in words if w.isascii())  # words of ASCII text are ASCII
+    fts, found = uses_fts(conn), []
+    for groups in probes:
+        ascii_groups = [[w for w in group if w.isascii()] for group in groups]  # ASCII text has ASCII words
+        if not all(ascii_groups):
+            continue  # a group ASCII text cannot have a word of: this entry has no ASCII match
+        if fts:  # a word FTS5 cannot look up ("_") could be anywhere: its group rules nothing out
+            ascii_groups = [g for g in ascii_groups if all(_FTS_TERM.fullmatch(w) for w in g)]
+        if not ascii_groups:
+            return true()
+        found.append(ascii_groups)
     kept = _not_ascii(conn, text_column)
-    if not plain:
+    if not found:
         return kept
-    indexed = [w for w in plain if uses_fts(conn) and _FTS_TERM.fullmatch(w)]
-    scanned = [w for w in plain if w not in set(indexed)]
-    found = [func.lower(text_column).contains(w, autoescape=True) for w in scanned]
-    if indexed:
-        probe = f"owner:{owner_token(user_id)} AND (" + " OR ".join(f'"{w}"' for w in indexed) + ")"
-        matches = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :probe")
-        found.append(pk.in_(matches.bindparams(probe=probe).columns(rowid=Integer)))
-    return or_(kept, *found)
+    if not fts:
+        lowered = func.lower(text_column)
+        return or_(
+            kept,
+            *(and_(*(or_(*(lowered.contains(w, autoescape=True) for w in g)) for g in groups)) for groups in found),
+        )
+    each = (" AND ".join("(" + " OR ".join(f'"{w}"' for w in g) + ")" for g in groups) for groups in found)
+    probe = f"owner:{owner_token(user_id)} AND (" + " OR ".join(f"({e})" for e in each) + ")"
+    matches = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :probe")
+    return or_(kept, pk.in_(matches.bindparams(probe=probe).columns(rowid=Integer)))
 
 
 _FTS_TERM = re.compile(r"[a-z0-9_+#]*[a-z0-9][a-z0-9_+#]*")  # ASCII words with a letter or digit to index

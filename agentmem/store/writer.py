@@ -50,11 +50,11 @@ class Writer:
         *,
         keys: Collection[str] = (),
         ids: Collection[str] = (),
-        words: Collection[str] = (),
+        similar: Sequence[Sequence[Sequence[str]]] = (),
         first: tuple[Sequence[str], int] | None = None,
     ) -> list[MemoryItem]:
         """The live items of ``layer`` a change can touch (see ``rows.exact_matching``)."""
-        return exact_matching(self.conn, self.scope, layer, keys=keys, ids=ids, words=words, first=first)
+        return exact_matching(self.conn, self.scope, layer, keys=keys, ids=ids, similar=similar, first=first)
 
     def apply(
         self,
