@@ -30,7 +30,36 @@ from agentmem import MemoryManager
 from agentmem.layers import KnowledgeLayer
 from agentmem.testing import ScriptedModel
 
-SYLLABLES = "ka lo mi ne ru sa ti vo be da fe gu ho ji ku le ma no pe qui ra se to vu we xo ya ze".split()
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ne",
+    "ru",
+    "sa",
+    "ti",
+    "vo",
+    "be",
+    "da",
+    "fe",
+    "gu",
+    "ho",
+    "ji",
+    "ku",
+    "le",
+    "ma",
+    "no",
+    "pe",
+    "qui",
+    "ra",
+    "se",
+    "to",
+    "vu",
+    "we",
+    "xo",
+    "ya",
+    "ze",
+]
 
 
 def vocabulary(rng: random.Random, size: int) -> list[str]:
@@ -61,7 +90,9 @@ def measure(url: str, size: int, learns: int, changes: int) -> list[float]:
         again = [{"text": text} for text in rng.sample(stored, changes // 2)]
         return {"knowledge": new + again}
 
-    mem = MemoryManager(db=url, model=ScriptedModel(reply), layers={"knowledge": KnowledgeLayer(max_items=200_000)})
+    mem = MemoryManager(
+        db=url, model=ScriptedModel(reply), layers={"knowledge": KnowledgeLayer(max_items=200_000)}
+    )
     try:
         knowledge = mem.layer("knowledge")
         for start in range(0, size, 2000):
@@ -114,9 +145,10 @@ def main() -> None:
                         admin.close()
             p50, p95 = percentile(seconds, 50) * 1000, percentile(seconds, 95) * 1000
             base = base or p50
+            mean = statistics.mean(seconds) * 1000
             print(
                 f"  {backend:8} {size:>6} facts: learn p50 {p50:8.2f} ms  p95 {p95:8.2f} ms  "
-                f"p50 / p50 at {args.sizes[0]}: {p50 / base:5.2f}x  (mean {statistics.mean(seconds) * 1000:.2f})"
+                f"p50 / p50 at {args.sizes[0]}: {p50 / base:5.2f}x  (mean {mean:.2f})"
             )
 
 

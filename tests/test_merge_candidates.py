@@ -21,10 +21,41 @@ from agentmem.records import MemoryItem
 from agentmem.scope import Scope
 from agentmem.store import Store
 
-WORDS = (
-    "works on the churn model at Acme uses python c++ foo_bar _ Straße strasse ﬁle file ＡＩ ai "
-    "not from Paris to Berlin 2024 3 data team lead likes short answers café cafe"
-).split()
+WORDS = [
+    "works",
+    "on",
+    "the",
+    "churn",
+    "model",
+    "at",
+    "Acme",
+    "uses",
+    "python",
+    "c++",
+    "foo_bar",
+    "_",
+    "Straße",
+    "strasse",
+    "ﬁle",
+    "file",
+    "ＡＩ",
+    "ai",
+    "not",
+    "from",
+    "Paris",
+    "to",
+    "Berlin",
+    "2024",
+    "3",
+    "data",
+    "team",
+    "lead",
+    "likes",
+    "short",
+    "answers",
+    "café",
+    "cafe",
+]
 SCOPE = Scope("u1", None)
 
 
@@ -107,7 +138,9 @@ def test_candidates_read_only_what_a_change_can_touch(store: Store) -> None:
         ops = layer.merge([], NewEntries(tuple(Entry({"text": t}) for t in stored)), writer.now)
         writer.apply(layer.name, ops, source="manual", session_id=None)
     with store.write(SCOPE) as writer:
-        patch = NewEntries((Entry({"text": stored[10]}), Entry({"text": " ".join(reversed(stored[20].split()))})))
+        patch = NewEntries(
+            (Entry({"text": stored[10]}), Entry({"text": " ".join(reversed(stored[20].split()))}))
+        )
         subset = layer.candidates(writer, patch)
         assert subset.total == 300
         assert {stored[10], stored[20]} <= {item.text for item in subset}

@@ -22,8 +22,8 @@ Similar items are looked up in a word index built once per merge (:class:`WordIn
 about the entries times the items sharing their rarest words, not the entries times every live item.
 
 The merge needs only the live items a change can touch (same key, replaced, or having a word of each
-of an entry's :func:`probe_groups`; over the cap, the first in eviction order) and how many are live (``total``): the
-store reads just those, and the operations are the same as over every live item.
+of an entry's :func:`probe_groups`; over the cap, the first in eviction order) and how many are live
+(``total``): the store reads just those, and the operations are the same as over every live item.
 """
 
 from __future__ import annotations
@@ -31,13 +31,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..records import MemoryItem
 from ..text import word_set
 from .changes import Add, Entry, Expire, NewItem, Op, Supersede, Update
-
-from collections.abc import Sequence
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -112,8 +111,11 @@ def _probes(n: int, threshold: float) -> int:
 def probe_groups(text: str, threshold: float) -> list[tuple[str, ...]]:
     """Groups of words of ``text``: every item similar enough to it has a word of each group. Any
     ``n - need + 1`` of its ``n`` words form such a group, so its words are cut into groups that size
-    (the last one takes the rest). Empty when the text has no words: then no item is similar."""
-    words = sorted(word_set(text))
+    (the last one takes the rest). Empty when the text has no words: then no item is similar.
+
+    A group rules out as much as its commonest word does: longer words, rarer as a rule, are grouped
+    together, away from the short ones ("the", "on") that most texts have."""
+    words = sorted(word_set(text), key=lambda w: (-len(w), w))
     size = _probes(len(words), threshold)
     if not size:
         return []

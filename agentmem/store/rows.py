@@ -117,7 +117,7 @@ def sort_key(conn: Connection, columns: Sequence[str], *, descending: bool = Fal
     """ORDER BY terms for item columns that sort as Python sorts their values (text by code point)."""
     terms = []
     for name in columns:
-        column = ITEMS.c[name]
+        column: Any = ITEMS.c[name]
         if conn.dialect.name == "postgresql" and isinstance(column.type, String):
             column = column.collate("C")
         terms.append(column.desc() if descending else column.asc())
@@ -135,9 +135,10 @@ def exact_matching(
     first: tuple[Sequence[str], int] | None = None,
 ) -> list[MemoryItem]:
     """Live items of ``layer`` in exactly this scope, oldest first, with one of ``keys`` or ``ids``,
-    text that may have a word of each group of one of ``similar`` (see ``search.may_have_words``), or among the ``first[1]`` in the
-    order of the columns ``first[0]``. One query; each condition is an indexed lookup, or (the words,
-    on a backend without a full-text index) a filter over this scope's rows inside the database."""
+    text that may have a word of each group of one of ``similar`` (see ``search.may_have_words``), or
+    among the ``first[1]`` in the order of the columns ``first[0]``. One query, which reads into Python
+    only those rows; the words and the order are filtered and sorted over the scope's rows inside the
+    database (no index serves them yet: see ``search.may_have_words``)."""
     wanted = []
     if keys:
         wanted.append(ITEMS.c.key.in_(sorted(keys)))

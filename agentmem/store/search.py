@@ -102,7 +102,10 @@ def may_have_words(
         lowered = func.lower(text_column)
         return or_(
             kept,
-            *(and_(*(or_(*(lowered.contains(w, autoescape=True) for w in g)) for g in groups)) for groups in found),
+            *(
+                and_(*(or_(*(lowered.contains(w, autoescape=True) for w in g)) for g in groups))
+                for groups in found
+            ),
         )
     each = (" AND ".join("(" + " OR ".join(f'"{w}"' for w in g) + ")" for g in groups) for groups in found)
     probe = f"owner:{owner_token(user_id)} AND (" + " OR ".join(f"({e})" for e in each) + ")"
