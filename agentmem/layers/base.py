@@ -99,7 +99,7 @@ class ReplyContext:
 
 class LiveItems(Protocol):
     """What a merge may read of the write scope's live items, under the write lock (the store's
-    ``Writer``): all of a layer's, or only those a change can touch, through indexed reads."""
+    ``Writer``): all of a layer's, or only those a change can touch."""
 
     def live(self, layer: str) -> list[MemoryItem]:
         """Every live item of ``layer``, oldest first."""
