@@ -8,7 +8,8 @@ with ``add_many`` into a knowledge layer whose cap is raised above the largest s
 Printed per backend and size: p50 and p95 of ``learn()`` wall time, and the ratio of p50 to the p50 at
 the smallest size measured in the same run (flat cost: a ratio near 1).
 
-Run: python benchmarks/bench_learn_size.py [--sizes 100 1000 10000] [--learns 30] [--postgres URL]
+Run: python benchmarks/bench_learn_size.py [--sizes 100 1000 10000] [--learns 30] [--backends sqlite postgres]
+[--postgres URL]
 (``--postgres`` defaults to $AGENTMEM_TEST_POSTGRES_URL; each run uses a new schema, dropped after).
 """
 
@@ -125,8 +126,11 @@ def main() -> None:
     parser.add_argument("--learns", type=int, default=30)
     parser.add_argument("--changes", type=int, default=10)
     parser.add_argument("--postgres", default=os.environ.get("AGENTMEM_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--backends", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
+    )
     args = parser.parse_args()
-    backends = ["sqlite", *(["postgres"] if args.postgres else [])]
+    backends = [b for b in args.backends if b == "sqlite" or args.postgres]
     print(f"learn() with a scripted model, {args.changes} changes per reply, {args.learns} learns per size")
     for backend in backends:
         base = None
