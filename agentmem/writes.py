@@ -22,10 +22,11 @@ def apply_patches(
     session_id: str | None,
     observed_at: datetime | None = None,
 ) -> list[Change]:
-    """Merge each patch with its layer's live items in the writer's scope, and apply the result."""
+    """Merge each patch with its layer's live items in the writer's scope (those it can touch), and
+    apply the result."""
     changes: list[Change] = []
     for name, patch in patches:
-        ops = layers[name].merge(writer.live(name), patch, writer.now)
+        ops = layers[name].merge_live(writer, patch, writer.now)
         changes.extend(writer.apply(name, ops, source=source, session_id=session_id, observed_at=observed_at))
     return changes
 

@@ -172,27 +172,27 @@ class Learner:
         return LearnResult({layer.name: [] for layer in self.layers}, usage)
 
     def _shown(self, scope: Scope, turns: Sequence[Turn]) -> dict[str, list[MemoryItem]]:
-        """The items the model sees (and may refer to by number): all of a layer's items, or, where the
-        layer bounds them (``Layer.prompt_items``), the most relevant to what the user said plus the
-        most recent ones."""
-        current = self.store.live_exact(scope, [layer.name for layer in self.layers])
+        """The items the model sees (and may refer to by number), oldest first: all of a layer's
+        items, or, where the layer bounds them (``Layer.prompt_items``), the most relevant to what the
+        user said plus the most recent ones, read through the index without reading the others."""
+        small = [layer.name for layer in self.layers if layer.prompt_items is None]
+        whole = self.store.live_exact(scope, small) if small else {}
         said = " ".join(t["content"] for t in turns if t["role"] == "user")
-        for layer in self.layers:
-            items, limit = current[layer.name], layer.prompt_items
-            if limit is None or len(items) <= limit:
-                continue
+        return {
+            layer.name: whole[layer.name]
+            if layer.prompt_items is None
+            else self._bounded(scope, layer.name, layer.prompt_items, said)
+            for layer in self.layers
+        }
+
+    def _bounded(self, scope: Scope, layer: str, limit: int, said: str) -> list[MemoryItem]:
+        keep = self.store.recent_ids(scope, layer, limit + 1)  # newest first
+        if len(keep) > limit:  # more than the prompt shows: the relevant ones first, then the newest
             relevant = int(limit * RELEVANCE_SHARE)
-            hits = self.store.search(scope, said[:2000], [layer.name], relevant) if said and relevant else []
-            mine = {item.id for item in items}
-            keep = [hit.item.id for hit in hits if hit.item.id in mine]
-            for item in sorted(items, key=lambda i: (i.updated_at, i.id), reverse=True):
-                if len(keep) >= limit:
-                    break
-                if item.id not in keep:
-                    keep.append(item.id)
-            chosen = set(keep)
-            current[layer.name] = [item for item in items if item.id in chosen]
-        return current
+            hits = self.store.search(scope, said[:2000], [layer], relevant) if said and relevant else []
+            chosen = [hit.item.id for hit in hits if (hit.item.agent_id or "") == scope.agent_key]
+            keep = list(dict.fromkeys([*chosen, *keep]))[:limit]
+        return self.store.live_ids(scope, layer, keep)
 
     def _request(
         self,

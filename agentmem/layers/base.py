@@ -97,6 +97,33 @@ class ReplyContext:
         return None
 
 
+class LiveItems(Protocol):
+    """What a merge may read of the write scope's live items, under the write lock (the store's
+    ``Writer``): all of a layer's, or only those a change can touch."""
+
+    def live(self, layer: str) -> list[MemoryItem]:
+        """Every live item of ``layer``, oldest first."""
+        ...
+
+    def live_count(self, layer: str) -> int:
+        """How many items of ``layer`` are live."""
+        ...
+
+    def live_matching(
+        self,
+        layer: str,
+        *,
+        keys: Collection[str] = (),
+        ids: Collection[str] = (),
+        similar: Sequence[Sequence[Sequence[str]]] = (),
+        first: tuple[Sequence[str], int] | None = None,
+    ) -> list[MemoryItem]:
+        """Live items of ``layer``, oldest first, that have one of ``keys`` or ``ids``; or whose text
+        has (as ``text.words`` splits it) a word of each group of one of ``similar`` (the result may
+        hold more); or that are among the ``first[1]`` in the order of the item columns ``first[0]``."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Stored:
     """An item as the layer stores it: what an import recomputes instead of trusting the file."""
@@ -105,6 +132,15 @@ class Stored:
     value: Any
     text: str
     line: str
+
+
+def vouched_for(cls: type, attribute: str, method: str) -> bool:
+    """Whether the class that sets ``attribute`` (a claim about ``method``) knows the ``method`` ``cls``
+    has: it is the class that defines it, or a subclass of that. A subclass or mixin that brings its
+    own ``method`` and does not set the claim again must not inherit it."""
+    said = next(c for c in cls.__mro__ if attribute in c.__dict__)
+    owner = next(c for c in cls.__mro__ if method in c.__dict__)
+    return issubclass(said, owner)
 
 
 class Layer(ABC):
@@ -137,8 +173,8 @@ class Layer(ABC):
     ranked_in_sql: ClassVar[bool] = False
     """``order`` is the store's ranked order: score, then count when ``rank_by_count``, then recency,
     then id (each best first). Under a token budget the store then reads only the top rows of this layer
-    (paging further when the budget goes through them) instead of all of them. A subclass that
-    overrides ``order`` is read whole unless it sets this again."""
+    (paging further when the budget goes through them) instead of all of them. A subclass (or mixin)
+    that brings its own ``order`` is read whole unless it sets this again."""
     rank_by_count: ClassVar[bool] = False
     """In ``compile``, among equally relevant items the more often repeated come first."""
 
@@ -158,7 +194,7 @@ class Layer(ABC):
         name = cls.__dict__.get("name")
         if name is not None and not NAME.fullmatch(name):
             raise ConfigurationError(f"layer name {name!r}: use 1-32 lowercase letters, digits or _")
-        if "order" in cls.__dict__ and "ranked_in_sql" not in cls.__dict__:
+        if cls.ranked_in_sql and not vouched_for(cls, "ranked_in_sql", "order"):
             cls.ranked_in_sql = False  # an order of its own: the store cannot know it
         tag = cls.__dict__.get("tag")
         if tag is not None and (not TAG.fullmatch(tag) or tag.lower().startswith("xml")):
@@ -199,6 +235,11 @@ class Layer(ABC):
     @abstractmethod
     def merge(self, current: Sequence[MemoryItem], change: Patch, now: datetime) -> list[Op]:
         """Turn a validated change into operations, given the write scope's live items."""
+
+    def merge_live(self, live: LiveItems, change: Patch, now: datetime) -> list[Op]:
+        """``merge``, reading the live items it needs through ``live`` (under the write lock). Default:
+        all of the layer's; a layer whose items are many reads only those the change can touch."""
+        return self.merge(live.live(self.name), change, now)
 
     @abstractmethod
     def fresh(self, change: Patch, changed: Collection[str]) -> tuple[Patch | None, int]:

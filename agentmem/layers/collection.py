@@ -20,9 +20,9 @@ from pydantic import Field, TypeAdapter
 from ..errors import ConfigurationError, InvalidInputError
 from ..records import MemoryItem
 from ..text import could_reach, normalize, similarity
-from .base import Layer, R, ReplyContext, Stored
+from .base import Layer, LiveItems, R, ReplyContext, Stored, vouched_for
 from .changes import Entry, NewEntries, Op, Patch
-from .collection_merge import Merged, Run
+from .collection_merge import LiveSubset, Merged, Run, probe_groups
 from .handles import CollectionHandle, Writes
 from .meaning import same_meaning
 from .schema import bounded_key, display, is_empty, reply_model, untitled
@@ -41,6 +41,15 @@ class CollectionLayer(Layer):
     """Word-set Jaccard at or above which two texts may count as the same entry (None: exact key only);
     ``says_the_same`` has the last word."""
     ranked_in_sql = True  # ``order`` below is the store's ranked order
+    eviction_columns: ClassVar[tuple[str, ...] | None] = ("updated_at", "id")
+    """The item columns ``eviction_order`` sorts by, so that a merge over the cap reads only the first
+    items in that order; None: not a plain sort by columns (then such a merge reads every live item).
+    A subclass (or mixin) that brings its own ``eviction_order`` and does not set this gets None."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.eviction_columns is not None and not vouched_for(cls, "eviction_columns", "eviction_order"):
+            cls.eviction_columns = None
 
     def check_schema(self) -> None:
         fields = {f.name: f for f in dataclasses.fields(self.schema.cls)}
@@ -133,6 +142,34 @@ class CollectionLayer(Layer):
 
     def merge(self, current: Sequence[MemoryItem], change: Patch, now: datetime) -> list[Op]:
         return self.merge_entries(current, change, now).ops
+
+    def merge_live(self, live: LiveItems, change: Patch, now: datetime) -> list[Op]:
+        return self.merge(self.candidates(live, change), change, now)
+
+    def candidates(self, live: LiveItems, change: Patch) -> LiveSubset:
+        """The live items ``change`` can touch, and how many are live: merged with those, a change
+        makes the same operations as with every live item (see :mod:`.collection_merge`)."""
+        assert isinstance(change, NewEntries), f"{self.name} takes NewEntries"
+        values = [e.value for e in change.entries]
+        threshold, cap = self.similarity_threshold, self.max_items
+        similar = [probe_groups(v["text"], threshold) for v in values] if threshold is not None else []
+        first = None
+        total = live.live_count(self.name) if cap is not None else None
+        if cap is not None and total is not None and total + len(values) > cap:
+            if self.eviction_columns is None:
+                items = live.live(self.name)
+                return LiveSubset(items, len(items))
+            # At most len(values) items are added; each entry closes or restates at most one item,
+            # which eviction skips: the first this many in eviction order hold every item it expires.
+            first = (self.eviction_columns, total + len(values) - cap + 2 * len(values))
+        items = live.live_matching(
+            self.name,
+            keys={self.key_of(v) for v in values},
+            ids={e.replaces for e in change.entries if e.replaces},
+            similar=[groups for groups in similar if groups],
+            first=first,
+        )
+        return LiveSubset(items, len(items) if total is None else total)
 
     def merge_entries(self, current: Sequence[MemoryItem], change: Patch, now: datetime) -> Merged:
         """``merge``, also telling which item each entry ended up as (the ids ``add_many`` returns)."""

@@ -20,6 +20,10 @@ Expired and superseded items stay in history and exports.
 
 Similar items are looked up in a word index built once per merge (:class:`WordIndex`), so a merge costs
 about the entries times the items sharing their rarest words, not the entries times every live item.
+
+The merge needs only the live items a change can touch (same key, replaced, or having a word of each
+of an entry's :func:`probe_groups`; over the cap, the first in eviction order) and how many are live
+(``total``): the store reads just those, and the operations are the same as over every live item.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..records import MemoryItem
@@ -34,7 +39,6 @@ from ..text import word_set
 from .changes import Add, Entry, Expire, NewItem, Op, Supersede, Update
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
     from datetime import datetime
 
     from .collection import CollectionLayer
@@ -48,6 +52,15 @@ class Merged:
     results: list[MemoryItem | NewItem | None]
     """Per entry: an item of ``current``, a new item that ``ops`` add, or None when the cap left the
     entry out (or, under a lowered cap, expired the item it restated)."""
+
+
+class LiveSubset(list[MemoryItem]):
+    """Some of a layer's live items, oldest first: those a change can touch, and how many are live
+    (for a layer without a cap, which needs no count: how many these are)."""
+
+    def __init__(self, items: Sequence[MemoryItem], total: int) -> None:
+        super().__init__(items)
+        self.total = total
 
 
 class WordIndex:
@@ -84,10 +97,30 @@ class WordIndex:
         ``n`` words shared, so a match shares one of any ``n - need + 1`` of them: the rarest are probed.
         """
         words = word_set(text)
-        need = max(1, math.ceil(threshold * len(words) - 1e-9))
-        rarest = sorted(words, key=lambda w: len(self.postings.get(w, ())))[: len(words) - need + 1]
+        rarest = sorted(words, key=lambda w: len(self.postings.get(w, ())))[: _probes(len(words), threshold)]
         keys = {key for word in rarest for key in self.postings.get(word, ())}
         return sorted(keys, key=self.since.__getitem__)
+
+
+def _probes(n: int, threshold: float) -> int:
+    """How many of a text's ``n`` words an item must share one of to reach ``threshold``: Jaccard
+    ``shared / union >= threshold`` needs ``ceil(threshold * n)`` of them shared."""
+    return n - max(1, math.ceil(threshold * n - 1e-9)) + 1
+
+
+def probe_groups(text: str, threshold: float) -> list[tuple[str, ...]]:
+    """Groups of words of ``text``: every item similar enough to it has a word of each group. Any
+    ``n - need + 1`` of its ``n`` words form such a group, so its words are cut into groups that size
+    (the last one takes the rest). Empty when the text has no words: then no item is similar.
+
+    A group rules out as much as its commonest word does: longer words, rarer as a rule, are grouped
+    together, away from the short ones ("the", "on") that most texts have."""
+    words = sorted(word_set(text), key=lambda w: (-len(w), w))
+    size = _probes(len(words), threshold)
+    if not size:
+        return []
+    groups = [tuple(words[i : i + size]) for i in range(0, len(words) - size + 1, size)]
+    return [*groups[:-1], tuple(words[(len(groups) - 1) * size :])]
 
 
 class Run:
@@ -97,10 +130,13 @@ class Run:
     (with the repeats folded in) and drafts of the new ones. Drafts are MemoryItems, with no id yet,
     so that ``duplicate_of``, ``merged_value`` and ``repeat`` treat them like stored items. Keys are
     unique among live items and never change, so an item is named by its key throughout.
+
+    ``current``: every live item, or a :class:`LiveSubset` of them (see the module docstring).
     """
 
     def __init__(self, layer: CollectionLayer, current: Sequence[MemoryItem], now: datetime) -> None:
         self.layer, self.current, self.now = layer, current, now
+        self.total = current.total if isinstance(current, LiveSubset) else len(current)
         self.by_id = {item.id: item for item in current}
         self.stored = {item.key: item for item in current}
         self.live = dict(self.stored)
@@ -206,10 +242,10 @@ class Run:
 
     def _fit(self) -> tuple[list[MemoryItem], set[str]]:
         """Items to expire and drafts to leave out so that at most ``max_items`` stay live."""
-        cap = self.layer.max_items
-        if cap is None or len(self.live) <= cap:
+        cap, size = self.layer.max_items, self.total + len(self.live) - len(self.stored)
+        if cap is None or size <= cap:
             return [], set()
-        excess = len(self.live) - cap
+        excess = size - cap
         untouched = [i for i in self.current if i.id not in self.closed and i.key not in self.touched]
         expired = sorted(untouched, key=self.layer.eviction_order)[:excess]
         left_out = list(reversed(self.new))[: excess - len(expired)]

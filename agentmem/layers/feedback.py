@@ -40,6 +40,7 @@ class FeedbackLayer(CollectionLayer):
     default_max_items = 500
     from_user_only = False  # feedback is about the assistant's answer by nature
     rank_by_count = True
+    eviction_columns = ("count", "updated_at", "id")
 
     def key_of(self, value: Mapping[str, Any]) -> str:
         return bounded_key(f"{value.get('sentiment', 'neutral')}:{normalize(value['text'])}")

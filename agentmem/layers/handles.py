@@ -171,7 +171,7 @@ class CollectionHandle:
         )
 
         with self._writes.transaction(scope) as writer:
-            current = writer.live(name)
+            current = self._layer.candidates(writer, patch)
             if replaces is not None and replaces not in {item.id for item in current}:
                 raise NotFoundError(f"no live {name} item {replaces!r} in this scope to replace")
             merged = self._layer.merge_entries(current, patch, writer.now)

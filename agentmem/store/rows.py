@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, and_, bindparam, select
+from sqlalchemy import Connection, Row, String, and_, bindparam, func, or_, select
 
 from ..records import MemoryEvent, MemoryItem
 from ..scope import Scope
+from . import search
 from .tables import EventRow, GenerationRow, ItemRow, LearnedRow, PendingRow, table
 
 ITEMS = table(ItemRow)
@@ -105,6 +106,74 @@ def exact_live(conn: Connection, scope: Scope, layers: Sequence[str]) -> list[Me
         _EXACT_LIVE, {"user_id": scope.user_id, "agent_id": scope.agent_key, "layers": list(layers)}
     )
     return [item_from_row(r) for r in rows]
+
+
+def exact_layer(scope: Scope, layer: str) -> Any:
+    """Live items of one layer in exactly this scope: a range of ``ux_agentmem_items_live_key``."""
+    return and_(
+        ITEMS.c.user_id == scope.user_id,
+        ITEMS.c.agent_id == scope.agent_key,
+        ITEMS.c.layer == layer,
+        ITEMS.c.valid_to.is_(None),
+    )
+
+
+def live_count(conn: Connection, scope: Scope, layer: str) -> int:
+    # The live-key index holds live items only: counting it reads no row (SQLite, without statistics,
+    # would rather walk ix_agentmem_items_user and read every row, closed ones too).
+    stmt = select(func.count()).select_from(ITEMS).where(exact_layer(scope, layer))
+    stmt = stmt.with_hint(ITEMS, "INDEXED BY ux_agentmem_items_live_key", "sqlite")
+    return int(conn.execute(stmt).scalar_one())
+
+
+def sort_key(conn: Connection, columns: Sequence[str], *, descending: bool = False) -> list[Any]:
+    """ORDER BY terms for item columns that sort as Python sorts their values (text by code point)."""
+    terms = []
+    for name in columns:
+        column: Any = ITEMS.c[name]
+        if conn.dialect.name == "postgresql" and isinstance(column.type, String):
+            column = column.collate("C")
+        terms.append(column.desc() if descending else column.asc())
+    return terms
+
+
+def exact_matching(
+    conn: Connection,
+    scope: Scope,
+    layer: str,
+    *,
+    keys: Collection[str] = (),
+    ids: Collection[str] = (),
+    similar: Sequence[Sequence[Sequence[str]]] = (),
+    first: tuple[Sequence[str], int] | None = None,
+) -> list[MemoryItem]:
+    """Live items of ``layer`` in exactly this scope, oldest first, with one of ``keys`` or ``ids``,
+    text that may have a word of each group of one of ``similar`` (see ``search.may_have_words``), or
+    among the ``first[1]`` in the order of the columns ``first[0]``. One query, which reads into Python
+    only those rows; the words and the order are filtered and sorted over the scope's rows inside the
+    database (no index serves them yet: see ``search.may_have_words``)."""
+    wanted = []
+    if keys:
+        wanted.append(ITEMS.c.key.in_(sorted(keys)))
+    if ids:  # by pk, so that SQLite looks ids up in their index rather than scanning the scope
+        wanted.append(ITEMS.c.pk.in_(select(ITEMS.c.pk).where(ITEMS.c.id.in_(sorted(ids))).scalar_subquery()))
+    if similar:
+        wanted.append(search.may_have_words(conn, scope.user_id, similar, ITEMS.c.pk, ITEMS.c.text))
+    if first is not None and first[1] > 0:
+        columns, n = first
+        head = select(ITEMS.c.pk).where(exact_layer(scope, layer)).order_by(*sort_key(conn, columns)).limit(n)
+        wanted.append(ITEMS.c.pk.in_(head.scalar_subquery()))
+    if not wanted:
+        return []
+    rows = conn.execute(select(ITEMS).where(exact_layer(scope, layer), or_(*wanted)).order_by(ITEMS.c.pk))
+    return [item_from_row(r) for r in rows]
+
+
+def recent_ids(conn: Connection, scope: Scope, layer: str, limit: int) -> list[str]:
+    """Ids of the ``limit`` most recently updated live items of ``layer`` in exactly this scope."""
+    stmt = select(ITEMS.c.id).where(exact_layer(scope, layer))
+    stmt = stmt.order_by(*sort_key(conn, ["updated_at", "id"], descending=True)).limit(limit)
+    return list(conn.execute(stmt).scalars())
 
 
 def generation_of(conn: Connection, user_id: str) -> str | None:

@@ -15,10 +15,11 @@ without the code writing it.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Integer, LargeBinary, and_, cast, func, or_, text, true
 
 from ..text import words
 
@@ -135,3 +136,56 @@ def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
         unmatched=f"NOT (i.search_vector @@ {tsquery})",
         params={f"fts_{n}": term for n, term in enumerate(terms)},
     )
+
+
+def may_have_words(
+    conn: Connection, user_id: str, probes: Sequence[Sequence[Sequence[str]]], pk: Any, text_column: Any
+) -> Any:
+    """A condition on items of ``user_id``: true for every item whose text, as ``text.words`` splits
+    it, has a word of each group of one of ``probes`` (and for some others: the caller checks).
+
+    Text all in ASCII is matched in the database, where its tokens agree with ``text.words``: SQLite
+    by its FTS5 index (a word the tokenizer splits, "c++" or "foo_bar", is looked up as its parts,
+    which every text having it has too), other backends by a substring of the lowercased text. Other
+    text is always included: NFKC and case folding can turn it into words no database token equals.
+    """
+    fts, found = uses_fts(conn), []
+    for groups in probes:
+        ascii_groups = [[w for w in group if w.isascii()] for group in groups]  # ASCII text has ASCII words
+        if not all(ascii_groups):
+            continue  # a group ASCII text cannot have a word of: this entry has no ASCII match
+        if fts:  # a word FTS5 cannot look up ("_") could be anywhere: its group rules nothing out
+            ascii_groups = [g for g in ascii_groups if all(_FTS_TERM.fullmatch(w) for w in g)]
+        if not ascii_groups:
+            return true()
+        found.append(ascii_groups)
+    kept = _not_ascii(conn, text_column)
+    if not found:
+        return kept
+    # The one line a backend's own full-text index changes (PostgreSQL scans the scope's rows for now).
+    return or_(kept, _fts5_match(user_id, found, pk) if fts else _scanned(found, text_column))
+
+
+def _fts5_match(user_id: str, found: list[list[list[str]]], pk: Any) -> Any:
+    terms = (" AND ".join("(" + " OR ".join(f'"{w}"' for w in g) + ")" for g in groups) for groups in found)
+    probe = f"owner:{owner_token(user_id)} AND (" + " OR ".join(f"({t})" for t in terms) + ")"
+    matches = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :probe")
+    return pk.in_(matches.bindparams(probe=probe).columns(rowid=Integer))
+
+
+def _scanned(found: list[list[list[str]]], text_column: Any) -> Any:
+    """The words as substrings of the lowercased text. One regular expression of every entry's first
+    group rules out most rows in one pass; the substring tests then run on the few left."""
+    lowered = func.lower(text_column)
+    first = lowered.regexp_match("|".join(re.escape(w) for w in sorted({w for g in found for w in g[0]})))
+    entries = [and_(*(or_(*(lowered.contains(w, autoescape=True) for w in g)) for g in gs)) for gs in found]
+    return and_(first, or_(*entries))
+
+
+_FTS_TERM = re.compile(r"[a-z0-9_+#]*[a-z0-9][a-z0-9_+#]*")  # ASCII words with a letter or digit to index
+
+
+def _not_ascii(conn: Connection, text_column: Any) -> Any:
+    if conn.dialect.name == "sqlite":  # characters, then bytes of the UTF-8 text
+        return func.length(text_column) != func.length(cast(text_column, LargeBinary))
+    return func.char_length(text_column) != func.octet_length(text_column)

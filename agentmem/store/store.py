@@ -31,9 +31,11 @@ from .rows import (
     ContextRow,
     event_from_row,
     exact_live,
+    exact_matching,
     generation_of,
     is_learned,
     item_from_row,
+    recent_ids,
     utcnow,
     visible,
 )
@@ -141,6 +143,18 @@ class Store:
         with self.engine.connect() as conn:
             items = exact_live(conn, scope, layers)
         return {layer: [i for i in items if i.layer == layer] for layer in layers}
+
+    def recent_ids(self, scope: Scope, layer: str, limit: int) -> list[str]:
+        """Ids of the ``limit`` most recently updated live items of ``layer`` in exactly this scope."""
+        with self.engine.connect() as conn:
+            return recent_ids(conn, scope, layer, limit)
+
+    def live_ids(self, scope: Scope, layer: str, ids: Sequence[str]) -> list[MemoryItem]:
+        """The live items of ``layer`` in exactly this scope among ``ids``, oldest first."""
+        if not ids:
+            return []
+        with self.engine.connect() as conn:
+            return exact_matching(conn, scope, layer, ids=ids)
 
     def agents(self, scope: Scope) -> list[str]:
         """Agents with live private items of the scope's user."""

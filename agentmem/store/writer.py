@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,9 +22,11 @@ from .rows import (
     LEARNED,
     PENDING,
     exact_live,
+    exact_matching,
     generation_of,
     is_learned,
     item_from_row,
+    live_count,
     visible,
 )
 from .tables import UtcDateTime
@@ -40,6 +42,21 @@ class Writer:
     def live(self, layer: str) -> list[MemoryItem]:
         """The live items of ``layer`` in exactly this scope (what a merge works against)."""
         return exact_live(self.conn, self.scope, [layer])
+
+    def live_count(self, layer: str) -> int:
+        return live_count(self.conn, self.scope, layer)
+
+    def live_matching(
+        self,
+        layer: str,
+        *,
+        keys: Collection[str] = (),
+        ids: Collection[str] = (),
+        similar: Sequence[Sequence[Sequence[str]]] = (),
+        first: tuple[Sequence[str], int] | None = None,
+    ) -> list[MemoryItem]:
+        """The live items of ``layer`` a change can touch (see ``rows.exact_matching``)."""
+        return exact_matching(self.conn, self.scope, layer, keys=keys, ids=ids, similar=similar, first=first)
 
     def apply(
         self,
