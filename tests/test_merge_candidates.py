@@ -145,3 +145,20 @@ def test_candidates_read_only_what_a_change_can_touch(store: Store) -> None:
         assert subset.total == 300
         assert {stored[10], stored[20]} <= {item.text for item in subset}
         assert len(subset) < 30  # texts sharing every probe group's word, not the 300 live items
+
+
+def test_an_eviction_order_of_its_own_is_never_read_as_columns() -> None:
+    class ByLength:
+        def eviction_order(self, item: MemoryItem) -> tuple[Any, ...]:
+            return (len(item.text), item.id)
+
+    class Mixed(ByLength, KnowledgeLayer):
+        pass
+
+    class Declared(CountFirst):
+        eviction_columns = ("id",)  # its author vouches for a column sort
+
+    assert CountFirst.eviction_columns is None
+    assert Mixed.eviction_columns is None  # the order came with a mixin, which said nothing
+    assert Declared.eviction_columns == ("id",)
+    assert KnowledgeLayer.eviction_columns == ("updated_at", "id")

@@ -143,7 +143,19 @@ def test_a_layer_with_its_own_order_is_read_whole() -> None:
     class Ranked(KnowledgeLayer):
         pass
 
+    class AlphabeticalMixin:
+        def order(self, rows: Any) -> Any:
+            return sorted(rows, key=lambda r: r.key)
+
+    class Mixed(AlphabeticalMixin, KnowledgeLayer):
+        pass
+
+    class Vouched(Alphabetical):
+        ranked_in_sql = True  # its author says the order is the store's after all
+
     assert Alphabetical.ranked_in_sql is False
+    assert Mixed.ranked_in_sql is False  # the order came with a mixin, which said nothing
+    assert Vouched.ranked_in_sql is True
     assert Ranked.ranked_in_sql is True
 
 
@@ -205,3 +217,16 @@ def test_an_agents_item_hides_the_shared_one_under_a_budget(mem: MemoryManager) 
     assert xml.count("shared fact pandas") == 1
     full = mem.compile(user_id="u", agent_id="a1", query="pandas")
     assert full.count("shared fact pandas") == 1
+
+
+def test_a_budget_larger_than_any_database_limit_compiles_everything(mem: MemoryManager) -> None:
+    mem.knowledge.add_many(["Reads books on trains", "Keeps bees"], user_id="u")
+    everything = mem.compile(user_id="u", query="books")
+    assert "Keeps bees" in everything
+    assert mem.compile(user_id="u", query="books", token_budget=10**21) == everything
+
+
+def test_searching_no_layer_finds_nothing(mem: MemoryManager) -> None:
+    mem.knowledge.add("Reads books on trains", user_id="u")
+    assert mem.search("books", user_id="u", layers=[]) == []
+    assert [hit.item.text for hit in mem.search("books", user_id="u")] == ["Reads books on trains"]

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, text
 
 from ..scope import Scope
 from . import search
+from .tables import MAX_LIMIT
 
 
 class Top(NamedTuple):
@@ -78,7 +79,7 @@ class RankedRead:
             ]
         if limit is None:
             return [arm for arm, _ in arms]
-        return [f"{arm} ORDER BY {order} LIMIT {int(limit)}" for arm, order in arms]
+        return [f"{arm} ORDER BY {order} LIMIT {min(int(limit), MAX_LIMIT)}" for arm, order in arms]
 
     def _id(self, prefix: str) -> str:
         """Ids compared as Python compares str (PostgreSQL would use the database's collation)."""

@@ -209,6 +209,8 @@ class Store:
         return kept
 
     def search(self, scope: Scope, query: str, layers: Sequence[str], limit: int) -> list[SearchHit]:
+        if not layers:  # an empty IN () is not SQL everywhere
+            return []
         with self.engine.connect() as conn:
             match = search.text_match(conn, scope.user_id, query)
             if match is None:
