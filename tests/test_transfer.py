@@ -152,3 +152,20 @@ def test_a_pending_id_taken_by_another_user_is_a_conflict(managers: dict[str, Me
             {**data, "items": [], "events": [], "pending": [{**data["pending"][0], "watermark": 0}]}
         )
     assert mem.export_user("sam")["pending"] == []
+
+
+def test_a_pending_watermark_leaves_as_how_many_of_the_users_events_it_had_seen(
+    managers: dict[str, MemoryManager],
+) -> None:
+    # The watermark is the newest event of the whole database: here another user's.
+    mem = managers["offline"]
+    mem.knowledge.add("Keeps bees", user_id="sam")
+    mem.knowledge.add_many(["Rows on Sundays", "Reads sagas"], user_id="kim")
+    with pytest.raises(ExtractionError):
+        managers["failing"].learn([{"role": "user", "content": "I work nights."}], user_id="sam")
+    data = mem.export_user("sam")
+    (pending,) = data["pending"]
+    assert pending["watermark"] == len(data["events"]) == 1
+    mem.delete_user("sam")
+    mem.import_user(data)
+    assert mem.export_user("sam")["pending"][0]["watermark"] == 1

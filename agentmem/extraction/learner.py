@@ -303,7 +303,8 @@ class Learner:
                 if job.claim.pending_id is not None and not writer.has_pending(job.claim.pending_id):
                     usage.skipped = ERASED
                     return result
-                fresh = not_stale(self.all_layers, patches, writer.newer_than(job.read_at), usage)
+                newer = writer.newer_than(job.read_at, job.watermark)
+                fresh = not_stale(self.all_layers, patches, newer, usage)
                 for change in apply_patches(
                     writer,
                     self.all_layers,

@@ -44,7 +44,10 @@ from .writer import Writer
 
 _WATERMARK = select(  # built once, as the statements every learn runs are (see rows.py)
     select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == bindparam("user_id")).scalar_subquery(),
-    select(func.max(EVENTS.c.id)).where(EVENTS.c.user_id == bindparam("user_id")).scalar_subquery(),
+    # The newest event of the whole database: ids grow with time on both backends, so anything written
+    # after this read has a larger id. The maximum of the primary key is one index lookup; a user's
+    # maximum would walk all of that user's events.
+    select(func.max(EVENTS.c.id)).scalar_subquery(),
 )
 
 
@@ -169,7 +172,7 @@ class Store:
 
     def watermark(self, scope: Scope) -> tuple[str | None, int]:
         """How current a reading of the memory is, in one query: the user's generation (None when none
-        was begun) and newest event id (0 when none)."""
+        was begun) and the newest event id in the database (0 when none)."""
         with self.engine.connect() as conn:
             generation, event_id = conn.execute(_WATERMARK, {"user_id": scope.user_id}).one()
         return generation, int(event_id or 0)

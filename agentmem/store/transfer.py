@@ -11,6 +11,7 @@ one that holds a secret refuses the import, since an id or a key cannot be redac
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -69,12 +70,13 @@ def export_user(conn: Connection, user_id: str) -> dict[str, Any]:
         stmt = select(kind.table).where(kind.table.c.user_id == user_id).order_by(*order)
         rows[kind.name] = list(conn.execute(stmt))
         doc[kind.name] = [_exported(kind, row) for row in rows[kind.name]]
-    # A pending extraction's watermark is an event id; ids change on import, positions do not.
-    position = {row.id: n for n, row in enumerate(rows["events"], start=1)}
+    # A pending extraction's watermark is an event id (of any user); ids change on import, so it leaves
+    # as how many of the user's events it had seen.
+    ids = [row.id for row in rows["events"]]
     for record in doc["pending"]:
         mark = record["watermark"]
         if mark:
-            record["watermark"] = position.get(mark, -1)
+            record["watermark"] = bisect.bisect_right(ids, mark)
     return doc
 
 

@@ -172,14 +172,17 @@ class Writer:
         ).first()
         return found is not None
 
-    def newer_than(self, read_at: datetime) -> set[tuple[str, str]]:
+    def newer_than(self, read_at: datetime, after_event: int = 0) -> set[tuple[str, str]]:
         """(layer, key) of items of this scope changed by information newer than ``read_at``: direct
-        writes made after it, and extractions of inputs read after it."""
+        writes made after it, and extractions of inputs read after it. ``after_event``: an event id
+        taken before ``read_at`` (``Store.watermark``); every such change is written after it, so only
+        the events after it are read, not the user's whole history."""
         rows = self.conn.execute(
             _NEWER_THAN,
             {
                 "user_id": self.scope.user_id,
                 "agents": list(self.scope.visible_agent_keys),
+                "after_event": after_event,
                 "read_at": read_at,
             },
         )
@@ -269,6 +272,7 @@ _INSERT_LEARNED = LEARNED.insert()
 _NEWER_THAN = select(EVENTS.c.layer, EVENTS.c.key).where(
     EVENTS.c.user_id == bindparam("user_id"),
     EVENTS.c.agent_id.in_(bindparam("agents", expanding=True)),
+    EVENTS.c.id > bindparam("after_event"),
     func.coalesce(EVENTS.c.observed_at, EVENTS.c.created_at) > bindparam("read_at", type_=UtcDateTime),
 )
 _DELETE_ITEMS = ITEMS.delete().where(ITEMS.c.id.in_(bindparam("ids", expanding=True)))
