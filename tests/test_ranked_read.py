@@ -230,3 +230,11 @@ def test_searching_no_layer_finds_nothing(mem: MemoryManager) -> None:
     mem.knowledge.add("Reads books on trains", user_id="u")
     assert mem.search("books", user_id="u", layers=[]) == []
     assert [hit.item.text for hit in mem.search("books", user_id="u")] == ["Reads books on trains"]
+
+
+def test_stop_words_neither_match_nor_rank_on_either_backend(mem: MemoryManager) -> None:
+    mem.knowledge.add_many(["Lives in the north of Wales", "Has a cat called Tom"], user_id="u")
+    assert mem.search("the of a in", user_id="u") == []
+    assert [h.item.text for h in mem.search("the cat", user_id="u")] == ["Has a cat called Tom"]
+    ranked = mem.compile(user_id="u", query="is the cat in", token_budget=1000)
+    assert ranked.index("Has a cat") < ranked.index("Lives in the north")
