@@ -81,15 +81,14 @@ def _parts(item_ids: Sequence[str], size: int = 500) -> list[Sequence[str]]:
 # English function words: in most texts, so a query with them would match (and rank) nearly every row
 # for next to no relevance. PostgreSQL's ``english`` configuration leaves out the same kind of words;
 # leaving them out of every query makes both backends match alike.
-STOP_WORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being
+_STOP_WORDS = """a about above after again against all am an and any are as at be because been before being
     below between both but by can could did do does doing down during each few for from further had has
     have having he her here hers herself him himself his how i if in into is it its itself just me more
     most my myself no nor not now of off on once only or other our ours ourselves out over own same she
     should so some such than that the their theirs them themselves then there these they this those
     through to too under until up very was we were what when where which while who whom why will with
-    would you your yours yourself yourselves s t m re ve ll d don doesn didn isn wasn aren won""".split()
-)
+    would you your yours yourself yourselves s t m re ve ll d don doesn didn isn wasn aren won"""
+STOP_WORDS = frozenset(_STOP_WORDS.split())
 
 
 def query_terms(query: str) -> list[str]:
