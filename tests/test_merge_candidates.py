@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from agentmem.layers import Entry, FeedbackLayer, KnowledgeLayer, NewEntries
+from agentmem.layers import Entry, Expire, FeedbackLayer, KnowledgeLayer, NewEntries
 from agentmem.layers.collection import CollectionLayer
 from agentmem.records import MemoryItem
 from agentmem.scope import Scope
 from agentmem.store import Store
+from agentmem.testing import ScriptedModel
+from agentmem.text import normalize
 
 WORDS = [
     "works",
@@ -162,3 +164,48 @@ def test_an_eviction_order_of_its_own_is_never_read_as_columns() -> None:
     assert Mixed.eviction_columns is None  # the order came with a mixin, which said nothing
     assert Declared.eviction_columns == ("id",)
     assert KnowledgeLayer.eviction_columns == ("updated_at", "id")
+
+
+def test_curly_quotes_and_dashes_do_not_make_every_item_a_candidate(store: Store) -> None:
+    layer = KnowledgeLayer()
+    stored = [f"Works on project {i} \u2014 it\u2019s \u201cthe {i}th\u201d\u2026" for i in range(100)]
+    with store.write(SCOPE) as writer:
+        ops = layer.merge([], NewEntries(tuple(Entry({"text": t}) for t in stored)), writer.now)
+        writer.apply(layer.name, ops, source="manual", session_id=None)
+    with store.write(SCOPE) as writer:
+        patch = NewEntries((Entry({"text": "Keeps bees on the roof"}), Entry({"text": stored[5]})))
+        subset = layer.candidates(writer, patch)
+        assert stored[5] in {item.text for item in subset}
+        assert len(subset) < 20  # of 100 live items (PostgreSQL's substring test also finds "15", "25" ...)
+        all_items = writer.live(layer.name)
+        assert layer.merge(subset, patch, writer.now) == layer.merge(all_items, patch, writer.now)
+
+
+def test_a_layer_with_a_merge_of_its_own_merges_with_every_live_item(make_mem: Any) -> None:
+    class OneHome(KnowledgeLayer):
+        """Also expires every stored "Lives in ..." fact when a new one comes."""
+
+        def merge(self, current: Any, change: Any, now: Any) -> Any:
+            ops = super().merge(current, change, now)
+            new = [e.value["text"] for e in change.entries if e.value["text"].startswith("Lives in")]
+            if new:
+                moved = [i for i in current if i.text.startswith("Lives in") and i.text not in new]
+                ops += [Expire(item, reason="moved") for item in moved]
+            return ops
+
+    assert OneHome.merges_candidates is False
+    replies = iter([{"knowledge": [{"text": t}]} for t in ("Lives in Paris", "Keeps bees", "Lives in Rome")])
+    mem = make_mem(layers={"knowledge": OneHome()}, model=ScriptedModel(lambda _messages: next(replies)))
+    for said in ("I live in Paris", "I keep bees", "I live in Rome now"):
+        mem.learn([{"role": "user", "content": said}], user_id="u")
+    assert sorted(f.text for f in mem.knowledge.list(user_id="u")) == ["Keeps bees", "Lives in Rome"]
+
+
+def test_a_bulk_add_of_long_facts_reads_everything_once(make_mem: Any) -> None:
+    mem = make_mem()
+    rng = random.Random(3)
+    plain = [w for w in WORDS if w.isascii() and w.isalpha()]
+    facts = [" ".join(rng.choice(plain) for _ in range(14)) + f" {i}" for i in range(300)]
+    ids = mem.knowledge.add_many(facts, user_id="u")  # 4,200 probe words: over MAX_PROBE_WORDS
+    assert len(set(ids)) == len({normalize(f) for f in facts})
+    assert mem.knowledge.add_many(facts[:3], user_id="u") == ids[:3]

@@ -27,6 +27,8 @@ from .handles import CollectionHandle, Writes
 from .meaning import same_meaning
 from .schema import bounded_key, display, is_empty, reply_model, untitled
 
+MAX_PROBE_WORDS = 1000
+"""Above this many probe words in one change (a bulk ``add_many``), a merge reads every live item."""
 PROMPT_ITEMS = 40
 """Stored entries the extraction prompt shows per collection: the prompt must not grow with the memory."""
 RESERVED = ("replaces",)
@@ -41,6 +43,10 @@ class CollectionLayer(Layer):
     """Word-set Jaccard at or above which two texts may count as the same entry (None: exact key only);
     ``says_the_same`` has the last word."""
     ranked_in_sql = True  # ``order`` below is the store's ranked order
+    merges_candidates: ClassVar[bool] = True
+    """``merge`` needs only the live items a change can touch (``candidates``), not every live item. A
+    subclass (or mixin) that brings its own ``merge`` or ``merge_entries`` gets every live item unless it
+    sets this again."""
     eviction_columns: ClassVar[tuple[str, ...] | None] = ("updated_at", "id")
     """The item columns ``eviction_order`` sorts by, so that a merge over the cap reads only the first
     items in that order; None: not a plain sort by columns (then such a merge reads every live item).
@@ -48,6 +54,9 @@ class CollectionLayer(Layer):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        own_merge = not all(vouched_for(cls, "merges_candidates", m) for m in ("merge", "merge_entries"))
+        if cls.merges_candidates and own_merge:
+            cls.merges_candidates = False
         if cls.eviction_columns is not None and not vouched_for(cls, "eviction_columns", "eviction_order"):
             cls.eviction_columns = None
 
@@ -150,9 +159,15 @@ class CollectionLayer(Layer):
         """The live items ``change`` can touch, and how many are live: merged with those, a change
         makes the same operations as with every live item (see :mod:`.collection_merge`)."""
         assert isinstance(change, NewEntries), f"{self.name} takes NewEntries"
+        if not self.merges_candidates:
+            items = live.live(self.name)
+            return LiveSubset(items, len(items))
         values = [e.value for e in change.entries]
         threshold, cap = self.similarity_threshold, self.max_items
         similar = [probe_groups(v["text"], threshold) for v in values] if threshold is not None else []
+        if sum(len(group) for groups in similar for group in groups) > MAX_PROBE_WORDS:
+            items = live.live(self.name)  # a bulk write: one read of everything beats a query this big
+            return LiveSubset(items, len(items))
         first = None
         total = live.live_count(self.name) if cap is not None else None
         if cap is not None and total is not None and total + len(values) > cap:
