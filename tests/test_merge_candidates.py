@@ -166,21 +166,6 @@ def test_an_eviction_order_of_its_own_is_never_read_as_columns() -> None:
     assert KnowledgeLayer.eviction_columns == ("updated_at", "id")
 
 
-def test_curly_quotes_and_dashes_do_not_make_every_item_a_candidate(store: Store) -> None:
-    layer = KnowledgeLayer()
-    stored = [f"Works on project {i} \u2014 it\u2019s \u201cthe {i}th\u201d\u2026" for i in range(100)]
-    with store.write(SCOPE) as writer:
-        ops = layer.merge([], NewEntries(tuple(Entry({"text": t}) for t in stored)), writer.now)
-        writer.apply(layer.name, ops, source="manual", session_id=None)
-    with store.write(SCOPE) as writer:
-        patch = NewEntries((Entry({"text": "Keeps bees on the roof"}), Entry({"text": stored[5]})))
-        subset = layer.candidates(writer, patch)
-        assert stored[5] in {item.text for item in subset}
-        assert len(subset) < 20  # of 100 live items (PostgreSQL's substring test also finds "15", "25" ...)
-        all_items = writer.live(layer.name)
-        assert layer.merge(subset, patch, writer.now) == layer.merge(all_items, patch, writer.now)
-
-
 def test_a_layer_with_a_merge_of_its_own_merges_with_every_live_item(make_mem: Any) -> None:
     class OneHome(KnowledgeLayer):
         """Also expires every stored "Lives in ..." fact when a new one comes."""

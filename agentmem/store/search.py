@@ -198,16 +198,9 @@ def _scanned(found: list[list[list[str]]], text_column: Any) -> Any:
 _FTS_TERM = re.compile(r"[a-z0-9_+#]*[a-z0-9][a-z0-9_+#]*")  # ASCII words with a letter or digit to index
 
 
-# Punctuation models write all the time that splits words for the full-text index and for
-# ``text.words`` alike: text whose only other characters are these is as good as ASCII here.
-_SEPARATORS = "\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00a0"
-
-
 def _not_ascii(conn: Connection, text_column: Any) -> Any:
-    if conn.dialect.name == "sqlite":  # characters, then bytes of the UTF-8 text
-        plain = text_column
-        for separator in _SEPARATORS:
-            plain = func.replace(plain, separator, "")
-        return func.length(plain) != func.length(cast(plain, LargeBinary))
-    plain = func.translate(text_column, _SEPARATORS, "")
-    return func.char_length(plain) != func.octet_length(plain)
+    # Characters against bytes of the UTF-8 text: 8 ms over 100k SQLite rows, where removing even a few
+    # harmless punctuation marks first (curly quotes, dashes) took 200 ms.
+    if conn.dialect.name == "sqlite":
+        return func.length(text_column) != func.length(cast(text_column, LargeBinary))
+    return func.char_length(text_column) != func.octet_length(text_column)
