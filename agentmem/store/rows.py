@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Row, String, and_, bindparam, func, or_, select
@@ -108,22 +109,31 @@ def exact_live(conn: Connection, scope: Scope, layers: Sequence[str]) -> list[Me
     return [item_from_row(r) for r in rows]
 
 
-def exact_layer(scope: Scope, layer: str) -> Any:
-    """Live items of one layer in exactly this scope: a range of ``ux_agentmem_items_live_key``."""
-    return and_(
-        ITEMS.c.user_id == scope.user_id,
-        ITEMS.c.agent_id == scope.agent_key,
-        ITEMS.c.layer == layer,
-        ITEMS.c.valid_to.is_(None),
-    )
+# Live items of one layer in exactly one scope: a range of ``ux_agentmem_items_live_key``. Bound, so
+# the statements using it are built (and their SQL cached) once, not on every learn.
+_EXACT_LAYER = and_(
+    ITEMS.c.user_id == bindparam("scope_user"),
+    ITEMS.c.agent_id == bindparam("scope_agent"),
+    ITEMS.c.layer == bindparam("scope_layer"),
+    ITEMS.c.valid_to.is_(None),
+)
+# The live-key index holds live items only: counting it reads no row (SQLite, without statistics,
+# would rather walk ix_agentmem_items_user and read every row, closed ones too).
+_LIVE_COUNT = (
+    select(func.count())
+    .select_from(ITEMS)
+    .where(_EXACT_LAYER)
+    .with_hint(ITEMS, "INDEXED BY ux_agentmem_items_live_key", "sqlite")
+)
+
+
+def exact_layer(scope: Scope, layer: str) -> dict[str, str]:
+    """The parameters of ``_EXACT_LAYER`` for ``layer`` in exactly this scope."""
+    return {"scope_user": scope.user_id, "scope_agent": scope.agent_key, "scope_layer": layer}
 
 
 def live_count(conn: Connection, scope: Scope, layer: str) -> int:
-    # The live-key index holds live items only: counting it reads no row (SQLite, without statistics,
-    # would rather walk ix_agentmem_items_user and read every row, closed ones too).
-    stmt = select(func.count()).select_from(ITEMS).where(exact_layer(scope, layer))
-    stmt = stmt.with_hint(ITEMS, "INDEXED BY ux_agentmem_items_live_key", "sqlite")
-    return int(conn.execute(stmt).scalar_one())
+    return int(conn.execute(_LIVE_COUNT, exact_layer(scope, layer)).scalar_one())
 
 
 def sort_key(conn: Connection, columns: Sequence[str], *, descending: bool = False) -> list[Any]:
@@ -161,19 +171,30 @@ def exact_matching(
         wanted.append(search.may_have_words(conn, scope.user_id, similar, ITEMS.c.pk, ITEMS.c.text))
     if first is not None and first[1] > 0:
         columns, n = first
-        head = select(ITEMS.c.pk).where(exact_layer(scope, layer)).order_by(*sort_key(conn, columns)).limit(n)
+        head = select(ITEMS.c.pk).where(_EXACT_LAYER).order_by(*sort_key(conn, columns)).limit(n)
         wanted.append(ITEMS.c.pk.in_(head.scalar_subquery()))
     if not wanted:
         return []
-    rows = conn.execute(select(ITEMS).where(exact_layer(scope, layer), or_(*wanted)).order_by(ITEMS.c.pk))
+    stmt = select(ITEMS).where(_EXACT_LAYER, or_(*wanted)).order_by(ITEMS.c.pk)
+    rows = conn.execute(stmt, exact_layer(scope, layer))
     return [item_from_row(r) for r in rows]
 
 
 def recent_ids(conn: Connection, scope: Scope, layer: str, limit: int) -> list[str]:
     """Ids of the ``limit`` most recently updated live items of ``layer`` in exactly this scope."""
-    stmt = select(ITEMS.c.id).where(exact_layer(scope, layer))
-    stmt = stmt.order_by(*sort_key(conn, ["updated_at", "id"], descending=True)).limit(limit)
-    return list(conn.execute(stmt).scalars())
+    stmt = _recent_ids(conn.dialect.name == "postgresql")
+    return list(conn.execute(stmt, {**exact_layer(scope, layer), "limit": limit}).scalars())
+
+
+@cache
+def _recent_ids(collated: bool) -> Any:
+    id_order = ITEMS.c.id.collate("C") if collated else ITEMS.c.id  # as Python orders str
+    return (
+        select(ITEMS.c.id)
+        .where(_EXACT_LAYER)
+        .order_by(ITEMS.c.updated_at.desc(), id_order.desc())
+        .limit(bindparam("limit"))
+    )
 
 
 def generation_of(conn: Connection, user_id: str) -> str | None:
