@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from agentmem import MemoryManager
 from agentmem.layers import KnowledgeLayer
 from agentmem.store import search
@@ -91,8 +89,7 @@ def seed(mem: MemoryManager) -> None:
         )
     with mem._store.engine.begin() as conn:
         conn.execute(ITEMS.insert(), rows)
-        for pk, text in conn.execute(select(ITEMS.c.pk, ITEMS.c.text).where(ITEMS.c.user_id == "big")):
-            search.index_item(conn, pk, "big", text)
+        search.index_ids(conn, "big", [row["id"] for row in rows])
 
 
 def learn_big(url: str, outcomes: Any) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Integer, LargeBinary, and_, cast, func, or_, text, true
@@ -35,20 +35,6 @@ def uses_fts(conn: Connection) -> bool:
 
 def owner_token(user_id: str) -> str:
     return "u" + hashlib.sha256(user_id.encode()).hexdigest()[:24]
-
-
-def index_item(conn: Connection, pk: int, user_id: str, text: str) -> None:
-    if uses_fts(conn):
-        conn.exec_driver_sql(
-            f"INSERT INTO {FTS_TABLE}(rowid, text, owner) VALUES (?, ?, ?)",
-            (pk, text, owner_token(user_id)),
-        )
-
-
-def unindex_items(conn: Connection, pks: Iterable[int]) -> None:
-    if uses_fts(conn):
-        for pk in pks:
-            conn.exec_driver_sql(f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", (pk,))
 
 
 def index_ids(conn: Connection, user_id: str, item_ids: Sequence[str]) -> None:

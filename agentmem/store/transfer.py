@@ -323,11 +323,9 @@ def import_user(conn: Connection, doc: Export) -> int:
     taken = _taken(conn, PENDING.c.id, [p.id for p in doc.pending])
     if taken is not None:
         raise ConflictError(f"pending extraction id {taken!r} already exists in this database")
-    items = _KIND["items"]
-    for item in doc.items:
-        pk = conn.execute(ITEMS.insert().values(**_stored(items, item, doc.user_id))).inserted_primary_key
-        assert pk is not None
-        search.index_item(conn, int(pk[0]), doc.user_id, item.text)
+    if doc.items:
+        conn.execute(ITEMS.insert(), [_stored(_KIND["items"], item, doc.user_id) for item in doc.items])
+        search.index_ids(conn, doc.user_id, [item.id for item in doc.items])
     event_ids: list[int] = []
     for event in doc.events:
         inserted = conn.execute(EVENTS.insert().values(**_stored(_KIND["events"], event, doc.user_id)))
@@ -348,8 +346,8 @@ def import_user(conn: Connection, doc: Export) -> int:
 
 
 def delete_user(conn: Connection, user_id: str) -> int:
-    pks = [r[0] for r in conn.execute(select(ITEMS.c.pk).where(ITEMS.c.user_id == user_id))]
-    search.unindex_items(conn, pks)
+    ids = list(conn.execute(select(ITEMS.c.id).where(ITEMS.c.user_id == user_id)).scalars())
+    search.unindex_ids(conn, ids)
     for kind in KINDS:
         conn.execute(kind.table.delete().where(kind.table.c.user_id == user_id))
-    return len(pks)
+    return len(ids)
