@@ -28,7 +28,7 @@ class Top(NamedTuple):
 
 
 class RankedRead:
-    """Builds the arms of one compile read and runs them as one statement."""
+    """Builds the arms of one compile read and runs them as one statement; ``search`` uses its parts."""
 
     def __init__(self, conn: Connection, scope: Scope, query: str | None) -> None:
         self.conn = conn
@@ -45,14 +45,18 @@ class RankedRead:
             names.append(f":{name}")
         return ", ".join(names)
 
+    def live(self, layers: Sequence[str], agents: Sequence[str]) -> str:
+        """The condition on ``i`` for the user's live rows of ``layers`` and ``agents``."""
+        return (
+            f"i.user_id = :user AND i.agent_id IN ({self._bind('a', agents)})"
+            f" AND i.layer IN ({self._bind('l', layers)}) AND i.valid_to IS NULL"
+        )
+
     def arms(
         self, layers: Sequence[str], agents: Sequence[str], limit: int | None, by_count: bool
     ) -> list[str]:
         """SELECTs of the live rows of ``layers`` and ``agents``; with ``limit``, each arm's top rows."""
-        where = (
-            f"i.user_id = :user AND i.agent_id IN ({self._bind('a', agents)})"
-            f" AND i.layer IN ({self._bind('l', layers)}) AND i.valid_to IS NULL"
-        )
+        where = self.live(layers, agents)
         if self.scope.agent_id is not None and "" in agents:
             # The agent's own item hides a shared one with the same key (served by the live-key index).
             where += (
@@ -65,7 +69,7 @@ class RankedRead:
         cols = f"i.id, i.layer, i.key, i.line, i.agent_id, i.updated_at, i.count, {{}} AS score, {tie} AS tie"
         zero = "CAST(0 AS real)" if self.postgres else "0.0"  # ts_rank is a real
         # Within an arm of score 0 the order starts at recency: the recency index then serves it.
-        recent = f"i.updated_at DESC{', i.count DESC' if by_count else ''}, {self._id('i.')}"
+        recent = f"i.updated_at DESC{', i.count DESC' if by_count else ''}, {self.id_order('i.')}"
         if self.match is None:
             arms = [(f"SELECT {cols.format(zero)} FROM agentmem_items i WHERE {where}", recent)]
         else:
@@ -81,7 +85,7 @@ class RankedRead:
             return [arm for arm, _ in arms]
         return [f"{arm} ORDER BY {order} LIMIT {min(int(limit), MAX_LIMIT)}" for arm, order in arms]
 
-    def _id(self, prefix: str) -> str:
+    def id_order(self, prefix: str) -> str:
         """Ids compared as Python compares str (PostgreSQL would use the database's collation)."""
         return f'{prefix}id COLLATE "C"' if self.postgres else f"{prefix}id"
 
@@ -92,6 +96,6 @@ class RankedRead:
         union = " UNION ALL ".join(f"SELECT * FROM ({arm}) a{n}" for n, arm in enumerate(arms))
         # The compiler's priority: floats, timestamps, ints and ids compare in SQL as in Python.
         with_ = self.match.with_ if self.match else ""
-        order = f"layer, score DESC, updated_at DESC, tie DESC, {self._id('')}"
+        order = f"layer, score DESC, updated_at DESC, tie DESC, {self.id_order('')}"
         sql = f"{with_}SELECT * FROM ({union}) u ORDER BY {order}"
         return list(self.conn.execute(text(sql), self.params))

@@ -136,12 +136,12 @@ def live_count(conn: Connection, scope: Scope, layer: str) -> int:
     return int(conn.execute(_LIVE_COUNT, exact_layer(scope, layer)).scalar_one())
 
 
-def sort_key(conn: Connection, columns: Sequence[str], *, descending: bool = False) -> list[Any]:
+def sort_key(dialect: str, columns: Sequence[str], *, descending: bool = False) -> list[Any]:
     """ORDER BY terms for item columns that sort as Python sorts their values (text by code point)."""
     terms = []
     for name in columns:
         column: Any = ITEMS.c[name]
-        if conn.dialect.name == "postgresql" and isinstance(column.type, String):
+        if dialect == "postgresql" and isinstance(column.type, String):
             column = column.collate("C")
         terms.append(column.desc() if descending else column.asc())
     return terms
@@ -171,7 +171,7 @@ def exact_matching(
         wanted.append(search.may_have_words(conn, scope.user_id, similar, ITEMS.c.pk, ITEMS.c.text))
     if first is not None and first[1] > 0:
         columns, n = first
-        head = select(ITEMS.c.pk).where(_EXACT_LAYER).order_by(*sort_key(conn, columns)).limit(n)
+        head = select(ITEMS.c.pk).where(_EXACT_LAYER).order_by(*sort_key(conn.dialect.name, columns)).limit(n)
         wanted.append(ITEMS.c.pk.in_(head.scalar_subquery()))
     if not wanted:
         return []
@@ -182,19 +182,14 @@ def exact_matching(
 
 def recent_ids(conn: Connection, scope: Scope, layer: str, limit: int) -> list[str]:
     """Ids of the ``limit`` most recently updated live items of ``layer`` in exactly this scope."""
-    stmt = _recent_ids(conn.dialect.name == "postgresql")
+    stmt = _recent_ids(conn.dialect.name)
     return list(conn.execute(stmt, {**exact_layer(scope, layer), "limit": limit}).scalars())
 
 
 @cache
-def _recent_ids(collated: bool) -> Any:
-    id_order = ITEMS.c.id.collate("C") if collated else ITEMS.c.id  # as Python orders str
-    return (
-        select(ITEMS.c.id)
-        .where(_EXACT_LAYER)
-        .order_by(ITEMS.c.updated_at.desc(), id_order.desc())
-        .limit(bindparam("limit"))
-    )
+def _recent_ids(dialect: str) -> Any:
+    newest = sort_key(dialect, ("updated_at", "id"), descending=True)
+    return select(ITEMS.c.id).where(_EXACT_LAYER).order_by(*newest).limit(bindparam("limit"))
 
 
 def generation_of(conn: Connection, user_id: str) -> str | None:

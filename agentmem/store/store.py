@@ -19,7 +19,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..errors import ClosedError, ErasedError, StoreError
 from ..records import MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
-from . import search
 from .engine import WRITE, is_ephemeral, make_engine
 from .migrations import migrate
 from .ranked import RankedRead, Top
@@ -215,26 +214,17 @@ class Store:
         if not layers:  # an empty IN () is not SQL everywhere
             return []
         with self.engine.connect() as conn:
-            match = search.text_match(conn, scope.user_id, query)
+            ranked = RankedRead(conn, scope, query)
+            match = ranked.match
             if match is None:
                 return []
-            agents = {f"a{n}": agent for n, agent in enumerate(scope.visible_agent_keys)}
-            names = {f"l{n}": name for n, name in enumerate(layers)}
-            collated = ' COLLATE "C"' if conn.dialect.name == "postgresql" else ""  # ids as Python orders str
+            live = ranked.live(layers, scope.visible_agent_keys)
             sql = (
                 f"{match.with_}SELECT {', '.join(f'i.{c.name}' for c in ITEMS.c)}, {match.score} AS score"
-                f" FROM {match.source} WHERE {match.matched} AND i.user_id = :user"
-                f" AND i.agent_id IN ({', '.join(':' + a for a in agents)})"
-                f" AND i.layer IN ({', '.join(':' + n for n in names)}) AND i.valid_to IS NULL"
-                f" ORDER BY score DESC, i.id{collated} LIMIT :limit"
+                f" FROM {match.source} WHERE {match.matched} AND {live}"
+                f" ORDER BY score DESC, {ranked.id_order('i.')} LIMIT :limit"
             )
-            params = {
-                **match.params,
-                **agents,
-                **names,
-                "user": scope.user_id,
-                "limit": min(limit, MAX_LIMIT),
-            }
+            params = {**ranked.params, "limit": min(limit, MAX_LIMIT)}
             rows = conn.execute(text(sql).columns(*ITEMS.c, score=Float), params).all()
         return [SearchHit(item_from_row(r), float(r.score)) for r in rows]
 
