@@ -13,6 +13,7 @@ import types
 import typing
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from itertools import chain
 from typing import Any, ClassVar
 
 from pydantic import Field, TypeAdapter
@@ -159,24 +160,23 @@ class CollectionLayer(Layer):
         """The live items ``change`` can touch, and how many are live: merged with those, a change
         makes the same operations as with every live item (see :mod:`.collection_merge`)."""
         assert isinstance(change, NewEntries), f"{self.name} takes NewEntries"
-        if not self.merges_candidates:
-            items = live.live(self.name)
-            return LiveSubset(items, len(items))
         values = [e.value for e in change.entries]
         threshold, cap = self.similarity_threshold, self.max_items
         similar = [probe_groups(v["text"], threshold) for v in values] if threshold is not None else []
-        if sum(len(group) for groups in similar for group in groups) > MAX_PROBE_WORDS:
-            items = live.live(self.name)  # a bulk write: one read of everything beats a query this big
-            return LiveSubset(items, len(items))
-        first = None
-        total = live.live_count(self.name) if cap is not None else None
-        if cap is not None and total is not None and total + len(values) > cap:
-            if self.eviction_columns is None:
-                items = live.live(self.name)
-                return LiveSubset(items, len(items))
+        # A merge of its own may look at any item; a bulk write's query would outgrow one read of all.
+        everything = not self.merges_candidates or sum(map(len, chain(*similar))) > MAX_PROBE_WORDS
+        total = first = None
+        if cap is not None and not everything:
+            total = live.live_count(self.name)
+            over = total + len(values) - cap
             # At most len(values) items are added; each entry closes or restates at most one item,
             # which eviction skips: the first this many in eviction order hold every item it expires.
-            first = (self.eviction_columns, total + len(values) - cap + 2 * len(values))
+            if over > 0 and self.eviction_columns is not None:
+                first = (self.eviction_columns, over + 2 * len(values))
+            everything = over > 0 and self.eviction_columns is None
+        if everything:
+            items = live.live(self.name)
+            return LiveSubset(items, len(items))
         items = live.live_matching(
             self.name,
             keys={self.key_of(v) for v in values},
