@@ -39,7 +39,9 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is ever imported
 
-from agentmem import LiteLLMModel, MemoryManager, ModelRequest, ModelResponse
+from bench_learn import TimedModel, percentile  # the same timed litellm model and percentile
+
+from agentmem import MemoryManager
 from agentmem.testing import LoopbackServer
 from agentmem.tokens import default_counter
 
@@ -193,25 +195,6 @@ SCRIPT: list[tuple[str, str, str | None]] = [
 ]
 
 
-class TimedModel(LiteLLMModel):
-    """The real litellm model, with the time spent inside each call recorded."""
-
-    def __init__(self, *args: Any, native: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.native = native
-        self.seconds: list[float] = []
-
-    def supports_json_schema(self) -> bool:
-        return self.native or super().supports_json_schema()
-
-    async def generate(self, request: ModelRequest) -> ModelResponse:
-        started = time.perf_counter()
-        try:
-            return await super().generate(request)
-        finally:
-            self.seconds.append(time.perf_counter() - started)
-
-
 def scripted_reply(body: dict[str, Any]) -> dict[str, Any]:
     """The scripted model: one fact for the memorable turn in the prompt, nothing for small talk."""
     prompt = body["messages"][0]["content"]
@@ -248,11 +231,6 @@ def breakdown(body: dict[str, Any], count: Any) -> dict[str, int]:
     if response_format.get("type") == "json_schema":
         parts["schema"].append(json.dumps(response_format["json_schema"], separators=(",", ":")))
     return {name: count("\n".join(lines)) if lines else 0 for name, lines in parts.items()}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 @dataclass

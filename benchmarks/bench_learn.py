@@ -50,9 +50,13 @@ SCRIPT = [  # (user, assistant) pairs; cycled and numbered to reach the requeste
 class TimedModel(LiteLLMModel):
     """The real litellm model, with the time spent inside each call recorded."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, native: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.native = native  # take the JSON Schema natively, as models litellm knows to do
         self.seconds: list[float] = []
+
+    def supports_json_schema(self) -> bool:
+        return self.native or super().supports_json_schema()
 
     async def generate(self, request: ModelRequest) -> ModelResponse:
         started = time.perf_counter()
