@@ -68,11 +68,11 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is ever imported
 
-from sqlalchemy import Engine, bindparam, create_engine, func, select, text
+from sqlalchemy import Engine, bindparam, create_engine, text
 
 from agentmem import LayerConfig, MemoryManager, ModelRequest, ModelResponse
+from agentmem.store import search
 from agentmem.store.rows import EVENTS, ITEMS
-from agentmem.store.search import FTS_TABLE, owner_token
 from agentmem.testing import ScriptedModel
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -316,16 +316,11 @@ def seed_user(mem: MemoryManager, engine: Engine, user: str, facts: Sequence[dic
         )
     events.sort(key=lambda e: e["created_at"])  # event ids in time order, as they would have been written
     with engine.begin() as conn:
-        before = conn.execute(select(func.coalesce(func.max(ITEMS.c.pk), 0))).scalar_one()
         for start in range(0, len(items), 5_000):
             conn.execute(ITEMS.insert(), items[start : start + 5_000])
             conn.execute(EVENTS.insert(), events[start : start + 5_000])
-        if conn.dialect.name == "sqlite":  # the FTS5 index (agentmem.store.search), one row per item
-            conn.exec_driver_sql(
-                f"INSERT INTO {FTS_TABLE}(rowid, text, owner) "
-                "SELECT pk, text, ? FROM agentmem_items WHERE user_id = ? AND pk > ?",
-                (owner_token(user), user, before),
-            )
+        # The word index, as the writer keeps it (SQLite's FTS5 rows, PostgreSQL's words arrays).
+        search.index_items(conn, user, [(item["id"], item["text"]) for item in items])
     if facts:  # the rows must be real items to the read and merge paths
         probe = facts[len(facts) // 2]
         found = [hit.item.text for hit in mem.search(probe["text"], user_id=user, limit=3)]
@@ -407,8 +402,8 @@ def bench_backend(backend: str, url: str, sizes: Sequence[int], args: argparse.N
             share += [matches_query(f["text"]) for f in batch]
             seed_user(mem, raw, f"user-{size}", batch)
         if backend == "postgres":  # what autovacuum does after a bulk load; SQLite has no such daemon
-            with raw.begin() as conn:
-                conn.exec_driver_sql("ANALYZE")
+            with raw.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
         print(
             f"{backend}: seeded {sum(sizes):,} facts for {len(sizes)} users in "
             f"{time.perf_counter() - started:.1f} s; {sum(share) / max(1, len(share)):.1%} of them share a "

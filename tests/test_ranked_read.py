@@ -238,3 +238,28 @@ def test_stop_words_neither_match_nor_rank_on_either_backend(mem: MemoryManager)
     assert [h.item.text for h in mem.search("the cat", user_id="u")] == ["Has a cat called Tom"]
     ranked = mem.compile(user_id="u", query="is the cat in", token_budget=1000)
     assert ranked.index("Has a cat") < ranked.index("Lives in the north")
+
+
+def test_ranking_considers_a_bounded_pool_of_the_newest_matches(
+    mem: MemoryManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentmem.store import search
+
+    monkeypatch.setattr(search, "RANK_POOL", 3)
+    # Oldest first; the oldest match is the best one (the query word twice, in a short text).
+    texts = [
+        "kayak kayak",
+        *(f"kayak trip number {n} along the long river bank" for n in range(5)),
+        "Keeps bees",
+    ]
+    for text in texts:
+        mem.knowledge.add(text, user_id="u")
+    hits = mem.search("kayak", user_id="u")  # equal scores: the three newest matches only
+    assert {h.item.text for h in hits} == {
+        f"kayak trip number {n} along the long river bank" for n in (4, 3, 2)
+    }
+    # Older matches are not lost to compile: they read as unmatched, in recency order after the pool.
+    xml = mem.compile(user_id="u", query="kayak")
+    assert all(text in xml for text in texts)
+    monkeypatch.setattr(search, "RANK_POOL", 1_000)
+    assert mem.search("kayak", user_id="u")[0].item.text == "kayak kayak"

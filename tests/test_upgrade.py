@@ -28,7 +28,7 @@ from agentmem.store.migrations import SCHEMA_VERSION
 from agentmem.testing import ScriptedModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
-VERSIONS = [1, 2, 3, 4, 5, 6, 7]
+VERSIONS = [1, 2, 3, 4, 5, 6, 7, 8]
 CASES = [
     pytest.param(
         v, backend, id=f"v{v}-{backend}", marks=[pytest.mark.postgres] if backend == "postgres" else []
@@ -85,13 +85,16 @@ def test_a_new_database_has_exactly_the_schema_of_the_models(db_url: str) -> Non
                 opts={
                     "compare_type": True,
                     # The full-text index is not a model: it is the migrations' own business (SQLite's
-                    # FTS5 tables; PostgreSQL's generated tsvector column and its GIN index). The
-                    # snapshot comparison of new and upgraded databases below covers it.
+                    # FTS5 tables; PostgreSQL's generated tsvector column, the words array and their
+                    # GIN indexes). The snapshot comparison of new and upgraded databases below covers it.
                     "include_name": lambda name, kind, _parent: (
                         not (
                             (kind == "table" and str(name).startswith("agentmem_items_fts"))
-                            or (kind == "column" and name == "search_vector")
-                            or (kind == "index" and name == "ix_agentmem_items_search")
+                            or (kind == "column" and name in ("search_vector", "words"))
+                            or (
+                                kind == "index"
+                                and name in ("ix_agentmem_items_search", "ix_agentmem_items_words")
+                            )
                         )
                     ),
                 },

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.dialects import postgresql
 
 from ..errors import StoreError
+from ..text import normalize, word_set
 from .search import owner_token
 from .tables import UtcDateTime
 
@@ -277,6 +279,41 @@ def _v8_ranked_reads(op: Operations) -> None:
         )
 
 
+def _v9_word_index(op: Operations) -> None:
+    """Merge candidates through an index: the words of each item's text, as ``text.words`` splits them,
+    where each backend looks them up (see ``search.index_items``). The words are the code's own, so a
+    later change to ``text.words`` needs a step of its own that indexes every row anew."""
+    conn = op.get_bind()
+    if conn.dialect.name == "postgresql":
+        op.execute("ALTER TABLE agentmem_items ADD COLUMN words text[]")
+        texts = conn.execute(sa.select(_ITEMS.c.pk, _ITEMS.c.text)).all()
+        for start in range(0, len(texts), 1000):
+            conn.execute(
+                sa.text("UPDATE agentmem_items SET words = :words WHERE pk = :pk").bindparams(
+                    sa.bindparam("words", type_=postgresql.ARRAY(sa.Text))
+                ),
+                [{"pk": r.pk, "words": sorted(word_set(r.text))} for r in texts[start : start + 1000]],
+            )
+        op.execute(
+            "CREATE INDEX ix_agentmem_items_words ON agentmem_items USING gin (words) WITH (fastupdate = off)"
+        )
+        return
+    # FTS5 now holds each text's words joined by spaces. ASCII text tokenizes to the same tokens either
+    # way (Python's \w is the tokenizer's letters and digits, plus "_", which both cut at), so only
+    # rows of other text are indexed anew.
+    rows = conn.execute(
+        sa.select(_ITEMS.c.pk, _ITEMS.c.user_id, _ITEMS.c.text).where(
+            sa.func.length(_ITEMS.c.text) != sa.func.length(sa.cast(_ITEMS.c.text, sa.LargeBinary))
+        )
+    ).all()
+    if rows:
+        conn.exec_driver_sql(f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", [(r.pk,) for r in rows])
+        conn.exec_driver_sql(
+            f"INSERT INTO {FTS_TABLE}(rowid, text, owner) VALUES (?, ?, ?)",
+            [(r.pk, normalize(r.text), owner_token(r.user_id)) for r in rows],
+        )
+
+
 class Migration(NamedTuple):
     name: str
     run: Callable[[Operations], None]
@@ -292,6 +329,7 @@ MIGRATIONS: dict[int, Migration] = {
     6: Migration("one item per policy rule", _v6_one_item_per_rule),
     7: Migration("user generations, so a deleted user stays deleted", _v7_user_generations),
     8: Migration("ranked reads: recency index, and full-text search on PostgreSQL", _v8_ranked_reads),
+    9: Migration("merge candidates through a word index on both backends", _v9_word_index),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

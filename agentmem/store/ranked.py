@@ -76,7 +76,7 @@ class RankedRead:
             m = self.match
             arms = [
                 (
-                    f"SELECT {cols.format(m.score)} FROM {m.source} WHERE {m.matched} AND {where}",
+                    f"SELECT {cols.format(m.score)} FROM {m.source} WHERE {where}",
                     f"score DESC, {recent}",
                 ),
                 (f"SELECT {cols.format(zero)} FROM agentmem_items i WHERE {m.unmatched} AND {where}", recent),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, String, and_, bindparam, func, or_, select
+from sqlalchemy import Connection, Row, Select, String, and_, bindparam, func, select, union
 
 from ..records import MemoryEvent, MemoryItem
 from ..scope import Scope
@@ -159,23 +159,25 @@ def exact_matching(
 ) -> list[MemoryItem]:
     """Live items of ``layer`` in exactly this scope, oldest first, with one of ``keys`` or ``ids``,
     text that may have a word of each group of one of ``similar`` (see ``search.may_have_words``), or
-    among the ``first[1]`` in the order of the columns ``first[0]``. One query, which reads into Python
-    only those rows; the words and the order are filtered and sorted over the scope's rows inside the
-    database (no index serves them yet: see ``search.may_have_words``)."""
-    wanted = []
+    among the ``first[1]`` in the order of the columns ``first[0]``. One query, each of its conditions
+    served by an index, which reads into Python only those rows."""
+    # Each way in is a SELECT of pks served by its own index; the rows are then read by pk. (One OR over
+    # the conditions would have the database walk the whole scope, testing each row.)
+    wanted: list[Select[Any]] = []
     if keys:
-        wanted.append(ITEMS.c.key.in_(sorted(keys)))
-    if ids:  # by pk, so that SQLite looks ids up in their index rather than scanning the scope
-        wanted.append(ITEMS.c.pk.in_(select(ITEMS.c.pk).where(ITEMS.c.id.in_(sorted(ids))).scalar_subquery()))
+        wanted.append(select(ITEMS.c.pk).where(_EXACT_LAYER, ITEMS.c.key.in_(sorted(keys))))
+    if ids:
+        wanted.append(select(ITEMS.c.pk).where(ITEMS.c.id.in_(sorted(ids))))
     if similar:
-        wanted.append(search.may_have_words(conn, scope.user_id, similar, ITEMS.c.pk, ITEMS.c.text))
+        wanted.append(search.may_have_words(conn, scope.user_id, similar, ITEMS.c.pk))
     if first is not None and first[1] > 0:
         columns, n = first
         head = select(ITEMS.c.pk).where(_EXACT_LAYER).order_by(*sort_key(conn.dialect.name, columns)).limit(n)
-        wanted.append(ITEMS.c.pk.in_(head.scalar_subquery()))
+        wanted.append(select(head.subquery().c.pk))
     if not wanted:
         return []
-    stmt = select(ITEMS).where(_EXACT_LAYER, or_(*wanted)).order_by(ITEMS.c.pk)
+    pks = wanted[0] if len(wanted) == 1 else union(*wanted)
+    stmt = select(ITEMS).where(_EXACT_LAYER, ITEMS.c.pk.in_(pks)).order_by(ITEMS.c.pk)
     rows = conn.execute(stmt, exact_layer(scope, layer))
     return [item_from_row(r) for r in rows]
 

@@ -1,6 +1,7 @@
 """Full-text search over item text, always scoped to one user, ranked in SQL on both backends.
 
-A query matches the rows containing any of its words (OR), each row scored higher for better.
+A query matches the rows containing any of its words (OR), each row scored higher for better; the
+ranking considers the user's newest ``RANK_POOL`` matches (see there).
 
 SQLite: an FTS5 index (BM25, porter stemming). Each row also carries an ``owner`` token derived from
 the user id, and every query is ``owner:<token> AND (terms)``, so FTS5 only walks that user's rows.
@@ -19,9 +20,24 @@ import re
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Integer, LargeBinary, and_, cast, func, or_, text, true
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    column,
+    literal_column,
+    or_,
+    select,
+    table,
+    text,
+)
+from sqlalchemy.dialects import postgresql
 
-from ..text import words
+from ..text import normalize, word_set, words
 
 FTS_TABLE = "agentmem_items_fts"
 TS_CONFIG = "english"
@@ -37,15 +53,26 @@ def owner_token(user_id: str) -> str:
     return "u" + hashlib.sha256(user_id.encode()).hexdigest()[:24]
 
 
-def index_ids(conn: Connection, user_id: str, item_ids: Sequence[str]) -> None:
-    """Index the stored text of these items of one user: one statement (per 500 items)."""
+def index_items(conn: Connection, user_id: str, items: Sequence[tuple[str, str]]) -> None:
+    """Index the text of these stored items (id, text) of one user: one statement.
+
+    Both backends index the text's words as ``text.words`` splits them, the words merge candidates
+    are looked up by (see ``may_have_words``): SQLite's FTS5 row holds them joined by spaces, which its
+    tokenizer cuts exactly where it cuts each word alone; PostgreSQL keeps them as the array ``words``
+    (GIN-indexed, schema 9), beside the ``search_vector`` it computes itself for ranked search.
+    """
+    if not items:
+        return
     if uses_fts(conn):
-        for part in _parts(item_ids):
-            conn.exec_driver_sql(
-                f"INSERT INTO {FTS_TABLE}(rowid, text, owner) SELECT pk, text, ? FROM agentmem_items "
-                f"WHERE id IN ({', '.join('?' * len(part))})",
-                (owner_token(user_id), *part),
-            )
+        owner = owner_token(user_id)
+        conn.exec_driver_sql(
+            f"INSERT INTO {FTS_TABLE}(rowid, text, owner) SELECT pk, ?, ? FROM agentmem_items WHERE id = ?",
+            [(normalize(text), owner, item_id) for item_id, text in items],
+        )
+    else:
+        conn.execute(
+            _SET_WORDS, [{"_id": item_id, "words": sorted(word_set(text))} for item_id, text in items]
+        )
 
 
 def unindex_ids(conn: Connection, item_ids: Sequence[str]) -> None:
@@ -82,11 +109,8 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(w for w in words(query) if w not in STOP_WORDS))[:MAX_TERMS]
 
 
-def match_expression(user_id: str, query: str) -> str | None:
-    """An FTS5 MATCH expression for the user's rows containing any query term, or None."""
-    terms = query_terms(query)
-    if not terms:
-        return None
+def match_expression(user_id: str, terms: Sequence[str]) -> str:
+    """An FTS5 MATCH expression for the user's rows containing any of ``terms``."""
     # words() yields only \w characters, so quoting each term makes it a safe FTS5 string.
     return f"owner:{owner_token(user_id)} AND (" + " OR ".join(f'"{t}"' for t in terms) + ")"
 
@@ -94,17 +118,23 @@ def match_expression(user_id: str, query: str) -> str | None:
 class TextMatch(NamedTuple):
     """A query's full-text match as SQL over ``agentmem_items`` aliased ``i`` (bound names start ``fts_``).
 
-    ``source`` is the FROM clause in which ``matched`` keeps the matching rows and ``score`` is their
-    relevance (higher is better, from the database's own ranking); ``unmatched`` is the condition on
-    ``i`` alone for every other row. A statement using them starts with ``with_`` (maybe empty).
+    ``with_`` starts the statement: it defines ``fts_hits`` (pk, rank), the user's newest
+    ``RANK_POOL`` matching rows with their relevance (higher is better, from the database's own
+    ranking). ``source`` is the FROM clause that keeps only those rows, ``score`` their relevance and
+    ``unmatched`` the condition on ``i`` alone for every other row.
     """
 
     with_: str
     source: str
-    matched: str
     score: str
     unmatched: str
     params: dict[str, Any]
+
+
+# Ranking scores every row it considers, so it considers a bounded pool: a query's newest matches.
+# Older matches beyond it read as unmatched (still in the recency order), which keeps a read's cost
+# flat however many of a large memory's rows share a common word.
+RANK_POOL = 1_000
 
 
 def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
@@ -113,80 +143,71 @@ def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
     if not terms:
         return None
     if uses_fts(conn):
-        # Matched once per statement however many parts use it: SQLite materializes a CTE used twice.
         fts = FTS_TABLE
-        hits = f"SELECT rowid AS pk, bm25({fts}) AS rank FROM {fts} WHERE {fts} MATCH :fts_match"
-        return TextMatch(
-            with_=f"WITH fts_hits AS ({hits}) ",
-            source="agentmem_items i JOIN fts_hits f ON f.pk = i.pk",
-            matched="1 = 1",  # the join keeps only matching rows
-            score="-f.rank",  # bm25: lower is better
-            unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",
-            params={"fts_match": match_expression(user_id, query)},
+        # The owner column weighs 0: it only scopes the match, it says nothing about relevance.
+        hits = (
+            f"SELECT rowid AS pk, -bm25({fts}, 1.0, 0.0) AS rank FROM {fts} WHERE {fts} MATCH :fts_match"
+            f" ORDER BY rowid DESC LIMIT {RANK_POOL}"
         )
-    # Each term on its own, OR-ed: a term that is only a stop word drops out instead of failing the
-    # query, and no term is ever parsed as query syntax.
-    tsquery = "(" + " || ".join(f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))) + ")"
+        params: dict[str, Any] = {"fts_match": match_expression(user_id, terms)}
+    else:
+        # Each term on its own, OR-ed: a term that is only a stop word drops out instead of failing
+        # the query, and no term is ever parsed as query syntax.
+        tsquery = (
+            "(" + " || ".join(f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))) + ")"
+        )
+        # The pool's pks through the GIN index alone: OFFSET 0 keeps the matching in a plan of its own
+        # (with the LIMIT in sight the planner may walk the primary key down from the newest row,
+        # through other users' rows), and only the pool's vectors are read to be ranked.
+        matching = f"SELECT pk FROM agentmem_items WHERE user_id = :fts_user AND search_vector @@ {tsquery} OFFSET 0"
+        pool = f"SELECT pk FROM ({matching}) m ORDER BY pk DESC LIMIT {RANK_POOL}"
+        hits = f"SELECT pk, ts_rank(search_vector, {tsquery}) AS rank FROM agentmem_items WHERE pk IN ({pool})"
+        params = {"fts_user": user_id, **{f"fts_{n}": term for n, term in enumerate(terms)}}
+    # Computed once per statement however many parts use it (SQLite materializes a CTE used twice).
+    materialized = "" if uses_fts(conn) else "MATERIALIZED "
     return TextMatch(
-        with_="",
-        source="agentmem_items i",
-        matched=f"i.search_vector @@ {tsquery}",
-        score=f"ts_rank(i.search_vector, {tsquery})",
-        unmatched=f"NOT (i.search_vector @@ {tsquery})",
-        params={f"fts_{n}": term for n, term in enumerate(terms)},
+        with_=f"WITH fts_hits AS {materialized}({hits}) ",
+        source="agentmem_items i JOIN fts_hits f ON f.pk = i.pk",
+        score="f.rank",
+        unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",
+        params=params,
     )
 
 
 def may_have_words(
-    conn: Connection, user_id: str, probes: Sequence[Sequence[Sequence[str]]], pk: Any, text_column: Any
-) -> Any:
-    """A condition on items of ``user_id``: true for every item whose text, as ``text.words`` splits
-    it, has a word of each group of one of ``probes`` (and for some others: the caller checks).
+    conn: Connection, user_id: str, probes: Sequence[Sequence[Sequence[str]]], pk: Any
+) -> Select[Any]:
+    """A SELECT of the pks of items of ``user_id`` that includes every item whose text, as
+    ``text.words`` splits it, has a word of each group of one of ``probes`` (and some others: the
+    caller checks).
 
-    Text all in ASCII is matched in the database, where its tokens agree with ``text.words``: SQLite
-    by its FTS5 index (a word the tokenizer splits, "c++" or "foo_bar", is looked up as its parts,
-    which every text having it has too), other backends by a substring of the lowercased text. Other
-    text is always included: NFKC and case folding can turn it into words no database token equals.
+    Served by each backend's word index (see ``index_items``): SQLite looks each word up as the phrase
+    its tokenizer makes of it (so "c++" as "c", which every text having "c++" has too); PostgreSQL
+    compares the words themselves. A group with a stop word rules out next to nothing at a high cost
+    (most rows have it), so it is left out while a probe has other groups.
     """
-    fts, found = uses_fts(conn), []
-    for groups in probes:
-        ascii_groups = [[w for w in group if w.isascii()] for group in groups]  # ASCII text has ASCII words
-        if not all(ascii_groups):
-            continue  # a group ASCII text cannot have a word of: this entry has no ASCII match
-        if fts:  # a word FTS5 cannot look up ("_") could be anywhere: its group rules nothing out
-            ascii_groups = [g for g in ascii_groups if all(_FTS_TERM.fullmatch(w) for w in g)]
-        if not ascii_groups:
-            return true()
-        found.append(ascii_groups)
-    kept = _not_ascii(conn, text_column)
-    if not found:
-        return kept
-    # The one line a backend's own full-text index changes (PostgreSQL scans the scope's rows for now).
-    return or_(kept, _fts5_match(user_id, found, pk) if fts else _scanned(found, text_column))
-
-
-def _fts5_match(user_id: str, found: list[list[list[str]]], pk: Any) -> Any:
+    found = [[g for g in groups if not STOP_WORDS.intersection(g)] or list(groups[:1]) for groups in probes]
+    items = pk.table
+    if not uses_fts(conn):
+        words = literal_column(f"{items.name}.words", _WORDS.type)  # not a model column (see index_items)
+        matching = (and_(*(words.overlap(cast(sorted(g), _WORDS.type)) for g in groups)) for groups in found)
+        return select(pk).where(items.c.user_id == user_id, or_(*matching))
+    # A word of only "_", "+" or "#" makes no token to look up: its group rules nothing out.
+    found = [[g for g in groups if all(map(_HAS_TOKEN.search, g))] for groups in found]
+    if not all(found):
+        return select(pk).where(items.c.user_id == user_id)
     terms = (" AND ".join("(" + " OR ".join(f'"{w}"' for w in g) + ")" for g in groups) for groups in found)
     probe = f"owner:{owner_token(user_id)} AND (" + " OR ".join(f"({t})" for t in terms) + ")"
     matches = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :probe")
-    return pk.in_(matches.bindparams(probe=probe).columns(rowid=Integer))
+    return select(matches.bindparams(probe=probe).columns(rowid=Integer).subquery().c.rowid)
 
 
-def _scanned(found: list[list[list[str]]], text_column: Any) -> Any:
-    """The words as substrings of the lowercased text. One regular expression of every entry's first
-    group rules out most rows in one pass; the substring tests then run on the few left."""
-    lowered = func.lower(text_column)
-    first = lowered.regexp_match("|".join(re.escape(w) for w in sorted({w for g in found for w in g[0]})))
-    entries = [and_(*(or_(*(lowered.contains(w, autoescape=True) for w in g)) for g in gs)) for gs in found]
-    return and_(first, or_(*entries))
-
-
-_FTS_TERM = re.compile(r"[a-z0-9_+#]*[a-z0-9][a-z0-9_+#]*")  # ASCII words with a letter or digit to index
-
-
-def _not_ascii(conn: Connection, text_column: Any) -> Any:
-    # Characters against bytes of the UTF-8 text: 8 ms over 100k SQLite rows, where removing even a few
-    # harmless punctuation marks first (curly quotes, dashes) took 200 ms.
-    if conn.dialect.name == "sqlite":
-        return func.length(text_column) != func.length(cast(text_column, LargeBinary))
-    return func.char_length(text_column) != func.octet_length(text_column)
+# What FTS5's unicode61 tokenizer keeps of a word of text.words: letters, digits (and marks).
+_HAS_TOKEN = re.compile(r"[^_+#]")
+_WORDS = column("words", postgresql.ARRAY(Text))
+_SET_WORDS = (
+    table("agentmem_items", column("id"), _WORDS)
+    .update()
+    .where(column("id") == bindparam("_id"))
+    .values(words=bindparam("words", type_=_WORDS.type))
+)

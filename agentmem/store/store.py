@@ -221,7 +221,7 @@ class Store:
             live = ranked.live(layers, scope.visible_agent_keys)
             sql = (
                 f"{match.with_}SELECT {', '.join(f'i.{c.name}' for c in ITEMS.c)}, {match.score} AS score"
-                f" FROM {match.source} WHERE {match.matched} AND {live}"
+                f" FROM {match.source} WHERE {live}"
                 f" ORDER BY score DESC, {ranked.id_order('i.')} LIMIT :limit"
             )
             params = {**ranked.params, "limit": min(limit, MAX_LIMIT)}

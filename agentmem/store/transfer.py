@@ -325,7 +325,7 @@ def import_user(conn: Connection, doc: Export) -> int:
         raise ConflictError(f"pending extraction id {taken!r} already exists in this database")
     if doc.items:
         conn.execute(ITEMS.insert(), [_stored(_KIND["items"], item, doc.user_id) for item in doc.items])
-        search.index_ids(conn, doc.user_id, [item.id for item in doc.items])
+        search.index_items(conn, doc.user_id, [(item.id, item.text) for item in doc.items])
     event_ids: list[int] = []
     for event in doc.events:
         inserted = conn.execute(EVENTS.insert().values(**_stored(_KIND["events"], event, doc.user_id)))

@@ -91,7 +91,7 @@ class Writer:
                     }
                 )
                 if op.text != target.text:
-                    batch.reindexed.append(target.id)
+                    batch.reindexed.append((target.id, op.text))
                 batch.event(
                     Change("update", target.layer, target.id, target.key, target.value, op.value), op.reason
                 )
@@ -231,7 +231,7 @@ class Writer:
         """The batch's statements, in an order the live-key index accepts whatever the ops' order:
         what leaves the live set (deleted, closed) goes before what joins it (added)."""
         conn = self.conn
-        search.unindex_ids(conn, [*batch.deleted, *batch.reindexed])
+        search.unindex_ids(conn, [*batch.deleted, *(item_id for item_id, _ in batch.reindexed)])
         if batch.deleted:
             conn.execute(_DELETE_ITEMS, {"ids": batch.deleted})
         if batch.closed:
@@ -240,7 +240,9 @@ class Writer:
             conn.execute(_EDIT_ITEM, batch.edited)
         if batch.added:
             conn.execute(_INSERT_ITEM, batch.added)
-        search.index_ids(conn, self.scope.user_id, [*(row["id"] for row in batch.added), *batch.reindexed])
+        search.index_items(
+            conn, self.scope.user_id, [*((r["id"], r["text"]) for r in batch.added), *batch.reindexed]
+        )
         if batch.events:  # one executemany: event ids ascend in the order of the changes
             conn.execute(
                 _INSERT_EVENT,
@@ -297,7 +299,7 @@ class _Batch:
     edited: list[dict[str, Any]] = field(default_factory=list)
     closed: list[dict[str, Any]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    reindexed: list[str] = field(default_factory=list)
+    reindexed: list[tuple[str, str]] = field(default_factory=list)  # (id, new text)
     """Edited items whose text changed: their full-text rows are rebuilt."""
     events: list[tuple[Change, str | None]] = field(default_factory=list)
     """Every change with its reason, in the order of the operations."""
