@@ -322,7 +322,9 @@ def seed_user(mem: MemoryManager, engine: Engine, user: str, facts: Sequence[dic
         # The word index, as the writer keeps it (SQLite's FTS5 rows, PostgreSQL's words arrays).
         search.index_items(conn, user, [(item["id"], item["text"]) for item in items])
     if facts:  # the rows must be real items to the read and merge paths
-        probe = facts[len(facts) // 2]
+        # The newest fact: search ranks each term's newest matches (search.RANK_POOL), and every word of
+        # these templated facts recurs in thousands of others, so an older one may rank below the third.
+        probe = facts[-1]
         found = [hit.item.text for hit in mem.search(probe["text"], user_id=user, limit=3)]
         again = mem.knowledge.add_many([dict(probe)], user_id=user)
         seeded = next(i["id"] for i in items if i["text"] == probe["text"])

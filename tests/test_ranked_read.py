@@ -240,26 +240,29 @@ def test_stop_words_neither_match_nor_rank_on_either_backend(mem: MemoryManager)
     assert ranked.index("Has a cat") < ranked.index("Lives in the north")
 
 
-def test_ranking_considers_a_bounded_pool_of_the_newest_matches(
+def test_ranking_considers_a_bounded_pool_of_each_terms_newest_matches(
     mem: MemoryManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from agentmem.store import search
 
-    monkeypatch.setattr(search, "RANK_POOL", 3)
-    # Oldest first; the oldest match is the best one (the query word twice, in a short text).
+    monkeypatch.setattr(search, "RANK_POOL", 4)
+    monkeypatch.setattr(search, "MIN_TERM_POOL", 1)
+    # Oldest first; the oldest match is the best one for "kayak" (twice, in a short text).
     texts = [
         "kayak kayak",
-        *(f"kayak trip number {n} along the long river bank" for n in range(5)),
-        "Keeps bees",
+        "kayak in the lagoon",
+        *(f"kayak trip {n} along the long river" for n in range(5)),
     ]
-    for text in texts:
+    for text in [*texts, "Keeps bees"]:
         mem.knowledge.add(text, user_id="u")
-    hits = mem.search("kayak", user_id="u")  # equal scores: the three newest matches only
-    assert {h.item.text for h in hits} == {
-        f"kayak trip number {n} along the long river bank" for n in (4, 3, 2)
-    }
+    hits = mem.search("kayak", user_id="u")  # one term: its four newest matches, equal scores
+    assert {h.item.text for h in hits} == {f"kayak trip {n} along the long river" for n in (4, 3, 2, 1)}
+    # Two terms share the pool: the newest two "kayak" rows, and every row with the rarer "lagoon".
+    hits = mem.search("kayak lagoon", user_id="u")
+    assert hits[0].item.text == "kayak in the lagoon"
+    assert {h.item.text for h in hits[1:]} == {f"kayak trip {n} along the long river" for n in (4, 3)}
     # Older matches are not lost to compile: they read as unmatched, in recency order after the pool.
     xml = mem.compile(user_id="u", query="kayak")
     assert all(text in xml for text in texts)
-    monkeypatch.setattr(search, "RANK_POOL", 1_000)
+    monkeypatch.setattr(search, "RANK_POOL", 2_000)
     assert mem.search("kayak", user_id="u")[0].item.text == "kayak kayak"

@@ -1,7 +1,7 @@
 """Full-text search over item text, always scoped to one user, ranked in SQL on both backends.
 
 A query matches the rows containing any of its words (OR), each row scored higher for better; the
-ranking considers the user's newest ``RANK_POOL`` matches (see there).
+ranking considers a bounded pool of the user's matches (see ``RANK_POOL``).
 
 SQLite: an FTS5 index (BM25, porter stemming). Each row also carries an ``owner`` token derived from
 the user id, and every query is ``owner:<token> AND (terms)``, so FTS5 only walks that user's rows.
@@ -109,17 +109,11 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(w for w in words(query) if w not in STOP_WORDS))[:MAX_TERMS]
 
 
-def match_expression(user_id: str, terms: Sequence[str]) -> str:
-    """An FTS5 MATCH expression for the user's rows containing any of ``terms``."""
-    # words() yields only \w characters, so quoting each term makes it a safe FTS5 string.
-    return f"owner:{owner_token(user_id)} AND (" + " OR ".join(f'"{t}"' for t in terms) + ")"
-
-
 class TextMatch(NamedTuple):
     """A query's full-text match as SQL over ``agentmem_items`` aliased ``i`` (bound names start ``fts_``).
 
-    ``with_`` starts the statement: it defines ``fts_hits`` (pk, rank), the user's newest
-    ``RANK_POOL`` matching rows with their relevance (higher is better, from the database's own
+    ``with_`` starts the statement: it defines ``fts_hits`` (pk, rank), the user's matching rows in the
+    ranking pool (see ``RANK_POOL``) with their relevance (higher is better, from the database's own
     ranking). ``source`` is the FROM clause that keeps only those rows, ``score`` their relevance and
     ``unmatched`` the condition on ``i`` alone for every other row.
     """
@@ -131,10 +125,13 @@ class TextMatch(NamedTuple):
     params: dict[str, Any]
 
 
-# Ranking scores every row it considers, so it considers a bounded pool: a query's newest matches.
-# Older matches beyond it read as unmatched (still in the recency order), which keeps a read's cost
-# flat however many of a large memory's rows share a common word.
-RANK_POOL = 1_000
+# Ranking scores every row it considers, so it considers a bounded pool: each query term's newest
+# matches, RANK_POOL shared among the terms (at least MIN_TERM_POOL each). A term rarer than its share
+# brings every row that has it; a common one, which says little about relevance, only its newest. Rows
+# left out read as unmatched (still in the recency order). So a read costs the same however many of a
+# large memory's rows share a common word, and an old fact is still found by its rarer words.
+RANK_POOL = 2_000
+MIN_TERM_POOL = 100
 
 
 def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
@@ -142,26 +139,35 @@ def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
     terms = query_terms(query)
     if not terms:
         return None
+    share = max(MIN_TERM_POOL, RANK_POOL // len(terms))
     if uses_fts(conn):
-        fts = FTS_TABLE
-        # The owner column weighs 0: it only scopes the match, it says nothing about relevance.
-        hits = (
-            f"SELECT rowid AS pk, -bm25({fts}, 1.0, 0.0) AS rank FROM {fts} WHERE {fts} MATCH :fts_match"
-            f" ORDER BY rowid DESC LIMIT {RANK_POOL}"
+        fts, owner = FTS_TABLE, owner_token(user_id)
+        # BM25 adds up over the query's terms, so a row's score is the sum of its per-term scores:
+        # exact for the terms whose pool holds it. The owner column weighs 0: it only scopes the match.
+        # words() yields only \w characters, so quoting each term makes it a safe FTS5 string.
+        pools = " UNION ALL ".join(
+            f"SELECT * FROM (SELECT rowid AS pk, bm25({fts}, 1.0, 0.0) AS rank FROM {fts}"
+            f" WHERE {fts} MATCH :fts_{n} ORDER BY rowid DESC LIMIT {share})"
+            for n in range(len(terms))
         )
-        params: dict[str, Any] = {"fts_match": match_expression(user_id, terms)}
+        hits = f"SELECT pk, -sum(rank) AS rank FROM ({pools}) GROUP BY pk"
+        params: dict[str, Any] = {f"fts_{n}": f'owner:{owner} AND "{term}"' for n, term in enumerate(terms)}
     else:
         # Each term on its own, OR-ed: a term that is only a stop word drops out instead of failing
         # the query, and no term is ever parsed as query syntax.
-        tsquery = (
-            "(" + " || ".join(f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))) + ")"
+        queries = [f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))]
+        # Each pool's pks through the GIN index alone: OFFSET 0 keeps the matching in a plan of its
+        # own (with the LIMIT in sight the planner may walk the primary key down from the newest row,
+        # through other users' rows), and only the pooled rows' vectors are read to be ranked.
+        pools = " UNION ".join(
+            f"SELECT pk FROM (SELECT pk FROM (SELECT pk FROM agentmem_items WHERE user_id = :fts_user"
+            f" AND search_vector @@ {q} OFFSET 0) m ORDER BY pk DESC LIMIT {share}) p{n}"
+            for n, q in enumerate(queries)
         )
-        # The pool's pks through the GIN index alone: OFFSET 0 keeps the matching in a plan of its own
-        # (with the LIMIT in sight the planner may walk the primary key down from the newest row,
-        # through other users' rows), and only the pool's vectors are read to be ranked.
-        matching = f"SELECT pk FROM agentmem_items WHERE user_id = :fts_user AND search_vector @@ {tsquery} OFFSET 0"
-        pool = f"SELECT pk FROM ({matching}) m ORDER BY pk DESC LIMIT {RANK_POOL}"
-        hits = f"SELECT pk, ts_rank(search_vector, {tsquery}) AS rank FROM agentmem_items WHERE pk IN ({pool})"
+        tsquery = "(" + " || ".join(queries) + ")"
+        hits = (
+            f"SELECT pk, ts_rank(search_vector, {tsquery}) AS rank FROM agentmem_items WHERE pk IN ({pools})"
+        )
         params = {"fts_user": user_id, **{f"fts_{n}": term for n, term in enumerate(terms)}}
     # Computed once per statement however many parts use it (SQLite materializes a CTE used twice).
     materialized = "" if uses_fts(conn) else "MATERIALIZED "
