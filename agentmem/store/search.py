@@ -156,12 +156,12 @@ def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
         # Each term on its own, OR-ed: a term that is only a stop word drops out instead of failing
         # the query, and no term is ever parsed as query syntax.
         queries = [f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))]
-        # Each pool's pks through the GIN index alone: OFFSET 0 keeps the matching in a plan of its
-        # own (with the LIMIT in sight the planner may walk the primary key down from the newest row,
-        # through other users' rows), and only the pooled rows' vectors are read to be ranked.
+        # Each pool is the planner's choice by the term's frequency: a rare term's rows through the GIN
+        # index, a common term's by walking the user's newest rows (ix_agentmem_items_user_pk) until
+        # its share is found. Only the pooled rows' vectors are read to be ranked.
         pools = " UNION ".join(
-            f"SELECT pk FROM (SELECT pk FROM (SELECT pk FROM agentmem_items WHERE user_id = :fts_user"
-            f" AND search_vector @@ {q} OFFSET 0) m ORDER BY pk DESC LIMIT {share}) p{n}"
+            f"SELECT pk FROM (SELECT pk FROM agentmem_items WHERE user_id = :fts_user"
+            f" AND search_vector @@ {q} ORDER BY pk DESC LIMIT {share}) p{n}"
             for n, q in enumerate(queries)
         )
         tsquery = "(" + " || ".join(queries) + ")"
