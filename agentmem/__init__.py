@@ -43,6 +43,7 @@ from .records import (
     RetryReport,
     SearchHit,
     Usage,
+    UserSummary,
 )
 from .store.sessions import SessionInfo
 from .tools import MemoryTools
@@ -96,5 +97,6 @@ __all__ = [
     "ToolRequest",
     "TransientModelError",
     "Usage",
+    "UserSummary",
     "__version__",
 ]

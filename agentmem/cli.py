@@ -1,5 +1,6 @@
-"""The ``agentmem`` command: inspect, export, import and delete users' memory; run the offline demo;
-copy the default extraction prompts into a folder to customise them.
+"""The ``agentmem`` command: list users; inspect, export, import and delete their memory; run the
+offline demo; copy the default extraction prompts into a folder to
+customise them.
 
 Stdlib ``argparse`` only. Nothing here (or anything it imports) loads litellm, so every command
 starts fast and works without an API key or network.
@@ -171,6 +172,25 @@ def _forget(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _users(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    found = mem.list_users()
+    if not found:
+        print("no users with memory", file=out)
+        return EXIT_OK
+    rows = [
+        [
+            user.user_id,
+            str(user.items),
+            str(user.sessions),
+            "-" if user.last_activity is None else f"{user.last_activity:%Y-%m-%d %H:%M:%S}",
+        ]
+        for user in found
+    ]
+    headers = ["user", "items", "sessions", "last activity (UTC)"]
+    print("\n".join([f"users ({len(found)})", *format_table(headers, rows)]), file=out)
+    return EXIT_OK
+
+
 def _confirm_delete(user: str, out: TextIO) -> bool:
     print(f"Delete all memory of {user!r}, history included? This cannot be undone.", file=out)
     print("Type the user id to confirm: ", end="", file=out, flush=True)
@@ -306,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("user", metavar="USER")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
+    sub.add_parser(
+        "users", parents=[common], help="list the users with memory: items, sessions, last activity"
+    )
+
     demo = sub.add_parser(
         "demo",
         help="learn from three users' conversations and print their context (offline, no API key)",
@@ -354,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
             "import": _import,
             "forget": _forget,
             "delete-user": _delete_user,
+            "users": _users,
         }
         with MemoryManager(db=args.db) as mem:
             return handlers[args.command](mem, args, out)

@@ -1,4 +1,4 @@
-"""Typed records the public API returns: items, events, changes, search hits and snapshots."""
+"""Typed records the public API returns: items, events, changes, search hits, snapshots and users."""
 
 from __future__ import annotations
 
@@ -187,3 +187,16 @@ class RetryReport:
     retried: int
     results: list[LearnResult]
     still_pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """One user with memory (``MemoryManager.list_users``)."""
+
+    user_id: str
+    items: int
+    """Live items, shared and every agent's private ones."""
+    sessions: int
+    """Conversations (see ``MemoryManager.sessions``)."""
+    last_activity: datetime | None
+    """When the user's memory or a session of theirs last changed (None if neither ever did)."""
