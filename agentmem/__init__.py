@@ -34,6 +34,7 @@ from .extraction.retry import RetryPolicy
 from .layers import Fact, FeedbackEntry, Policies, Profile
 from .manager import MemoryManager
 from .records import (
+    Backup,
     Change,
     Cost,
     LearnResult,
@@ -57,6 +58,7 @@ __all__ = [
     "Agent",
     "AgentMemError",
     "AuthenticationError",
+    "Backup",
     "Change",
     "ClosedError",
     "ConfigurationError",

@@ -1,5 +1,5 @@
-"""The ``agentmem`` command: list users; inspect, export, import and delete their memory; run the
-offline demo; copy the default extraction prompts into a folder to
+"""The ``agentmem`` command: list users, inspect, export, import and delete their memory; back up and
+restore the whole database; run the offline demo; copy the default extraction prompts into a folder to
 customise them.
 
 Stdlib ``argparse`` only. Nothing here (or anything it imports) loads litellm, so every command
@@ -191,6 +191,19 @@ def _users(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _backup(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    made = mem.backup(args.path, overwrite=args.force)
+    what = "a SQLite database file" if made.kind == "sqlite" else "JSON lines, one export per user"
+    print(f"backed up {made.users} users to {made.path} ({what})", file=out)
+    return EXIT_OK
+
+
+def _restore(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    count = mem.restore(args.path)
+    print(f"restored {count} users from {args.path}", file=out)
+    return EXIT_OK
+
+
 def _confirm_delete(user: str, out: TextIO) -> bool:
     print(f"Delete all memory of {user!r}, history included? This cannot be undone.", file=out)
     print("Type the user id to confirm: ", end="", file=out, flush=True)
@@ -330,6 +343,20 @@ def build_parser() -> argparse.ArgumentParser:
         "users", parents=[common], help="list the users with memory: items, sessions, last activity"
     )
 
+    backup = sub.add_parser(
+        "backup",
+        parents=[common],
+        help="back up the whole database while it is in use (SQLite: a database file; PostgreSQL: "
+        "every user's export, as JSON lines)",
+    )
+    backup.add_argument("path", metavar="PATH", help="the file to write")
+    backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+
+    restore = sub.add_parser(
+        "restore", parents=[common], help="restore a backup into an empty database (either backend)"
+    )
+    restore.add_argument("path", metavar="PATH", help="a file written by agentmem backup")
+
     demo = sub.add_parser(
         "demo",
         help="learn from three users' conversations and print their context (offline, no API key)",
@@ -379,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             "forget": _forget,
             "delete-user": _delete_user,
             "users": _users,
+            "backup": _backup,
+            "restore": _restore,
         }
         with MemoryManager(db=args.db) as mem:
             return handlers[args.command](mem, args, out)

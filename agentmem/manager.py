@@ -22,6 +22,7 @@ from .extraction.templates import PromptSet, load_prompt
 from .extraction.turns import select_turns
 from .layers import LAYER_TYPES, Layer
 from .records import (
+    Backup,
     Change,
     LearnResult,
     MemoryEvent,
@@ -31,7 +32,7 @@ from .records import (
     UserSummary,
 )
 from .scope import Scope, check_id, prefer_agent
-from .store import ContextRow, Store, Top, transfer, users
+from .store import ContextRow, Store, Top, backup, transfer, users
 from .store.engine import resolve_url
 from .tokens import TokenCounter, default_counter
 from .tools import MemoryTools
@@ -460,6 +461,28 @@ class MemoryManager:
         doc = transfer.parse_export(data, self._layers)
         with self._store.write(Scope.of(doc.user_id)) as writer:
             return transfer.import_user(writer.conn, doc)
+
+    def backup(self, path: str | Path, *, overwrite: bool = False) -> Backup:
+        """Back up the whole database to ``path`` while it is in use: writes acknowledged before the
+        call are in it. SQLite: a consistent copy of the database file (``VACUUM INTO``); PostgreSQL:
+        every user's export, read from one snapshot, as JSON lines. Restore it with :meth:`restore`.
+
+        Raises:
+            ConflictError: ``path`` exists and ``overwrite`` is false.
+            StoreError: the backup could not be written (nothing is left at ``path`` then).
+        """
+        return backup.write_backup(self._store.engine, Path(path), overwrite=overwrite)
+
+    def restore(self, path: str | Path) -> int:
+        """Restore a :meth:`backup` (of either backend) into this manager's database, which must hold
+        no memory yet; return the number of users restored. Every user is checked as
+        :meth:`import_user` checks, and all are written in one transaction: on an error, nothing is.
+
+        Raises:
+            ConflictError: the database already holds memory.
+            InvalidInputError: ``path`` is not a readable, complete backup, or holds invalid data.
+        """
+        return backup.restore(self._store.writer_engine, Path(path), self._layers)
 
     # ---- lifecycle -------------------------------------------------------------------------
 
