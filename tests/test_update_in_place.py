@@ -52,7 +52,7 @@ def test_fields_of_a_collection_item_change_without_its_text(mem: MemoryManager)
     ("fields", "text", "expected"),
     [
         ({"role": "data analyst"}, "data scientist", "data scientist"),
-        ({"expertise": ["pandas", "SQL"]}, "pandas, Polars", ["pandas", "Polars"]),
+        ({"expertise": ["pandas", "SQL"]}, "pandas, Polars, polars", ["pandas", "Polars"]),
     ],
     ids=["scalar", "list"],
 )

@@ -277,8 +277,9 @@ class DocumentLayer(Layer):
         if fields or text is None:
             raise InvalidInputError(f"a {self.name} item has one value: give its new text, and no fields")
         if not self._is_element(item.key) and self.schema.fields[self.field_of(item.key)].is_list:
-            # The whole list at once (a model sends it as one string): its elements comma-separated.
-            return [element.strip() for element in text.split(",") if element.strip()]
+            # The whole list at once (a model sends it as one string): its elements comma-separated,
+            # each once, as a merge would keep them.
+            return _union([], [element.strip() for element in text.split(",") if element.strip()])
         return text
 
     def handle(self, writes: Writes) -> DocumentHandle:

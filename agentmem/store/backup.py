@@ -31,13 +31,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, create_engine, select
 
 from ..errors import ConflictError, InvalidInputError, StoreError
 from ..layers import Layer
 from ..records import Backup
 from . import transfer
-from .engine import make_engine
 from .export_format import KINDS
 from .users import every_user_id
 
@@ -74,7 +73,10 @@ def _replacing(path: Path) -> Iterator[Path]:
     partial.unlink()  # VACUUM INTO refuses an existing file, even an empty one
     try:
         yield partial
-        os.replace(partial, path)
+        try:
+            os.replace(partial, path)
+        except OSError as exc:
+            raise StoreError(f"cannot write a backup to {path}: {exc.strerror or exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
 
@@ -97,7 +99,7 @@ def _vacuum_into(engine: Engine, target: Path) -> None:
 
 
 def _sqlite_users(path: Path) -> int:
-    engine = make_engine(f"sqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}")  # a plain engine: the backup's file stays as written
     try:
         with engine.connect() as conn:
             return len(every_user_id(conn))
