@@ -34,6 +34,7 @@ from .extraction.retry import RetryPolicy
 from .layers import Fact, FeedbackEntry, Policies, Profile
 from .manager import MemoryManager
 from .records import (
+    Backup,
     Change,
     Cost,
     LearnResult,
@@ -43,6 +44,7 @@ from .records import (
     RetryReport,
     SearchHit,
     Usage,
+    UserSummary,
 )
 from .store.sessions import SessionInfo
 from .tools import MemoryTools
@@ -56,6 +58,7 @@ __all__ = [
     "Agent",
     "AgentMemError",
     "AuthenticationError",
+    "Backup",
     "Change",
     "ClosedError",
     "ConfigurationError",
@@ -96,5 +99,6 @@ __all__ = [
     "ToolRequest",
     "TransientModelError",
     "Usage",
+    "UserSummary",
     "__version__",
 ]

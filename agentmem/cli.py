@@ -1,5 +1,6 @@
-"""The ``agentmem`` command: inspect, export, import and delete users' memory; run the offline demo;
-copy the default extraction prompts into a folder to customise them.
+"""The ``agentmem`` command: list users, inspect, export, import and delete their memory; back up and
+restore the whole database; run the offline demo; copy the default extraction prompts into a folder to
+customise them.
 
 Stdlib ``argparse`` only. Nothing here (or anything it imports) loads litellm, so every command
 starts fast and works without an API key or network.
@@ -171,6 +172,38 @@ def _forget(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _users(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    found = mem.list_users()
+    if not found:
+        print("no users with memory", file=out)
+        return EXIT_OK
+    rows = [
+        [
+            user.user_id,
+            str(user.items),
+            str(user.sessions),
+            "-" if user.last_activity is None else f"{user.last_activity:%Y-%m-%d %H:%M:%S}",
+        ]
+        for user in found
+    ]
+    headers = ["user", "items", "sessions", "last activity (UTC)"]
+    print("\n".join([f"users ({len(found)})", *format_table(headers, rows)]), file=out)
+    return EXIT_OK
+
+
+def _backup(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    made = mem.backup(args.path, overwrite=args.force)
+    what = "a SQLite database file" if made.kind == "sqlite" else "JSON lines, one export per user"
+    print(f"backed up {made.users} users to {made.path} ({what})", file=out)
+    return EXIT_OK
+
+
+def _restore(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    count = mem.restore(args.path)
+    print(f"restored {count} users from {args.path}", file=out)
+    return EXIT_OK
+
+
 def _confirm_delete(user: str, out: TextIO) -> bool:
     print(f"Delete all memory of {user!r}, history included? This cannot be undone.", file=out)
     print("Type the user id to confirm: ", end="", file=out, flush=True)
@@ -306,6 +339,24 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("user", metavar="USER")
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
+    sub.add_parser(
+        "users", parents=[common], help="list the users with memory: items, sessions, last activity"
+    )
+
+    backup = sub.add_parser(
+        "backup",
+        parents=[common],
+        help="back up the whole database while it is in use (SQLite: a database file; PostgreSQL: "
+        "every user's export, as JSON lines)",
+    )
+    backup.add_argument("path", metavar="PATH", help="the file to write")
+    backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+
+    restore = sub.add_parser(
+        "restore", parents=[common], help="restore a backup into an empty database (either backend)"
+    )
+    restore.add_argument("path", metavar="PATH", help="a file written by agentmem backup")
+
     demo = sub.add_parser(
         "demo",
         help="learn from three users' conversations and print their context (offline, no API key)",
@@ -354,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
             "import": _import,
             "forget": _forget,
             "delete-user": _delete_user,
+            "users": _users,
+            "backup": _backup,
+            "restore": _restore,
         }
         with MemoryManager(db=args.db) as mem:
             return handlers[args.command](mem, args, out)

@@ -21,9 +21,18 @@ from .extraction.retry import RetryPolicy, retry_policy
 from .extraction.templates import PromptSet, load_prompt
 from .extraction.turns import select_turns
 from .layers import LAYER_TYPES, Layer
-from .records import Change, LearnResult, MemoryEvent, MemoryState, RetryReport, SearchHit
+from .records import (
+    Backup,
+    Change,
+    LearnResult,
+    MemoryEvent,
+    MemoryState,
+    RetryReport,
+    SearchHit,
+    UserSummary,
+)
 from .scope import Scope, check_id, prefer_agent
-from .store import ContextRow, Store, Top, transfer
+from .store import ContextRow, Store, Top, backup, transfer, users
 from .store.engine import resolve_url
 from .tokens import TokenCounter, default_counter
 from .tools import MemoryTools
@@ -274,6 +283,41 @@ class MemoryManager:
         """
         return self._writes.forget(Scope.of(user_id, agent_id), item_id, source="manual")
 
+    def update(
+        self,
+        item_id: str,
+        text: str | None = None,
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        **fields: Any,
+    ) -> Change | None:
+        """Change one live item in place: it keeps its id, and its ``update`` event in :meth:`history`
+        holds the old value. Checked like a new write (schema, sizes, secrets); on an error nothing
+        changes. Returns the change, or ``None`` when the item already says that.
+
+        Args:
+            text: the new text (a profile or policy value; for a list field, all of its elements,
+                comma-separated).
+            fields: new values of a collection item's other fields (``topics=["home"]``).
+
+        Raises:
+            NotFoundError: no such live item visible to the scope.
+            ConflictError: another live item already says the new text; update or forget that one.
+            InvalidInputError: an unknown field, an empty or invalid value; SecretError for a secret.
+        """
+        scope = Scope.of(user_id, agent_id)
+        session = check_id(session_id, "session_id", required=False)
+        if text is not None:
+            if not isinstance(text, str):
+                raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
+            text = checked_text(text, "text").strip()
+        if text is None and not fields:
+            raise InvalidInputError("update needs text or fields to change")
+        changes = self._writes.update(scope, item_id, text, fields, source="manual", session_id=session)
+        return changes[0] if changes else None
+
     # ---- reads -----------------------------------------------------------------------------
 
     def get(self, *, user_id: str, agent_id: str | None = None) -> MemoryState:
@@ -288,6 +332,12 @@ class MemoryManager:
     def agents(self, user_id: str) -> list[str]:
         """The ids of the agents that keep private memory (live items) of this user, sorted."""
         return self._store.agents(Scope.of(user_id))
+
+    def list_users(self) -> list[UserSummary]:
+        """Every user with memory, history or sessions, by user id: how many live items and sessions
+        each has, and when their memory or a session last changed. One grouped, index-served query."""
+        with self._store.engine.connect() as conn:
+            return users.list_users(conn)
 
     def _state(self, scope: Scope) -> MemoryState:
         items = prefer_agent(self._store.live(scope))  # in write order: the store reads by primary key
@@ -411,6 +461,28 @@ class MemoryManager:
         doc = transfer.parse_export(data, self._layers)
         with self._store.write(Scope.of(doc.user_id)) as writer:
             return transfer.import_user(writer.conn, doc)
+
+    def backup(self, path: str | Path, *, overwrite: bool = False) -> Backup:
+        """Back up the whole database to ``path`` while it is in use: writes acknowledged before the
+        call are in it. SQLite: a consistent copy of the database file (``VACUUM INTO``); PostgreSQL:
+        every user's export, read from one snapshot, as JSON lines. Restore it with :meth:`restore`.
+
+        Raises:
+            ConflictError: ``path`` exists and ``overwrite`` is false.
+            StoreError: the backup could not be written (nothing is left at ``path`` then).
+        """
+        return backup.write_backup(self._store.engine, Path(path), overwrite=overwrite)
+
+    def restore(self, path: str | Path) -> int:
+        """Restore a :meth:`backup` (of either backend) into this manager's database, which must hold
+        no memory yet; return the number of users restored. Every user is checked as
+        :meth:`import_user` checks, and all are written in one transaction: on an error, nothing is.
+
+        Raises:
+            ConflictError: the database already holds memory.
+            InvalidInputError: ``path`` is not a readable, complete backup, or holds invalid data.
+        """
+        return backup.restore(self._store.writer_engine, Path(path), self._layers)
 
     # ---- lifecycle -------------------------------------------------------------------------
 

@@ -1,10 +1,11 @@
-"""Typed records the public API returns: items, events, changes, search hits and snapshots."""
+"""Typed records the public API returns: items, events, changes, search hits, snapshots, users and backups."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 
 Source = Literal["extracted", "agentic", "manual", "imported"]
@@ -187,3 +188,26 @@ class RetryReport:
     retried: int
     results: list[LearnResult]
     still_pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserSummary:
+    """One user with memory (``MemoryManager.list_users``)."""
+
+    user_id: str
+    items: int
+    """Live items, shared and every agent's private ones."""
+    sessions: int
+    """Conversations (see ``MemoryManager.sessions``)."""
+    last_activity: datetime | None
+    """When the user's memory or a session of theirs last changed (None if neither ever did)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backup:
+    """A backup ``MemoryManager.backup`` wrote: a SQLite database file (``"sqlite"``), or JSON lines of
+    every user's export (``"logical"``, from PostgreSQL). ``MemoryManager.restore`` reads either."""
+
+    path: Path
+    kind: Literal["sqlite", "logical"]
+    users: int

@@ -86,7 +86,7 @@ class MemoryTools:
             ),
             _fn(
                 "update",
-                "Correct a stored memory (ids come from memory_search).",
+                "Correct a stored memory in place (ids come from memory_search).",
                 {
                     "item_id": {"type": "string"},
                     "value": {
@@ -167,12 +167,13 @@ class MemoryTools:
     def _update(self, item_id: str, value: str) -> dict[str, Any]:
         if not value or not value.strip():
             raise ValueError("value must not be empty")
-        # A correction applies where the item lives (shared or this agent's), as forget does.
+        # In place (the id stays), where the item lives (shared or this agent's), as forget does.
         return self._record(
-            self.writes.correct(
+            self.writes.update(
                 self.scope,
                 item_id,
                 value.strip(),
+                {},
                 source="agentic",
                 session_id=self.session_id,
                 generation=self.generation,

@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Any
 
-from .layers import Delete, Layer, Patch
+from .errors import ConflictError
+from .layers import Delete, Layer, Patch, Update
 from .records import Change, MemoryState
 from .scope import Scope, check_id
 from .store import Store, Writer
@@ -76,22 +78,48 @@ class Writes:
             )
         return changes[0]
 
-    def correct(
+    def update(
         self,
         scope: Scope,
         item_id: str,
-        value: str,
+        text: str | None,
+        fields: Mapping[str, Any],
         *,
         source: str,
         session_id: str | None,
         generation: str | None = None,
     ) -> list[Change]:
-        """Correct one live item the scope sees to ``value``, where it lives (shared or the agent's)."""
+        """Change one live item the scope sees in place, where it lives (shared or the agent's): same id,
+        the old value in its ``update`` event. Checked like a new item; no change when it already says it.
+
+        Raises:
+            NotFoundError: no such live item in the scope.
+            ConflictError: another live item already says what the item would say (the same key).
+        """
         check_id(item_id, "item_id", required=True)
         with self._store.write(scope, generation=generation) as writer:
             item = writer.item(item_id)  # read under the lock, as forget does
             layer = self._layers[item.layer]
-            patches = [(item.layer, patch) for patch in layer.corrected(item, value, session_id)]
-            return apply_patches(
-                writer.in_scope(item.agent_id), self._layers, patches, source=source, session_id=session_id
+            new = layer.stored(item.key, layer.revised(item, text, fields), item.count, item.created_at)
+            if new.key == item.key and new.value == item.value and item.explicit:
+                return []
+            owner = writer.in_scope(item.agent_id)
+            if new.key != item.key:
+                clash = owner.live_matching(item.layer, keys=[new.key])
+                if clash:
+                    raise ConflictError(
+                        f"memory item {clash[0].id!r} already says this; update or forget that one"
+                    )
+            update = Update(
+                target=item,
+                value=new.value,
+                text=new.text,
+                line=new.line,
+                count=item.count,
+                explicit=True,  # what a person (or their agent) set on purpose
+                confidence=1.0,
+                meta=item.meta,
+                reason="updated",
+                key=new.key,
             )
+            return owner.apply(item.layer, [update], source=source, session_id=session_id)

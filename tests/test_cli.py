@@ -506,3 +506,52 @@ def test_cli_never_imports_litellm(tmp_path: Path) -> None:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+# ---- users -------------------------------------------------------------------------------------
+
+
+def test_the_users_command_prints_a_table(db_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--db", db_url, "users"]) == 0
+    assert capsys.readouterr().out == "no users with memory\n"
+    with MemoryManager(db=db_url) as mem:
+        mem.knowledge.add("Lives in York", user_id="sarah")
+        mem.sessions.add("s1", [{"role": "user", "content": "hi"}], user_id="bob")
+        last = {u.user_id: u.last_activity for u in mem.list_users()}
+
+    assert main(["users", "--db", db_url]) == 0
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "users (2)"
+    assert lines[1].split() == ["user", "items", "sessions", "last", "activity", "(UTC)"]
+    assert set(lines[2].replace(" ", "")) == {"-"}
+    assert lines[3].split() == ["bob", "0", "1", *f"{last['bob']:%Y-%m-%d %H:%M:%S}".split()]
+    assert lines[4].split() == ["sarah", "1", "0", *f"{last['sarah']:%Y-%m-%d %H:%M:%S}".split()]
+    assert lines[3].index("0") == lines[1].index("items")  # aligned columns
+
+
+# ---- backup and restore ----------------------------------------------------------------------------
+
+
+def test_backup_then_restore_into_a_new_database(
+    capsys: pytest.CaptureFixture[str], db_url: str, stored: dict[str, str], tmp_path: Path
+) -> None:
+    backup, target = tmp_path / "nightly.db", f"sqlite:///{tmp_path / 'restored.db'}"
+
+    assert run(capsys, "--db", db_url, "backup", str(backup)) == (
+        0,
+        f"backed up 2 users to {backup} (a SQLite database file)\n",
+        "",
+    )
+    code, out, err = run(capsys, "--db", db_url, "backup", str(backup))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: {backup} already exists; nothing written")
+    assert run(capsys, "--db", db_url, "backup", str(backup), "--force")[0] == 0
+
+    assert run(capsys, "restore", str(backup), "--db", target) == (0, f"restored 2 users from {backup}\n", "")
+    code, out, err = run(capsys, "restore", str(backup), "--db", target)
+    assert (code, out) == (1, "")
+    assert "restore needs an empty database" in err
+    with MemoryManager(db=db_url) as source, MemoryManager(db=target) as restored:
+        for user in ("sarah", "marco"):
+            assert restored.export_user(user) == source.export_user(user)

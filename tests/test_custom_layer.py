@@ -187,10 +187,16 @@ def test_the_memory_tools_and_search_reach_the_layer(make: Factory) -> None:
     tools.dispatch("memory_update", {"item_id": hit.item.id, "value": "Learn Spanish to B1"})
     (goal,) = mem.layer("goals").list(user_id=USER)
     assert (goal.data.text, goal.data.status) == ("Learn Spanish to B1", "dropped")  # other fields kept
+    assert goal.id == hit.item.id  # updated in place
     assert mem.get(user_id=USER)["diet"].allergies == ["peanuts"]
     tools.dispatch("memory_forget", {"item_id": goal.id})
     assert mem.layer("goals").list(user_id=USER) == []
-    assert [c.layer for c in tools.changes] == ["goals", "diet", "goals", "goals", "goals"]
+    assert [(c.op, c.layer) for c in tools.changes] == [
+        ("add", "goals"),
+        ("add", "diet"),
+        ("update", "goals"),
+        ("delete", "goals"),
+    ]
 
 
 def test_export_and_import_keep_the_layer_exactly(make: Factory, tmp_path: Path) -> None:

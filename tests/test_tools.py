@@ -141,7 +141,7 @@ def test_update_a_document_field(mem: MemoryManager, tools: MemoryTools) -> None
     assert (updated.old, updated.new) == ("data analyst", "data scientist")
 
 
-def test_update_a_list_field_replaces_the_list(mem: MemoryManager, tools: MemoryTools) -> None:
+def test_update_a_list_field_replaces_the_list_in_place(mem: MemoryManager, tools: MemoryTools) -> None:
     mem.profile.update(user_id=SARAH, expertise=["pandas", "SQL"])
     expertise = mem.get(user_id=SARAH).item("profile", "expertise")
     assert expertise is not None
@@ -149,39 +149,30 @@ def test_update_a_list_field_replaces_the_list(mem: MemoryManager, tools: Memory
 
     result = call(tools, "memory_update", {"item_id": expertise.id, "value": "pandas, Polars"})
 
-    assert result["ok"] is True
+    assert result == {"ok": True, "changes": [{"op": "update", "id": expertise.id}]}
     assert mem.get(user_id=SARAH).profile.expertise == ["pandas", "Polars"]  # not [..., "pandas, Polars"]
     events = [(e.op, e.old, e.new, e.source) for e in mem.history(user_id=SARAH)]
-    assert events[1:] == [
-        ("delete", ["pandas", "SQL"], None, "agentic"),
-        ("add", None, ["pandas", "Polars"], "agentic"),
-    ]
-    corrected = mem.get(user_id=SARAH).item("profile", "expertise")
-    assert corrected is not None
-    same = call(tools, "memory_update", {"item_id": corrected.id, "value": "pandas,Polars"})
+    assert events[1:] == [("update", ["pandas", "SQL"], ["pandas", "Polars"], "agentic")]
+    same = call(tools, "memory_update", {"item_id": expertise.id, "value": "pandas,Polars"})
     assert same == {"ok": True, "changes": "already known"}
-    empty = call(tools, "memory_update", {"item_id": corrected.id, "value": " , "})
+    empty = call(tools, "memory_update", {"item_id": expertise.id, "value": " , "})
     assert empty["ok"] is False
     assert mem.get(user_id=SARAH).profile.expertise == ["pandas", "Polars"]
 
 
-def test_update_a_fact_supersedes_it(mem: MemoryManager, tools: MemoryTools) -> None:
+def test_update_a_fact_in_place_keeps_its_id_and_other_fields(mem: MemoryManager, tools: MemoryTools) -> None:
     berlin = mem.knowledge.add("Lives in Berlin", user_id=SARAH, topics=["home"])
 
     result = call(tools, "memory_update", {"item_id": berlin, "value": "Lives in Munich"})
 
-    assert result["ok"] is True
+    assert result == {"ok": True, "changes": [{"op": "update", "id": berlin}]}
     [munich] = mem.get(user_id=SARAH).knowledge
-    assert munich.text == "Lives in Munich"
+    assert (munich.id, munich.text) == (berlin, "Lives in Munich")
     assert munich.data.topics == ["home"]  # the other fields of the fact are kept
-    assert {(c["op"], c["id"]) for c in result["changes"]} >= {("supersede", berlin)}
-    closed = next(i for i in mem.export_user(SARAH)["items"] if i["id"] == berlin)
-    assert closed["valid_to"] is not None
-    assert closed["superseded_by"] == munich.id
-    assert [(e.op, e.source) for e in mem.history(user_id=SARAH, item_id=berlin)] == [
-        ("add", "manual"),
-        ("supersede", "agentic"),
-    ]
+    [added, updated] = mem.history(user_id=SARAH, item_id=berlin)
+    assert (added.op, added.source, updated.op, updated.source) == ("add", "manual", "update", "agentic")
+    assert (updated.old["text"], updated.new["text"]) == ("Lives in Berlin", "Lives in Munich")
+    assert updated.session_id == "s1"
 
 
 def test_update_of_an_unknown_id_is_refused(mem: MemoryManager, tools: MemoryTools) -> None:
@@ -410,7 +401,7 @@ def test_an_agents_tool_corrects_a_shared_fact_where_it_lives(mem: MemoryManager
     assert result["ok"] is True
     for agent_id in (None, "coach", "another-agent"):  # one truth, seen by every agent
         assert [i.text for i in mem.get(user_id="ana", agent_id=agent_id).knowledge] == ["Lives in Munich"]
-    assert [e.op for e in mem.history(user_id="ana", item_id=shared)] == ["add", "supersede"]
+    assert [e.op for e in mem.history(user_id="ana", item_id=shared)] == ["add", "update"]
 
 
 def test_forgetting_an_item_twice_is_not_found_the_second_time(mem: MemoryManager) -> None:

@@ -280,8 +280,14 @@ class Layer(ABC):
         """The patch for ``memory_remember(layer=<this>, value=..., **arguments)``."""
 
     @abstractmethod
-    def corrected(self, item: MemoryItem, value: str, occurrence: str | None) -> list[Patch]:
-        """The patches that correct ``item`` to ``value`` (``memory_update``), in order."""
+    def revised(self, item: MemoryItem, text: str | None, fields: Mapping[str, Any]) -> Any:
+        """The value ``item`` has after an update in place (``memory.update``, ``memory_update``):
+        ``text`` its new text, ``fields`` new values of other schema fields. Need not be checked:
+        the update passes it through :meth:`stored`, which validates it and derives key, text and line.
+
+        Raises:
+            InvalidInputError: the layer's items cannot change that way (e.g. fields it lacks).
+        """
 
     @abstractmethod
     def handle(self, writes: Writes) -> Any:

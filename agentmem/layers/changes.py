@@ -84,6 +84,8 @@ class Update:
     confidence: float
     meta: Mapping[str, Any]
     reason: str | None = None
+    key: str | None = None
+    """The item's new key, when an update in place changes what it is keyed by (None: unchanged)."""
 
 
 @dataclass(frozen=True, slots=True)

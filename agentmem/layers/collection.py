@@ -278,9 +278,10 @@ class CollectionLayer(Layer):
         entry = self.schema.validate_entry({**given, "text": value}, self.name)
         return NewEntries((Entry(entry, occurrence=occurrence),))
 
-    def corrected(self, item: MemoryItem, value: str, occurrence: str | None) -> list[Patch]:
-        entry = self.schema.validate_entry({**item.value, "text": value}, self.name)
-        return [NewEntries((Entry(entry, replaces=item.id, occurrence=occurrence),))]
+    def revised(self, item: MemoryItem, text: str | None, fields: Mapping[str, Any]) -> Any:
+        if "text" in fields:
+            raise InvalidInputError("give the new text as text, not as a field")
+        return {**item.value, **fields, **({} if text is None else {"text": text})}
 
     def handle(self, writes: Writes) -> CollectionHandle:
         return CollectionHandle(writes, self)

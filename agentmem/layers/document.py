@@ -273,21 +273,14 @@ class DocumentLayer(Layer):
         raw: Any = [value] if self.schema.fields[field].is_list else value
         return FieldPatch({field: self.schema.validate_field(field, raw, self.name)})
 
-    def corrected(self, item: MemoryItem, value: str, occurrence: str | None) -> list[Patch]:
-        field = self.field_of(item.key)
-        if self._is_element(item.key):
-            new = self.schema.validate_field(field, [value], self.name)
-            if self.element_key(field, new[0]) == item.key:
-                return [FieldPatch({field: new})]
-            return [FieldPatch({}, remove=(item.key,)), FieldPatch({field: new})]
-        if self.schema.fields[field].is_list:
-            # A correction replaces the list; remembering would only add the text as one more element.
-            elements = [v.strip() for v in value.split(",") if v.strip()]
-            if not elements:
-                raise InvalidInputError("value has no items; to forget the whole list use memory_forget")
-            new = self.schema.validate_field(field, elements, self.name)
-            return [] if new == item.value else [FieldPatch({}, remove=(field,)), FieldPatch({field: new})]
-        return [FieldPatch({field: self.schema.validate_field(field, value, self.name)})]
+    def revised(self, item: MemoryItem, text: str | None, fields: Mapping[str, Any]) -> Any:
+        if fields or text is None:
+            raise InvalidInputError(f"a {self.name} item has one value: give its new text, and no fields")
+        if not self._is_element(item.key) and self.schema.fields[self.field_of(item.key)].is_list:
+            # The whole list at once (a model sends it as one string): its elements comma-separated,
+            # each once, as a merge would keep them.
+            return _union([], [element.strip() for element in text.split(",") if element.strip()])
+        return text
 
     def handle(self, writes: Writes) -> DocumentHandle:
         return DocumentHandle(writes, self)

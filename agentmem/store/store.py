@@ -87,6 +87,13 @@ class Store:
         self._require_open()
         return self._engine
 
+    @property
+    def writer_engine(self) -> Engine:
+        """The engine whose transactions take the write lock before anything else (on SQLite), for a
+        write to the whole database (a restore); ClosedError once the store is closed."""
+        self._require_open()
+        return self._writer_engine
+
     def _require_open(self) -> None:
         if self._closed:
             raise ClosedError("this MemoryManager is closed; create a new one to use the database")

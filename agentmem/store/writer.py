@@ -80,6 +80,7 @@ class Writer:
                 batch.edited.append(
                     {
                         "_id": target.id,
+                        "key": op.key or target.key,
                         "value": op.value,
                         "text": op.text,
                         "line": op.line,
@@ -287,7 +288,7 @@ _CLOSE_ITEM = (
         updated_at=bindparam("updated_at"),
     )
 )
-_EDITED = ("value", "text", "line", "count", "explicit", "confidence", "meta", "updated_at")
+_EDITED = ("key", "value", "text", "line", "count", "explicit", "confidence", "meta", "updated_at")
 _EDIT_ITEM = ITEMS.update().where(ITEMS.c.id == bindparam("_id")).values({c: bindparam(c) for c in _EDITED})
 
 
