@@ -45,6 +45,7 @@ from .records import (
     Usage,
 )
 from .store.sessions import SessionInfo
+from .templates import MemoryTemplate
 from .tools import MemoryTools
 
 __version__ = "0.1.0"
@@ -74,6 +75,7 @@ __all__ = [
     "MemoryItem",
     "MemoryManager",
     "MemoryState",
+    "MemoryTemplate",
     "MemoryTools",
     "Message",
     "Model",

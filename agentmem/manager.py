@@ -26,7 +26,7 @@ from .records import Change, LearnResult, MemoryEvent, MemoryState, RetryReport,
 from .scope import Scope, check_id, prefer_agent
 from .store import ContextRow, Store, Top, transfer
 from .store.engine import resolve_url
-from .templates import MemoryTemplate, Templates
+from .templates import LayerVariables, MemoryTemplate, Templates
 from .tokens import TokenCounter, default_counter
 from .tools import MemoryTools
 from .validation import checked_text
@@ -151,6 +151,7 @@ class MemoryManager:
             "feedback": feedback_extraction_prompt,
         }
         self._layers = _build_layers(layers, schemas, prompts)
+        variables = LayerVariables.of(list(self._layers.values()))  # a clash fails before the store opens
         if extraction not in ("combined", "per_layer"):
             raise ConfigurationError(f"extraction must be 'combined' or 'per_layer', got {extraction!r}")
         extracted = [layer for layer in self._layers.values() if layer.config.extract]
@@ -198,7 +199,7 @@ class MemoryManager:
         self.feedback = self._handles["feedback"]
         """``add``/``add_many``/``list`` feedback entries."""
         self._templates = Templates(
-            list(self._layers.values()), self._compile, self._store.live, self.sessions
+            list(self._layers.values()), variables, self._compile, self._store.live, self.sessions
         )
 
     def layer(self, name: str) -> Any:

@@ -129,11 +129,43 @@ def _recent(messages: Sequence[Mapping[str, object]]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class LayerVariables:
+    """The variables the layers fill, each to its layer: the layer's lines (``blocks``, by the layer's
+    name and aliases) or one value of it (``fields``, a document's field)."""
+
+    blocks: dict[str, Layer]
+    fields: dict[str, Layer]
+
+    @classmethod
+    def of(cls, layers: Sequence[Layer]) -> LayerVariables:
+        """Ask each layer; two layers (or a layer and a fixed variable) may not fill one name.
+
+        Raises:
+            ConfigurationError: a name is taken twice (checked when the manager is created).
+        """
+        found = cls({}, {})
+        taken = dict.fromkeys(FIXED, "built in")
+        for layer in layers:
+            mine = [(name, found.blocks) for name in (layer.name, *layer.template_aliases)]
+            mine += [(name, found.fields) for name in layer.template_variables()]
+            for name, kind in mine:
+                if name in taken:
+                    raise ConfigurationError(
+                        f"layer {layer.name!r} would fill the template variable {{{{{name}}}}}, which is "
+                        f"{taken[name]}; rename the layer or set its variable_prefix"
+                    )
+                taken[name] = f"filled by layer {layer.name!r}"
+                kind[name] = layer
+        return found
+
+
 class Templates:
     """Checks and renders templates against one memory's layers.
 
     Args:
-        layers: the memory's layers in authority order; each says which variables it fills.
+        layers: the memory's layers in authority order.
+        variables: what each layer fills (``LayerVariables.of(layers)``).
         compile_layers: compiles layers for a scope (the read path of ``compile``).
         live_items: reads a scope's live items of some layers.
         sessions: the memory's sessions (recent messages and summaries).
@@ -143,27 +175,15 @@ class Templates:
     def __init__(
         self,
         layers: Sequence[Layer],
+        variables: LayerVariables,
         compile_layers: CompileLayers,
         live_items: LiveItems,
         sessions: Sessions,
         named: NamedVariables = no_variables,
     ) -> None:
         self._layers = list(layers)
+        self._blocks, self._fields = variables.blocks, variables.fields
         self._compile, self._live, self._sessions, self._named = compile_layers, live_items, sessions, named
-        self._blocks: dict[str, Layer] = {}  # {{knowledge}}: the layer's lines
-        self._fields: dict[str, Layer] = {}  # {{user_name}}: one value a layer fills
-        taken = dict.fromkeys(FIXED, "built in")
-        for layer in self._layers:
-            mine = [(name, self._blocks) for name in (layer.name, *layer.template_aliases)]
-            mine += [(name, self._fields) for name in layer.template_variables()]
-            for name, kind in mine:
-                if name in taken:
-                    raise ConfigurationError(
-                        f"layer {layer.name!r} would fill the template variable {{{{{name}}}}}, which is "
-                        f"{taken[name]}; rename the layer or set its variable_prefix"
-                    )
-                taken[name] = f"filled by layer {layer.name!r}"
-                kind[name] = layer
         self.names = (*FIXED, *self._blocks, *self._fields)
         """Every built-in variable, fixed ones first, then each layer's."""
 
