@@ -114,6 +114,8 @@ def _parsed(text: str, variables: tuple[str, ...]) -> MemoryTemplate:
         parsed = _ENV.parse(text)
     except TemplateSyntaxError as exc:
         raise ConfigurationError(f"template line {exc.lineno}: {exc.message}") from None
+    if any(True for _ in meta.find_referenced_templates(parsed)):  # there is nothing to load them from
+        raise ConfigurationError("a template cannot include, import or extend other templates")
     names = frozenset(meta.find_undeclared_variables(parsed)) - _JINJA_NAMES
     return MemoryTemplate(text, variables, names, _ENV.from_string(parsed))
 

@@ -237,6 +237,8 @@ def test_an_unknown_variable_is_named_before_any_read(db_url: str, template: str
         ("{{ x }}", ("x", "x"), "twice"),
         ("{{ user_name }}", ("user_name",), "is a built-in variable"),
         ("{{ x }}", "x", "list of names"),
+        ("{% include 'secrets.txt' %}", (), "cannot include"),
+        ("{% extends 'base.jinja' %}", (), "cannot include"),
         (42, (), "must be a str"),
     ],
 )
