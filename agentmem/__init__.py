@@ -47,6 +47,7 @@ from .records import (
     UserSummary,
 )
 from .store.sessions import SessionInfo
+from .templates import MemoryTemplate
 from .tools import MemoryTools
 
 __version__ = "0.1.0"
@@ -77,6 +78,7 @@ __all__ = [
     "MemoryItem",
     "MemoryManager",
     "MemoryState",
+    "MemoryTemplate",
     "MemoryTools",
     "Message",
     "Model",

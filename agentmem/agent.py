@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,6 +37,7 @@ from .function_tools import FunctionTool
 from .manager import MAX_QUERY, MemoryManager
 from .records import Change, Cost
 from .scope import Scope, check_id
+from .templates import MEMORY, MemoryTemplate, parse_template
 from .tools import MemoryTools
 from .validation import checked_text, cleaned_text
 
@@ -88,6 +89,19 @@ def _storable(reply: str) -> str:
     return reply[:kept] + marker(kept)
 
 
+def _checked_instructions(
+    instructions: str, memory: MemoryManager | None, variables: Collection[str]
+) -> MemoryTemplate:
+    if memory is not None:
+        return memory.check_template(instructions, variables=variables)
+    template = parse_template(instructions, variables)
+    if template.names:  # without a memory there is nothing to fill them from
+        raise ConfigurationError(
+            f"instructions use {{{{{sorted(template.names)[0]}}}}}, but this Agent has no memory to fill it"
+        )
+    return template
+
+
 @contextmanager
 def _agentmem_errors() -> Iterator[None]:
     """Whatever fails in a run leaves it as an AgentMemError, the original chained."""
@@ -123,7 +137,12 @@ class Agent:
         memory: the memory to use; its options decide the behaviour: ``add_memory_to_context``,
             ``update_memory_on_run`` (learn after each run, in the background; on by default) and
             ``enable_agentic_memory`` (give the model the memory tools).
-        instructions: the start of the system message.
+        instructions: the start of the system message: a template, filled from the user's memory on
+            each run (``"You are helping {{user_name}}."``; see ``MemoryManager.render``). It is
+            checked now: a variable that is neither built in nor in ``variables`` is a
+            ConfigurationError naming it. When it places ``{{memory}}`` itself, the memory block is
+            not appended again.
+        variables: names of your own template variables, besides the built-ins.
         tools: plain Python functions the model may call.
         model_options: passed through to litellm (``temperature``, ``api_base`` ...).
         agent_id: this agent's id: it reads the user's shared memory plus its own, and what it
@@ -150,6 +169,7 @@ class Agent:
         memory_token_budget: int = 1500,
         max_tool_rounds: int = 5,
         retry: RetryPolicy | None = None,
+        variables: Collection[str] = (),
     ) -> None:
         resolved = resolve_model(model, model_options)
         if resolved is None:
@@ -166,6 +186,7 @@ class Agent:
         if not isinstance(instructions, str):
             raise ConfigurationError(f"instructions must be a str, got {type(instructions).__name__}")
         self.instructions = instructions
+        self._instructions = _checked_instructions(instructions, memory, variables)
         self.agent_id = check_id(agent_id, "agent_id", required=False)
         if isinstance(tools, str) or not isinstance(tools, Sequence):
             raise ConfigurationError(f"tools must be a list of functions, got {type(tools).__name__}")
@@ -283,8 +304,18 @@ class Agent:
             if memory
             else []
         )
-        system = self.instructions.strip()
-        if memory is not None and memory.add_memory_to_context:
+        if memory is None:
+            system = self._instructions.fill({}).strip()
+        else:
+            system = memory.render(
+                self._instructions,
+                user_id=scope.user_id,
+                agent_id=scope.agent_id,
+                session_id=session,
+                query=message[-MAX_QUERY:],
+                token_budget=self.memory_token_budget,
+            ).strip()
+        if memory is not None and memory.add_memory_to_context and MEMORY not in self._instructions.names:
             block = memory.compile(
                 user_id=scope.user_id,
                 agent_id=scope.agent_id,

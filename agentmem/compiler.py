@@ -57,7 +57,9 @@ def _per_layer(layers: Sequence[Layer], rows: Sequence[ContextRow]) -> dict[str,
     }
 
 
-def _render(layers: Sequence[Layer], lines: Sequence[_Line]) -> str:
+def _render(layers: Sequence[Layer], lines: Sequence[_Line], tags: bool = True) -> str:
+    if not tags:  # the lines alone (a template places them), still one escaped line per item
+        return "\n".join(line.text for line in lines)
     blocks = []
     for layer in layers:
         body = [line.text for line in lines if line.layer == layer.name]
@@ -81,8 +83,10 @@ def compile_context(
     *,
     token_budget: int | None,
     count_tokens: TokenCounter,
+    tags: bool = True,
 ) -> str:
-    """Render the rows ``read`` gives for ``layers`` (authority order) within ``token_budget`` tokens.
+    """Render the rows ``read`` gives for ``layers`` (authority order) within ``token_budget`` tokens;
+    each layer in its element, or with ``tags=False`` its lines alone.
 
     Under a budget, ranked layers (``Layer.ranked_in_sql``) are read only as far as the budget can
     reach: their top rows first, more when the budget went through every row read of a layer that has
@@ -90,7 +94,7 @@ def compile_context(
     """
     if token_budget is None:
         per_layer = _per_layer(layers, read({}))
-        return _render(layers, [line for layer in layers for line in per_layer[layer.name]])
+        return _render(layers, [line for layer in layers for line in per_layer[layer.name]], tags)
     top = {
         layer.name: Top(max(MIN_READ, token_budget // LINE_TOKENS), layer.rank_by_count)
         for layer in layers
@@ -107,10 +111,10 @@ def compile_context(
         top.update({name: top[name]._replace(limit=top[name].limit * GROWTH) for name in short})
     everything = [line for layer in layers for line in per_layer[layer.name]]
     # The per-line sum is an estimate; the rendered text is what must fit. Drop from the end until it does.
-    output = _render(layers, _in_order(everything, kept))
+    output = _render(layers, _in_order(everything, kept), tags)
     while kept and count_tokens(output) > token_budget:
         kept.pop()
-        output = _render(layers, _in_order(everything, kept))
+        output = _render(layers, _in_order(everything, kept), tags)
     return output
 
 

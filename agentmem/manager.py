@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -34,12 +35,15 @@ from .records import (
 from .scope import Scope, check_id, prefer_agent
 from .store import ContextRow, Store, Top, backup, transfer, users
 from .store.engine import resolve_url
+from .templates import LayerVariables, MemoryTemplate, Templates
 from .tokens import TokenCounter, default_counter
 from .tools import MemoryTools
 from .validation import checked_text
 from .writes import Writes
 
 MAX_QUERY = 4000
+TEMPLATE_TOKEN_BUDGET = 1500
+"""``render``'s default budget for each memory variable ({{memory}}, {{knowledge}} ...)."""
 SUMMARY_TEMPLATE = "session_summary.jinja"
 
 
@@ -156,6 +160,7 @@ class MemoryManager:
             "feedback": feedback_extraction_prompt,
         }
         self._layers = _build_layers(layers, schemas, prompts)
+        variables = LayerVariables.of(list(self._layers.values()))  # a clash fails before the store opens
         if extraction not in ("combined", "per_layer"):
             raise ConfigurationError(f"extraction must be 'combined' or 'per_layer', got {extraction!r}")
         extracted = [layer for layer in self._layers.values() if layer.config.extract]
@@ -202,6 +207,9 @@ class MemoryManager:
         """``add``/``add_many``/``list`` facts."""
         self.feedback = self._handles["feedback"]
         """``add``/``add_many``/``list`` feedback entries."""
+        self._templates = Templates(
+            list(self._layers.values()), variables, self._compile, self._store.live, self.sessions
+        )
 
     def layer(self, name: str) -> Any:
         """The manual API of any configured layer: ``mem.layer("goals").add(...)`` for a layer of your own
@@ -361,10 +369,12 @@ class MemoryManager:
             token_budget: the output never exceeds this many tokens; lowest-ranked items drop first.
         """
         scope = Scope.of(user_id, agent_id)
-        query = _check_query(query)
-        if token_budget is not None and (type(token_budget) is not int or token_budget < 0):
-            raise InvalidInputError(f"token_budget must be a non-negative int, got {token_budget!r}")
         layers = [layer for layer in self._layers.values() if layer.config.inject]
+        return self._compile(scope, layers, _check_query(query), _check_budget(token_budget), True)
+
+    def _compile(
+        self, scope: Scope, layers: Sequence[Layer], query: str | None, token_budget: int | None, tags: bool
+    ) -> str:
         if not layers:
             return ""
         names = [layer.name for layer in layers]
@@ -372,7 +382,84 @@ class MemoryManager:
         def read(top: Mapping[str, Top]) -> list[ContextRow]:
             return self._store.context_rows(scope, names, query, top)
 
-        return compile_context(layers, read, token_budget=token_budget, count_tokens=self._counter())
+        return compile_context(
+            layers, read, token_budget=token_budget, count_tokens=self._counter(), tags=tags
+        )
+
+    # ---- templates -------------------------------------------------------------------------
+
+    @property
+    def template_variables(self) -> tuple[str, ...]:
+        """The built-in template variables: ``memory``, ``recent_context``, ``session_context``,
+        ``date``, then each layer's (its lines by its name, and a document layer's fields)."""
+        return self._templates.names
+
+    def check_template(self, template: str, *, variables: Collection[str] = ()) -> MemoryTemplate:
+        """Parse and check a template once, to render it many times (an :class:`Agent` does this).
+
+        Args:
+            template: sandboxed Jinja text, e.g. ``"You are helping {{user_name}}."``.
+            variables: names of your own variables the template may use besides the built-ins.
+
+        Raises:
+            ConfigurationError: a syntax error, or a variable that is neither built in nor declared
+                (the message names it).
+        """
+        return self._templates.check(template, variables)
+
+    def render(
+        self,
+        template: str | MemoryTemplate,
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        query: str | None = None,
+        token_budget: int | None = TEMPLATE_TOKEN_BUDGET,
+        variables: Collection[str] = (),
+    ) -> str:
+        """``template`` filled from the scope's memory, for any framework's system prompt.
+
+        The template is checked before anything is read (see :meth:`check_template`); then only the
+        variables it uses are read. Every value is escaped text, never evaluated as a template; a
+        missing value (no name stored, no session) renders as "".
+
+        Args:
+            query: rank knowledge and feedback by relevance to this text (e.g. the user's message).
+            token_budget: the most tokens each memory variable (``{{memory}}``, ``{{knowledge}}`` ...)
+                may take; ``None``: no limit.
+            session_id: the session ``{{recent_context}}`` and ``{{session_context}}`` come from
+                (with ``agent_id``, only that agent's own session: ScopeError otherwise).
+            variables: your own variable names, when ``template`` is text.
+        """
+        checked = self._templates.check(template, variables)
+        scope = Scope.of(user_id, agent_id)
+        session = check_id(session_id, "session_id", required=False)
+        query = _check_query(query)
+        return self._templates.render(checked, scope, session, query, _check_budget(token_budget))
+
+    async def arender(
+        self,
+        template: str | MemoryTemplate,
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        query: str | None = None,
+        token_budget: int | None = TEMPLATE_TOKEN_BUDGET,
+        variables: Collection[str] = (),
+    ) -> str:
+        """The async twin of :meth:`render` (the database read runs in a worker thread)."""
+        return await asyncio.to_thread(
+            self.render,
+            template,
+            user_id=user_id,
+            agent_id=agent_id,
+            session_id=session_id,
+            query=query,
+            token_budget=token_budget,
+            variables=variables,
+        )
 
     def _counter(self) -> TokenCounter:
         if self._token_counter is None:
@@ -509,6 +596,12 @@ def _learn_input(
 ) -> tuple[Scope, str | None, list[dict[str, str]]]:
     scope = Scope.of(user_id, agent_id)
     return scope, check_id(session_id, "session_id", required=False), select_turns(messages)
+
+
+def _check_budget(token_budget: int | None) -> int | None:
+    if token_budget is not None and (type(token_budget) is not int or token_budget < 0):
+        raise InvalidInputError(f"token_budget must be a non-negative int, got {token_budget!r}")
+    return token_budget
 
 
 def _check_query(query: object) -> str | None:

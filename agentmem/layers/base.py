@@ -177,6 +177,8 @@ class Layer(ABC):
     that brings its own ``order`` is read whole unless it sets this again."""
     rank_by_count: ClassVar[bool] = False
     """In ``compile``, among equally relevant items the more often repeated come first."""
+    template_aliases: ClassVar[tuple[str, ...]] = ()
+    """More names a template may use for this layer's lines, besides ``{{<name>}}``."""
 
     def __init__(self, config: LayerConfig | None = None, /, **options: Any) -> None:
         try:
@@ -259,6 +261,16 @@ class Layer(ABC):
     @abstractmethod
     def typed(self, items: Sequence[MemoryItem]) -> Any:
         """The layer's part of ``get()``, from the scope's live items (agent's over shared)."""
+
+    def template_variables(self) -> tuple[str, ...]:
+        """Names of the single values this layer fills in templates (a document's fields); default:
+        none. Its lines as a whole are ``{{<name>}}`` (and ``template_aliases``) for every layer."""
+        return ()
+
+    def template_values(self, items: Sequence[MemoryItem]) -> dict[str, str]:
+        """Each of ``template_variables`` as plain one-line text ("" when unset), from the scope's
+        live items of this layer (agent's over shared). The caller escapes them."""
+        return {}
 
     @abstractmethod
     def columns(self, items: Sequence[MemoryItem]) -> tuple[list[str], list[tuple[MemoryItem, list[str]]]]:

@@ -50,6 +50,8 @@ class DocumentLayer(Layer):
     """``list[str]`` fields stored one item per element (see the module docstring)."""
     retractable: ClassVar[bool] = False
     """The extraction reply may withdraw stored entries by number: ``{"set": {...}, "remove": [2]}``."""
+    variable_prefix: ClassVar[str | None] = None
+    """Templates name each field ``{{<prefix><field>}}``; ``None``: ``<layer name>_``."""
 
     def check_schema(self) -> None:
         for f in dataclasses.fields(self.schema.cls):
@@ -252,6 +254,18 @@ class DocumentLayer(Layer):
             else:
                 values[item.key] = item.value
         return self.schema.instance(values)
+
+    def template_variables(self) -> tuple[str, ...]:
+        prefix = f"{self.name}_" if self.variable_prefix is None else self.variable_prefix
+        return tuple(prefix + field for field in self.schema.fields)
+
+    def template_values(self, items: Sequence[MemoryItem]) -> dict[str, str]:
+        document = self.typed(items)
+        values = (getattr(document, field) for field in self.schema.fields)
+        return {
+            name: "" if is_empty(value) else display(value)
+            for name, value in zip(self.template_variables(), values, strict=True)
+        }
 
     def columns(self, items: Sequence[MemoryItem]) -> tuple[list[str], list[tuple[MemoryItem, list[str]]]]:
         ordered = sorted(items, key=lambda item: self._position(item.key))

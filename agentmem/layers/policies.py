@@ -59,6 +59,8 @@ class PoliciesLayer(DocumentLayer):
     default_schema = Policies
     keyed_lists = frozenset({"rules"})
     retractable = True
+    variable_prefix = ""  # {{response_style}}, {{tone}} ...
+    template_aliases = ("preferences",)
 
     def element_key(self, field: str, element: str) -> str:
         words = normalize(element).split()

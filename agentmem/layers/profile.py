@@ -30,3 +30,4 @@ class ProfileLayer(DocumentLayer):
     tag = "user_profile"
     about = "who the user is"
     default_schema = Profile
+    variable_prefix = "user_"  # {{user_name}}, {{user_role}} ...
