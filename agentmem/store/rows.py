@@ -168,7 +168,7 @@ def exact_matching(
     if ids:  # by pk, so that SQLite looks ids up in their index rather than scanning the scope
         wanted.append(ITEMS.c.pk.in_(select(ITEMS.c.pk).where(ITEMS.c.id.in_(sorted(ids))).scalar_subquery()))
     if similar:
-        wanted.append(search.may_have_words(conn, scope.user_id, similar, ITEMS.c.pk, ITEMS.c.text))
+        wanted.append(search.may_have_words(conn, scope.owner, similar, ITEMS.c.pk, ITEMS.c.text))
     if first is not None and first[1] > 0:
         columns, n = first
         head = select(ITEMS.c.pk).where(_EXACT_LAYER).order_by(*sort_key(conn.dialect.name, columns)).limit(n)

@@ -1,9 +1,10 @@
-"""Full-text search over item text, always scoped to one user, ranked in SQL on both backends.
+"""Full-text search over item text, always scoped to one owner (a user, or an agent's own memory: see
+``Scope.owner``), ranked in SQL on both backends.
 
 A query matches the rows containing any of its words (OR), each row scored higher for better.
 
 SQLite: an FTS5 index (BM25, porter stemming). Each row also carries an ``owner`` token derived from
-the user id, and every query is ``owner:<token> AND (terms)``, so FTS5 only walks that user's rows.
+``Scope.owner``, and every query is ``owner:<token> AND (terms)``, so FTS5 only walks that owner's rows.
 
 PostgreSQL: the generated column ``search_vector`` (``to_tsvector('english', text)``, schema 8) with a
 GIN index, ranked by ``ts_rank``. The ``english`` configuration stems words as SQLite's porter
@@ -33,18 +34,18 @@ def uses_fts(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite"
 
 
-def owner_token(user_id: str) -> str:
-    return "u" + hashlib.sha256(user_id.encode()).hexdigest()[:24]
+def owner_token(owner: str) -> str:
+    return "u" + hashlib.sha256(owner.encode()).hexdigest()[:24]
 
 
-def index_ids(conn: Connection, user_id: str, item_ids: Sequence[str]) -> None:
-    """Index the stored text of these items of one user: one statement (per 500 items)."""
+def index_ids(conn: Connection, owner: str, item_ids: Sequence[str]) -> None:
+    """Index the stored text of these items of one owner: one statement (per 500 items)."""
     if uses_fts(conn):
         for part in _parts(item_ids):
             conn.exec_driver_sql(
                 f"INSERT INTO {FTS_TABLE}(rowid, text, owner) SELECT pk, text, ? FROM agentmem_items "
                 f"WHERE id IN ({', '.join('?' * len(part))})",
-                (owner_token(user_id), *part),
+                (owner_token(owner), *part),
             )
 
 
@@ -82,13 +83,13 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(w for w in words(query) if w not in STOP_WORDS))[:MAX_TERMS]
 
 
-def match_expression(user_id: str, query: str) -> str | None:
+def match_expression(owner: str, query: str) -> str | None:
     """An FTS5 MATCH expression for the user's rows containing any query term, or None."""
     terms = query_terms(query)
     if not terms:
         return None
     # words() yields only \w characters, so quoting each term makes it a safe FTS5 string.
-    return f"owner:{owner_token(user_id)} AND (" + " OR ".join(f'"{t}"' for t in terms) + ")"
+    return f"owner:{owner_token(owner)} AND (" + " OR ".join(f'"{t}"' for t in terms) + ")"
 
 
 class TextMatch(NamedTuple):
@@ -107,7 +108,7 @@ class TextMatch(NamedTuple):
     params: dict[str, Any]
 
 
-def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
+def text_match(conn: Connection, owner: str, query: str) -> TextMatch | None:
     """The query's match on this connection's backend; None when the query has no words."""
     terms = query_terms(query)
     if not terms:
@@ -122,7 +123,7 @@ def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
             matched="1 = 1",  # the join keeps only matching rows
             score="-f.rank",  # bm25: lower is better
             unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",
-            params={"fts_match": match_expression(user_id, query)},
+            params={"fts_match": match_expression(owner, query)},
         )
     # Each term on its own, OR-ed: a term that is only a stop word drops out instead of failing the
     # query, and no term is ever parsed as query syntax.
@@ -138,9 +139,9 @@ def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
 
 
 def may_have_words(
-    conn: Connection, user_id: str, probes: Sequence[Sequence[Sequence[str]]], pk: Any, text_column: Any
+    conn: Connection, owner: str, probes: Sequence[Sequence[Sequence[str]]], pk: Any, text_column: Any
 ) -> Any:
-    """A condition on items of ``user_id``: true for every item whose text, as ``text.words`` splits
+    """A condition on items of ``owner``: true for every item whose text, as ``text.words`` splits
     it, has a word of each group of one of ``probes`` (and for some others: the caller checks).
 
     Text all in ASCII is matched in the database, where its tokens agree with ``text.words``: SQLite
@@ -162,12 +163,12 @@ def may_have_words(
     if not found:
         return kept
     # The one line a backend's own full-text index changes (PostgreSQL scans the scope's rows for now).
-    return or_(kept, _fts5_match(user_id, found, pk) if fts else _scanned(found, text_column))
+    return or_(kept, _fts5_match(owner, found, pk) if fts else _scanned(found, text_column))
 
 
-def _fts5_match(user_id: str, found: list[list[list[str]]], pk: Any) -> Any:
+def _fts5_match(owner: str, found: list[list[list[str]]], pk: Any) -> Any:
     terms = (" AND ".join("(" + " OR ".join(f'"{w}"' for w in g) + ")" for g in groups) for groups in found)
-    probe = f"owner:{owner_token(user_id)} AND (" + " OR ".join(f"({t})" for t in terms) + ")"
+    probe = f"owner:{owner_token(owner)} AND (" + " OR ".join(f"({t})" for t in terms) + ")"
     matches = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :probe")
     return pk.in_(matches.bindparams(probe=probe).columns(rowid=Integer))
 

@@ -39,7 +39,7 @@ from .rows import (
     visible,
 )
 from .tables import MAX_LIMIT
-from .writer import Writer
+from .writer import AGENT_GENERATION, Writer, lock
 
 _WATERMARK = select(  # built once, as the statements every learn runs are (see rows.py)
     select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == bindparam("user_id")).scalar_subquery(),
@@ -106,13 +106,7 @@ class Store:
         """
         self._require_open()
         with self._writer_engine.begin() as conn:
-            if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE locked the whole database
-                # Per user and schema: the lock needs no row of the user, and schemas don't contend.
-                conn.exec_driver_sql(
-                    "SELECT pg_advisory_xact_lock(hashtextextended("
-                    "'agentmem.user:' || coalesce(current_schema(), '') || ':' || %s, 0))",
-                    (scope.user_id,),
-                )
+            lock(conn, scope)
             writer = Writer(conn, scope, utcnow())
             if generation is not None and writer.generation() != generation:
                 raise ErasedError(
@@ -123,7 +117,10 @@ class Store:
     def generation(self, scope: Scope) -> str:
         """The user's current generation, begun now if there is none. Work that spans a model call takes
         it before it reads anything and hands it to ``write``: ``delete_user`` ends the generation, so
-        nothing begun before a deletion is written after it, a user's first-ever write included."""
+        nothing begun before a deletion is written after it, a user's first-ever write included. An
+        agent's own memory belongs to no user: its generation never ends (and has no row)."""
+        if scope.kind == "agent":
+            return AGENT_GENERATION
         with self.engine.connect() as conn:
             token = generation_of(conn, scope.user_id)
         if token is not None:
