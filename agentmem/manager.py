@@ -327,11 +327,13 @@ class MemoryManager:
         if not layers:
             return ""
         names = [layer.name for layer in layers]
+        counter = self._counter()
+        with self._store.context_reader() as read_rows:  # the user's and the agent's: one connection
 
-        def read(target: Scope, top: Mapping[str, Top]) -> list[ContextRow]:
-            return self._store.context_rows(target, names, query, top)
+            def read(target: Scope, top: Mapping[str, Top]) -> list[ContextRow]:
+                return read_rows(target, names, query, top)
 
-        return compile_scope(layers, scope, read, token_budget=token_budget, count_tokens=self._counter())
+            return compile_scope(layers, scope, read, token_budget=token_budget, count_tokens=counter)
 
     def _counter(self) -> TokenCounter:
         if self._token_counter is None:
