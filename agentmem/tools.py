@@ -241,15 +241,19 @@ class MemoryTools:
         return {"ok": True, "results": results}
 
     def _hits(self, query: str, limit: int = 10) -> list[SearchHit]:
-        hits = self._search_in(self.scope, query, limit)
-        if self.agent_scope is not None:  # the user's first: what they said of themselves wins
-            hits += self._search_in(self.agent_scope, query, limit)
-        return hits[:limit]
-
-    def _search_in(self, scope: Scope, query: str, limit: int) -> list[SearchHit]:
-        if scope.kind == "agent":
-            return self.manager.search(query, agent_id=scope.agent_id, limit=limit)
-        return self.manager.search(query, user_id=scope.user_id, agent_id=scope.agent_id, limit=limit)
+        scopes = [self.scope] if self.agent_scope is None else [self.scope, self.agent_scope]
+        hits = [
+            hit
+            for scope in scopes
+            for hit in self.manager.search(
+                query,
+                user_id=None if scope.kind == "agent" else scope.user_id,
+                agent_id=scope.agent_id,
+                limit=limit,
+            )
+        ]
+        # One index scores both scopes alike; on a tie the user's own memory comes first (stable sort).
+        return sorted(hits, key=lambda hit: -hit.score)[:limit]
 
 
 _SCOPE_ARGUMENT = {
