@@ -53,6 +53,14 @@ like "based on your profile".
 TOOLS_GUIDE = (
     "When the user asks you to remember, correct or forget something about them, use the memory_ tools."
 )
+AGENT_MEMORY_GUIDE = (
+    "<agent_memory> is what you learned across all your users, not about this user; this user's own "
+    "memory and words win over it."
+)
+AGENT_TOOLS_GUIDE = (
+    "A lesson that helps with all your users (and says nothing about this user) goes to memory_remember "
+    'with scope "agent".'
+)
 
 
 @dataclass
@@ -147,7 +155,11 @@ class Agent:
         model_options: passed through to litellm (``temperature``, ``api_base`` ...).
         agent_id: this agent's id: it reads the user's shared memory plus its own, and what it
             learns is private to it (``memory.get(user_id=..., agent_id=...)`` shows it). Without
-            an ``agent_id``, what it learns is the user's shared memory.
+            an ``agent_id``, what it learns is the user's shared memory. Its own memory, shared by all
+            its users (``memory.get(agent_id=...)``), is in every run's context under its own tag.
+        write_agent_memory: with ``agent_id`` and the memory's ``enable_agentic_memory``, the memory
+            tools may also write to the agent's own memory (``memory_remember`` with
+            ``scope="agent"``). Off by default: the tools write to the user's memory only.
         history_messages: how many of the session's latest messages are sent with each run.
         memory_token_budget: the most tokens the memory block may take in the system message.
         max_tool_rounds: model turns spent on tool calls before the answer is forced.
@@ -170,6 +182,7 @@ class Agent:
         max_tool_rounds: int = 5,
         retry: RetryPolicy | None = None,
         variables: Collection[str] = (),
+        write_agent_memory: bool = False,
     ) -> None:
         resolved = resolve_model(model, model_options)
         if resolved is None:
@@ -188,6 +201,11 @@ class Agent:
         self.instructions = instructions
         self._instructions = _checked_instructions(instructions, memory, variables)
         self.agent_id = check_id(agent_id, "agent_id", required=False)
+        if write_agent_memory is not False and write_agent_memory is not True:
+            raise ConfigurationError(f"write_agent_memory must be a bool, got {write_agent_memory!r}")
+        if write_agent_memory and self.agent_id is None:
+            raise ConfigurationError("write_agent_memory=True needs an agent_id: whose memory would it be?")
+        self.write_agent_memory = write_agent_memory
         if isinstance(tools, str) or not isinstance(tools, Sequence):
             raise ConfigurationError(f"tools must be a list of functions, got {type(tools).__name__}")
         self.tools = {tool.name: tool for tool in map(FunctionTool, tools)}
@@ -323,13 +341,21 @@ class Agent:
                 token_budget=self.memory_token_budget,
             )
             if block:
-                system += f"\n\n{MEMORY_GUIDE}\n<memory>\n{block}\n</memory>"
+                # Content is escaped, so only the compiler can have opened this element.
+                agent_guide = f"\n{AGENT_MEMORY_GUIDE}" if "<agent_memory " in block else ""
+                system += f"\n\n{MEMORY_GUIDE}{agent_guide}\n<memory>\n{block}\n</memory>"
         memory_tools = None
         if memory is not None and memory.enable_agentic_memory:
             memory_tools = memory.tools(
-                user_id=scope.user_id, agent_id=scope.agent_id, session_id=session, generation=generation
+                user_id=scope.user_id,
+                agent_id=scope.agent_id,
+                session_id=session,
+                generation=generation,
+                agent_memory=self.write_agent_memory,
             )
             system += f"\n\n{TOOLS_GUIDE}"
+            if self.write_agent_memory:
+                system += f" {AGENT_TOOLS_GUIDE}"
         messages: list[Message] = [
             {"role": "system", "content": system},
             *(

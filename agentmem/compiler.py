@@ -57,14 +57,15 @@ def _per_layer(layers: Sequence[Layer], rows: Sequence[ContextRow]) -> dict[str,
     }
 
 
-def _render(layers: Sequence[Layer], lines: Sequence[_Line], tags: bool = True) -> str:
-    if not tags:  # the lines alone (a template places them), still one escaped line per item
+def _render(layers: Sequence[Layer], lines: Sequence[_Line], tags: Mapping[str, str], elements: bool) -> str:
+    if not elements:  # the lines alone (a template places them), still one escaped line per item
         return "\n".join(line.text for line in lines)
     blocks = []
     for layer in layers:
         body = [line.text for line in lines if line.layer == layer.name]
         if body:
-            blocks.append(f"<{layer.tag}>\n" + "\n".join(body) + f"\n</{layer.tag}>")
+            tag = tags[layer.name]
+            blocks.append(f"<{tag}>\n" + "\n".join(body) + f"\n</{tag}>")
     return "\n".join(blocks)
 
 
@@ -83,18 +84,22 @@ def compile_context(
     *,
     token_budget: int | None,
     count_tokens: TokenCounter,
-    tags: bool = True,
+    tags: Mapping[str, str] | None = None,
+    elements: bool = True,
 ) -> str:
     """Render the rows ``read`` gives for ``layers`` (authority order) within ``token_budget`` tokens;
-    each layer in its element, or with ``tags=False`` its lines alone.
+    each layer in its element, or with ``elements=False`` its lines alone.
+
+    ``tags``: each layer's element name, by layer name (default: the layer's ``tag``).
 
     Under a budget, ranked layers (``Layer.ranked_in_sql``) are read only as far as the budget can
     reach: their top rows first, more when the budget went through every row read of a layer that has
     more. The output is the one reading every row gives, byte for byte.
     """
+    tags = tags or {layer.name: layer.tag for layer in layers}
     if token_budget is None:
         per_layer = _per_layer(layers, read({}))
-        return _render(layers, [line for layer in layers for line in per_layer[layer.name]], tags)
+        return _render(layers, [line for layer in layers for line in per_layer[layer.name]], tags, elements)
     top = {
         layer.name: Top(max(MIN_READ, token_budget // LINE_TOKENS), layer.rank_by_count)
         for layer in layers
@@ -102,7 +107,7 @@ def compile_context(
     }
     while True:
         per_layer = _per_layer(layers, read(top))
-        kept, reached = _fit(layers, per_layer, token_budget, count_tokens)
+        kept, reached = _fit(layers, per_layer, token_budget, count_tokens, tags)
         # A layer read up to its limit may have more rows, which rank after all of it: when the budget
         # went through all of it, they could have been taken. Read more of those layers and fit again.
         short = [name for name, part in top.items() if len(per_layer[name]) == part.limit and name in reached]
@@ -111,10 +116,10 @@ def compile_context(
         top.update({name: top[name]._replace(limit=top[name].limit * GROWTH) for name in short})
     everything = [line for layer in layers for line in per_layer[layer.name]]
     # The per-line sum is an estimate; the rendered text is what must fit. Drop from the end until it does.
-    output = _render(layers, _in_order(everything, kept), tags)
+    output = _render(layers, _in_order(everything, kept), tags, elements)
     while kept and count_tokens(output) > token_budget:
         kept.pop()
-        output = _render(layers, _in_order(everything, kept), tags)
+        output = _render(layers, _in_order(everything, kept), tags, elements)
     return output
 
 
@@ -123,9 +128,10 @@ def _fit(
     per_layer: Mapping[str, list[_Line]],
     token_budget: int,
     count_tokens: TokenCounter,
+    tags: Mapping[str, str],
 ) -> tuple[list[_Line], set[str]]:
     """The lines the budget keeps, in priority order, and the layers whose every line it went through."""
-    tag_cost = {layer.name: count_tokens(f"<{layer.tag}>\n\n</{layer.tag}>\n") for layer in layers}
+    tag_cost = {name: count_tokens(f"<{tag}>\n\n</{tag}>\n") for name, tag in tags.items()}
     shares = {layer.name: layer.config.budget_share for layer in layers}
     left = {name: len(lines) for name, lines in per_layer.items()}
     used: dict[str, int] = {}

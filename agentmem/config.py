@@ -20,6 +20,10 @@ class LayerConfig:
         max_items: cap on live items (knowledge, feedback); over it, items expire by the layer's
             stated rule. ``None``: the layer's default.
         extraction_prompt: a Jinja template (text) replacing the layer's default extraction prompt.
+        learn_for_agent: when ``learn`` runs with a ``user_id`` and an ``agent_id``, what it extracts
+            for this layer also goes into the agent's own memory, shared by all its users (new values
+            and entries only; never retractions, links to the user's items, or the session). Off by
+            default: a user's memory never flows into agent memory unless a layer is configured so.
     """
 
     schema: type | None = None
@@ -28,9 +32,12 @@ class LayerConfig:
     budget_share: float | None = None
     max_items: int | None = None
     extraction_prompt: str | None = None
+    learn_for_agent: bool = False
 
     def __post_init__(self) -> None:
         if self.budget_share is not None and not 0 < self.budget_share <= 1:
             raise ConfigurationError(f"budget_share must be in (0, 1], got {self.budget_share}")
+        if not isinstance(self.learn_for_agent, bool):
+            raise ConfigurationError(f"learn_for_agent must be a bool, got {self.learn_for_agent!r}")
         if self.max_items is not None and self.max_items < 1:
             raise ConfigurationError(f"max_items must be at least 1, got {self.max_items}")

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from tenacity import Retrying
 
+from .agent_memory import compile_scope
 from .compiler import compile_context
 from .config import LayerConfig
 from .conversations import Sessions
@@ -237,7 +238,7 @@ class MemoryManager:
         self,
         messages: Sequence[Mapping[str, Any]],
         *,
-        user_id: str,
+        user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
         generation: str | None = None,
@@ -250,6 +251,9 @@ class MemoryManager:
         Args:
             messages: OpenAI-style ``{"role", "content"}`` dicts; the user's turns are read, plus the
                 assistant turn they react to, as context. System and tool messages are ignored.
+            user_id, agent_id: whose memory learns; ``agent_id`` alone: the agent's own memory, shared
+                by all its users. With both, layers configured ``learn_for_agent=True`` also apply
+                what they learn to the agent's own memory.
             generation: from :meth:`generation`, taken when your turn began: the learn writes nothing
                 if the user was deleted since. Default: taken when the learn begins.
 
@@ -266,7 +270,7 @@ class MemoryManager:
         self,
         messages: Sequence[Mapping[str, Any]],
         *,
-        user_id: str,
+        user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
         generation: str | None = None,
@@ -283,13 +287,14 @@ class MemoryManager:
             Scope.of(user_id)
         return self._learner.retry_pending(user_id)
 
-    def forget(self, item_id: str, *, user_id: str, agent_id: str | None = None) -> Change:
-        """Delete one live item visible to the scope. Its old value stays in the history.
+    def forget(self, item_id: str, *, user_id: str | None = None, agent_id: str | None = None) -> Change:
+        """Delete one live item visible to the scope (``agent_id`` alone: the agent's own memory). Its
+        old value stays in the history.
 
         Raises:
-            NotFoundError: no such live item for this user (another user's id included).
+            NotFoundError: no such live item in this scope (another user's or agent's id included).
         """
-        return self._writes.forget(Scope.of(user_id, agent_id), item_id, source="manual")
+        return self._writes.forget(Scope.addressed(user_id, agent_id), item_id, source="manual")
 
     def update(
         self,
@@ -328,14 +333,15 @@ class MemoryManager:
 
     # ---- reads -----------------------------------------------------------------------------
 
-    def get(self, *, user_id: str, agent_id: str | None = None) -> MemoryState:
+    def get(self, *, user_id: str | None = None, agent_id: str | None = None) -> MemoryState:
         """A typed snapshot of the scope's live memory.
 
         Without ``agent_id``: the user's shared memory only. With it: the shared memory plus that
         agent's private memory (the agent's item wins where both have the same field or rule);
-        :meth:`agents` lists the agents that keep private memory of the user.
+        :meth:`agents` lists the agents that keep private memory of the user. With ``agent_id`` alone:
+        the agent's own memory, shared by all its users (never part of a user's snapshot).
         """
-        return self._state(Scope.of(user_id, agent_id))
+        return self._state(Scope.addressed(user_id, agent_id))
 
     def agents(self, user_id: str) -> list[str]:
         """The ids of the agents that keep private memory (live items) of this user, sorted."""
@@ -357,34 +363,51 @@ class MemoryManager:
     def compile(
         self,
         *,
-        user_id: str,
+        user_id: str | None = None,
         agent_id: str | None = None,
         query: str | None = None,
         token_budget: int | None = None,
     ) -> str:
         """The scope's memory as escaped XML for a system message ("" when there is none).
 
+        With an ``agent_id``, the agent's own memory (shared by all its users) comes first, as its
+        own element ``<agent_memory agent="...">``, taking at most a quarter of a ``token_budget``;
+        with ``agent_id`` alone, only that element.
+
         Args:
             query: rank knowledge and feedback by relevance to this text (e.g. the user's message).
             token_budget: the output never exceeds this many tokens; lowest-ranked items drop first.
         """
-        scope = Scope.of(user_id, agent_id)
+        scope = Scope.addressed(user_id, agent_id)
         layers = [layer for layer in self._layers.values() if layer.config.inject]
         return self._compile(scope, layers, _check_query(query), _check_budget(token_budget), True)
 
     def _compile(
-        self, scope: Scope, layers: Sequence[Layer], query: str | None, token_budget: int | None, tags: bool
+        self,
+        scope: Scope,
+        layers: Sequence[Layer],
+        query: str | None,
+        token_budget: int | None,
+        elements: bool,
     ) -> str:
         if not layers:
             return ""
         names = [layer.name for layer in layers]
+        counter = self._counter()
+        with self._store.context_reader() as read_rows:  # the user's and the agent's: one connection
 
-        def read(top: Mapping[str, Top]) -> list[ContextRow]:
-            return self._store.context_rows(scope, names, query, top)
+            def read(target: Scope, top: Mapping[str, Top]) -> list[ContextRow]:
+                return read_rows(target, names, query, top)
 
-        return compile_context(
-            layers, read, token_budget=token_budget, count_tokens=self._counter(), tags=tags
-        )
+            if not elements:  # the scope's own lines alone, for a template to place
+                return compile_context(
+                    layers,
+                    lambda top: read(scope, top),
+                    token_budget=token_budget,
+                    count_tokens=counter,
+                    elements=False,
+                )
+            return compile_scope(layers, scope, read, token_budget=token_budget, count_tokens=counter)
 
     # ---- templates -------------------------------------------------------------------------
 
@@ -470,13 +493,14 @@ class MemoryManager:
         self,
         query: str,
         *,
-        user_id: str,
+        user_id: str | None = None,
         agent_id: str | None = None,
         layers: Sequence[str] | None = None,
         limit: int = 10,
     ) -> list[SearchHit]:
-        """Live items of the scope ranked by relevance to ``query`` (BM25 on SQLite)."""
-        scope = Scope.of(user_id, agent_id)
+        """Live items of the scope ranked by relevance to ``query`` (BM25 on SQLite); ``agent_id``
+        alone searches the agent's own memory."""
+        scope = Scope.addressed(user_id, agent_id)
         text = _check_query(query)
         if text is None:
             raise InvalidInputError("query must be a non-empty str")
@@ -489,28 +513,40 @@ class MemoryManager:
         return self._store.search(scope, text, names, limit)
 
     def history(
-        self, *, user_id: str, agent_id: str | None = None, item_id: str | None = None
+        self, *, user_id: str | None = None, agent_id: str | None = None, item_id: str | None = None
     ) -> list[MemoryEvent]:
-        """Every change to the scope's items (or to one item), oldest first, with old and new values."""
-        scope = Scope.of(user_id, agent_id)
+        """Every change to the scope's items (or to one item), oldest first, with old and new values;
+        ``agent_id`` alone: the agent's own memory's."""
+        scope = Scope.addressed(user_id, agent_id)
         check_id(item_id, "item_id", required=False)
         return self._store.history(scope, item_id)
 
     def tools(
         self,
         *,
-        user_id: str,
+        user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
         generation: str | None = None,
+        agent_memory: bool = False,
     ) -> MemoryTools:
         """Memory tools (remember, update, forget, search) bound to this scope, in OpenAI function
         format with a dispatcher: ``tools.definitions`` and ``tools.dispatch(name, arguments)``.
-        With ``generation`` (see :meth:`generation`), their writes fail once the user is deleted."""
-        scope = Scope.of(user_id, agent_id)
+        With ``generation`` (see :meth:`generation`), their writes fail once the user is deleted.
+
+        ``agent_memory=True`` (with ``user_id`` and ``agent_id``): the tools may also write to, search
+        and correct the agent's own memory (``memory_remember`` takes ``scope="agent"``). With
+        ``agent_id`` alone, the tools work on the agent's own memory only.
+        """
+        scope = Scope.addressed(user_id, agent_id)
         session = check_id(session_id, "session_id", required=False)
         generation = check_id(generation, "generation", required=False)
-        return MemoryTools(self, self._writes, scope, session, generation=generation)
+        if agent_memory is not False and agent_memory is not True:
+            raise ConfigurationError(f"agent_memory must be a bool, got {agent_memory!r}")
+        if agent_memory and scope.agent_memory is None:
+            raise ConfigurationError("agent_memory=True needs both user_id and agent_id")
+        shared = scope.agent_memory if agent_memory else None
+        return MemoryTools(self, self._writes, scope, session, generation=generation, agent_scope=shared)
 
     # ---- whole users -----------------------------------------------------------------------
 
@@ -532,6 +568,20 @@ class MemoryManager:
             count = transfer.delete_user(writer.conn, scope.user_id)
             writer.end_generation()
             return count
+
+    def export_agent(self, agent_id: str) -> dict[str, Any]:
+        """The agent's own memory (live and closed items, history), as JSON-ready data. It is no
+        user's: ``export_user`` never holds it, and ``delete_user`` never deletes it."""
+        scope = Scope.for_agent(agent_id)
+        with self._store.engine.connect() as conn:
+            return transfer.export_agent(conn, scope)
+
+    def delete_agent_memory(self, agent_id: str) -> int:
+        """Delete the agent's own memory, history included (no user's memory is touched); return the
+        number of items."""
+        scope = Scope.for_agent(agent_id)
+        with self._store.write(scope) as writer:
+            return transfer.delete_agent_memory(writer.conn, scope)
 
     def generation(self, *, user_id: str) -> str:
         """The user's generation: an opaque token (begun on first use) that :meth:`delete_user` ends.
@@ -592,9 +642,9 @@ class MemoryManager:
 
 
 def _learn_input(
-    messages: Sequence[Mapping[str, Any]], user_id: str, agent_id: str | None, session_id: str | None
+    messages: Sequence[Mapping[str, Any]], user_id: str | None, agent_id: str | None, session_id: str | None
 ) -> tuple[Scope, str | None, list[dict[str, str]]]:
-    scope = Scope.of(user_id, agent_id)
+    scope = Scope.addressed(user_id, agent_id)
     return scope, check_id(session_id, "session_id", required=False), select_turns(messages)
 
 

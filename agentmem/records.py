@@ -171,10 +171,15 @@ class Usage(Cost):
 
 @dataclass
 class LearnResult:
-    """What one ``learn`` changed, per layer, and what it cost."""
+    """What one ``learn`` changed, per layer, and what it cost.
+
+    ``agent_changes``: what it also changed in the agent's own memory (layers configured with
+    ``LayerConfig(learn_for_agent=True)``); not part of ``changes`` or ``all_changes``.
+    """
 
     changes: dict[str, list[Change]]
     usage: Usage
+    agent_changes: list[Change] = field(default_factory=list)
 
     @property
     def all_changes(self) -> list[Change]:

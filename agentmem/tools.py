@@ -3,6 +3,8 @@
 ``memory.tools(user_id=..., agent_id=...)`` returns the tools in OpenAI function format with a
 dispatcher, for any framework. The scope is fixed when the tools are made: no argument a model sends
 can reach another user's memory. Names are prefixed ``memory_`` so they do not collide with yours.
+With ``agent_memory=True`` the tools also reach the agent's own memory (shared by all its users):
+``memory_remember`` takes ``scope="agent"``, search shows both, update and forget act where the item is.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class MemoryTools:
     generation: str | None = None
     """The user's generation the tools were given (``MemoryManager.generation``): writes fail once
     the user is deleted."""
+    agent_scope: Scope | None = None
+    """The agent's own memory, when the tools may write to it too (``tools(agent_memory=True)``)."""
 
     @cached_property
     def names(self) -> frozenset[str]:
@@ -81,6 +85,7 @@ class MemoryTools:
                     "layer": {"type": "string", "enum": list(layers)},
                     "value": {"type": "string", "description": "the value, or the fact as one sentence"},
                     **_layer_arguments(layers),
+                    **(_SCOPE_ARGUMENT if self.agent_scope is not None else {}),
                 },
                 ["layer", "value"],
             ),
@@ -147,12 +152,19 @@ class MemoryTools:
         self.changes.extend(changes)
         return {"ok": True, "changes": [{"op": c.op, "id": c.item_id} for c in changes] or "already known"}
 
-    def _remember(self, layer: str, value: str, **arguments: Any) -> dict[str, Any]:
+    def _remember(self, layer: str, value: str, scope: str | None = None, **arguments: Any) -> dict[str, Any]:
         if not value or not value.strip():
             raise ValueError("value must not be empty")
         target = self.manager.layers.get(layer)
         if target is None:
             raise ValueError(f"unknown layer {layer!r}; layers are {', '.join(self.manager.layers)}")
+        if scope not in (None, "user", "agent"):
+            raise ValueError(f"scope must be 'user' or 'agent', not {scope!r}")
+        if scope == "agent" and self.agent_scope is not None:
+            # The agent's own memory holds nothing of this user: not even the session it came from.
+            patch = target.remembered(value.strip(), arguments, None)
+            changes = self.writes.apply(self.agent_scope, [(layer, patch)], source="agentic", session_id=None)
+            return self._record(changes)
         patch = target.remembered(value.strip(), arguments, self.session_id)
         return self._record(
             self.writes.apply(
@@ -164,26 +176,42 @@ class MemoryTools:
             )
         )
 
+    def _owner(self, item_id: str) -> Scope:
+        """The scope an item id is in: this scope's, else the agent's own memory (when the tools reach
+        it and hold it there); an unknown id stays this scope's, whose NotFoundError says so."""
+        if self.agent_scope is not None and self.manager.history(
+            agent_id=self.agent_scope.agent_id, item_id=item_id
+        ):
+            return self.agent_scope
+        return self.scope
+
     def _update(self, item_id: str, value: str) -> dict[str, Any]:
         if not value or not value.strip():
             raise ValueError("value must not be empty")
-        # In place (the id stays), where the item lives (shared or this agent's), as forget does.
+        # In place (the id stays), where the item lives (shared, this agent's, or the agent's own memory).
+        owner = self._owner(item_id)
         return self._record(
             self.writes.update(
-                self.scope,
+                owner,
                 item_id,
                 value.strip(),
                 {},
                 source="agentic",
-                session_id=self.session_id,
-                generation=self.generation,
+                session_id=self.session_id if owner is self.scope else None,
+                generation=self.generation if owner is self.scope else None,
             )
         )
 
     def _forget(self, item_id: str | None = None, description: str | None = None) -> dict[str, Any]:
         if item_id:
+            owner = self._owner(item_id)
+            mine = owner is self.scope
             forgotten = self.writes.forget(
-                self.scope, item_id, source="agentic", session_id=self.session_id, generation=self.generation
+                owner,
+                item_id,
+                source="agentic",
+                session_id=self.session_id if mine else None,
+                generation=self.generation if mine else None,
             )
             self.changes.append(forgotten)
             return {"ok": True, "forgotten": item_id}
@@ -207,15 +235,36 @@ class MemoryTools:
 
     def _search(self, query: str) -> dict[str, Any]:
         hits = self._hits(query, limit=SEARCH_LIMIT)
-        return {
-            "ok": True,
-            "results": [{"id": h.item.id, "layer": h.item.layer, "text": h.item.text} for h in hits],
-        }
+        results = [{"id": h.item.id, "layer": h.item.layer, "text": h.item.text} for h in hits]
+        if self.agent_scope is not None:
+            for result, hit in zip(results, hits, strict=True):
+                result["scope"] = "agent" if hit.item.user_id == self.agent_scope.user_id else "user"
+        return {"ok": True, "results": results}
 
     def _hits(self, query: str, limit: int = 10) -> list[SearchHit]:
-        return self.manager.search(
-            query, user_id=self.scope.user_id, agent_id=self.scope.agent_id, limit=limit
-        )
+        scopes = [self.scope] if self.agent_scope is None else [self.scope, self.agent_scope]
+        hits = [
+            hit
+            for scope in scopes
+            for hit in self.manager.search(
+                query,
+                user_id=None if scope.kind == "agent" else scope.user_id,
+                agent_id=scope.agent_id,
+                limit=limit,
+            )
+        ]
+        # One index scores both scopes alike; on a tie the user's own memory comes first (stable sort).
+        return sorted(hits, key=lambda hit: -hit.score)[:limit]
+
+
+_SCOPE_ARGUMENT = {
+    "scope": {
+        "type": "string",
+        "enum": ["user", "agent"],
+        "description": "user (default): about this user. agent: a lesson for all your users, with "
+        "nothing about this user in it",
+    }
+}
 
 
 def _layer_arguments(layers: Mapping[str, Layer]) -> dict[str, Any]:

@@ -21,12 +21,13 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..agent_memory import generalised
 from ..errors import ErasedError, ExtractionError, StoreError
-from ..layers import Layer
-from ..records import LearnResult, MemoryItem, RetryReport, Usage
+from ..layers import Layer, Patch
+from ..records import Change, LearnResult, MemoryItem, RetryReport, Usage
 from ..scope import Scope
 from ..secret_filter import redact
-from ..store import Store
+from ..store import Store, Writer
 from ..validation import cleaned_text
 from ..writes import apply_patches
 from .bridge import run_sync
@@ -314,6 +315,8 @@ class Learner:
                     observed_at=job.read_at,
                 ):
                     result.changes[change.layer].append(change)
+                if job.scope.agent_memory is not None:
+                    result.agent_changes = self._generalise(writer, fresh, job)
                 writer.mark_learned(job.key)
         except ErasedError:
             usage.skipped = ERASED
@@ -323,6 +326,25 @@ class Learner:
             self._keep_pending(error, job)
             raise error from exc
         return result
+
+    def _generalise(self, writer: Writer, patches: list[tuple[str, Patch]], job: _Job) -> list[Change]:
+        """Apply what layers configured ``learn_for_agent`` learned to the agent's own memory, in the
+        same transaction (see ``agent_memory.generalised``)."""
+        shared = [
+            (name, kept)
+            for name, patch in patches
+            if self.all_layers[name].config.learn_for_agent and (kept := generalised(patch)) is not None
+        ]
+        if not shared:
+            return []
+        return apply_patches(
+            writer.for_agent_memory(),
+            self.all_layers,
+            shared,
+            source="extracted",
+            session_id=None,
+            observed_at=job.read_at,
+        )
 
     def _keep_pending(self, exc: ExtractionError | StoreError, job: _Job) -> None:
         """Keep the failed input for ``retry_pending``. When even that fails, the caller still gets the

@@ -53,7 +53,7 @@ class DocumentHandle:
     def update(
         self,
         *,
-        user_id: str,
+        user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
         explicit: bool = True,
@@ -63,7 +63,7 @@ class DocumentHandle:
 
         ``explicit=False`` marks the values as inferred: they never replace explicit ones.
         """
-        scope = Scope.of(user_id, agent_id)
+        scope = Scope.addressed(user_id, agent_id)
         session = check_id(session_id, "session_id", required=False)
         schema = self._layer.schema
         schema.check_known(list(fields), self._layer.name)
@@ -77,10 +77,10 @@ class DocumentHandle:
         patch = FieldPatch(values=values, explicit=explicit)
         return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session)
 
-    def remove(self, *fields: str, user_id: str, agent_id: str | None = None) -> list[Change]:
+    def remove(self, *fields: str, user_id: str | None = None, agent_id: str | None = None) -> list[Change]:
         """Remove fields (an explicit retraction); their old values stay in the history. A keyed list
         field (policies' ``rules``) goes as a whole; :meth:`withdraw` retracts single elements."""
-        scope = Scope.of(user_id, agent_id)
+        scope = Scope.addressed(user_id, agent_id)
         for field in fields:
             if not isinstance(field, str):
                 raise InvalidInputError(f"field names must be str, not {type(field).__name__}")
@@ -88,22 +88,24 @@ class DocumentHandle:
         patch = FieldPatch(values={}, remove=tuple(fields))
         return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=None)
 
-    def withdraw(self, field: str, *elements: str, user_id: str, agent_id: str | None = None) -> list[Change]:
+    def withdraw(
+        self, field: str, *elements: str, user_id: str | None = None, agent_id: str | None = None
+    ) -> list[Change]:
         """Retract single elements of a keyed list field (one policy rule each), leaving the others.
 
         An element matches a stored one with the same key: ``withdraw("rules", "never use emojis")``
         retracts the stored "Never use emojis!" too.
         """
-        scope = Scope.of(user_id, agent_id)
+        scope = Scope.addressed(user_id, agent_id)
         if field not in self._layer.keyed_lists:
             raise InvalidInputError(f"{self._layer.name}.{field} is not a keyed list; use remove({field!r})")
         keys = tuple(self._layer.element_key(field, _clean_text(e, f"{field} element")) for e in elements)
         patch = FieldPatch(values={}, remove=keys)
         return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=None)
 
-    def get(self, *, user_id: str, agent_id: str | None = None) -> Any:
+    def get(self, *, user_id: str | None = None, agent_id: str | None = None) -> Any:
         """The layer's schema instance for the scope (agent values over shared ones)."""
-        return self._writes.state(Scope.of(user_id, agent_id)).layers[self._layer.name]
+        return self._writes.state(Scope.addressed(user_id, agent_id)).layers[self._layer.name]
 
 
 class CollectionHandle:
@@ -116,7 +118,7 @@ class CollectionHandle:
         self,
         text: str,
         *,
-        user_id: str,
+        user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
         replaces: str | None = None,
@@ -138,13 +140,13 @@ class CollectionHandle:
         self,
         entries: Iterable[str | Mapping[str, Any]],
         *,
-        user_id: str,
+        user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
         replaces: str | None = None,
     ) -> list[str]:
         """Add several entries in one transaction; return their ids in order."""
-        scope = Scope.of(user_id, agent_id)
+        scope = Scope.addressed(user_id, agent_id)
         session = check_id(session_id, "session_id", required=False)
         name = self._layer.name
         # A str is iterable too: taken as entries it would store one entry per character.
@@ -184,7 +186,9 @@ class CollectionHandle:
         added = {c.key: c.item_id for c in changes if c.op == "add"}  # new items' keys are unique
         return [added[r.key] if isinstance(r, NewItem) else r.id for r in merged.results if r is not None]
 
-    def list(self, *, user_id: str, agent_id: str | None = None) -> list[MemoryItem]:
+    def list(self, *, user_id: str | None = None, agent_id: str | None = None) -> list[MemoryItem]:
         """Live entries of the scope, oldest first, typed by the schema (``item.data``)."""
-        items: list[MemoryItem] = self._writes.state(Scope.of(user_id, agent_id)).layers[self._layer.name]
+        items: list[MemoryItem] = self._writes.state(Scope.addressed(user_id, agent_id)).layers[
+            self._layer.name
+        ]
         return items

@@ -33,7 +33,7 @@ class RankedRead:
     def __init__(self, conn: Connection, scope: Scope, query: str | None) -> None:
         self.conn = conn
         self.scope = scope
-        self.match = search.text_match(conn, scope.user_id, query) if query else None
+        self.match = search.text_match(conn, scope, query) if query else None
         self.params: dict[str, Any] = {"user": scope.user_id, **(self.match.params if self.match else {})}
         self.postgres = conn.dialect.name == "postgresql"
 

@@ -169,7 +169,7 @@ def exact_matching(
     if ids:
         wanted.append(select(ITEMS.c.pk).where(ITEMS.c.id.in_(sorted(ids))))
     if similar:
-        wanted.append(search.may_have_words(conn, scope.user_id, similar, ITEMS.c.pk))
+        wanted.append(search.may_have_words(conn, scope, similar, ITEMS.c.pk))
     if first is not None and first[1] > 0:
         columns, n = first
         head = select(ITEMS.c.pk).where(_EXACT_LAYER).order_by(*sort_key(conn.dialect.name, columns)).limit(n)

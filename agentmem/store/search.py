@@ -1,10 +1,11 @@
-"""Full-text search over item text, always scoped to one user, ranked in SQL on both backends.
+"""Full-text search over item text, always scoped to one owner (a user, or an agent's own memory: see
+``Scope.owner``), ranked in SQL on both backends.
 
 A query matches the rows containing any of its words (OR), each row scored higher for better; the
 ranking considers a bounded pool of the user's matches (see ``RANK_POOL``).
 
 SQLite: an FTS5 index (BM25, porter stemming). Each row also carries an ``owner`` token derived from
-the user id, and every query is ``owner:<token> AND (terms)``, so FTS5 only walks that user's rows.
+``Scope.owner``, and every query is ``owner:<token> AND (terms)``, so FTS5 only walks that owner's rows.
 
 PostgreSQL: the generated column ``search_vector`` (``to_tsvector('english', text)``, schema 8) with a
 GIN index, ranked by ``ts_rank``. The ``english`` configuration stems words as SQLite's porter
@@ -37,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
+from ..scope import Scope
 from ..text import normalize, word_set, words
 
 FTS_TABLE = "agentmem_items_fts"
@@ -49,12 +51,12 @@ def uses_fts(conn: Connection) -> bool:
     return conn.dialect.name == "sqlite"
 
 
-def owner_token(user_id: str) -> str:
-    return "u" + hashlib.sha256(user_id.encode()).hexdigest()[:24]
+def owner_token(owner: str) -> str:
+    return "u" + hashlib.sha256(owner.encode()).hexdigest()[:24]
 
 
-def index_items(conn: Connection, user_id: str, items: Sequence[tuple[str, str]]) -> None:
-    """Index the text of these stored items (id, text) of one user: one statement.
+def index_items(conn: Connection, owner: str, items: Sequence[tuple[str, str]]) -> None:
+    """Index the text of these stored items (id, text) of one owner (``Scope.owner``): one statement.
 
     Both backends index the text's words as ``text.words`` splits them, the words merge candidates
     are looked up by (see ``may_have_words``): SQLite's FTS5 row holds them joined by spaces, which its
@@ -64,10 +66,10 @@ def index_items(conn: Connection, user_id: str, items: Sequence[tuple[str, str]]
     if not items:
         return
     if uses_fts(conn):
-        owner = owner_token(user_id)
+        token = owner_token(owner)
         conn.exec_driver_sql(
             f"INSERT INTO {FTS_TABLE}(rowid, text, owner) SELECT pk, ?, ? FROM agentmem_items WHERE id = ?",
-            [(normalize(text), owner, item_id) for item_id, text in items],
+            [(normalize(text), token, item_id) for item_id, text in items],
         )
     else:
         conn.execute(
@@ -134,14 +136,14 @@ RANK_POOL = 2_000
 MIN_TERM_POOL = 100
 
 
-def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
+def text_match(conn: Connection, scope: Scope, query: str) -> TextMatch | None:
     """The query's match on this connection's backend; None when the query has no words."""
     terms = query_terms(query)
     if not terms:
         return None
     share = max(MIN_TERM_POOL, RANK_POOL // len(terms))
     if uses_fts(conn):
-        fts, owner = FTS_TABLE, owner_token(user_id)
+        fts, owner = FTS_TABLE, owner_token(scope.owner)
         # BM25 adds up over the query's terms, so a row's score is the sum of its per-term scores:
         # exact for the terms whose pool holds it. The owner column weighs 0: it only scopes the match.
         # words() yields only \w characters, so quoting each term makes it a safe FTS5 string.
@@ -156,11 +158,12 @@ def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
         # Each term on its own, OR-ed: a term that is only a stop word drops out instead of failing
         # the query, and no term is ever parsed as query syntax.
         queries = [f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))]
+        owned, owner_params = _owned(scope)
         # Each pool is the planner's choice by the term's frequency: a rare term's rows through the GIN
         # index, a common term's by walking the user's newest rows (ix_agentmem_items_user_pk) until
         # its share is found. Only the pooled rows' vectors are read to be ranked.
         pools = " UNION ".join(
-            f"SELECT pk FROM (SELECT pk FROM agentmem_items WHERE user_id = :fts_user"
+            f"SELECT pk FROM (SELECT pk FROM agentmem_items WHERE {owned}"
             f" AND search_vector @@ {q} ORDER BY pk DESC LIMIT {share}) p{n}"
             for n, q in enumerate(queries)
         )
@@ -168,7 +171,7 @@ def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
         hits = (
             f"SELECT pk, ts_rank(search_vector, {tsquery}) AS rank FROM agentmem_items WHERE pk IN ({pools})"
         )
-        params = {"fts_user": user_id, **{f"fts_{n}": term for n, term in enumerate(terms)}}
+        params = {**owner_params, **{f"fts_{n}": term for n, term in enumerate(terms)}}
     # Computed once per statement however many parts use it (SQLite materializes a CTE used twice).
     materialized = "" if uses_fts(conn) else "MATERIALIZED "
     return TextMatch(
@@ -181,9 +184,9 @@ def text_match(conn: Connection, user_id: str, query: str) -> TextMatch | None:
 
 
 def may_have_words(
-    conn: Connection, user_id: str, probes: Sequence[Sequence[Sequence[str]]], pk: Any
+    conn: Connection, scope: Scope, probes: Sequence[Sequence[Sequence[str]]], pk: Any
 ) -> Select[Any]:
-    """A SELECT of the pks of items of ``user_id`` that includes every item whose text, as
+    """A SELECT of the pks of the scope owner's items that includes every item whose text, as
     ``text.words`` splits it, has a word of each group of one of ``probes`` (and some others: the
     caller checks).
 
@@ -197,15 +200,25 @@ def may_have_words(
     if not uses_fts(conn):
         words = literal_column(f"{items.name}.words", _WORDS.type)  # not a model column (see index_items)
         matching = (and_(*(words.overlap(cast(sorted(g), _WORDS.type)) for g in groups)) for groups in found)
-        return select(pk).where(items.c.user_id == user_id, or_(*matching))
+        return select(pk).where(items.c.user_id == scope.user_id, or_(*matching))
     # A word of only "_", "+" or "#" makes no token to look up: its group rules nothing out.
     found = [[g for g in groups if all(map(_HAS_TOKEN.search, g))] for groups in found]
     if not all(found):
-        return select(pk).where(items.c.user_id == user_id)
+        return select(pk).where(items.c.user_id == scope.user_id)
     terms = (" AND ".join("(" + " OR ".join(f'"{w}"' for w in g) + ")" for g in groups) for groups in found)
-    probe = f"owner:{owner_token(user_id)} AND (" + " OR ".join(f"({t})" for t in terms) + ")"
+    probe = f"owner:{owner_token(scope.owner)} AND (" + " OR ".join(f"({t})" for t in terms) + ")"
     matches = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :probe")
     return select(matches.bindparams(probe=probe).columns(rowid=Integer).subquery().c.rowid)
+
+
+def _owned(scope: Scope) -> tuple[str, dict[str, str]]:
+    """The condition (and its parameters) on ``agentmem_items`` for the rows of the scope's owner."""
+    if scope.kind == "agent":  # every agent's own memory has the same user_id
+        return "user_id = :fts_user AND agent_id = :fts_agent", {
+            "fts_user": scope.user_id,
+            "fts_agent": scope.agent_key,
+        }
+    return "user_id = :fts_user", {"fts_user": scope.user_id}
 
 
 # What FTS5's unicode61 tokenizer keeps of a word of text.words: letters, digits (and marks).

@@ -7,13 +7,13 @@ import os
 import tempfile
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Float, bindparam, func, select, text
+from sqlalchemy import Connection, Engine, Float, bindparam, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import ClosedError, ErasedError, StoreError
@@ -39,7 +39,7 @@ from .rows import (
     visible,
 )
 from .tables import MAX_LIMIT
-from .writer import Writer
+from .writer import AGENT_GENERATION, Writer, lock
 
 _WATERMARK = select(  # built once, as the statements every learn runs are (see rows.py)
     select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == bindparam("user_id")).scalar_subquery(),
@@ -113,13 +113,7 @@ class Store:
         """
         self._require_open()
         with self._writer_engine.begin() as conn:
-            if conn.dialect.name == "postgresql":  # SQLite: BEGIN IMMEDIATE locked the whole database
-                # Per user and schema: the lock needs no row of the user, and schemas don't contend.
-                conn.exec_driver_sql(
-                    "SELECT pg_advisory_xact_lock(hashtextextended("
-                    "'agentmem.user:' || coalesce(current_schema(), '') || ':' || %s, 0))",
-                    (scope.user_id,),
-                )
+            lock(conn, scope)
             writer = Writer(conn, scope, utcnow())
             if generation is not None and writer.generation() != generation:
                 raise ErasedError(
@@ -130,7 +124,10 @@ class Store:
     def generation(self, scope: Scope) -> str:
         """The user's current generation, begun now if there is none. Work that spans a model call takes
         it before it reads anything and hands it to ``write``: ``delete_user`` ends the generation, so
-        nothing begun before a deletion is written after it, a user's first-ever write included."""
+        nothing begun before a deletion is written after it, a user's first-ever write included. An
+        agent's own memory belongs to no user: its generation never ends (and has no row)."""
+        if scope.kind == "agent":
+            return AGENT_GENERATION
         with self.engine.connect() as conn:
             token = generation_of(conn, scope.user_id)
         if token is not None:
@@ -196,26 +193,15 @@ class Store:
         ``top``: layers of which only the first ``limit`` rows in the budget's priority order are read
         (score, recency, then count when ``by_count``, then id; the best first); the others are read whole.
         """
-        top = top or {}
-        whole = [name for name in layers if name not in top]
         with self.engine.connect() as conn:
-            ranked = RankedRead(conn, scope, query)
-            parts = [ranked.arms(whole, scope.visible_agent_keys, None, False)] if whole else []
-            # One arm per agent key and per matched/unmatched: each an index range read in order.
-            parts += [
-                ranked.arms([name], (agent,), slice_.limit, slice_.by_count)
-                for name, slice_ in top.items()
-                if name in layers
-                for agent in scope.visible_agent_keys
-            ]
-            rows = ranked.run([arm for part in parts for arm in part])
-        taken: dict[str, int] = {}
-        kept = []
-        for row in rows:  # ordered by layer, then priority: the first ``limit`` of each are its top
-            n = taken[row[1]] = taken.get(row[1], 0) + 1
-            if row[1] not in top or n <= top[row[1]].limit:
-                kept.append(ContextRow(*row[:8]))
-        return kept
+            return _context_rows(conn, scope, layers, query, top or {})
+
+    @contextmanager
+    def context_reader(self) -> Iterator[ContextReader]:
+        """``context_rows`` for several scopes on one connection: one compile of a user's memory and
+        an agent's own memory reads them in one transaction, and opens one connection."""
+        with self.engine.connect() as conn:
+            yield lambda scope, layers, query, top: _context_rows(conn, scope, layers, query, top)
 
     def search(self, scope: Scope, query: str, layers: Sequence[str], limit: int) -> list[SearchHit]:
         if not layers:  # an empty IN () is not SQL everywhere
@@ -323,3 +309,29 @@ class Store:
             stmt = stmt.where(EVENTS.c.item_id == item_id)
         with self.engine.connect() as conn:
             return [event_from_row(r) for r in conn.execute(stmt)]
+
+
+ContextReader = Callable[[Scope, Sequence[str], "str | None", Mapping[str, Top]], list[ContextRow]]
+
+
+def _context_rows(
+    conn: Connection, scope: Scope, layers: Sequence[str], query: str | None, top: Mapping[str, Top]
+) -> list[ContextRow]:
+    whole = [name for name in layers if name not in top]
+    ranked = RankedRead(conn, scope, query)
+    parts = [ranked.arms(whole, scope.visible_agent_keys, None, False)] if whole else []
+    # One arm per agent key and per matched/unmatched: each an index range read in order.
+    parts += [
+        ranked.arms([name], (agent,), slice_.limit, slice_.by_count)
+        for name, slice_ in top.items()
+        if name in layers
+        for agent in scope.visible_agent_keys
+    ]
+    rows = ranked.run([arm for part in parts for arm in part])
+    taken: dict[str, int] = {}
+    kept = []
+    for row in rows:  # ordered by layer, then priority: the first ``limit`` of each are its top
+        n = taken[row[1]] = taken.get(row[1], 0) + 1
+        if row[1] not in top or n <= top[row[1]].limit:
+            kept.append(ContextRow(*row[:8]))
+    return kept

@@ -18,12 +18,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, and_, select
 
 from ..errors import ConflictError, InvalidInputError, SecretError
 from ..layers import Layer
 from ..layers.schema import check_value
-from ..scope import Scope, check_id
+from ..scope import AGENT_MEMORY_USER, Scope, check_id
 from ..secret_filter import find_secret_in, redact
 from ..validation import MAX_DEPTH, checked_json
 from . import search
@@ -62,12 +62,23 @@ def _exported(kind: RecordKind, row: Row[Any]) -> dict[str, Any]:
     return record
 
 
-def export_user(conn: Connection, user_id: str) -> dict[str, Any]:
-    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "user_id": user_id}
+def _owned(kind: RecordKind, scope: Scope) -> Any:
+    """The rows of ``kind`` the scope's owner has: all of a user's, or one agent's own memory (rows of
+    the reserved user id ``""`` and that agent: never a user's)."""
+    tbl = kind.table
+    if scope.kind == "agent":
+        return and_(tbl.c.user_id == AGENT_MEMORY_USER, tbl.c.agent_id == scope.agent_key)
+    return tbl.c.user_id == scope.user_id
+
+
+def _export_rows(
+    conn: Connection, scope: Scope, header: Mapping[str, Any], kinds: tuple[RecordKind, ...]
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, **header}
     rows: dict[str, list[Row[Any]]] = {}
-    for kind in KINDS:
+    for kind in kinds:
         order = [kind.table.c[column] for column in kind.order]
-        stmt = select(kind.table).where(kind.table.c.user_id == user_id).order_by(*order)
+        stmt = select(kind.table).where(_owned(kind, scope)).order_by(*order)
         rows[kind.name] = list(conn.execute(stmt))
         doc[kind.name] = [_exported(kind, row) for row in rows[kind.name]]
     # A pending extraction's watermark is an event id (of any user); ids change on import, so it leaves
@@ -78,6 +89,19 @@ def export_user(conn: Connection, user_id: str) -> dict[str, Any]:
         if mark:
             record["watermark"] = bisect.bisect_right(ids, mark)
     return doc
+
+
+def export_user(conn: Connection, user_id: str) -> dict[str, Any]:
+    return _export_rows(conn, Scope.of(user_id), {"user_id": user_id}, KINDS)
+
+
+AGENT_KINDS = tuple(kind for kind in KINDS if kind.name in ("items", "events", "learned", "pending"))
+"""What an agent's own memory holds: no sessions or messages (those are a user's conversations)."""
+
+
+def export_agent(conn: Connection, scope: Scope) -> dict[str, Any]:
+    """The agent's own memory as a document like ``export_user``'s, with ``agent_id`` for a header."""
+    return _export_rows(conn, scope, {"agent_id": scope.agent_id}, AGENT_KINDS)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -346,8 +370,16 @@ def import_user(conn: Connection, doc: Export) -> int:
 
 
 def delete_user(conn: Connection, user_id: str) -> int:
-    ids = list(conn.execute(select(ITEMS.c.id).where(ITEMS.c.user_id == user_id)).scalars())
+    return _delete(conn, Scope.of(user_id), KINDS)
+
+
+def delete_agent_memory(conn: Connection, scope: Scope) -> int:
+    return _delete(conn, scope, AGENT_KINDS)
+
+
+def _delete(conn: Connection, scope: Scope, kinds: tuple[RecordKind, ...]) -> int:
+    ids = list(conn.execute(select(ITEMS.c.id).where(_owned(_KIND["items"], scope))).scalars())
     search.unindex_ids(conn, ids)
-    for kind in KINDS:
-        conn.execute(kind.table.delete().where(kind.table.c.user_id == user_id))
+    for kind in kinds:
+        conn.execute(kind.table.delete().where(_owned(kind, scope)))
     return len(ids)

@@ -31,6 +31,21 @@ from .rows import (
 )
 from .tables import UtcDateTime
 
+AGENT_GENERATION = "agent"
+"""The generation of every agent's own memory: no ``delete_user`` ends it (a user's are random hex)."""
+
+
+def lock(conn: Connection, scope: Scope) -> None:
+    """Take the scope owner's write lock for this transaction. SQLite: BEGIN IMMEDIATE already locked
+    the whole database. PostgreSQL: an advisory lock per owner (a user, or an agent's own memory) and
+    schema: it needs no row of the owner, and schemas don't contend."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtextextended("
+            "'agentmem.user:' || coalesce(current_schema(), '') || ':' || %s, 0))",
+            (scope.owner,),
+        )
+
 
 class Writer:
     """A write transaction for one exact scope, holding the write lock."""
@@ -142,16 +157,26 @@ class Writer:
                 is not None
             )
         if row is None or hidden:
-            raise NotFoundError(f"no live memory item {item_id!r} for user {self.scope.user_id!r}")
+            raise NotFoundError(f"no live memory item {item_id!r} for {self.scope.describe()}")
         return item_from_row(row)
 
     def in_scope(self, agent_id: str | None) -> Writer:
         """The same transaction, writing on behalf of another scope of the same user."""
         return Writer(self.conn, Scope(self.scope.user_id, agent_id), self.now)
 
+    def for_agent_memory(self) -> Writer:
+        """The same transaction, writing to the own memory of this scope's agent (its lock taken too:
+        always after the user's, so two writers never wait for each other's)."""
+        target = self.scope.agent_memory
+        assert target is not None, "only a user's scope with an agent_id has an agent memory"
+        lock(self.conn, target)
+        return Writer(self.conn, target, self.now)
+
     def generation(self) -> str | None:
         """The user's current generation (see ``Store.generation``); None when none was begun since the
         user was last deleted."""
+        if self.scope.kind == "agent":
+            return AGENT_GENERATION
         return generation_of(self.conn, self.scope.user_id)
 
     def begin_generation(self) -> str:
@@ -242,7 +267,7 @@ class Writer:
         if batch.added:
             conn.execute(_INSERT_ITEM, batch.added)
         search.index_items(
-            conn, self.scope.user_id, [*((r["id"], r["text"]) for r in batch.added), *batch.reindexed]
+            conn, self.scope.owner, [*((r["id"], r["text"]) for r in batch.added), *batch.reindexed]
         )
         if batch.events:  # one executemany: event ids ascend in the order of the changes
             conn.execute(
