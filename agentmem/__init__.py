@@ -45,6 +45,7 @@ from .records import (
     Usage,
 )
 from .store.sessions import SessionInfo
+from .store.variables import Variable
 from .tools import MemoryTools
 
 __version__ = "0.1.0"
@@ -96,5 +97,6 @@ __all__ = [
     "ToolRequest",
     "TransientModelError",
     "Usage",
+    "Variable",
     "__version__",
 ]
