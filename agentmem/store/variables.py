@@ -6,7 +6,8 @@ the user and erased with it, and ``MemoryManager.history`` shows them beside the
 of its own would repeat all of that. The event's ``item_id`` is the variable's id (a variable deleted and
 set again gets a new one, as an item does) and its ``key`` the variable's name.
 
-Stored ``agent_id`` and ``session_id`` are ``""`` for none (see ``VariableRow``).
+Stored ``agent_id`` and ``session_id`` are ``""`` for none (see ``VariableRow``). The checks a name and
+a value pass live here too, as a new write and an import both need them.
 """
 
 from __future__ import annotations
