@@ -47,6 +47,7 @@ from .records import (
     UserSummary,
 )
 from .store.sessions import SessionInfo
+from .store.variables import Variable
 from .templates import MemoryTemplate
 from .tools import MemoryTools
 
@@ -102,5 +103,6 @@ __all__ = [
     "TransientModelError",
     "Usage",
     "UserSummary",
+    "Variable",
     "__version__",
 ]

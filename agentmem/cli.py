@@ -1,6 +1,6 @@
-"""The ``agentmem`` command: list users, inspect, export, import and delete their memory; back up and
-restore the whole database; run the offline demo; copy the default extraction prompts into a folder to
-customise them.
+"""The ``agentmem`` command: list users, inspect, export, import and delete their memory, list their
+memory variables; back up and restore the whole database; run the offline demo; copy the default
+extraction prompts into a folder to customise them.
 
 Stdlib ``argparse`` only. Nothing here (or anything it imports) loads litellm, so every command
 starts fast and works without an API key or network.
@@ -107,6 +107,16 @@ def _show(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
         print(f"no memory for {args.user}", file=out)
         return EXIT_OK
     print("\n\n".join("\n".join(block) for block in blocks), file=out)
+    return EXIT_OK
+
+
+def _variables(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    found = mem.variables.list(user_id=args.user, agent_id=args.agent, session_id=args.session)
+    if not found:
+        print(f"no variables for {args.user} in this scope", file=out)
+        return EXIT_OK
+    rows = [[v.name, v.value, v.agent_id or "-", v.session_id or "-"] for v in found]
+    print("\n".join(format_table(["name", "value", "set for agent", "set for session"], rows)), file=out)
     return EXIT_OK
 
 
@@ -311,6 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("user", metavar="USER")
     show.add_argument("--agent", metavar="A", help="only what this agent sees: shared and its private memory")
 
+    variables = sub.add_parser(
+        "variables", parents=[common], help="list the memory variables a scope sees, and where each was set"
+    )
+    variables.add_argument("user", metavar="USER")
+    variables.add_argument("--agent", metavar="A", help="as this agent sees them (its own win)")
+    variables.add_argument("--session", metavar="S", help="in this session (its own win)")
+
     context = sub.add_parser(
         "context", parents=[common], help="print the XML memory block for a system message"
     )
@@ -400,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             return _prompts_export(args, out)
         handlers = {
             "show": _show,
+            "variables": _variables,
             "context": _context,
             "export": _export,
             "import": _import,

@@ -26,7 +26,7 @@ from .extraction.templates import Prompt
 from .extraction.turns import message_text
 from .records import Usage
 from .scope import Scope, check_id
-from .store import sessions
+from .store import sessions, variables
 from .store.sessions import EXTRA_FIELDS, SessionInfo, checked_extra
 from .store.sessions import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS
 from .store.sessions import ROLES as ROLES
@@ -160,9 +160,11 @@ class Sessions:
             return sessions.list_sessions(conn, scope.user_id, scope.agent_id)
 
     def delete(self, session_id: str, *, user_id: str) -> int:
-        """Delete a session with its messages and summary; returns the number of messages deleted."""
+        """Delete a session with its messages, summary and variables (of every agent, with their
+        history); returns the number of messages deleted."""
         scope, session = self._session_scope(session_id, user_id)
         with self._store.write(scope) as writer:
+            variables.delete_session(writer.conn, scope.user_id, session)
             return sessions.delete_session(writer.conn, scope.user_id, session)
 
     def summary(self, session_id: str, *, user_id: str) -> str | None:

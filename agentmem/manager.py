@@ -36,10 +36,12 @@ from .records import (
 from .scope import Scope, check_id, prefer_agent
 from .store import ContextRow, Store, Top, backup, transfer, users
 from .store.engine import resolve_url
+from .store.variables import VARIABLES
 from .templates import LayerVariables, MemoryTemplate, Templates
 from .tokens import TokenCounter, default_counter
 from .tools import MemoryTools
 from .validation import checked_text
+from .variables import Variables
 from .writes import Writes
 
 MAX_QUERY = 4000
@@ -57,6 +59,10 @@ def _build_layers(
     if given is not None and not isinstance(given, Mapping):
         raise ConfigurationError(f"layers must be a dict of layer name to config, got {type(given).__name__}")
     given = dict(given or {})
+    if VARIABLES in given:
+        raise ConfigurationError(
+            f"the layer name {VARIABLES!r} is reserved: memory variables' history uses it"
+        )
     for name, value in given.items():
         if isinstance(value, Layer):
             if value.name != name:
@@ -198,6 +204,9 @@ class MemoryManager:
         )
         self.sessions = Sessions(self._store, caller, summary_prompt, enable_session_summaries)
         """Conversation history and session summaries (see :class:`~agentmem.conversations.Sessions`)."""
+        self.variables = Variables(self._store)
+        """Named values per user, agent and session: ``set``/``get``/``list``/``values``/``delete``/
+        ``history`` (see :class:`~agentmem.variables.Variables`)."""
         self._writes = Writes(self._store, self._layers, self._state)
         self._handles = {name: layer.handle(self._writes) for name, layer in self._layers.items()}
         self.profile = self._handles["profile"]
@@ -209,7 +218,14 @@ class MemoryManager:
         self.feedback = self._handles["feedback"]
         """``add``/``add_many``/``list`` feedback entries."""
         self._templates = Templates(
-            list(self._layers.values()), variables, self._compile, self._store.live, self.sessions
+            list(self._layers.values()),
+            variables,
+            self._compile,
+            self._store.live,
+            self.sessions,
+            named=lambda scope, session_id: self.variables.values(
+                user_id=scope.user_id, agent_id=scope.agent_id, session_id=session_id
+            ),
         )
 
     def layer(self, name: str) -> Any:

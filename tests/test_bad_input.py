@@ -57,6 +57,7 @@ def seeded(make_mem: Callable[..., MemoryManager], model: ScriptedModel) -> Memo
     mem.profile.update(user_id=USER, name="Sarah")
     mem.knowledge.add("Runs marathons", user_id=USER)
     mem.sessions.add("s1", [{"role": "user", "content": "Hello"}], user_id=USER)
+    mem.variables.set("current_task", "plan a run", user_id=USER, session_id="s1")
     mem.learn([{"role": "user", "content": "I live in Oslo."}], user_id=USER)
     failing = make_mem(model=ScriptedModel([ValueError("the model is down")]), max_retries=0)
     with pytest.raises(ExtractionError):  # kept as a pending extraction
@@ -103,6 +104,7 @@ TEXT_ENTRIES: dict[str, Entry] = {
     "sessions.add name": lambda mem, bad: mem.sessions.add(
         "s1", [{"role": "tool", "content": "ok", "tool_call_id": "c1", "name": bad}], user_id=USER
     ),
+    "variables.set": lambda mem, bad: mem.variables.set("current_task", bad, user_id=USER),
     "compile query": lambda mem, bad: mem.compile(user_id=USER, query=bad),
     "search": lambda mem, bad: mem.search(bad, user_id=USER),
     "memory tool remember": lambda mem, bad: _tool(
@@ -119,6 +121,10 @@ ID_ENTRIES: dict[str, Entry] = {
     "learn agent_id": lambda mem, bad: mem.learn(said("I live in Oslo."), user_id=USER, agent_id=bad),
     "learn session_id": lambda mem, bad: mem.learn(said("I live in Oslo."), user_id=USER, session_id=bad),
     "sessions.add session_id": lambda mem, bad: mem.sessions.add(bad, said("Hello"), user_id=USER),
+    "variables.set user_id": lambda mem, bad: mem.variables.set("task", "x", user_id=bad),
+    "variables.set agent_id": lambda mem, bad: mem.variables.set("task", "x", user_id=USER, agent_id=bad),
+    "variables.set session_id": lambda mem, bad: mem.variables.set("task", "x", user_id=USER, session_id=bad),
+    "variables.list session_id": lambda mem, bad: mem.variables.list(user_id=USER, session_id=bad),
     "forget item_id": lambda mem, bad: mem.forget(bad, user_id=USER),
     "history item_id": lambda mem, bad: mem.history(user_id=USER, item_id=bad),
     "delete_user": lambda mem, bad: mem.delete_user(bad),
@@ -219,6 +225,8 @@ IMPORT_CASES: dict[str, Callable[[dict[str, Any]], None]] = {
             "session summary": ("sessions", 0, "summary"),
             "pending error": ("pending", 0, "error"),
             "pending message": ("pending", 0, "messages", 0, "content"),
+            "variable value": ("variables", 0, "value"),
+            "variable name": ("variables", 0, "name"),
         }.items()
         for kind, bad in BAD_TEXT.items()
     },
@@ -240,6 +248,8 @@ def exported_as(mem: MemoryManager, user: str) -> dict[str, Any]:
         event["item_id"] = prefix + event["item_id"][len(prefix) :]
     for pending in doc["pending"]:
         pending["id"] = "p_" + user[:3] + pending["id"][len(prefix) :]
+    for variable in doc["variables"]:
+        variable["id"] = "v_" + user[:3] + variable["id"][len(prefix) :]
     return doc
 
 

@@ -146,6 +146,29 @@ def test_show_uses_the_env_url_when_no_db_is_given(
     assert stored["fact"] in out
 
 
+def test_variables_lists_what_a_scope_sees_and_where_each_was_set(
+    capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    with MemoryManager(db=db_url) as mem:
+        mem.variables.set("goal", "a churn model", user_id="sarah")
+        mem.variables.set("task", "clean data", user_id="sarah", agent_id="coder")
+        mem.variables.set("task", "pick features", user_id="sarah", agent_id="coder", session_id="s7")
+    code, out, _ = run(capsys, "--db", db_url, "variables", "sarah", "--agent", "coder", "--session", "s7")
+    assert code == 0
+    assert out.splitlines()[0].split() == ["name", "value", "set", "for", "agent", "set", "for", "session"]
+    assert [line.split()[-2:] for line in out.splitlines()[2:]] == [["-", "-"], ["coder", "s7"]]
+    assert "pick features" in out
+    assert "clean data" not in out  # the session's own value wins
+    code, out, _ = run(capsys, "--db", db_url, "variables", "sarah")
+    assert (code, "task" in out) == (0, False)
+    assert run(capsys, "--db", db_url, "variables", "marco") == (
+        0,
+        "no variables for marco in this scope\n",
+        "",
+    )
+    assert run(capsys, "--db", db_url, "variables", "sarah", "--session", " s")[0] == 1  # a bad id
+
+
 def test_format_table_aligns_wide_characters() -> None:
     lines = format_table(["a", "b"], [["日本", "x"], ["abc", "y\nz"]], indent="")
     assert lines == ["a     b", "----  ---", "日本  x", "abc   y z"]

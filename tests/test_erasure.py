@@ -312,8 +312,9 @@ def test_delete_user_leaves_no_row_of_the_user_and_no_other_users_work_is_stoppe
     model.add(FACT)
     mem.learn(said("I have a rare condition."), user_id=USER)
     mem.sessions.add("s1", said("Hello"), user_id=USER)
+    mem.variables.set("current_task", "rest", user_id=USER, agent_id="nurse", session_id="s1")
     before = set(leftovers(mem, USER))
-    kinds = ("items", "events", "learned", "sessions", "messages", "generations")
+    kinds = ("items", "events", "learned", "sessions", "messages", "generations", "variables")
     assert {f"agentmem_{kind}" for kind in kinds} <= before  # the scan sees what there is
     assert (FTS_TABLE in before) == mem.db_url.startswith("sqlite")
     mem.delete_user(USER)

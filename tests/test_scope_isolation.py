@@ -128,6 +128,8 @@ def test_invalid_user_ids_raise_scope_error_everywhere(mem: MemoryManager, bad: 
         lambda: mem.knowledge.add("x", user_id=bad),  # type: ignore[arg-type]
         lambda: mem.export_user(bad),  # type: ignore[arg-type]
         lambda: mem.delete_user(bad),  # type: ignore[arg-type]
+        lambda: mem.variables.set("task", "x", user_id=bad),  # type: ignore[arg-type]
+        lambda: mem.variables.list(user_id=bad),  # type: ignore[arg-type]
     ]
     for call in calls:
         with pytest.raises(ScopeError):
@@ -140,7 +142,10 @@ def test_invalid_agent_ids_raise_scope_error(mem: MemoryManager, bad: object) ->
         mem.compile(user_id="u", agent_id=bad)  # type: ignore[arg-type]
     with pytest.raises(ScopeError):
         mem.knowledge.add("fact", user_id="u", agent_id=bad)  # type: ignore[arg-type]
+    with pytest.raises(ScopeError):
+        mem.variables.set("task", "x", user_id="u", agent_id=bad)  # type: ignore[arg-type]
     assert mem.get(user_id="u").items == []
+    assert mem.variables.list(user_id="u") == []
 
 
 def test_an_agent_cannot_forget_a_shared_item_its_own_item_hides(mem: MemoryManager) -> None:

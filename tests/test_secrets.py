@@ -141,7 +141,10 @@ def test_manual_writes_refuse_secrets(mem: MemoryManager) -> None:
             mem.profile.update(user_id="u", company=sentence)
         with pytest.raises(SecretError):
             mem.knowledge.add_many([{"text": "Has a cat", "topics": [sentence]}], user_id="u")
+        with pytest.raises(SecretError):
+            mem.variables.set("current_task", sentence, user_id="u", agent_id="a", session_id="s")
     assert mem.export_user("u")["items"] == []
+    assert mem.export_user("u")["variables"] == []
     assert leaked(mem) == []
 
 
@@ -232,6 +235,7 @@ def test_a_provider_error_with_unstorable_characters_is_kept_cleaned(make_mem: F
 def _exported(mem: MemoryManager) -> dict[str, Any]:
     mem.knowledge.add("Builds a churn model", user_id="u", session_id="s1")
     mem.sessions.add("s1", [{"role": "user", "content": "hello"}], user_id="u")
+    mem.variables.set("current_task", "plan the churn model", user_id="u", session_id="s1")
     data = mem.export_user("u")
     mem.delete_user("u")
     return data
@@ -250,6 +254,7 @@ IMPORT_REFUSALS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
         "sessions": [{**d["sessions"][0], "session_id": STRIPE}],
         "messages": [{**d["messages"][0], "session_id": STRIPE}],
     },
+    "variable value": lambda d: {**d, "variables": [{**d["variables"][0], "value": SENTENCES[4]}]},
     "learned key": lambda d: {
         **d,
         "learned": [{"agent_id": None, "key": STRIPE, "created_at": d["items"][0]["created_at"]}],

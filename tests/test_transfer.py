@@ -71,6 +71,9 @@ def everything(managers: dict[str, MemoryManager], user: str = "sam") -> None:
         agent_id="coder",
     )
     mem.sessions.summarize("s1", user_id=user)
+    mem.variables.set("current_task", "plan the rota", user_id=user)
+    mem.variables.set("current_task", "swap a shift", user_id=user, agent_id="coder", session_id="s1")
+    mem.variables.set("current_task", "plan the week", user_id=user)  # an update, in the history
     with pytest.raises(ExtractionError):
         managers["failing"].learn([{"role": "user", "content": "I work nights at St James's."}], user_id=user)
 
@@ -79,7 +82,7 @@ def test_export_delete_import_export_is_identical(managers: dict[str, MemoryMana
     everything(managers)
     mem = managers["offline"]
     data = mem.export_user("sam")
-    assert data["version"] == VERSION == 3
+    assert data["version"] == VERSION == 4
     for kind in KINDS:
         assert data[kind.name], f"the test should cover {kind.name}"
     assert any(e["observed_at"] for e in data["events"])  # extracted changes say how current they were
@@ -104,14 +107,21 @@ def test_a_version_2_document_still_imports(managers: dict[str, MemoryManager]) 
     mem = managers["offline"]
     current = mem.export_user("sam")
     mem.delete_user("sam")
-    events = [{k: v for k, v in e.items() if k != "observed_at"} for e in current["events"]]
-    old = {k: v for k, v in current.items() if k not in ("learned", "pending")}
+    kept = [e for e in current["events"] if e["layer"] != "variables"]  # version 4 added variables
+    events = [{k: v for k, v in e.items() if k != "observed_at"} for e in kept]
+    old = {k: v for k, v in current.items() if k not in ("learned", "pending", "variables")}
     old |= {"version": 2, "events": events}
 
     assert mem.import_user(old) == len(current["items"])
 
-    expected_events = [{**e, "observed_at": None} for e in current["events"]]
-    assert mem.export_user("sam") == {**current, "events": expected_events, "learned": [], "pending": []}
+    expected_events = [{**e, "observed_at": None} for e in kept]
+    assert mem.export_user("sam") == {
+        **current,
+        "events": expected_events,
+        "learned": [],
+        "pending": [],
+        "variables": [],
+    }
 
 
 def exported(mem: MemoryManager, managers: dict[str, MemoryManager]) -> dict[str, Any]:

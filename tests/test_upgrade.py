@@ -183,6 +183,9 @@ def test_an_old_database_is_opened_used_and_exported(
     learned = mem.learn([{"role": "user", "content": "Hi, I'm Sam, a nurse in Leeds."}], user_id="sam")
     assert learned.changes["profile"]
     assert mem.get(user_id="sam").profile.name == "Sam"
+    # ...keeps memory variables (schema 9), with their history, in an old database...
+    mem.variables.set("current_task", "book a GP visit", user_id="sam", session_id="s9")
+    assert mem.variables.values(user_id="sam", session_id="s9") == {"current_task": "book a GP visit"}
 
     # ...keeps a failed extraction as pending (an ExtractionError, not a database error)...
     failing = MemoryManager(db=url, model=ScriptedModel(lambda _m: NEVER_VALID), max_retries=0)
@@ -209,6 +212,7 @@ def test_an_old_database_is_opened_used_and_exported(
         mem.import_user(exported)
         assert mem.export_user(user) == exported
     assert len(mem.export_user("sarah")["sessions"]) == (1 if version >= 3 else 0)
+    assert [v["name"] for v in mem.export_user("sam")["variables"]] == ["current_task"]
 
 
 def test_every_fixture_is_older_than_the_current_schema() -> None:
@@ -221,3 +225,4 @@ def test_every_fixture_is_older_than_the_current_schema() -> None:
     assert (FIXTURES / "v4.pg.sql").exists()
     assert (FIXTURES / "v6.pg.sql").exists()
     assert (FIXTURES / "v7.pg.sql").exists()
+    assert (FIXTURES / "v8.pg.sql").exists()

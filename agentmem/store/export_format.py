@@ -1,4 +1,4 @@
-"""The export document (``agentmem.export``, version 3): everything one user has, one list per table.
+"""The export document (``agentmem.export``, version 4): everything one user has, one list per table.
 
 Each record kind is a table's columns minus the ones deliberately left out, each with its reason, so a
 column added to a table either appears in the export or is named here (a test checks this). Datetimes
@@ -6,7 +6,8 @@ are ISO 8601 strings in UTC, ``agent_id`` is ``null`` for the user's shared memo
 stated once, in the header.
 
 Versions: 1 had items and events; 2 added sessions and messages; 3 added each event's ``observed_at``,
-the learned-input log and pending extractions. Older documents still import (the new parts empty).
+the learned-input log and pending extractions; 4 added memory variables (their history is events of the
+layer ``variables``). Older documents still import (the new parts empty).
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Table
 
-from .tables import EventRow, ItemRow, LearnedRow, MessageRow, PendingRow, SessionRow, table
+from .tables import EventRow, ItemRow, LearnedRow, MessageRow, PendingRow, SessionRow, VariableRow, table
 
 FORMAT = "agentmem.export"
-VERSION = 3
+VERSION = 4
 
 
 class _Strict(BaseModel):
@@ -108,9 +109,21 @@ class ExportedPending(_Strict):
     updated_at: datetime
 
 
+class ExportedVariable(_Strict):
+    """A memory variable (version 4); ``agent_id`` and ``session_id`` null for none."""
+
+    id: str = Field(min_length=1, max_length=40)
+    agent_id: str | None
+    session_id: str | None
+    name: str
+    value: str
+    created_at: datetime
+    updated_at: datetime
+
+
 class Export(_Strict):
     format: Literal["agentmem.export"]
-    version: Literal[1, 2, 3]
+    version: Literal[1, 2, 3, 4]
     user_id: str
     items: list[ExportedItem]
     events: list[ExportedEvent]
@@ -118,6 +131,7 @@ class Export(_Strict):
     messages: list[ExportedMessage] = []
     learned: list[ExportedLearned] = []
     pending: list[ExportedPending] = []
+    variables: list[ExportedVariable] = []
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,8 @@ class RecordKind:
     order: tuple[str, ...]
     left_out: Mapping[str, str]
     """Columns not exported, each with the reason."""
+    none_as_blank: tuple[str, ...] = ("agent_id",)
+    """Columns that store ``""`` for none: ``null`` in the document."""
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -161,6 +177,14 @@ KINDS = (
     ),
     RecordKind("learned", table(LearnedRow), ExportedLearned, ("pk",), {"pk": _POSITION, "user_id": _HEADER}),
     RecordKind("pending", table(PendingRow), ExportedPending, ("created_at", "id"), {"user_id": _HEADER}),
+    RecordKind(
+        "variables",
+        table(VariableRow),
+        ExportedVariable,
+        ("pk",),
+        {"pk": _POSITION, "user_id": _HEADER},
+        none_as_blank=("agent_id", "session_id"),
+    ),
 )
 TABLES_LEFT_OUT = {
     "agentmem_meta": "the database's schema version: no user's data",

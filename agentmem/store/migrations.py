@@ -314,6 +314,35 @@ def _v9_word_index(op: Operations) -> None:
         )
 
 
+def _v9_variables(op: Operations) -> None:
+    """Memory variables: one named value per user, agent (``""``: none) and session (``""``: none).
+    Their history is events under the layer name ``variables``; no new history table."""
+    op.create_table(
+        "agentmem_variables",
+        sa.Column("pk", sa.Integer, primary_key=True),
+        sa.Column("id", sa.String(40), nullable=False, unique=True),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("session_id"),
+        _id("name", 64),
+        sa.Column("value", sa.String, nullable=False),
+        _time("created_at"),
+        _time("updated_at"),
+    )
+    op.create_index(
+        "ux_agentmem_variables",
+        "agentmem_variables",
+        ["user_id", "agent_id", "session_id", "name"],
+        unique=True,
+    )
+
+
+def _v9(op: Operations) -> None:
+    """Schema 9, one release's steps in one version."""
+    for step in (_v9_word_index, _v9_variables):
+        step(op)
+
+
 class Migration(NamedTuple):
     name: str
     run: Callable[[Operations], None]
@@ -329,7 +358,7 @@ MIGRATIONS: dict[int, Migration] = {
     6: Migration("one item per policy rule", _v6_one_item_per_rule),
     7: Migration("user generations, so a deleted user stays deleted", _v7_user_generations),
     8: Migration("ranked reads: recency index, and full-text search on PostgreSQL", _v8_ranked_reads),
-    9: Migration("merge candidates through a word index on both backends", _v9_word_index),
+    9: Migration("word index, memory variables", _v9),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

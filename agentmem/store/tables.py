@@ -179,6 +179,30 @@ class MessageRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class VariableRow(SQLModel, table=True):
+    """A memory variable: a named value of a user, an agent of the user and/or a session (v9).
+
+    ``agent_id`` and ``session_id`` are ``""`` for none (user-wide, not session-bound), so the unique
+    index holds one value per name and scope on every backend (NULLs would all be distinct). Its history
+    is kept as events under the reserved layer name ``variables`` (see agentmem/variables.py).
+    """
+
+    __tablename__ = "agentmem_variables"
+    __table_args__ = (
+        Index("ux_agentmem_variables", "user_id", "agent_id", "session_id", "name", unique=True),
+    )
+
+    pk: int | None = Field(default=None, primary_key=True)
+    id: str = Field(max_length=40, unique=True)
+    user_id: str = Field(max_length=255)
+    agent_id: str = Field(default="", max_length=255)
+    session_id: str = Field(default="", max_length=255)
+    name: str = Field(max_length=64)
+    value: str
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
 class GenerationRow(SQLModel, table=True):
     """A user's current generation (v7): a random token that ``delete_user`` deletes with the rest of the
     user's rows. Work that spans a model call notes it when it starts and writes only if it is unchanged

@@ -1,18 +1,21 @@
 """Export, import and deletion of everything one user has: items (live and closed), events, sessions
-and messages, the learned-input log and pending extractions (see export_format for the document).
+and messages, the learned-input log, pending extractions and memory variables (see export_format for
+the document).
 
 An import trusts nothing in the document: every value is validated by its layer (secrets refused, sizes
 bounded), each item's ``key``, ``text`` and ``line`` are recomputed from its value the way the layer
-computes them, and messages are redacted and bounded like new ones. All of it is checked before anything
-is written. Each record kind has one small ``_checked_*`` function. Last, every string the document
-still holds (ids, keys, layer names, metadata, event values, dict keys) goes through the secret detector:
-one that holds a secret refuses the import, since an id or a key cannot be redacted.
+computes them, messages are redacted and bounded like new ones, and variables pass a new one's checks.
+All of it is checked before anything is written. Each record kind has one small ``_checked_*``
+function. Last, every string the document still holds (ids, keys, layer names, metadata, event values,
+dict keys) goes through the secret detector: one that holds a secret refuses the import, since an id or
+a key cannot be redacted.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -38,10 +41,13 @@ from .export_format import (
     ExportedMessage,
     ExportedPending,
     ExportedSession,
+    ExportedVariable,
     RecordKind,
 )
 from .rows import EVENTS, ITEMS, PENDING
 from .sessions import MAX_MESSAGE_CHARS, ROLES, checked_content, checked_extra
+from .variables import MAX_VARIABLES, VARIABLES, check_name, checked_value
+from .variables import TABLE as VARIABLE_TABLE
 
 _KIND = {kind.name: kind for kind in KINDS}
 RECORD_DEPTH = 3
@@ -50,13 +56,14 @@ deep as a new write may."""
 
 
 def _exported(kind: RecordKind, row: Row[Any]) -> dict[str, Any]:
-    """One row as its JSON record: every exported column, datetimes in ISO form, ``""`` agent as null."""
+    """One row as its JSON record: every exported column, datetimes in ISO form, ``""`` for none (an
+    agent, a variable's session) as null."""
     record: dict[str, Any] = {}
     for field in kind.fields:
         value = row._mapping[field]
         if isinstance(value, datetime):
             value = value.isoformat()
-        elif field == "agent_id":
+        elif field in kind.none_as_blank:
             value = value or None
         record[field] = value
     return record
@@ -144,6 +151,8 @@ def parse_export(data: object, layers: Mapping[str, Layer]) -> Export:
     pending = [_checked_pending(doc.user_id, record, len(events)) for record in doc.pending]
     _check_distinct([r.id for r in pending], "a pending extraction id appears twice")
     _check_distinct([(r.agent_id or "", r.key) for r in pending], "a pending input appears twice")
+    variables = [_checked_variable(doc.user_id, record) for record in doc.variables]
+    _check_variables(variables)
     checked = doc.model_copy(
         update={
             "items": items,
@@ -152,6 +161,7 @@ def parse_export(data: object, layers: Mapping[str, Layer]) -> Export:
             "messages": messages,
             "learned": learned,
             "pending": pending,
+            "variables": variables,
         }
     )
     _check_lengths(checked)
@@ -249,7 +259,10 @@ def _checked_event(user_id: str, event: ExportedEvent, layers: Mapping[str, Laye
     where = f"event of item {event.item_id}"
     Scope.of(user_id, event.agent_id)
     check_id(event.session_id, "session_id", required=False)
-    _layer(layers, event.layer, where)
+    if event.layer == VARIABLES:  # a variable's history: its key is the variable's name
+        check_name(event.key)
+    else:
+        _layer(layers, event.layer, where)
     return event.model_copy(
         update={
             "old": check_value(event.old, f"{where} old"),
@@ -312,6 +325,27 @@ def _checked_pending(user_id: str, record: ExportedPending, events: int) -> Expo
     return record.model_copy(update={"messages": turns, "error": error})
 
 
+def _checked_variable(user_id: str, record: ExportedVariable) -> ExportedVariable:
+    """A variable with the checks of a new one: its scope, name and value (secrets refused)."""
+    Scope.of(user_id, record.agent_id)
+    check_id(record.session_id, "session_id", required=False)
+    try:
+        checked_value(check_name(record.name), record.value)
+    except InvalidInputError as exc:
+        raise type(exc)(f"variable {record.id}: {exc}") from None
+    return record
+
+
+def _check_variables(variables: list[ExportedVariable]) -> None:
+    _check_distinct([r.id for r in variables], "a variable id appears twice")
+    _check_distinct(
+        [(r.agent_id or "", r.session_id or "", r.name) for r in variables], "a variable appears twice"
+    )
+    held = Counter((r.agent_id or "", r.session_id or "") for r in variables).most_common(1)
+    if held and held[0][1] > MAX_VARIABLES:
+        raise InvalidInputError(f"one scope holds {held[0][1]} variables; the limit is {MAX_VARIABLES}")
+
+
 def user_exists(conn: Connection, user_id: str) -> bool:
     for kind in KINDS:
         tbl = kind.table
@@ -327,7 +361,7 @@ def _stored(kind: RecordKind, record: Any, user_id: str) -> dict[str, Any]:
         value = getattr(record, field)
         if isinstance(value, datetime):
             value = _utc(value)
-        elif field == "agent_id":
+        elif field in kind.none_as_blank:
             value = value or ""
         values[field] = value
     return values
@@ -347,6 +381,9 @@ def import_user(conn: Connection, doc: Export) -> int:
     taken = _taken(conn, PENDING.c.id, [p.id for p in doc.pending])
     if taken is not None:
         raise ConflictError(f"pending extraction id {taken!r} already exists in this database")
+    taken = _taken(conn, VARIABLE_TABLE.c.id, [v.id for v in doc.variables])
+    if taken is not None:
+        raise ConflictError(f"variable id {taken!r} already exists in this database")
     if doc.items:
         conn.execute(ITEMS.insert(), [_stored(_KIND["items"], item, doc.user_id) for item in doc.items])
         search.index_items(conn, doc.user_id, [(item.id, item.text) for item in doc.items])
@@ -355,7 +392,7 @@ def import_user(conn: Connection, doc: Export) -> int:
         inserted = conn.execute(EVENTS.insert().values(**_stored(_KIND["events"], event, doc.user_id)))
         assert inserted.inserted_primary_key is not None
         event_ids.append(int(inserted.inserted_primary_key[0]))
-    for name in ("sessions", "messages", "learned"):
+    for name in ("sessions", "messages", "learned", "variables"):
         kind = _KIND[name]
         rows = [_stored(kind, record, doc.user_id) for record in getattr(doc, name)]
         if rows:

@@ -269,8 +269,14 @@ class Writer:
         search.index_items(
             conn, self.scope.owner, [*((r["id"], r["text"]) for r in batch.added), *batch.reindexed]
         )
-        if batch.events:  # one executemany: event ids ascend in the order of the changes
-            conn.execute(
+        self.record(batch.events, source=source, session_id=session_id)
+
+    def record(
+        self, events: Sequence[tuple[Change, str | None]], *, source: str, session_id: str | None
+    ) -> None:
+        """One event per change (with its reason) in this scope, in the order given."""
+        if events:  # one executemany: event ids ascend in the order of the changes
+            self.conn.execute(
                 _INSERT_EVENT,
                 [
                     {
@@ -288,7 +294,7 @@ class Writer:
                         "created_at": self.now,
                         "observed_at": self._observed_at,
                     }
-                    for change, reason in batch.events
+                    for change, reason in events
                 ],
             )
 
