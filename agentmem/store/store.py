@@ -185,23 +185,32 @@ class Store:
             return is_learned(conn, scope, key)
 
     def context_rows(
-        self, scope: Scope, layers: Sequence[str], query: str | None, top: Mapping[str, Top] | None = None
+        self,
+        scope: Scope,
+        layers: Sequence[str],
+        query: str | None,
+        top: Mapping[str, Top] | None = None,
+        *,
+        conn: Connection | None = None,
     ) -> list[ContextRow]:
         """The compile read: the scope's live items of ``layers``, scored by relevance to ``query`` in
         SQL, where an agent's item hides a shared one with the same key (as ``prefer_agent`` does).
 
         ``top``: layers of which only the first ``limit`` rows in the budget's priority order are read
         (score, recency, then count when ``by_count``, then id; the best first); the others are read whole.
+        ``conn``: read on this connection (see ``context_reader``), not a new one.
         """
-        with self.engine.connect() as conn:
+        if conn is not None:
             return _context_rows(conn, scope, layers, query, top or {})
+        with self.engine.connect() as own:
+            return _context_rows(own, scope, layers, query, top or {})
 
     @contextmanager
     def context_reader(self) -> Iterator[ContextReader]:
         """``context_rows`` for several scopes on one connection: one compile of a user's memory and
         an agent's own memory reads them in one transaction, and opens one connection."""
         with self.engine.connect() as conn:
-            yield lambda scope, layers, query, top: _context_rows(conn, scope, layers, query, top)
+            yield lambda scope, layers, query, top: self.context_rows(scope, layers, query, top, conn=conn)
 
     def search(self, scope: Scope, query: str, layers: Sequence[str], limit: int) -> list[SearchHit]:
         if not layers:  # an empty IN () is not SQL everywhere
