@@ -44,6 +44,7 @@ from .records import (
     SearchHit,
     Usage,
 )
+from .store.retention import CleanupKind, CleanupReport
 from .store.sessions import SessionInfo
 from .tools import MemoryTools
 
@@ -57,6 +58,8 @@ __all__ = [
     "AgentMemError",
     "AuthenticationError",
     "Change",
+    "CleanupKind",
+    "CleanupReport",
     "ClosedError",
     "ConfigurationError",
     "ConflictError",

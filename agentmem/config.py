@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from .errors import ConfigurationError
 
@@ -20,6 +21,10 @@ class LayerConfig:
         max_items: cap on live items (knowledge, feedback); over it, items expire by the layer's
             stated rule. ``None``: the layer's default.
         extraction_prompt: a Jinja template (text) replacing the layer's default extraction prompt.
+        ttl: how long the layer's items live after their last update (a ``timedelta``); then they
+            leave the context at once, and ``cleanup`` deletes them. ``None``: they never expire
+            (an item may still have its own ``expires_at``). Read, not stored: a new ttl applies to
+            the items already stored too.
     """
 
     schema: type | None = None
@@ -28,9 +33,12 @@ class LayerConfig:
     budget_share: float | None = None
     max_items: int | None = None
     extraction_prompt: str | None = None
+    ttl: timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.budget_share is not None and not 0 < self.budget_share <= 1:
             raise ConfigurationError(f"budget_share must be in (0, 1], got {self.budget_share}")
         if self.max_items is not None and self.max_items < 1:
             raise ConfigurationError(f"max_items must be at least 1, got {self.max_items}")
+        if self.ttl is not None and (not isinstance(self.ttl, timedelta) or self.ttl <= timedelta(0)):
+            raise ConfigurationError(f"ttl must be a positive timedelta, got {self.ttl!r}")
