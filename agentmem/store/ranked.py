@@ -63,10 +63,11 @@ class RankedRead:
         if self.scope.agent_id is not None and "" in agents:
             # The agent's own item hides a shared one with the same key (served by the live-key index).
             # An expired item of the agent hides nothing: it is gone.
+            hiding = self.expiry.live("o.", layers, self.params)
             where += (
                 " AND NOT (i.agent_id = '' AND EXISTS (SELECT 1 FROM agentmem_items o"
                 " WHERE o.user_id = i.user_id AND o.agent_id = :agent AND o.layer = i.layer"
-                f" AND o.key = i.key AND o.valid_to IS NULL AND {self.expiry.live('o.', layers, self.params)}))"
+                f" AND o.key = i.key AND o.valid_to IS NULL AND {hiding}))"
             )
             self.params["agent"] = self.scope.agent_id
         tie = "i.count" if by_count else "0"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Connection, ColumnElement, and_, func, select, union
+from sqlalchemy import ColumnElement, Connection, and_, func, select, union
 
 from ..errors import InvalidInputError
 from ..layers.changes import Delete
@@ -138,9 +138,9 @@ def _delete_messages(conn: Connection, user: str, old: ColumnElement[bool]) -> i
         .group_by(MESSAGES.c.session_id)
     ).all()
     for session_id, deleted in per_session:
-        covered = func.max(SESSIONS.c.summarized_messages - deleted, 0)
-        if conn.dialect.name == "postgresql":
-            covered = func.greatest(SESSIONS.c.summarized_messages - deleted, 0)
+        left = SESSIONS.c.summarized_messages - deleted
+        # The larger of two values: SQLite's max() with two arguments, PostgreSQL's greatest().
+        covered: Any = func.greatest(left, 0) if conn.dialect.name == "postgresql" else func.max(left, 0)
         conn.execute(
             SESSIONS.update()
             .where(SESSIONS.c.user_id == user, SESSIONS.c.session_id == session_id)
