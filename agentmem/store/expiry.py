@@ -28,6 +28,14 @@ ITEMS_PREFIX = "agentmem_items."
 """Columns of the items table in statements that do not alias it."""
 
 
+def before(moment: datetime, period: timedelta) -> datetime:
+    """``moment - period``, or ``BEGINNING`` when that is before any date (a ttl of centuries)."""
+    try:
+        return max(moment - period, BEGINNING)
+    except OverflowError:
+        return BEGINNING
+
+
 class Expiry:
     """The expiry rule at one moment (``now``) for the layers' ttls. Its SQL binds ``exp_``-names."""
 
@@ -38,7 +46,7 @@ class Expiry:
     def since(self, layer: str) -> datetime:
         """Items of ``layer`` updated at or before this have outlived its ttl (``BEGINNING``: none)."""
         ttl = dict(self._ttls).get(layer)
-        return BEGINNING if ttl is None else self.now - ttl
+        return BEGINNING if ttl is None else before(self.now, ttl)
 
     def one_layer(self, layer: str) -> dict[str, datetime]:
         """The values of ``ONE_LAYER_LIVE`` and ``ONE_LAYER_EXPIRED`` for ``layer``."""
@@ -52,7 +60,7 @@ class Expiry:
         for n, (layer, ttl) in enumerate(self._ttls):
             if layers is not None and layer not in layers:
                 continue
-            params[f"exp_since_{n}"] = self.now - ttl
+            params[f"exp_since_{n}"] = before(self.now, ttl)
             if layers is not None and len(layers) == 1:  # a plain range: the recency index serves it
                 terms.append(f"{prefix}updated_at > :exp_since_{n}")
             else:
@@ -65,7 +73,7 @@ class Expiry:
         params["exp_now"] = self.now
         terms = [f"{prefix}expires_at <= :exp_now"]
         for n, (layer, ttl) in enumerate(self._ttls):
-            params[f"exp_since_{n}"], params[f"exp_layer_{n}"] = self.now - ttl, layer
+            params[f"exp_since_{n}"], params[f"exp_layer_{n}"] = before(self.now, ttl), layer
             terms.append(f"({prefix}layer = :exp_layer_{n} AND {prefix}updated_at <= :exp_since_{n})")
         return "(" + " OR ".join(terms) + ")"
 

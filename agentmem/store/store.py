@@ -21,7 +21,7 @@ from ..records import MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
 from . import retention
 from .engine import WRITE, is_ephemeral, make_engine
-from .expiry import Expiry, typed
+from .expiry import Expiry, before, typed
 from .migrations import migrate
 from .ranked import RankedRead, Top
 from .rows import (
@@ -340,7 +340,7 @@ class Store:
     ) -> retention.CleanupReport:
         """Delete what is older than ``older_than`` of each kind, of one user or of everyone; each
         user's part in one transaction holding that user's write lock (see ``retention``)."""
-        cutoff = self.now() - older_than
+        cutoff = before(self.now(), older_than)
         expiry = self.expiry(cutoff)  # what had expired by then
         with self.engine.connect() as conn:
             users = retention.users_to_clean(conn, kinds, cutoff, expiry, user_id)
