@@ -168,11 +168,13 @@ def test_learn_neither_shows_nor_merges_expired_items(
     mem = timed(model=model, layers={"knowledge": LayerConfig(ttl=WEEK)})
     mem.knowledge.add("Works on the Atlas project", user_id="sam")
     mem.knowledge.add("Owns a red bicycle", user_id="sam")
+    mem.learn([{"role": "user", "content": "My bike is red, by the way."}], user_id="sam")
+    assert "red bicycle" in " ".join(str(m["content"]) for m in model.requests[0].messages)
     clock.advance(WEEK)
     result = mem.learn(
         [{"role": "user", "content": "I still work on Atlas and ride my bicycle."}], user_id="sam"
     )
-    prompt = " ".join(str(m["content"]) for m in model.requests[0].messages)
+    prompt = " ".join(str(m["content"]) for m in model.requests[1].messages)
     assert "red bicycle" not in prompt  # the prompt shows the stored items: not the expired ones
     assert "Atlas project" not in prompt
     assert [c.op for c in result.all_changes] == ["delete", "add"]  # the expired one made way
