@@ -218,7 +218,9 @@ def test_cleanup_deletes_each_kind_older_than_the_cutoff_and_counts_it(
     assert [s.session_id for s in mem.sessions.list(user_id="sam")] == ["busy"]
     assert [m["content"] for m in mem.sessions.messages("busy", user_id="sam")] == ["new"]
     assert mem.retry_pending(user_id="sam").retried == 0
-    assert mem.sessions.refresh_summary("busy", user_id="sam") is not None  # covers what is left
+    # The summary covered the 3 messages deleted: it now covers none of those left.
+    (busy,) = mem.export_user("sam")["sessions"]
+    assert (busy["summarized_messages"], busy["summary"]) == (0, mem.sessions.summary("busy", user_id="sam"))
     (expired,) = [e for e in mem.history(user_id="sam", item_id=ids["expired"]) if e.op == "delete"]
     assert expired.reason == "expired"
 
