@@ -149,6 +149,26 @@ def test_an_expired_item_is_no_merge_candidate_and_makes_way_for_a_new_one(
     assert [(e.op, e.reason) for e in events] == [("add", None), ("delete", "expired")]
 
 
+def test_a_document_layer_with_a_ttl_takes_a_field_again_after_it_expired(
+    timed: Callable[..., MemoryManager], clock: ManualClock
+) -> None:
+    mem = timed(layers={"profile": LayerConfig(ttl=30 * DAY)})
+    mem.profile.update(user_id="sam", name="Sam", location="Leeds")
+    clock.advance(20 * DAY)
+    mem.profile.update(user_id="sam", location="York")  # updated: its ttl starts over, the name's not
+    clock.advance(15 * DAY)
+    assert (mem.profile.get(user_id="sam").name, mem.profile.get(user_id="sam").location) == (None, "York")
+    assert mem.compile(user_id="sam") == "<user_profile>\nlocation: York\n</user_profile>"
+    mem.profile.update(user_id="sam", name="Samuel")  # a new item; the expired one is deleted
+    assert mem.profile.get(user_id="sam").name == "Samuel"
+    name_events = [(e.op, e.old, e.new, e.reason) for e in mem.history(user_id="sam") if e.key == "name"]
+    assert name_events == [
+        ("add", None, "Sam", None),
+        ("delete", "Sam", None, "expired"),
+        ("add", None, "Samuel", None),
+    ]
+
+
 def test_expires_at_on_a_duplicate_becomes_its_expiry(
     timed: Callable[..., MemoryManager], clock: ManualClock
 ) -> None:
