@@ -6,9 +6,10 @@ expires at its own ``expires_at`` (set by a manual write), or a layer's ``ttl`` 
 so changing it applies to every item at once, those written before it too.
 
 Every read of live items (compile, search, get, the memory tools, learn's prompt and merge candidates)
-adds the condition this module renders; cleanup deletes what its negation finds. A layer without a ttl
-adds no term, so memory without expiring items is read as before, save a test of one column of rows
-already read.
+adds the condition this module renders; cleanup deletes what its negation finds. In compile and search
+a layer without a ttl adds no term, so memory without expiring items is read through the same index
+ranges as before, save a test of one column of rows read anyway; the merge reads of one layer, built
+once for any layer, compare ``updated_at`` with ``BEGINNING`` instead (an empty range of the index).
 """
 
 from __future__ import annotations
