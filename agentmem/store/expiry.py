@@ -9,7 +9,7 @@ Every read of live items (compile, search, get, the memory tools, learn's prompt
 adds the condition this module renders; cleanup deletes what its negation finds. In compile and search
 a layer without a ttl adds no term, so memory without expiring items is read through the same index
 ranges as before, save a test of one column of rows read anyway; the merge reads of one layer, built
-once for any layer, compare ``updated_at`` with ``BEGINNING`` instead (an empty range of the index).
+once for any layer, test ``updated_at > BEGINNING`` instead (true of every row).
 """
 
 from __future__ import annotations
