@@ -46,6 +46,7 @@ from .records import (
     Usage,
     UserSummary,
 )
+from .store.retention import CleanupKind, CleanupReport
 from .store.sessions import SessionInfo
 from .store.variables import Variable
 from .templates import MemoryTemplate
@@ -62,6 +63,8 @@ __all__ = [
     "AuthenticationError",
     "Backup",
     "Change",
+    "CleanupKind",
+    "CleanupReport",
     "ClosedError",
     "ConfigurationError",
     "ConflictError",

@@ -1,6 +1,6 @@
 """The ``agentmem`` command: list users, inspect, export, import and delete their memory, list their
-memory variables; back up and restore the whole database; run the offline demo; copy the default
-extraction prompts into a folder to customise them.
+memory variables; delete what is older than a retention period; back up and restore the whole database;
+run the offline demo; copy the default extraction prompts into a folder to customise them.
 
 Stdlib ``argparse`` only. Nothing here (or anything it imports) loads litellm, so every command
 starts fast and works without an API key or network.
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import shutil
 import sys
 import unicodedata
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,6 +27,7 @@ from .errors import AgentMemError
 from .manager import MemoryManager
 from .prompts import default_prompts_dir
 from .records import MemoryItem
+from .store.retention import CLEANUP_KINDS, DEFAULT_CLEANUP, CleanupKind
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -238,6 +241,14 @@ def _delete_user(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> i
     return EXIT_OK
 
 
+def _cleanup(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    kinds = args.what or DEFAULT_CLEANUP
+    report = mem.cleanup(older_than=args.older_than, what=kinds, user_id=args.user)
+    counts = ", ".join(f"{count} {kind}" for kind, count in report if kind in kinds)
+    print(f"deleted {counts}{f' of {args.user}' if args.user else ''}", file=out)
+    return EXIT_OK
+
+
 def _program() -> str:
     """How to run this command again as typed: ``agentmem`` when that name on PATH is the script
     running now, else the script's own path (e.g. ``.venv/bin/agentmem`` outside the venv)."""
@@ -292,6 +303,33 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
+
+
+_DURATION = re.compile(r"(\d{1,9})([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A duration as a whole number and a unit: ``30d``, ``12h``, ``45m``, ``90s``, ``2w``."""
+    found = _DURATION.fullmatch(text.strip())
+    if found is None:
+        raise argparse.ArgumentTypeError(
+            f"not a duration: {text!r}; give a whole number and a unit (s, m, h, d, w), e.g. 30d or 12h"
+        )
+    try:
+        return timedelta(**{_UNITS[found[2]]: int(found[1])})
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than any date goes back") from None
+
+
+def _kinds(text: str) -> list[CleanupKind]:
+    given = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [kind for kind in given if kind not in CLEANUP_KINDS]
+    if unknown or not given:
+        raise argparse.ArgumentTypeError(
+            f"unknown kind(s) {', '.join(unknown) or repr(text)}; choose from {', '.join(CLEANUP_KINDS)}"
+        )
+    return [kind for kind in CLEANUP_KINDS if kind in given]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,6 +412,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     restore.add_argument("path", metavar="PATH", help="a file written by agentmem backup")
 
+    cleanup = sub.add_parser(
+        "cleanup",
+        parents=[common],
+        help="delete old messages, sessions, pending inputs, closed and expired items (history stays)",
+        description="Delete what is older than the period, of every user or of one. Expired items are "
+        "those past their own expires_at: layer ttls are your application's configuration, so run "
+        "MemoryManager.cleanup() from it to apply them.",
+    )
+    cleanup.add_argument(
+        "--older-than", metavar="AGE", required=True, type=parse_duration, help="e.g. 30d, 12h, 45m, 2w"
+    )
+    cleanup.add_argument(
+        "--what",
+        metavar="KINDS",
+        type=_kinds,
+        help=f"comma-separated, of {', '.join(CLEANUP_KINDS)} "
+        f"(default: {', '.join(k for k in CLEANUP_KINDS if k in DEFAULT_CLEANUP)})",
+    )
+    cleanup.add_argument("--user", metavar="USER", help="only this user's (default: every user's)")
+
     demo = sub.add_parser(
         "demo",
         help="learn from three users' conversations and print their context (offline, no API key)",
@@ -426,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             "users": _users,
             "backup": _backup,
             "restore": _restore,
+            "cleanup": _cleanup,
         }
         with MemoryManager(db=args.db) as mem:
             return handlers[args.command](mem, args, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from .errors import ConfigurationError
 
@@ -24,6 +25,10 @@ class LayerConfig:
             for this layer also goes into the agent's own memory, shared by all its users (new values
             and entries only; never retractions, links to the user's items, or the session). Off by
             default: a user's memory never flows into agent memory unless a layer is configured so.
+        ttl: how long the layer's items live after their last update (a ``timedelta``); then they
+            leave the context at once, and ``cleanup`` deletes them. ``None``: they never expire
+            (an item may still have its own ``expires_at``). Read, not stored: a new ttl applies to
+            the items already stored too.
     """
 
     schema: type | None = None
@@ -33,6 +38,7 @@ class LayerConfig:
     max_items: int | None = None
     extraction_prompt: str | None = None
     learn_for_agent: bool = False
+    ttl: timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.budget_share is not None and not 0 < self.budget_share <= 1:
@@ -41,3 +47,5 @@ class LayerConfig:
             raise ConfigurationError(f"learn_for_agent must be a bool, got {self.learn_for_agent!r}")
         if self.max_items is not None and self.max_items < 1:
             raise ConfigurationError(f"max_items must be at least 1, got {self.max_items}")
+        if self.ttl is not None and (not isinstance(self.ttl, timedelta) or self.ttl <= timedelta(0)):
+            raise ConfigurationError(f"ttl must be a positive timedelta, got {self.ttl!r}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError, NotFoundError
@@ -222,7 +221,7 @@ class Sessions:
             {"role": m["role"], "content": m["content"]} for m in new if m["role"] in ("user", "assistant")
         ]
         prompt = self._prompt.render(
-            previous_summary=previous or "", messages=shown, today=datetime.now(UTC).date().isoformat()
+            previous_summary=previous or "", messages=shown, today=self._store.now().date().isoformat()
         )
 
         def parse(raw: str) -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -36,6 +37,8 @@ from .records import (
 from .scope import Scope, check_id, prefer_agent
 from .store import ContextRow, Store, Top, backup, transfer, users
 from .store.engine import resolve_url
+from .store.retention import DEFAULT_CLEANUP, CleanupKind, CleanupReport, checked_kinds
+from .store.rows import utcnow
 from .store.variables import VARIABLES
 from .templates import LayerVariables, MemoryTemplate, Templates
 from .tokens import TokenCounter, default_counter
@@ -126,6 +129,9 @@ class MemoryManager:
         enable_agentic_memory, add_memory_to_context: read by agents.
         enable_session_summaries: refresh a session's summary as its messages are added.
         token_counter: counts tokens for ``token_budget``; default: cl100k, offline.
+        clock: what time it is: a function returning timezone-aware datetimes, used for every
+            timestamp written and every expiry. Default: the system clock in UTC. Tests pass one they
+            control, e.g. :class:`agentmem.testing.ManualClock`.
     """
 
     def __init__(
@@ -153,6 +159,7 @@ class MemoryManager:
         add_memory_to_context: bool = True,
         enable_session_summaries: bool = False,
         token_counter: TokenCounter | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         schemas = {
             "profile": profile_schema,
@@ -193,7 +200,12 @@ class MemoryManager:
         if token_counter is not None and not callable(token_counter):
             raise ConfigurationError(f"token_counter must be a function str -> int, got {token_counter!r}")
         self._token_counter = token_counter
-        self._store = Store(resolve_url(db))
+        if clock is not None and not callable(clock):
+            raise ConfigurationError(f"clock must be a function returning a datetime, got {clock!r}")
+        ttls = {
+            name: layer.config.ttl for name, layer in self._layers.items() if layer.config.ttl is not None
+        }
+        self._store = Store(resolve_url(db), clock=clock or utcnow, ttls=ttls)
         self._learner = Learner(
             self._store,
             extracted,
@@ -636,6 +648,28 @@ class MemoryManager:
             InvalidInputError: ``path`` is not a readable, complete backup, or holds invalid data.
         """
         return backup.restore(self._store.writer_engine, Path(path), self._layers)
+
+    def cleanup(
+        self,
+        *,
+        older_than: timedelta,
+        what: CleanupKind | Collection[CleanupKind] = DEFAULT_CLEANUP,
+        user_id: str | None = None,
+    ) -> CleanupReport:
+        """Delete what is older than ``older_than``, of every user or only ``user_id``; return counts.
+
+        ``what``: ``"messages"`` (written before the cutoff), ``"sessions"`` (not added to since, with
+        their messages), ``"pending"`` (failed extractions not retried since), ``"closed"`` (facts
+        closed before it), ``"expired"`` (items that had expired by then; ``timedelta(0)``: all
+        expired items). Default: all but ``"closed"``. Deleted items keep their history, with an
+        event whose reason is ``"retention"`` or ``"expired"``.
+        """
+        if not isinstance(older_than, timedelta) or older_than < timedelta(0):
+            raise InvalidInputError(f"older_than must be a timedelta >= 0, got {older_than!r}")
+        kinds = checked_kinds(what)
+        if user_id is not None:
+            Scope.of(user_id)
+        return self._store.cleanup(older_than, kinds, user_id)
 
     # ---- lifecycle -------------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ class MemoryItem:
     updated_at: datetime
     valid_to: datetime | None = None
     superseded_by: str | None = None
+    expires_at: datetime | None = None
+    """When the item leaves the memory, as its write set it (``None``: never); a layer's ``ttl``
+    (``LayerConfig``) also ends it that long after ``updated_at``, whichever comes first."""
     meta: dict[str, Any] = field(default_factory=dict)
     """Bookkeeping of the merge policy (e.g. feedback occurrences); not shown to the model."""
     data: Any = field(default=None, compare=False)

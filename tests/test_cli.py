@@ -578,3 +578,50 @@ def test_backup_then_restore_into_a_new_database(
     with MemoryManager(db=db_url) as source, MemoryManager(db=target) as restored:
         for user in ("sarah", "marco"):
             assert restored.export_user(user) == source.export_user(user)
+
+
+# ---- cleanup ---------------------------------------------------------------------------------
+
+
+def test_cleanup_deletes_what_is_older_than_the_period_and_prints_the_counts(
+    capsys: pytest.CaptureFixture[str], db_url: str
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    long_ago = datetime.now(UTC) - timedelta(days=40)
+    with MemoryManager(db=db_url, clock=lambda: long_ago) as mem:
+        for user in ("sarah", "marco"):
+            mem.sessions.add("old", [{"role": "user", "content": "hi"}], user_id=user)
+            mem.knowledge.add("At a conference", user_id=user, expires_at=long_ago + timedelta(days=1))
+    with MemoryManager(db=db_url) as mem:
+        mem.sessions.add("new", [{"role": "user", "content": "hello"}], user_id="sarah")
+
+    code, out, err = run(capsys, "--db", db_url, "cleanup", "--older-than", "30d", "--user", "sarah")
+    assert (code, err) == (0, "")
+    assert out == "deleted 0 messages, 1 sessions, 0 pending, 1 expired of sarah\n"
+    code, out, _ = run(capsys, "cleanup", "--db", db_url, "--older-than", "720h", "--what", "expired,closed")
+    assert (code, out) == (0, "deleted 0 closed, 1 expired\n")
+    with MemoryManager(db=db_url) as mem:
+        assert [s.session_id for s in mem.sessions.list(user_id="sarah")] == ["new"]
+        assert [s.session_id for s in mem.sessions.list(user_id="marco")] == ["old"]  # not asked for
+        assert [e.reason for e in mem.history(user_id="marco") if e.op == "delete"] == ["expired"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--older-than", "30"], "not a duration: '30'"),
+        (["--older-than", "thirty days"], "not a duration"),
+        (["--older-than=-3d"], "not a duration"),
+        (["--older-than", "999999999w"], "longer than any date goes back"),
+        (["--older-than", "30d", "--what", "messages,facts"], "unknown kind(s) facts"),
+        ([], "--older-than"),
+    ],
+)
+def test_cleanup_refuses_a_bad_period_or_kind(
+    capsys: pytest.CaptureFixture[str], db_url: str, argv: list[str], message: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--db", db_url, "cleanup", *argv])
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

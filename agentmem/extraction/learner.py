@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -167,7 +167,7 @@ class Learner:
             else:
                 current, watermark = self.store.watermark(scope)
                 claim = _Claim(generation=generation or current or self.store.generation(scope))
-                read_at = datetime.now(UTC)
+                read_at = self.store.now()
             shown = self._shown(scope, turns)
             return _Job(scope, session_id, key, list(turns), usage, shown, watermark, read_at, claim)
         return LearnResult({layer.name: [] for layer in self.layers}, usage)
@@ -212,7 +212,7 @@ class Learner:
             for layer in layers
         }
         schema = "" if native else output.schema_text
-        today = datetime.now(UTC).date().isoformat()
+        today = self.store.now().date().isoformat()
         # Secrets never leave for the model either: it cannot store what it never sees.
         shown = [{"role": t["role"], "content": redact(t["content"])} for t in turns]
         system = self.prompts.render(layers, items, shown, today, schema)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import InvalidInputError, NotFoundError
@@ -122,11 +123,14 @@ class CollectionHandle:
         agent_id: str | None = None,
         session_id: str | None = None,
         replaces: str | None = None,
+        expires_at: datetime | None = None,
         **fields: Any,
     ) -> str:
         """Add an entry and return its id (the existing item's id when it is a duplicate).
 
         ``replaces`` names a live item this entry contradicts: that item is closed, not erased.
+        ``expires_at`` (a timezone-aware datetime in the future): when the entry leaves the memory;
+        given for a duplicate, it becomes the existing item's expiry.
         """
         return self.add_many(
             [{"text": text, **fields}],
@@ -134,6 +138,7 @@ class CollectionHandle:
             agent_id=agent_id,
             session_id=session_id,
             replaces=replaces,
+            expires_at=expires_at,
         )[0]
 
     def add_many(
@@ -144,8 +149,10 @@ class CollectionHandle:
         agent_id: str | None = None,
         session_id: str | None = None,
         replaces: str | None = None,
+        expires_at: datetime | None = None,
     ) -> list[str]:
-        """Add several entries in one transaction; return their ids in order."""
+        """Add several entries in one transaction; return their ids in order. ``expires_at``: as in
+        :meth:`add`, for every entry."""
         scope = Scope.addressed(user_id, agent_id)
         session = check_id(session_id, "session_id", required=False)
         name = self._layer.name
@@ -163,6 +170,10 @@ class CollectionHandle:
             values.append(self._layer.schema.validate_entry(entry, name))
         if replaces is not None:
             check_id(replaces, "replaces", required=True)
+        if expires_at is not None and (
+            not isinstance(expires_at, datetime) or expires_at.utcoffset() is None
+        ):
+            raise InvalidInputError(f"expires_at must be a timezone-aware datetime, got {expires_at!r}")
         # Each manual call is one occurrence (feedback counts occurrences); a session is one too.
         occurrence = session or uuid.uuid4().hex
         patch = NewEntries(
@@ -173,6 +184,8 @@ class CollectionHandle:
         )
 
         with self._writes.transaction(scope) as writer:
+            if expires_at is not None and expires_at <= writer.now:
+                raise InvalidInputError(f"expires_at {expires_at.isoformat()} is not in the future")
             current = self._layer.candidates(writer, patch)
             if replaces is not None and replaces not in {item.id for item in current}:
                 raise NotFoundError(f"no live {name} item {replaces!r} in this scope to replace")
@@ -182,7 +195,12 @@ class CollectionHandle:
                 raise InvalidInputError(
                     f"{len(values)} entries do not fit the {name} cap of {self._layer.max_items} items"
                 )
-            changes = writer.apply(name, merged.ops, source="manual", session_id=session)
+            changes = writer.apply(
+                name, merged.ops, source="manual", session_id=session, expires_at=expires_at
+            )
+            if expires_at is not None:
+                existing = list({r.id: r for r in merged.results if isinstance(r, MemoryItem)}.values())
+                writer.set_expiry(existing, expires_at, source="manual", session_id=session)
         added = {c.key: c.item_id for c in changes if c.op == "add"}  # new items' keys are unique
         return [added[r.key] if isinstance(r, NewItem) else r.id for r in merged.results if r is not None]
 

@@ -7,7 +7,7 @@ stated once, in the header.
 
 Versions: 1 had items and events; 2 added sessions and messages; 3 added each event's ``observed_at``,
 the learned-input log and pending extractions; 4 added memory variables (their history is events of the
-layer ``variables``). Older documents still import (the new parts empty).
+layer ``variables``) and each item's ``expires_at``. Older documents still import (the new parts empty).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ class ExportedItem(_Strict):
     updated_at: datetime
     valid_to: datetime | None
     superseded_by: str | None = Field(max_length=40)
+    expires_at: datetime | None = None  # version 4
 
 
 class ExportedEvent(_Strict):

@@ -337,9 +337,23 @@ def _v9_variables(op: Operations) -> None:
     )
 
 
+def _v9_expiry(op: Operations) -> None:
+    """Items may expire: each its own ``expires_at`` (none for every item before this step), indexed
+    over the live items that have one, so finding the expired ones reads no other row."""
+    op.add_column("agentmem_items", _time("expires_at", nullable=True))
+    dated = sa.text("expires_at IS NOT NULL AND valid_to IS NULL")
+    op.create_index(
+        "ix_agentmem_items_expiry",
+        "agentmem_items",
+        ["user_id", "agent_id", "layer", "expires_at"],
+        sqlite_where=dated,
+        postgresql_where=dated,
+    )
+
+
 def _v9(op: Operations) -> None:
     """Schema 9, one release's steps in one version."""
-    for step in (_v9_word_index, _v9_variables):
+    for step in (_v9_word_index, _v9_variables, _v9_expiry):
         step(op)
 
 
@@ -358,7 +372,7 @@ MIGRATIONS: dict[int, Migration] = {
     6: Migration("one item per policy rule", _v6_one_item_per_rule),
     7: Migration("user generations, so a deleted user stays deleted", _v7_user_generations),
     8: Migration("ranked reads: recency index, and full-text search on PostgreSQL", _v8_ranked_reads),
-    9: Migration("word index, memory variables", _v9),
+    9: Migration("word index, memory variables, items that expire", _v9),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

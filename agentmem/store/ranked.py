@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from ..scope import Scope
 from . import search
+from .expiry import Expiry, typed
 from .tables import MAX_LIMIT
 
 
@@ -30,9 +31,10 @@ class Top(NamedTuple):
 class RankedRead:
     """Builds the arms of one compile read and runs them as one statement; ``search`` uses its parts."""
 
-    def __init__(self, conn: Connection, scope: Scope, query: str | None) -> None:
+    def __init__(self, conn: Connection, scope: Scope, query: str | None, expiry: Expiry) -> None:
         self.conn = conn
         self.scope = scope
+        self.expiry = expiry
         self.match = search.text_match(conn, scope, query) if query else None
         self.params: dict[str, Any] = {"user": scope.user_id, **(self.match.params if self.match else {})}
         self.postgres = conn.dialect.name == "postgresql"
@@ -50,6 +52,7 @@ class RankedRead:
         return (
             f"i.user_id = :user AND i.agent_id IN ({self._bind('a', agents)})"
             f" AND i.layer IN ({self._bind('l', layers)}) AND i.valid_to IS NULL"
+            f" AND {self.expiry.live('i.', layers, self.params)}"
         )
 
     def arms(
@@ -59,10 +62,12 @@ class RankedRead:
         where = self.live(layers, agents)
         if self.scope.agent_id is not None and "" in agents:
             # The agent's own item hides a shared one with the same key (served by the live-key index).
+            # An expired item of the agent hides nothing: it is gone.
+            hiding = self.expiry.live("o.", layers, self.params)
             where += (
                 " AND NOT (i.agent_id = '' AND EXISTS (SELECT 1 FROM agentmem_items o"
                 " WHERE o.user_id = i.user_id AND o.agent_id = :agent AND o.layer = i.layer"
-                " AND o.key = i.key AND o.valid_to IS NULL))"
+                f" AND o.key = i.key AND o.valid_to IS NULL AND {hiding}))"
             )
             self.params["agent"] = self.scope.agent_id
         tie = "i.count" if by_count else "0"
@@ -98,4 +103,4 @@ class RankedRead:
         with_ = self.match.with_ if self.match else ""
         order = f"layer, score DESC, updated_at DESC, tie DESC, {self.id_order('')}"
         sql = f"{with_}SELECT * FROM ({union}) u ORDER BY {order}"
-        return list(self.conn.execute(text(sql), self.params))
+        return list(self.conn.execute(typed(sql, self.params), self.params))

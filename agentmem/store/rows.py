@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Row, Select, String, and_, bindparam, func, s
 from ..records import MemoryEvent, MemoryItem
 from ..scope import Scope
 from . import search
+from .expiry import ONE_LAYER_LIVE, ONE_LAYER_OUTLIVED, ONE_LAYER_PAST_DATE, Expiry
 from .tables import EventRow, GenerationRow, ItemRow, LearnedRow, PendingRow, table
 
 ITEMS = table(ItemRow)
@@ -45,6 +46,7 @@ def item_from_row(row: Row[Any]) -> MemoryItem:
         valid_to=m["valid_to"],
         superseded_by=m["superseded_by"],
         meta=dict(m["meta"] or {}),
+        expires_at=m["expires_at"],
     )
 
 
@@ -87,12 +89,6 @@ def visible(scope: Scope) -> Any:
 
 # The statements every learn runs, built once: building a statement (and its cache key) costs SQLAlchemy
 # several times what executing it does.
-_EXACT_LIVE = (
-    select(ITEMS)
-    .where(ITEMS.c.user_id == bindparam("user_id"), ITEMS.c.agent_id == bindparam("agent_id"))
-    .where(ITEMS.c.layer.in_(bindparam("layers", expanding=True)), ITEMS.c.valid_to.is_(None))
-    .order_by(ITEMS.c.pk)
-)
 _GENERATION = select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == bindparam("user_id"))
 _LEARNED = select(LEARNED.c.pk).where(
     LEARNED.c.user_id == bindparam("user_id"),
@@ -100,40 +96,52 @@ _LEARNED = select(LEARNED.c.pk).where(
     LEARNED.c.key == bindparam("key"),
 )
 
-
-def exact_live(conn: Connection, scope: Scope, layers: Sequence[str]) -> list[MemoryItem]:
-    """Live items of exactly this scope (what merges run against), oldest first."""
-    rows = conn.execute(
-        _EXACT_LIVE, {"user_id": scope.user_id, "agent_id": scope.agent_key, "layers": list(layers)}
-    )
-    return [item_from_row(r) for r in rows]
-
-
-# Live items of one layer in exactly one scope: a range of ``ux_agentmem_items_live_key``. Bound, so
+# Open items of one layer in exactly one scope: a range of ``ux_agentmem_items_live_key``. Bound, so
 # the statements using it are built (and their SQL cached) once, not on every learn.
-_EXACT_LAYER = and_(
+_EXACT_OPEN = and_(
     ITEMS.c.user_id == bindparam("scope_user"),
     ITEMS.c.agent_id == bindparam("scope_agent"),
     ITEMS.c.layer == bindparam("scope_layer"),
     ITEMS.c.valid_to.is_(None),
 )
-# The live-key index holds live items only: counting it reads no row (SQLite, without statistics,
-# would rather walk ix_agentmem_items_user and read every row, closed ones too).
-_LIVE_COUNT = (
+# Live: open and not expired. An expired item is no merge candidate (see ``Writer.apply``).
+_EXACT_LAYER = and_(_EXACT_OPEN, ONE_LAYER_LIVE)
+_EXACT_LIVE = select(ITEMS).where(_EXACT_LAYER).order_by(ITEMS.c.pk)
+# The live-key index holds open items only: counting it reads no row (SQLite, without statistics,
+# would rather walk ix_agentmem_items_user and read every row, closed ones too). The expired ones are
+# counted off, each part through an index of its own that holds next to nothing without them.
+_LIVE_COUNT = select(
     select(func.count())
     .select_from(ITEMS)
-    .where(_EXACT_LAYER)
+    .where(_EXACT_OPEN)
     .with_hint(ITEMS, "INDEXED BY ux_agentmem_items_live_key", "sqlite")
+    .scalar_subquery()
+    - select(func.count()).select_from(ITEMS).where(_EXACT_OPEN, ONE_LAYER_OUTLIVED).scalar_subquery()
+    - select(func.count()).select_from(ITEMS).where(_EXACT_OPEN, ONE_LAYER_PAST_DATE).scalar_subquery()
 )
 
 
-def exact_layer(scope: Scope, layer: str) -> dict[str, str]:
+def exact_live(conn: Connection, scope: Scope, layers: Sequence[str], expiry: Expiry) -> list[MemoryItem]:
+    """Live items of exactly this scope (what merges run against), by layer, each oldest first."""
+    return [
+        item_from_row(r)
+        for layer in layers
+        for r in conn.execute(_EXACT_LIVE, exact_layer(scope, layer, expiry))
+    ]
+
+
+def exact_layer(scope: Scope, layer: str, expiry: Expiry) -> dict[str, Any]:
     """The parameters of ``_EXACT_LAYER`` for ``layer`` in exactly this scope."""
-    return {"scope_user": scope.user_id, "scope_agent": scope.agent_key, "scope_layer": layer}
+    return {
+        "scope_user": scope.user_id,
+        "scope_agent": scope.agent_key,
+        "scope_layer": layer,
+        **expiry.one_layer(layer),
+    }
 
 
-def live_count(conn: Connection, scope: Scope, layer: str) -> int:
-    return int(conn.execute(_LIVE_COUNT, exact_layer(scope, layer)).scalar_one())
+def live_count(conn: Connection, scope: Scope, layer: str, expiry: Expiry) -> int:
+    return int(conn.execute(_LIVE_COUNT, exact_layer(scope, layer, expiry)).scalar_one())
 
 
 def sort_key(dialect: str, columns: Sequence[str], *, descending: bool = False) -> list[Any]:
@@ -151,6 +159,7 @@ def exact_matching(
     conn: Connection,
     scope: Scope,
     layer: str,
+    expiry: Expiry,
     *,
     keys: Collection[str] = (),
     ids: Collection[str] = (),
@@ -178,14 +187,14 @@ def exact_matching(
         return []
     pks = wanted[0] if len(wanted) == 1 else union(*wanted)
     stmt = select(ITEMS).where(_EXACT_LAYER, ITEMS.c.pk.in_(pks)).order_by(ITEMS.c.pk)
-    rows = conn.execute(stmt, exact_layer(scope, layer))
+    rows = conn.execute(stmt, exact_layer(scope, layer, expiry))
     return [item_from_row(r) for r in rows]
 
 
-def recent_ids(conn: Connection, scope: Scope, layer: str, limit: int) -> list[str]:
+def recent_ids(conn: Connection, scope: Scope, layer: str, limit: int, expiry: Expiry) -> list[str]:
     """Ids of the ``limit`` most recently updated live items of ``layer`` in exactly this scope."""
     stmt = _recent_ids(conn.dialect.name)
-    return list(conn.execute(stmt, {**exact_layer(scope, layer), "limit": limit}).scalars())
+    return list(conn.execute(stmt, {**exact_layer(scope, layer, expiry), "limit": limit}).scalars())
 
 
 @cache

@@ -9,17 +9,19 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Float, bindparam, func, select, text
+from sqlalchemy import Connection, Engine, Float, bindparam, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import ClosedError, ErasedError, StoreError
+from ..errors import ClosedError, ConfigurationError, ErasedError, StoreError
 from ..records import MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
+from . import retention
 from .engine import WRITE, is_ephemeral, make_engine
+from .expiry import Expiry, before, typed
 from .migrations import migrate
 from .ranked import RankedRead, Top
 from .rows import (
@@ -56,11 +58,23 @@ def _remove_database(path: Path) -> None:
 
 
 class Store:
-    """Items and events in one database. Every read and write of memory takes a scope; the one
-    exception is ``pending(None)``, the maintenance queue behind ``retry_pending()``."""
+    """Items and events in one database. Every read and write of memory takes a scope; the exceptions
+    are ``pending(None)``, the maintenance queue behind ``retry_pending()``, and ``cleanup``.
 
-    def __init__(self, url: str) -> None:
+    ``clock``: what time it is (aware datetimes), for every timestamp written and every expiry read;
+    ``ttls``: per layer name, how long its items live after their last update.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        ttls: Mapping[str, timedelta] | None = None,
+    ) -> None:
         self.url = url
+        self._clock = clock
+        self._ttls = dict(ttls or {})
         self._ephemeral: Path | None = None
         if is_ephemeral(url):
             # An in-memory SQLite database is one connection shared by every thread, which breaks as
@@ -94,6 +108,17 @@ class Store:
         self._require_open()
         return self._writer_engine
 
+    def now(self) -> datetime:
+        """The clock's time; ConfigurationError when it is not a timezone-aware datetime."""
+        now = self._clock()
+        if not isinstance(now, datetime) or now.utcoffset() is None:
+            raise ConfigurationError(f"the clock must return timezone-aware datetimes, got {now!r}")
+        return now
+
+    def expiry(self, at: datetime | None = None) -> Expiry:
+        """The expiry rule at ``at`` (default: now)."""
+        return Expiry(self.now() if at is None else at, self._ttls)
+
     def _require_open(self) -> None:
         if self._closed:
             raise ClosedError("this MemoryManager is closed; create a new one to use the database")
@@ -114,7 +139,7 @@ class Store:
         self._require_open()
         with self._writer_engine.begin() as conn:
             lock(conn, scope)
-            writer = Writer(conn, scope, utcnow())
+            writer = Writer(conn, scope, self.expiry())
             if generation is not None and writer.generation() != generation:
                 raise ErasedError(
                     f"user {scope.user_id!r} was deleted while this write was under way; nothing was written"
@@ -138,7 +163,8 @@ class Store:
     # ---- reads ---------------------------------------------------------------------------
 
     def live(self, scope: Scope, layers: Sequence[str] | None = None) -> list[MemoryItem]:
-        stmt = select(ITEMS).where(visible(scope), ITEMS.c.valid_to.is_(None)).order_by(ITEMS.c.pk)
+        live = self.expiry().clause(layers)
+        stmt = select(ITEMS).where(visible(scope), ITEMS.c.valid_to.is_(None), live).order_by(ITEMS.c.pk)
         if layers is not None:
             stmt = stmt.where(ITEMS.c.layer.in_(layers))
         with self.engine.connect() as conn:
@@ -147,20 +173,20 @@ class Store:
     def live_exact(self, scope: Scope, layers: Sequence[str]) -> dict[str, list[MemoryItem]]:
         """Live items of exactly this scope (what merges run against), by layer."""
         with self.engine.connect() as conn:
-            items = exact_live(conn, scope, layers)
+            items = exact_live(conn, scope, layers, self.expiry())
         return {layer: [i for i in items if i.layer == layer] for layer in layers}
 
     def recent_ids(self, scope: Scope, layer: str, limit: int) -> list[str]:
         """Ids of the ``limit`` most recently updated live items of ``layer`` in exactly this scope."""
         with self.engine.connect() as conn:
-            return recent_ids(conn, scope, layer, limit)
+            return recent_ids(conn, scope, layer, limit, self.expiry())
 
     def live_ids(self, scope: Scope, layer: str, ids: Sequence[str]) -> list[MemoryItem]:
         """The live items of ``layer`` in exactly this scope among ``ids``, oldest first."""
         if not ids:
             return []
         with self.engine.connect() as conn:
-            return exact_matching(conn, scope, layer, ids=ids)
+            return exact_matching(conn, scope, layer, self.expiry(), ids=ids)
 
     def agents(self, scope: Scope) -> list[str]:
         """Agents with live private items of the scope's user."""
@@ -168,6 +194,7 @@ class Store:
             select(ITEMS.c.agent_id)
             .distinct()
             .where(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id != "", ITEMS.c.valid_to.is_(None))
+            .where(self.expiry().clause())
             .order_by(ITEMS.c.agent_id)
         )
         with self.engine.connect() as conn:
@@ -200,10 +227,11 @@ class Store:
         (score, recency, then count when ``by_count``, then id; the best first); the others are read whole.
         ``conn``: read on this connection (see ``context_reader``), not a new one.
         """
+        expiry = self.expiry()
         if conn is not None:
-            return _context_rows(conn, scope, layers, query, top or {})
+            return _context_rows(conn, scope, layers, query, top or {}, expiry)
         with self.engine.connect() as own:
-            return _context_rows(own, scope, layers, query, top or {})
+            return _context_rows(own, scope, layers, query, top or {}, expiry)
 
     @contextmanager
     def context_reader(self) -> Iterator[ContextReader]:
@@ -216,7 +244,7 @@ class Store:
         if not layers:  # an empty IN () is not SQL everywhere
             return []
         with self.engine.connect() as conn:
-            ranked = RankedRead(conn, scope, query)
+            ranked = RankedRead(conn, scope, query, self.expiry())
             match = ranked.match
             if match is None:
                 return []
@@ -227,7 +255,7 @@ class Store:
                 f" ORDER BY score DESC, {ranked.id_order('i.')} LIMIT :limit"
             )
             params = {**ranked.params, "limit": min(limit, MAX_LIMIT)}
-            rows = conn.execute(text(sql).columns(*ITEMS.c, score=Float), params).all()
+            rows = conn.execute(typed(sql, params).columns(*ITEMS.c, score=Float), params).all()
         return [SearchHit(item_from_row(r), float(r.score)) for r in rows]
 
     # ---- pending extractions -------------------------------------------------------------
@@ -308,6 +336,23 @@ class Store:
                 PENDING.delete().where(PENDING.c.id == pending_id, PENDING.c.user_id == scope.user_id)
             )
 
+    # ---- retention -------------------------------------------------------------------------
+
+    def cleanup(
+        self, older_than: timedelta, kinds: frozenset[retention.CleanupKind], user_id: str | None
+    ) -> retention.CleanupReport:
+        """Delete what is older than ``older_than`` of each kind, of one user or of everyone; each
+        user's part in one transaction holding that user's write lock (see ``retention``)."""
+        cutoff = before(self.now(), older_than)
+        expiry = self.expiry(cutoff)  # what had expired by then
+        with self.engine.connect() as conn:
+            users = retention.users_to_clean(conn, kinds, cutoff, expiry, user_id)
+        report = retention.CleanupReport()
+        for user in users:
+            with self.write(Scope.of(user)) as writer:
+                report += retention.clean_user(writer, kinds, cutoff, expiry)
+        return report
+
     def history(self, scope: Scope, item_id: str | None = None) -> list[MemoryEvent]:
         stmt = (
             select(EVENTS)
@@ -324,10 +369,15 @@ ContextReader = Callable[[Scope, Sequence[str], "str | None", Mapping[str, Top]]
 
 
 def _context_rows(
-    conn: Connection, scope: Scope, layers: Sequence[str], query: str | None, top: Mapping[str, Top]
+    conn: Connection,
+    scope: Scope,
+    layers: Sequence[str],
+    query: str | None,
+    top: Mapping[str, Top],
+    expiry: Expiry,
 ) -> list[ContextRow]:
     whole = [name for name in layers if name not in top]
-    ranked = RankedRead(conn, scope, query)
+    ranked = RankedRead(conn, scope, query, expiry)
     parts = [ranked.arms(whole, scope.visible_agent_keys, None, False)] if whole else []
     # One arm per agent key and per matched/unmatched: each an index range read in order.
     parts += [

@@ -58,6 +58,16 @@ class ItemRow(SQLModel, table=True):
             sqlite_where=text("valid_to IS NULL"),
             postgresql_where=text("valid_to IS NULL"),
         ),
+        # Serves finding a scope's live items past their own expiry date; holds only those that have one (v9).
+        Index(
+            "ix_agentmem_items_expiry",
+            "user_id",
+            "agent_id",
+            "layer",
+            "expires_at",
+            sqlite_where=text("expires_at IS NOT NULL AND valid_to IS NULL"),
+            postgresql_where=text("expires_at IS NOT NULL AND valid_to IS NULL"),
+        ),
     )
     # Not modelled: the full-text index over ``text``, which the code never reads or writes as a
     # column (see store/search.py): SQLite's FTS5 table, and on PostgreSQL the generated column
@@ -85,6 +95,8 @@ class ItemRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UtcDateTime)
     valid_to: datetime | None = Field(default=None, sa_type=UtcDateTime)
     superseded_by: str | None = Field(default=None, max_length=40)
+    expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """When the item leaves the memory, set by a manual write; a layer's ttl applies as well (v9)."""
 
 
 class EventRow(SQLModel, table=True):

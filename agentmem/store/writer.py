@@ -15,6 +15,7 @@ from ..layers.changes import Add, Delete, Expire, NewItem, Op, Supersede, Update
 from ..records import Change, MemoryItem
 from ..scope import Scope
 from . import search
+from .expiry import Expiry
 from .rows import (
     EVENTS,
     GENERATIONS,
@@ -48,18 +49,19 @@ def lock(conn: Connection, scope: Scope) -> None:
 
 
 class Writer:
-    """A write transaction for one exact scope, holding the write lock."""
+    """A write transaction for one exact scope, holding the write lock. ``expiry``: the expiry rule at
+    the transaction's moment, ``now``."""
 
-    def __init__(self, conn: Connection, scope: Scope, now: datetime) -> None:
-        self.conn, self.scope, self.now = conn, scope, now
+    def __init__(self, conn: Connection, scope: Scope, expiry: Expiry) -> None:
+        self.conn, self.scope, self.expiry, self.now = conn, scope, expiry, expiry.now
         self._observed_at: datetime | None = None
 
     def live(self, layer: str) -> list[MemoryItem]:
         """The live items of ``layer`` in exactly this scope (what a merge works against)."""
-        return exact_live(self.conn, self.scope, [layer])
+        return exact_live(self.conn, self.scope, [layer], self.expiry)
 
     def live_count(self, layer: str) -> int:
-        return live_count(self.conn, self.scope, layer)
+        return live_count(self.conn, self.scope, layer, self.expiry)
 
     def live_matching(
         self,
@@ -71,7 +73,9 @@ class Writer:
         first: tuple[Sequence[str], int] | None = None,
     ) -> list[MemoryItem]:
         """The live items of ``layer`` a change can touch (see ``rows.exact_matching``)."""
-        return exact_matching(self.conn, self.scope, layer, keys=keys, ids=ids, similar=similar, first=first)
+        return exact_matching(
+            self.conn, self.scope, layer, self.expiry, keys=keys, ids=ids, similar=similar, first=first
+        )
 
     def apply(
         self,
@@ -81,15 +85,16 @@ class Writer:
         source: str,
         session_id: str | None,
         observed_at: datetime | None = None,
+        expires_at: datetime | None = None,
     ) -> list[Change]:
         """Apply a merge's operations, one event each, with one statement per kind of write (see
         :class:`_Batch`). ``observed_at``: for extracted changes, when their input was read (see
-        ``newer_than``)."""
+        ``newer_than``). ``expires_at``: when the items added leave the memory (None: never)."""
         self._observed_at = observed_at
         batch = _Batch()
         for op in ops:
             if isinstance(op, Add):
-                self._add(batch, layer, op.item, source, session_id)
+                self._add(batch, layer, op.item, source, session_id, expires_at)
             elif isinstance(op, Update):
                 target = op.target
                 batch.edited.append(
@@ -114,7 +119,9 @@ class Writer:
             elif isinstance(op, Supersede):
                 new, target = op.replacement, op.target
                 new_id = (
-                    self._add(batch, layer, new, source, session_id) if isinstance(new, NewItem) else new.id
+                    self._add(batch, layer, new, source, session_id, expires_at)
+                    if isinstance(new, NewItem)
+                    else new.id
                 )
                 batch.close(target, self.now, superseded_by=new_id)
                 batch.event(
@@ -133,14 +140,59 @@ class Writer:
                 batch.event(
                     Change("delete", target.layer, target.id, target.key, target.value, None), op.reason
                 )
+        self._remove_expired(batch, layer)
+        self._write(batch, source, session_id)
+        return [change for change, _reason in batch.events]
+
+    def _remove_expired(self, batch: _Batch, layer: str) -> None:
+        """Delete the expired items that hold the keys of items added (one live item per key).
+
+        An expired item is no merge candidate: it left the memory when it expired, so saying the same
+        again makes a new item (with a fresh ttl). Were it a candidate, the repeat would revive it
+        unseen (a ttl counts from the last update) or, past its own date, vanish into an item no read
+        shows. It is deleted here, as cleanup would delete it, with its event first."""
+        keys = sorted({row["key"] for row in batch.added})
+        if not keys:
+            return
+        expired = self.expiry.clause(expired=True)
+        rows = self.conn.execute(
+            select(ITEMS).where(
+                ITEMS.c.user_id == self.scope.user_id,
+                ITEMS.c.agent_id == self.scope.agent_key,
+                ITEMS.c.layer == layer,
+                ITEMS.c.key.in_(keys),
+                ITEMS.c.valid_to.is_(None),
+                expired,
+            )
+        )
+        gone = [item_from_row(r) for r in rows]
+        batch.deleted[:0] = [item.id for item in gone]
+        batch.events[:0] = [
+            (Change("delete", item.layer, item.id, item.key, item.value, None), "expired") for item in gone
+        ]
+
+    def set_expiry(
+        self, items: Sequence[MemoryItem], expires_at: datetime | None, *, source: str, session_id: str | None
+    ) -> list[Change]:
+        """Give live items of this scope's layer a new expiry date (None: never), one event each."""
+        batch = _Batch()
+        for item in items:
+            if item.expires_at != expires_at:
+                when = "never" if expires_at is None else expires_at.isoformat()
+                change = Change("update", item.layer, item.id, item.key, item.value, item.value)
+                batch.event(change, f"expires: {when}")
+        changed = [change.item_id for change, _ in batch.events]
+        if changed:
+            self.conn.execute(ITEMS.update().where(ITEMS.c.id.in_(changed)).values(expires_at=expires_at))
         self._write(batch, source, session_id)
         return [change for change, _reason in batch.events]
 
     def item(self, item_id: str) -> MemoryItem:
         """A live item this scope sees, read under the write lock (so nothing changes it after). A
         shared item hidden by this agent's own item of the same key is not seen, as in ``get()``."""
+        live = self.expiry.clause()
         row = self.conn.execute(
-            select(ITEMS).where(visible(self.scope), ITEMS.c.valid_to.is_(None), ITEMS.c.id == item_id)
+            select(ITEMS).where(visible(self.scope), ITEMS.c.valid_to.is_(None), live, ITEMS.c.id == item_id)
         ).first()
         hidden = row is not None and self.scope.agent_id is not None and not row.agent_id
         if hidden and row is not None:
@@ -152,6 +204,7 @@ class Writer:
                         ITEMS.c.layer == row.layer,
                         ITEMS.c.key == row.key,
                         ITEMS.c.valid_to.is_(None),
+                        live,
                     )
                 ).first()
                 is not None
@@ -162,7 +215,7 @@ class Writer:
 
     def in_scope(self, agent_id: str | None) -> Writer:
         """The same transaction, writing on behalf of another scope of the same user."""
-        return Writer(self.conn, Scope(self.scope.user_id, agent_id), self.now)
+        return Writer(self.conn, Scope(self.scope.user_id, agent_id), self.expiry)
 
     def for_agent_memory(self) -> Writer:
         """The same transaction, writing to the own memory of this scope's agent (its lock taken too:
@@ -170,7 +223,7 @@ class Writer:
         target = self.scope.agent_memory
         assert target is not None, "only a user's scope with an agent_id has an agent memory"
         lock(self.conn, target)
-        return Writer(self.conn, target, self.now)
+        return Writer(self.conn, target, self.expiry)
 
     def generation(self) -> str | None:
         """The user's current generation (see ``Store.generation``); None when none was begun since the
@@ -228,7 +281,15 @@ class Writer:
             },
         )
 
-    def _add(self, batch: _Batch, layer: str, new: NewItem, source: str, session_id: str | None) -> str:
+    def _add(
+        self,
+        batch: _Batch,
+        layer: str,
+        new: NewItem,
+        source: str,
+        session_id: str | None,
+        expires_at: datetime | None,
+    ) -> str:
         item_id = "m_" + uuid.uuid4().hex[:24]
         batch.added.append(
             {
@@ -248,6 +309,7 @@ class Writer:
                 "meta": dict(new.meta),
                 "created_at": self.now,
                 "updated_at": self.now,
+                "expires_at": expires_at,
             }
         )
         batch.event(Change("add", layer, item_id, new.key, None, new.value), None)

@@ -18,9 +18,22 @@ with LoopbackServer([{"profile": {"name": "Sarah"}}]) as server:
     )
     mem.learn([{"role": "user", "content": "I'm Sarah"}], user_id="sarah")
 assert server.requests[0]["model"] == "test-model"
+
+For expiry and retention, a :class:`ManualClock` stands still until your test moves it:
+``MemoryManager(db="sqlite://", clock=clock)``, then ``clock.advance(timedelta(days=31))``.
 """
 
+from .clock import ManualClock
 from .scripted import ScriptedModel, ScriptedRequest, ToolCall
 from .server import Fault, LoopbackServer, ServerReply, Slow
 
-__all__ = ["Fault", "LoopbackServer", "ScriptedModel", "ScriptedRequest", "ServerReply", "Slow", "ToolCall"]
+__all__ = [
+    "Fault",
+    "LoopbackServer",
+    "ManualClock",
+    "ScriptedModel",
+    "ScriptedRequest",
+    "ServerReply",
+    "Slow",
+    "ToolCall",
+]
