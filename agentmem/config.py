@@ -20,6 +20,11 @@ class LayerConfig:
         max_items: cap on live items (knowledge, feedback); over it, items expire by the layer's
             stated rule. ``None``: the layer's default.
         extraction_prompt: a Jinja template (text) replacing the layer's default extraction prompt.
+        session_scoped: what ``learn(..., session_id=...)`` extracts for this layer, and what manual
+            writes and memory tools given a ``session_id`` store, belongs to that session: seen only by
+            reads with the same ``session_id``, deleted with the session. ``False`` (default): stored
+            user-wide, the session kept only as where it was learned. Manual writes may override it
+            with ``session_scoped=``.
     """
 
     schema: type | None = None
@@ -28,6 +33,7 @@ class LayerConfig:
     budget_share: float | None = None
     max_items: int | None = None
     extraction_prompt: str | None = None
+    session_scoped: bool = False
 
     def __post_init__(self) -> None:
         if self.budget_share is not None and not 0 < self.budget_share <= 1:

@@ -22,7 +22,7 @@ from .extraction.templates import PromptSet, load_prompt
 from .extraction.turns import select_turns
 from .layers import LAYER_TYPES, Layer
 from .records import Change, LearnResult, MemoryEvent, MemoryState, RetryReport, SearchHit
-from .scope import Scope, check_id, prefer_agent
+from .scope import Scope, check_id, check_session_scoped, prefer_agent
 from .store import ContextRow, Store, Top, transfer
 from .store.engine import resolve_url
 from .tokens import TokenCounter, default_counter
@@ -79,7 +79,7 @@ def _build_layers(
 
 
 class MemoryManager:
-    """Long-term, layered memory of users, scoped by ``user_id`` (and ``agent_id``).
+    """Long-term, layered memory of users, scoped by ``user_id`` (and ``agent_id``, ``session_id``).
 
     Args:
         db: a database URL. ``None``: ``AGENTMEM_DB_URL`` if set, else the embedded SQLite file
@@ -266,24 +266,28 @@ class MemoryManager:
             Scope.of(user_id)
         return self._learner.retry_pending(user_id)
 
-    def forget(self, item_id: str, *, user_id: str, agent_id: str | None = None) -> Change:
-        """Delete one live item visible to the scope. Its old value stays in the history.
+    def forget(
+        self, item_id: str, *, user_id: str, agent_id: str | None = None, session_id: str | None = None
+    ) -> Change:
+        """Delete one live item visible to the scope (a session's own items: with its ``session_id``).
+        Its old value stays in the history.
 
         Raises:
             NotFoundError: no such live item for this user (another user's id included).
         """
-        return self._writes.forget(Scope.of(user_id, agent_id), item_id, source="manual")
+        return self._writes.forget(Scope.of(user_id, agent_id, session_id), item_id, source="manual")
 
     # ---- reads -----------------------------------------------------------------------------
 
-    def get(self, *, user_id: str, agent_id: str | None = None) -> MemoryState:
+    def get(self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None) -> MemoryState:
         """A typed snapshot of the scope's live memory.
 
         Without ``agent_id``: the user's shared memory only. With it: the shared memory plus that
         agent's private memory (the agent's item wins where both have the same field or rule);
-        :meth:`agents` lists the agents that keep private memory of the user.
+        :meth:`agents` lists the agents that keep private memory of the user. Without ``session_id``:
+        user-wide memory only; with it, plus that session's own memory (which wins the same way).
         """
-        return self._state(Scope.of(user_id, agent_id))
+        return self._state(Scope.of(user_id, agent_id, session_id))
 
     def agents(self, user_id: str) -> list[str]:
         """The ids of the agents that keep private memory (live items) of this user, sorted."""
@@ -294,23 +298,31 @@ class MemoryManager:
         typed = {
             name: layer.typed([i for i in items if i.layer == name]) for name, layer in self._layers.items()
         }
-        return MemoryState(user_id=scope.user_id, agent_id=scope.agent_id, layers=typed, items=items)
+        return MemoryState(
+            user_id=scope.user_id,
+            agent_id=scope.agent_id,
+            layers=typed,
+            items=items,
+            session_id=scope.session_id,
+        )
 
     def compile(
         self,
         *,
         user_id: str,
         agent_id: str | None = None,
+        session_id: str | None = None,
         query: str | None = None,
         token_budget: int | None = None,
     ) -> str:
         """The scope's memory as escaped XML for a system message ("" when there is none).
 
         Args:
+            session_id: also that session's own memory (without it: user-wide memory only).
             query: rank knowledge and feedback by relevance to this text (e.g. the user's message).
             token_budget: the output never exceeds this many tokens; lowest-ranked items drop first.
         """
-        scope = Scope.of(user_id, agent_id)
+        scope = Scope.of(user_id, agent_id, session_id)
         query = _check_query(query)
         if token_budget is not None and (type(token_budget) is not int or token_budget < 0):
             raise InvalidInputError(f"token_budget must be a non-negative int, got {token_budget!r}")
@@ -335,11 +347,13 @@ class MemoryManager:
         *,
         user_id: str,
         agent_id: str | None = None,
+        session_id: str | None = None,
         layers: Sequence[str] | None = None,
         limit: int = 10,
     ) -> list[SearchHit]:
-        """Live items of the scope ranked by relevance to ``query`` (BM25 on SQLite)."""
-        scope = Scope.of(user_id, agent_id)
+        """Live items of the scope ranked by relevance to ``query`` (BM25 on SQLite); with
+        ``session_id``, that session's own items too."""
+        scope = Scope.of(user_id, agent_id, session_id)
         text = _check_query(query)
         if text is None:
             raise InvalidInputError("query must be a non-empty str")
@@ -352,10 +366,16 @@ class MemoryManager:
         return self._store.search(scope, text, names, limit)
 
     def history(
-        self, *, user_id: str, agent_id: str | None = None, item_id: str | None = None
+        self,
+        *,
+        user_id: str,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        item_id: str | None = None,
     ) -> list[MemoryEvent]:
-        """Every change to the scope's items (or to one item), oldest first, with old and new values."""
-        scope = Scope.of(user_id, agent_id)
+        """Every change to the scope's items (or to one item), oldest first, with old and new values;
+        with ``session_id``, that session's own items' changes too."""
+        scope = Scope.of(user_id, agent_id, session_id)
         check_id(item_id, "item_id", required=False)
         return self._store.history(scope, item_id)
 
@@ -366,14 +386,19 @@ class MemoryManager:
         agent_id: str | None = None,
         session_id: str | None = None,
         generation: str | None = None,
+        session_scoped: bool | None = None,
     ) -> MemoryTools:
         """Memory tools (remember, update, forget, search) bound to this scope, in OpenAI function
         format with a dispatcher: ``tools.definitions`` and ``tools.dispatch(name, arguments)``.
-        With ``generation`` (see :meth:`generation`), their writes fail once the user is deleted."""
-        scope = Scope.of(user_id, agent_id)
-        session = check_id(session_id, "session_id", required=False)
+        With ``generation`` (see :meth:`generation`), their writes fail once the user is deleted.
+        With ``session_id`` they see that session's own memory too; ``memory_remember`` stores into
+        the session where ``session_scoped`` says so (``None``: each layer's ``LayerConfig``)."""
+        scope = Scope.of(user_id, agent_id, session_id)
         generation = check_id(generation, "generation", required=False)
-        return MemoryTools(self, self._writes, scope, session, generation=generation)
+        session_scoped = check_session_scoped(session_scoped, scope.session_id)
+        return MemoryTools(
+            self, self._writes, scope, scope.session_id, generation=generation, session_scoped=session_scoped
+        )
 
     # ---- whole users -----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Agentic memory tools: remember, update, forget, search — bound to one user (and agent).
+"""Agentic memory tools: remember, update, forget, search — bound to one user (and agent, session).
 
 ``memory.tools(user_id=..., agent_id=...)`` returns the tools in OpenAI function format with a
 dispatcher, for any framework. The scope is fixed when the tools are made: no argument a model sends
@@ -62,6 +62,8 @@ class MemoryTools:
     generation: str | None = None
     """The user's generation the tools were given (``MemoryManager.generation``): writes fail once
     the user is deleted."""
+    session_scoped: bool | None = None
+    """Whether ``memory_remember`` stores into the session (``None``: as each layer is configured)."""
 
     @cached_property
     def names(self) -> frozenset[str]:
@@ -154,9 +156,10 @@ class MemoryTools:
         if target is None:
             raise ValueError(f"unknown layer {layer!r}; layers are {', '.join(self.manager.layers)}")
         patch = target.remembered(value.strip(), arguments, self.session_id)
+        where = target.write_scope(self.scope.user_wide(), self.session_id, self.session_scoped)
         return self._record(
             self.writes.apply(
-                self.scope,
+                where,
                 [(layer, patch)],
                 source="agentic",
                 session_id=self.session_id,
@@ -212,8 +215,9 @@ class MemoryTools:
         }
 
     def _hits(self, query: str, limit: int = 10) -> list[SearchHit]:
+        scope = self.scope
         return self.manager.search(
-            query, user_id=self.scope.user_id, agent_id=self.scope.agent_id, limit=limit
+            query, user_id=scope.user_id, agent_id=scope.agent_id, session_id=scope.session_id, limit=limit
         )
 
 

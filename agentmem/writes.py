@@ -70,7 +70,7 @@ class Writes:
         check_id(item_id, "item_id", required=True)
         with self._store.write(scope, generation=generation) as writer:
             item = writer.item(item_id)  # read under the lock: nothing can change it before the delete
-            owner = writer.in_scope(item.agent_id)
+            owner = writer.in_scope(item)
             changes = owner.apply(
                 item.layer, [Delete(item, reason="forgotten")], source=source, session_id=session_id
             )
@@ -93,5 +93,5 @@ class Writes:
             layer = self._layers[item.layer]
             patches = [(item.layer, patch) for patch in layer.corrected(item, value, session_id)]
             return apply_patches(
-                writer.in_scope(item.agent_id), self._layers, patches, source=source, session_id=session_id
+                writer.in_scope(item), self._layers, patches, source=source, session_id=session_id
             )

@@ -258,7 +258,7 @@ def test_export_delete_import_round_trip_keeps_sessions_and_messages(mem: Memory
     sessions = mem.sessions.list(user_id="u")
 
     exported = mem.export_user("u")
-    assert exported["version"] == 3
+    assert exported["version"] == 4
     assert [s["session_id"] for s in exported["sessions"]] == ["s1", "s2"]
     assert len(exported["messages"]) == 8
 

@@ -79,7 +79,7 @@ def test_export_delete_import_export_is_identical(managers: dict[str, MemoryMana
     everything(managers)
     mem = managers["offline"]
     data = mem.export_user("sam")
-    assert data["version"] == VERSION == 3
+    assert data["version"] == VERSION == 4
     for kind in KINDS:
         assert data[kind.name], f"the test should cover {kind.name}"
     assert any(e["observed_at"] for e in data["events"])  # extracted changes say how current they were

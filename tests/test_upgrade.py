@@ -28,7 +28,7 @@ from agentmem.store.migrations import SCHEMA_VERSION
 from agentmem.testing import ScriptedModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
-VERSIONS = [1, 2, 3, 4, 5, 6, 7]
+VERSIONS = [1, 2, 3, 4, 5, 6, 7, 8]
 CASES = [
     pytest.param(
         v, backend, id=f"v{v}-{backend}", marks=[pytest.mark.postgres] if backend == "postgres" else []

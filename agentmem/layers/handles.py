@@ -56,15 +56,18 @@ class DocumentHandle:
         user_id: str,
         agent_id: str | None = None,
         session_id: str | None = None,
+        session_scoped: bool | None = None,
         explicit: bool = True,
         **fields: Any,
     ) -> list[Change]:
         """Set fields. ``None`` leaves a field as it is; list fields gain new elements.
 
         ``explicit=False`` marks the values as inferred: they never replace explicit ones.
+        ``session_scoped=True`` keeps the values in the session ``session_id`` only (``None``: as the
+        layer's ``LayerConfig(session_scoped=...)`` says); there they win over the user-wide ones.
         """
-        scope = Scope.of(user_id, agent_id)
         session = check_id(session_id, "session_id", required=False)
+        scope = self._layer.write_scope(Scope.of(user_id, agent_id), session, session_scoped)
         schema = self._layer.schema
         schema.check_known(list(fields), self._layer.name)
         values = {
@@ -101,9 +104,10 @@ class DocumentHandle:
         patch = FieldPatch(values={}, remove=keys)
         return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=None)
 
-    def get(self, *, user_id: str, agent_id: str | None = None) -> Any:
-        """The layer's schema instance for the scope (agent values over shared ones)."""
-        return self._writes.state(Scope.of(user_id, agent_id)).layers[self._layer.name]
+    def get(self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None) -> Any:
+        """The layer's schema instance for the scope (agent values over shared ones, a session's own
+        values over user-wide ones)."""
+        return self._writes.state(Scope.of(user_id, agent_id, session_id)).layers[self._layer.name]
 
 
 class CollectionHandle:
@@ -119,18 +123,22 @@ class CollectionHandle:
         user_id: str,
         agent_id: str | None = None,
         session_id: str | None = None,
+        session_scoped: bool | None = None,
         replaces: str | None = None,
         **fields: Any,
     ) -> str:
         """Add an entry and return its id (the existing item's id when it is a duplicate).
 
         ``replaces`` names a live item this entry contradicts: that item is closed, not erased.
+        ``session_scoped=True`` keeps the entry in the session ``session_id`` only (``None``: as the
+        layer's ``LayerConfig(session_scoped=...)`` says).
         """
         return self.add_many(
             [{"text": text, **fields}],
             user_id=user_id,
             agent_id=agent_id,
             session_id=session_id,
+            session_scoped=session_scoped,
             replaces=replaces,
         )[0]
 
@@ -141,11 +149,13 @@ class CollectionHandle:
         user_id: str,
         agent_id: str | None = None,
         session_id: str | None = None,
+        session_scoped: bool | None = None,
         replaces: str | None = None,
     ) -> list[str]:
-        """Add several entries in one transaction; return their ids in order."""
-        scope = Scope.of(user_id, agent_id)
+        """Add several entries in one transaction; return their ids in order (``session_scoped``: as
+        in :meth:`add`)."""
         session = check_id(session_id, "session_id", required=False)
+        scope = self._layer.write_scope(Scope.of(user_id, agent_id), session, session_scoped)
         name = self._layer.name
         # A str is iterable too: taken as entries it would store one entry per character.
         if isinstance(entries, str | Mapping) or not isinstance(entries, Iterable):
@@ -184,7 +194,11 @@ class CollectionHandle:
         added = {c.key: c.item_id for c in changes if c.op == "add"}  # new items' keys are unique
         return [added[r.key] if isinstance(r, NewItem) else r.id for r in merged.results if r is not None]
 
-    def list(self, *, user_id: str, agent_id: str | None = None) -> list[MemoryItem]:
-        """Live entries of the scope, oldest first, typed by the schema (``item.data``)."""
-        items: list[MemoryItem] = self._writes.state(Scope.of(user_id, agent_id)).layers[self._layer.name]
+    def list(
+        self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None
+    ) -> list[MemoryItem]:
+        """Live entries of the scope, oldest first, typed by the schema (``item.data``); with
+        ``session_id``, that session's own entries too."""
+        scope = Scope.of(user_id, agent_id, session_id)
+        items: list[MemoryItem] = self._writes.state(scope).layers[self._layer.name]
         return items

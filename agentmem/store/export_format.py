@@ -6,7 +6,8 @@ are ISO 8601 strings in UTC, ``agent_id`` is ``null`` for the user's shared memo
 stated once, in the header.
 
 Versions: 1 had items and events; 2 added sessions and messages; 3 added each event's ``observed_at``,
-the learned-input log and pending extractions. Older documents still import (the new parts empty).
+the learned-input log and pending extractions; 4 added items' and events' ``session_scope`` (``null``:
+user-wide). Older documents still import (the new parts empty, every item user-wide).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy import Table
 from .tables import EventRow, ItemRow, LearnedRow, MessageRow, PendingRow, SessionRow, table
 
 FORMAT = "agentmem.export"
-VERSION = 3
+VERSION = 4
 
 
 class _Strict(BaseModel):
@@ -47,6 +48,7 @@ class ExportedItem(_Strict):
     updated_at: datetime
     valid_to: datetime | None
     superseded_by: str | None = Field(max_length=40)
+    session_scope: str | None = None  # version 4
 
 
 class ExportedEvent(_Strict):
@@ -62,6 +64,7 @@ class ExportedEvent(_Strict):
     source: str = Field(max_length=16)
     created_at: datetime
     observed_at: datetime | None = None  # version 3
+    session_scope: str | None = None  # version 4
 
 
 class ExportedSession(_Strict):
@@ -110,7 +113,7 @@ class ExportedPending(_Strict):
 
 class Export(_Strict):
     format: Literal["agentmem.export"]
-    version: Literal[1, 2, 3]
+    version: Literal[1, 2, 3, 4]
     user_id: str
     items: list[ExportedItem]
     events: list[ExportedEvent]

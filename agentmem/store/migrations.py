@@ -277,6 +277,32 @@ def _v8_ranked_reads(op: Operations) -> None:
         )
 
 
+def _v9_session_scope(op: Operations) -> None:
+    """Session-scoped memory: each item and event says which session it belongs to (``""``: user-wide),
+    and the live-key and recency indexes include it, so a user-wide item and a session's item of one
+    key coexist and each scope's range is read through the index."""
+    for table in ("agentmem_items", "agentmem_events"):
+        op.add_column(table, sa.Column("session_scope", sa.String(255), nullable=False, server_default=""))
+    live = sa.text("valid_to IS NULL")
+    op.drop_index("ux_agentmem_items_live_key", table_name="agentmem_items")
+    op.create_index(
+        "ux_agentmem_items_live_key",
+        "agentmem_items",
+        ["user_id", "agent_id", "session_scope", "layer", "key"],
+        unique=True,
+        sqlite_where=live,
+        postgresql_where=live,
+    )
+    op.drop_index("ix_agentmem_items_recent", table_name="agentmem_items")
+    op.create_index(
+        "ix_agentmem_items_recent",
+        "agentmem_items",
+        ["user_id", "agent_id", "session_scope", "layer", "updated_at"],
+        sqlite_where=live,
+        postgresql_where=live,
+    )
+
+
 class Migration(NamedTuple):
     name: str
     run: Callable[[Operations], None]
@@ -292,6 +318,7 @@ MIGRATIONS: dict[int, Migration] = {
     6: Migration("one item per policy rule", _v6_one_item_per_rule),
     7: Migration("user generations, so a deleted user stays deleted", _v7_user_generations),
     8: Migration("ranked reads: recency index, and full-text search on PostgreSQL", _v8_ranked_reads),
+    9: Migration("session-scoped memory", _v9_session_scope),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -44,6 +44,7 @@ def item_from_row(row: Row[Any]) -> MemoryItem:
         updated_at=m["updated_at"],
         valid_to=m["valid_to"],
         superseded_by=m["superseded_by"],
+        session_scope=m["session_scope"] or None,
         meta=dict(m["meta"] or {}),
     )
 
@@ -64,6 +65,7 @@ def event_from_row(row: Row[Any]) -> MemoryEvent:
         agent_id=m["agent_id"] or None,
         session_id=m["session_id"],
         created_at=m["created_at"],
+        session_scope=m["session_scope"] or None,
     )
 
 
@@ -80,9 +82,14 @@ class ContextRow(NamedTuple):
     score: float  # relevance to the query; 0 when none
 
 
-def visible(scope: Scope) -> Any:
-    """The rows of this user that this scope may read: shared, plus its own agent's."""
-    return and_(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id.in_(scope.visible_agent_keys))
+def visible(scope: Scope, rows: Any = ITEMS) -> Any:
+    """The rows of this user that this scope may read (items, or the events of those items): shared,
+    plus its own agent's; user-wide, plus its own session's."""
+    return and_(
+        rows.c.user_id == scope.user_id,
+        rows.c.agent_id.in_(scope.visible_agent_keys),
+        rows.c.session_scope.in_(scope.visible_session_keys),
+    )
 
 
 # The statements every learn runs, built once: building a statement (and its cache key) costs SQLAlchemy
@@ -90,6 +97,7 @@ def visible(scope: Scope) -> Any:
 _EXACT_LIVE = (
     select(ITEMS)
     .where(ITEMS.c.user_id == bindparam("user_id"), ITEMS.c.agent_id == bindparam("agent_id"))
+    .where(ITEMS.c.session_scope == bindparam("session"))
     .where(ITEMS.c.layer.in_(bindparam("layers", expanding=True)), ITEMS.c.valid_to.is_(None))
     .order_by(ITEMS.c.pk)
 )
@@ -104,7 +112,13 @@ _LEARNED = select(LEARNED.c.pk).where(
 def exact_live(conn: Connection, scope: Scope, layers: Sequence[str]) -> list[MemoryItem]:
     """Live items of exactly this scope (what merges run against), oldest first."""
     rows = conn.execute(
-        _EXACT_LIVE, {"user_id": scope.user_id, "agent_id": scope.agent_key, "layers": list(layers)}
+        _EXACT_LIVE,
+        {
+            "user_id": scope.user_id,
+            "agent_id": scope.agent_key,
+            "session": scope.session_key,
+            "layers": list(layers),
+        },
     )
     return [item_from_row(r) for r in rows]
 
@@ -114,6 +128,7 @@ def exact_live(conn: Connection, scope: Scope, layers: Sequence[str]) -> list[Me
 _EXACT_LAYER = and_(
     ITEMS.c.user_id == bindparam("scope_user"),
     ITEMS.c.agent_id == bindparam("scope_agent"),
+    ITEMS.c.session_scope == bindparam("scope_session"),
     ITEMS.c.layer == bindparam("scope_layer"),
     ITEMS.c.valid_to.is_(None),
 )
@@ -129,7 +144,12 @@ _LIVE_COUNT = (
 
 def exact_layer(scope: Scope, layer: str) -> dict[str, str]:
     """The parameters of ``_EXACT_LAYER`` for ``layer`` in exactly this scope."""
-    return {"scope_user": scope.user_id, "scope_agent": scope.agent_key, "scope_layer": layer}
+    return {
+        "scope_user": scope.user_id,
+        "scope_agent": scope.agent_key,
+        "scope_session": scope.session_key,
+        "scope_layer": layer,
+    }
 
 
 def live_count(conn: Connection, scope: Scope, layer: str) -> int:

@@ -44,19 +44,21 @@ from .rows import EVENTS, ITEMS, PENDING
 from .sessions import MAX_MESSAGE_CHARS, ROLES, checked_content, checked_extra
 
 _KIND = {kind.name: kind for kind in KINDS}
+_EMPTY_AS_NULL = ("agent_id", "session_scope")  # stored as "" (the shared, user-wide scope), exported as null
 RECORD_DEPTH = 3
 """How deep a record's fields sit in the document (document, list, record): each field may nest as
 deep as a new write may."""
 
 
 def _exported(kind: RecordKind, row: Row[Any]) -> dict[str, Any]:
-    """One row as its JSON record: every exported column, datetimes in ISO form, ``""`` agent as null."""
+    """One row as its JSON record: every exported column, datetimes in ISO form, ``""`` agent and
+    session scope as null."""
     record: dict[str, Any] = {}
     for field in kind.fields:
         value = row._mapping[field]
         if isinstance(value, datetime):
             value = value.isoformat()
-        elif field == "agent_id":
+        elif field in _EMPTY_AS_NULL:
             value = value or None
         record[field] = value
     return record
@@ -182,7 +184,7 @@ def _split(items: list[ExportedItem], layers: Mapping[str, Layer]) -> list[Expor
 def _checked_item(user_id: str, item: ExportedItem, layers: Mapping[str, Layer]) -> ExportedItem:
     """The item with its value validated, and key, text and line as the layer computes them."""
     where = f"item {item.id}"
-    Scope.of(user_id, item.agent_id)
+    Scope.of(user_id, item.agent_id, item.session_scope)
     check_id(item.session_id, "session_id", required=False)
     layer = _layer(layers, item.layer, where)
     created = _utc(item.created_at)
@@ -205,25 +207,26 @@ def _checked_item(user_id: str, item: ExportedItem, layers: Mapping[str, Layer])
 
 def _check_unique(items: list[ExportedItem]) -> None:
     ids: set[str] = set()
-    live: set[tuple[str, str, str]] = set()
+    live: set[tuple[str, str, str, str]] = set()
     for item in items:
         if item.id in ids:
             raise InvalidInputError(f"item id {item.id!r} appears twice in the export")
         ids.add(item.id)
         if item.valid_to is not None:
             continue  # closed items may say what a live one says
-        slot = (item.agent_id or "", item.layer, item.key)
+        slot = (item.agent_id or "", item.session_scope or "", item.layer, item.key)
         if slot in live:
             raise InvalidInputError(
                 f"item {item.id}: a second live {item.layer} item for key {item.key!r}"
-                f"{f' of agent {item.agent_id!r}' if item.agent_id else ''}; only one may be live"
+                f"{f' of agent {item.agent_id!r}' if item.agent_id else ''}"
+                f"{f' in session {item.session_scope!r}' if item.session_scope else ''}; only one may be live"
             )
         live.add(slot)
 
 
 def _checked_event(user_id: str, event: ExportedEvent, layers: Mapping[str, Layer]) -> ExportedEvent:
     where = f"event of item {event.item_id}"
-    Scope.of(user_id, event.agent_id)
+    Scope.of(user_id, event.agent_id, event.session_scope)
     check_id(event.session_id, "session_id", required=False)
     _layer(layers, event.layer, where)
     return event.model_copy(
@@ -303,7 +306,7 @@ def _stored(kind: RecordKind, record: Any, user_id: str) -> dict[str, Any]:
         value = getattr(record, field)
         if isinstance(value, datetime):
             value = _utc(value)
-        elif field == "agent_id":
+        elif field in _EMPTY_AS_NULL:
             value = value or ""
         values[field] = value
     return values

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from ..errors import NotFoundError
 from ..layers.changes import Add, Delete, Expire, NewItem, Op, Supersede, Update
 from ..records import Change, MemoryItem
-from ..scope import Scope
+from ..scope import Scope, prefer_agent
 from . import search
 from .rows import (
     EVENTS,
@@ -121,32 +121,51 @@ class Writer:
         return [change for change, _reason in batch.events]
 
     def item(self, item_id: str) -> MemoryItem:
-        """A live item this scope sees, read under the write lock (so nothing changes it after). A
-        shared item hidden by this agent's own item of the same key is not seen, as in ``get()``."""
-        row = self.conn.execute(
-            select(ITEMS).where(visible(self.scope), ITEMS.c.valid_to.is_(None), ITEMS.c.id == item_id)
-        ).first()
-        hidden = row is not None and self.scope.agent_id is not None and not row.agent_id
-        if hidden and row is not None:
-            hidden = (
-                self.conn.execute(
-                    select(ITEMS.c.pk).where(
-                        ITEMS.c.user_id == self.scope.user_id,
-                        ITEMS.c.agent_id == self.scope.agent_key,
-                        ITEMS.c.layer == row.layer,
-                        ITEMS.c.key == row.key,
-                        ITEMS.c.valid_to.is_(None),
-                    )
-                ).first()
-                is not None
-            )
+        """A live item this scope sees, read under the write lock (so nothing changes it after). An
+        item hidden by a narrower one of the same key (this session's, this agent's) is not seen, as in
+        ``get()``."""
+        live = (visible(self.scope), ITEMS.c.valid_to.is_(None))
+        row = self.conn.execute(select(ITEMS).where(*live, ITEMS.c.id == item_id)).first()
+        hidden = False
+        if row is not None and (self.scope.agent_id is not None or self.scope.session_id is not None):
+            same_key = select(ITEMS).where(*live, ITEMS.c.layer == row.layer, ITEMS.c.key == row.key)
+            narrowest = prefer_agent(item_from_row(r) for r in self.conn.execute(same_key))
+            hidden = narrowest[0].id != row.id
         if row is None or hidden:
             raise NotFoundError(f"no live memory item {item_id!r} for user {self.scope.user_id!r}")
         return item_from_row(row)
 
-    def in_scope(self, agent_id: str | None) -> Writer:
+    def scoped(self, scope: Scope) -> Writer:
         """The same transaction, writing on behalf of another scope of the same user."""
-        return Writer(self.conn, Scope(self.scope.user_id, agent_id), self.now)
+        assert scope.user_id == self.scope.user_id
+        return Writer(self.conn, scope, self.now)
+
+    def in_scope(self, item: MemoryItem) -> Writer:
+        """The same transaction, writing where ``item`` lives (its agent, its session)."""
+        return self.scoped(self.scope.within(item.agent_id, item.session_scope))
+
+    def delete_session_items(self, session_id: str) -> list[Change]:
+        """Delete every item of the user scoped to this session (of any agent): live ones with a
+        ``delete`` event each, in their own scope; closed ones, already out of every read, with them."""
+        rows = self.conn.execute(
+            select(ITEMS)
+            .where(ITEMS.c.user_id == self.scope.user_id, ITEMS.c.session_scope == session_id)
+            .order_by(ITEMS.c.pk)
+        )
+        items = [item_from_row(r) for r in rows]
+        changes: list[Change] = []
+        for item in items:
+            if item.is_live:
+                reason = f"session {session_id!r} deleted"
+                owner = self.in_scope(item)
+                changes += owner.apply(
+                    item.layer, [Delete(item, reason=reason)], source="manual", session_id=session_id
+                )
+        closed = [item.id for item in items if not item.is_live]
+        search.unindex_ids(self.conn, closed)
+        if closed:
+            self.conn.execute(_DELETE_ITEMS, {"ids": closed})
+        return changes
 
     def generation(self) -> str | None:
         """The user's current generation (see ``Store.generation``); None when none was begun since the
@@ -182,6 +201,7 @@ class Writer:
             {
                 "user_id": self.scope.user_id,
                 "agents": list(self.scope.visible_agent_keys),
+                "sessions": list(self.scope.visible_session_keys),
                 "after_event": after_event,
                 "read_at": read_at,
             },
@@ -210,6 +230,7 @@ class Writer:
                 "user_id": self.scope.user_id,
                 "agent_id": self.scope.agent_key,
                 "session_id": session_id,
+                "session_scope": self.scope.session_key,
                 "layer": layer,
                 "key": new.key,
                 "value": new.value,
@@ -250,6 +271,7 @@ class Writer:
                         "user_id": self.scope.user_id,
                         "agent_id": self.scope.agent_key,
                         "session_id": session_id,
+                        "session_scope": self.scope.session_key,
                         "layer": change.layer,
                         "key": change.key,
                         "op": change.op,
@@ -272,6 +294,7 @@ _INSERT_LEARNED = LEARNED.insert()
 _NEWER_THAN = select(EVENTS.c.layer, EVENTS.c.key).where(
     EVENTS.c.user_id == bindparam("user_id"),
     EVENTS.c.agent_id.in_(bindparam("agents", expanding=True)),
+    EVENTS.c.session_scope.in_(bindparam("sessions", expanding=True)),
     EVENTS.c.id > bindparam("after_event"),
     func.coalesce(EVENTS.c.observed_at, EVENTS.c.created_at) > bindparam("read_at", type_=UtcDateTime),
 )
