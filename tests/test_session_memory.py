@@ -172,6 +172,22 @@ def test_deleting_a_session_deletes_its_memory_with_events(
     assert all(e.reason == "session 's1' deleted" for e in deleted)
 
 
+def test_a_deleted_session_learns_its_input_again(make_mem: Callable[..., MemoryManager]) -> None:
+    """Deleting the session forgets that its input was learned into it: a new session of the same id
+    starts clean, while what was learned without the session stays learned."""
+    mem = make_mem(layers={"knowledge": LayerConfig(session_scoped=True)})
+    said = [{"role": "user", "content": "I'm planning a surprise party for Ana."}]
+    wide = [{"role": "user", "content": "I prefer short answers."}]
+    assert mem.learn(said, user_id="u", session_id="s1").all_changes
+    assert mem.learn(wide, user_id="u").all_changes
+    mem.sessions.delete("s1", user_id="u")
+    assert mem.knowledge.list(user_id="u", session_id="s1") == []
+    assert mem.learn(said, user_id="u", session_id="s1").all_changes
+    assert texts(mem.knowledge.list(user_id="u", session_id="s1")) == {TRIP}
+    again = mem.learn(wide, user_id="u")
+    assert again.usage.skipped == "this input was already learned"
+
+
 def test_export_import_carries_the_session_scope(mem: MemoryManager, sessions: dict[str, str]) -> None:
     mem.policies.update(user_id="u", response_style="concise")
     mem.policies.update(user_id="u", session_id="s1", session_scoped=True, response_style="detailed")

@@ -154,8 +154,8 @@ class Learner:
     ) -> _Job | LearnResult:
         usage = Usage(extractor=self.extractor)
         scopes = self._write_scopes(scope, session_id)
-        kept_in_session = any(s.session_id is not None for s in scopes.values())
-        key = pending["key"] if pending else input_key(scope, turns, session_id if kept_in_session else None)
+        kept_in = next((s.session_id for s in scopes.values() if s.session_id is not None), None)
+        key = pending["key"] if pending else input_key(scope, turns, kept_in)
         if not self.layers:
             usage.skipped = "no layer is enabled for extraction"
         elif (reason := salience(turns)) is not None:
@@ -340,7 +340,7 @@ class Learner:
                         observed_at=job.read_at,
                     ):
                         result.changes[change.layer].append(change)
-                writer.mark_learned(job.key)
+                writer.mark_learned(job.key, job.kept_in)
         except ErasedError:
             usage.skipped = ERASED
             return result
@@ -401,6 +401,11 @@ class _Job:
     """What proves at write time that the user was not deleted since the input was read."""
     scopes: dict[str, Scope]
     """Where each layer's changes are written (see ``Learner._write_scopes``)."""
+
+    @property
+    def kept_in(self) -> str | None:
+        """The session some of what is learned is kept in (None: all of it is user-wide)."""
+        return next((s.session_id for s in self.scopes.values() if s.session_id is not None), None)
 
 
 @dataclass(frozen=True)

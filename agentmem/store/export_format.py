@@ -6,8 +6,8 @@ are ISO 8601 strings in UTC, ``agent_id`` is ``null`` for the user's shared memo
 stated once, in the header.
 
 Versions: 1 had items and events; 2 added sessions and messages; 3 added each event's ``observed_at``,
-the learned-input log and pending extractions; 4 added items' and events' ``session_scope`` (``null``:
-user-wide). Older documents still import (the new parts empty, every item user-wide).
+the learned-input log and pending extractions; 4 added the ``session_scope`` of items, events and
+learned inputs (``null``: user-wide). Older documents still import (the new parts empty, all user-wide).
 """
 
 from __future__ import annotations
@@ -90,6 +90,7 @@ class ExportedLearned(_Strict):
     agent_id: str | None
     key: str = Field(min_length=1, max_length=64)
     created_at: datetime
+    session_scope: str | None = None  # version 4
 
 
 class ExportedPending(_Strict):

@@ -280,8 +280,9 @@ def _v8_ranked_reads(op: Operations) -> None:
 def _v9_session_scope(op: Operations) -> None:
     """Session-scoped memory: each item and event says which session it belongs to (``""``: user-wide),
     and the live-key and recency indexes include it, so a user-wide item and a session's item of one
-    key coexist and each scope's range is read through the index."""
-    for table in ("agentmem_items", "agentmem_events"):
+    key coexist and each scope's range is read through the index. A learned input that was kept in a
+    session says so too: deleting the session forgets that it was learned."""
+    for table in ("agentmem_items", "agentmem_events", "agentmem_learned"):
         op.add_column(table, sa.Column("session_scope", sa.String(255), nullable=False, server_default=""))
     live = sa.text("valid_to IS NULL")
     op.drop_index("ux_agentmem_items_live_key", table_name="agentmem_items")

@@ -129,6 +129,8 @@ class LearnedRow(SQLModel, table=True):
     agent_id: str = Field(default="", max_length=255)
     key: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UtcDateTime)
+    session_scope: str = Field(default="", max_length=255, sa_column_kwargs={"server_default": ""})
+    """The session what was learned was kept in, if any (v9): deleting it forgets the input."""
 
 
 class PendingRow(SQLModel, table=True):

@@ -267,7 +267,7 @@ def _checked_message(index: int, message: ExportedMessage, sessions: set[str]) -
 
 
 def _checked_learned(user_id: str, record: ExportedLearned) -> ExportedLearned:
-    Scope.of(user_id, record.agent_id)
+    Scope.of(user_id, record.agent_id, record.session_scope)
     return record
 
 

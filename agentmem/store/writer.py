@@ -146,7 +146,8 @@ class Writer:
 
     def delete_session_items(self, session_id: str) -> list[Change]:
         """Delete every item of the user scoped to this session (of any agent): live ones with a
-        ``delete`` event each, in their own scope; closed ones, already out of every read, with them."""
+        ``delete`` event each, in their own scope; closed ones, already out of every read, with them.
+        The inputs learned into the session are forgotten too: learned again, they are applied again."""
         rows = self.conn.execute(
             select(ITEMS)
             .where(ITEMS.c.user_id == self.scope.user_id, ITEMS.c.session_scope == session_id)
@@ -165,6 +166,11 @@ class Writer:
         search.unindex_ids(self.conn, closed)
         if closed:
             self.conn.execute(_DELETE_ITEMS, {"ids": closed})
+        self.conn.execute(
+            LEARNED.delete().where(
+                LEARNED.c.user_id == self.scope.user_id, LEARNED.c.session_scope == session_id
+            )
+        )
         return changes
 
     def generation(self) -> str | None:
@@ -211,7 +217,8 @@ class Writer:
     def learned(self, key: str) -> bool:
         return is_learned(self.conn, self.scope, key)
 
-    def mark_learned(self, key: str) -> None:
+    def mark_learned(self, key: str, session_id: str | None = None) -> None:
+        """Note the input as applied; ``session_id``: what was learned was kept in that session."""
         self.conn.execute(
             _INSERT_LEARNED,
             {
@@ -219,6 +226,7 @@ class Writer:
                 "agent_id": self.scope.agent_key,
                 "key": key,
                 "created_at": self.now,
+                "session_scope": session_id or "",
             },
         )
 
