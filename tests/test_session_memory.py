@@ -129,6 +129,14 @@ def test_session_value_and_user_wide_value_of_one_key_coexist(mem: MemoryManager
     assert "concise" not in s1
     assert "one line" not in s1
     assert "response_style: concise" in mem.compile(user_id="u")
+    # removing the session's value uncovers the user-wide one there
+    mem.policies.update(user_id="u", session_id="s1", session_scoped=True, rules=["Use metric units"])
+    assert mem.get(user_id="u", session_id="s1").policies.rules == ["Use metric units"]
+    mem.policies.withdraw("rules", "use metric units", user_id="u", session_id="s1", session_scoped=True)
+    assert mem.get(user_id="u", session_id="s1").policies.rules == []
+    mem.policies.remove("response_style", user_id="u", session_id="s1", session_scoped=True)
+    assert mem.get(user_id="u", session_id="s1").policies.response_style == "concise"
+    mem.policies.update(user_id="u", session_id="s1", session_scoped=True, response_style="detailed")
     # the user-wide value hidden in the session cannot be reached through it
     wide_id = mem.get(user_id="u").item("policies", "response_style")
     assert wide_id is not None

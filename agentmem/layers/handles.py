@@ -66,8 +66,7 @@ class DocumentHandle:
         ``session_scoped=True`` keeps the values in the session ``session_id`` only (``None``: as the
         layer's ``LayerConfig(session_scoped=...)`` says); there they win over the user-wide ones.
         """
-        session = check_id(session_id, "session_id", required=False)
-        scope = self._layer.write_scope(Scope.of(user_id, agent_id), session, session_scoped)
+        scope = self._write_scope(user_id, agent_id, session_id, session_scoped)  # ids checked there
         schema = self._layer.schema
         schema.check_known(list(fields), self._layer.name)
         values = {
@@ -78,31 +77,54 @@ class DocumentHandle:
             if value is not None
         }
         patch = FieldPatch(values=values, explicit=explicit)
-        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session)
+        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session_id)
 
-    def remove(self, *fields: str, user_id: str, agent_id: str | None = None) -> list[Change]:
+    def remove(
+        self,
+        *fields: str,
+        user_id: str,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        session_scoped: bool | None = None,
+    ) -> list[Change]:
         """Remove fields (an explicit retraction); their old values stay in the history. A keyed list
-        field (policies' ``rules``) goes as a whole; :meth:`withdraw` retracts single elements."""
-        scope = Scope.of(user_id, agent_id)
+        field (policies' ``rules``) goes as a whole; :meth:`withdraw` retracts single elements.
+        ``session_scoped=True`` removes them from the session ``session_id``'s own values (as in
+        :meth:`update`)."""
+        scope = self._write_scope(user_id, agent_id, session_id, session_scoped)
         for field in fields:
             if not isinstance(field, str):
                 raise InvalidInputError(f"field names must be str, not {type(field).__name__}")
         self._layer.schema.check_known(list(fields), self._layer.name)
         patch = FieldPatch(values={}, remove=tuple(fields))
-        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=None)
+        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session_id)
 
-    def withdraw(self, field: str, *elements: str, user_id: str, agent_id: str | None = None) -> list[Change]:
+    def withdraw(
+        self,
+        field: str,
+        *elements: str,
+        user_id: str,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        session_scoped: bool | None = None,
+    ) -> list[Change]:
         """Retract single elements of a keyed list field (one policy rule each), leaving the others.
 
         An element matches a stored one with the same key: ``withdraw("rules", "never use emojis")``
-        retracts the stored "Never use emojis!" too.
+        retracts the stored "Never use emojis!" too. ``session_scoped``: as in :meth:`remove`.
         """
-        scope = Scope.of(user_id, agent_id)
+        scope = self._write_scope(user_id, agent_id, session_id, session_scoped)
         if field not in self._layer.keyed_lists:
             raise InvalidInputError(f"{self._layer.name}.{field} is not a keyed list; use remove({field!r})")
         keys = tuple(self._layer.element_key(field, _clean_text(e, f"{field} element")) for e in elements)
         patch = FieldPatch(values={}, remove=keys)
-        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=None)
+        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session_id)
+
+    def _write_scope(
+        self, user_id: str, agent_id: str | None, session_id: str | None, session_scoped: bool | None
+    ) -> Scope:
+        session = check_id(session_id, "session_id", required=False)
+        return self._layer.write_scope(Scope.of(user_id, agent_id), session, session_scoped)
 
     def get(self, *, user_id: str, agent_id: str | None = None, session_id: str | None = None) -> Any:
         """The layer's schema instance for the scope (agent values over shared ones, a session's own
