@@ -68,13 +68,16 @@ class RankedRead:
         )
         if not broader:
             return ""
+        # Where the scope narrows only one way, the narrower item is one exact key of the index.
+        agent_keys = (scope.agent_key,) if scope.session_id is None else scope.visible_agent_keys
+        session_keys = (scope.session_key,) if scope.agent_id is None else scope.visible_session_keys
         # NOT (broader AND EXISTS ...), not a bare NOT EXISTS: PostgreSQL would plan that as an anti
         # join over the whole range, where this stays a per-row index lookup under the arm's LIMIT.
         return (
             " AND NOT ((i.session_scope = '' OR i.agent_id = '')"
             " AND EXISTS (SELECT 1 FROM agentmem_items o WHERE o.user_id = i.user_id"
-            f" AND o.agent_id IN ({self._bind('a', scope.visible_agent_keys)})"
-            f" AND o.session_scope IN ({self._bind('s', scope.visible_session_keys)})"
+            f" AND o.agent_id IN ({self._bind('a', agent_keys)})"
+            f" AND o.session_scope IN ({self._bind('s', session_keys)})"
             " AND o.layer = i.layer AND o.key = i.key AND o.valid_to IS NULL"
             " AND ((o.session_scope <> '' AND i.session_scope = '')"
             " OR (o.session_scope = i.session_scope AND o.agent_id <> '' AND i.agent_id = ''))))"
