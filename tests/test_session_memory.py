@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from test_upgrade import load
 
-from agentmem import LayerConfig, MemoryManager, NotFoundError, ScopeError
+from agentmem import Agent, LayerConfig, MemoryManager, NotFoundError, ScopeError
+from agentmem.testing import ScriptedModel
 
 TRIP = "Is planning a surprise party for Ana"
 OTHER = "Is debugging the flaky login test"
@@ -236,3 +237,15 @@ def test_a_database_of_schema_8_gets_session_memory(
         mem.policies.update(user_id="sarah", session_id="new", session_scoped=True, response_style="detailed")
         assert mem.get(user_id="sarah", session_id="new").policies.response_style == "detailed"
         assert mem.get(user_id="sarah").policies == before.policies
+
+
+def test_an_agent_run_sees_its_own_sessions_memory(make_mem: Callable[..., MemoryManager]) -> None:
+    mem = make_mem(update_memory_on_run=False)
+    mem.knowledge.add(TRIP, user_id="u", session_id="s1", session_scoped=True)
+    model = ScriptedModel(["Sure.", "Sure."])
+    agent = Agent(model, memory=mem)
+    try:
+        assert TRIP in agent.run("What am I planning?", user_id="u", session_id="s1").system_message
+        assert TRIP not in agent.run("What am I planning?", user_id="u", session_id="s2").system_message
+    finally:
+        agent.close()
