@@ -337,6 +337,7 @@ class Agent:
             block = memory.compile(
                 user_id=scope.user_id,
                 agent_id=scope.agent_id,
+                session_id=session,  # the session's own memory too (LayerConfig(session_scoped=True))
                 query=message[-MAX_QUERY:],  # a long message: its end, where the question usually is
                 token_budget=self.memory_token_budget,
             )

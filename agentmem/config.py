@@ -29,6 +29,11 @@ class LayerConfig:
             leave the context at once, and ``cleanup`` deletes them. ``None``: they never expire
             (an item may still have its own ``expires_at``). Read, not stored: a new ttl applies to
             the items already stored too.
+        session_scoped: what ``learn(..., session_id=...)`` extracts for this layer, and what manual
+            writes and memory tools given a ``session_id`` store, belongs to that session: seen only by
+            reads with the same ``session_id``, deleted with the session. ``False`` (default): stored
+            user-wide, the session kept only as where it was learned. Manual writes may override it
+            with ``session_scoped=``.
     """
 
     schema: type | None = None
@@ -39,6 +44,7 @@ class LayerConfig:
     extraction_prompt: str | None = None
     learn_for_agent: bool = False
     ttl: timedelta | None = None
+    session_scoped: bool = False
 
     def __post_init__(self) -> None:
         if self.budget_share is not None and not 0 < self.budget_share <= 1:

@@ -159,11 +159,13 @@ class Sessions:
             return sessions.list_sessions(conn, scope.user_id, scope.agent_id)
 
     def delete(self, session_id: str, *, user_id: str) -> int:
-        """Delete a session with its messages, summary and variables (of every agent, with their
-        history); returns the number of messages deleted."""
+        """Delete a session with its messages, its summary, its variables (of every agent, with their
+        history) and its session-scoped memory (each live item with a ``delete`` event), in one
+        transaction; returns the number of messages deleted."""
         scope, session = self._session_scope(session_id, user_id)
         with self._store.write(scope) as writer:
             variables.delete_session(writer.conn, scope.user_id, session)
+            writer.delete_session_items(session)
             return sessions.delete_session(writer.conn, scope.user_id, session)
 
     def summary(self, session_id: str, *, user_id: str) -> str | None:

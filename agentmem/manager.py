@@ -34,7 +34,7 @@ from .records import (
     SearchHit,
     UserSummary,
 )
-from .scope import Scope, check_id, prefer_agent
+from .scope import Scope, check_id, check_session_scoped, prefer_agent
 from .store import ContextRow, Store, Top, backup, transfer, users
 from .store.engine import resolve_url
 from .store.retention import DEFAULT_CLEANUP, CleanupKind, CleanupReport, checked_kinds
@@ -102,7 +102,7 @@ def _build_layers(
 
 
 class MemoryManager:
-    """Long-term, layered memory of users, scoped by ``user_id`` (and ``agent_id``).
+    """Long-term, layered memory of users, scoped by ``user_id`` (and ``agent_id``, ``session_id``).
 
     Args:
         db: a database URL. ``None``: ``AGENTMEM_DB_URL`` if set, else the embedded SQLite file
@@ -315,21 +315,28 @@ class MemoryManager:
             Scope.of(user_id)
         return self._learner.retry_pending(user_id)
 
-    def forget(self, item_id: str, *, user_id: str | None = None, agent_id: str | None = None) -> Change:
-        """Delete one live item visible to the scope (``agent_id`` alone: the agent's own memory). Its
-        old value stays in the history.
+    def forget(
+        self,
+        item_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> Change:
+        """Delete one live item visible to the scope (``agent_id`` alone: the agent's own memory; a
+        session's own items: with its ``session_id``). Its old value stays in the history.
 
         Raises:
             NotFoundError: no such live item in this scope (another user's or agent's id included).
         """
-        return self._writes.forget(Scope.addressed(user_id, agent_id), item_id, source="manual")
+        return self._writes.forget(Scope.addressed(user_id, agent_id, session_id), item_id, source="manual")
 
     def update(
         self,
         item_id: str,
         text: str | None = None,
         *,
-        user_id: str,
+        user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
         **fields: Any,
@@ -348,28 +355,33 @@ class MemoryManager:
             ConflictError: another live item already says the new text; update or forget that one.
             InvalidInputError: an unknown field, an empty or invalid value; SecretError for a secret.
         """
-        scope = Scope.of(user_id, agent_id)
-        session = check_id(session_id, "session_id", required=False)
+        scope = Scope.addressed(user_id, agent_id, session_id)
         if text is not None:
             if not isinstance(text, str):
                 raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
             text = checked_text(text, "text").strip()
         if text is None and not fields:
             raise InvalidInputError("update needs text or fields to change")
-        changes = self._writes.update(scope, item_id, text, fields, source="manual", session_id=session)
+        changes = self._writes.update(
+            scope, item_id, text, fields, source="manual", session_id=scope.session_id
+        )
         return changes[0] if changes else None
 
     # ---- reads -----------------------------------------------------------------------------
 
-    def get(self, *, user_id: str | None = None, agent_id: str | None = None) -> MemoryState:
+    def get(
+        self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None
+    ) -> MemoryState:
         """A typed snapshot of the scope's live memory.
 
         Without ``agent_id``: the user's shared memory only. With it: the shared memory plus that
         agent's private memory (the agent's item wins where both have the same field or rule);
         :meth:`agents` lists the agents that keep private memory of the user. With ``agent_id`` alone:
-        the agent's own memory, shared by all its users (never part of a user's snapshot).
+        the agent's own memory, shared by all its users (never part of a user's snapshot). Without
+        ``session_id``: user-wide memory only; with it, plus that session's own memory (which wins the
+        same way).
         """
-        return self._state(Scope.addressed(user_id, agent_id))
+        return self._state(Scope.addressed(user_id, agent_id, session_id))
 
     def agents(self, user_id: str) -> list[str]:
         """The ids of the agents that keep private memory (live items) of this user, sorted."""
@@ -386,13 +398,20 @@ class MemoryManager:
         typed = {
             name: layer.typed([i for i in items if i.layer == name]) for name, layer in self._layers.items()
         }
-        return MemoryState(user_id=scope.user_id, agent_id=scope.agent_id, layers=typed, items=items)
+        return MemoryState(
+            user_id=scope.user_id,
+            agent_id=scope.agent_id,
+            layers=typed,
+            items=items,
+            session_id=scope.session_id,
+        )
 
     def compile(
         self,
         *,
         user_id: str | None = None,
         agent_id: str | None = None,
+        session_id: str | None = None,
         query: str | None = None,
         token_budget: int | None = None,
     ) -> str:
@@ -403,10 +422,11 @@ class MemoryManager:
         with ``agent_id`` alone, only that element.
 
         Args:
+            session_id: also that session's own memory (without it: user-wide memory only).
             query: rank knowledge and feedback by relevance to this text (e.g. the user's message).
             token_budget: the output never exceeds this many tokens; lowest-ranked items drop first.
         """
-        scope = Scope.addressed(user_id, agent_id)
+        scope = Scope.addressed(user_id, agent_id, session_id)
         layers = [layer for layer in self._layers.values() if layer.config.inject]
         return self._compile(scope, layers, _check_query(query), _check_budget(token_budget), True)
 
@@ -484,8 +504,8 @@ class MemoryManager:
             variables: your own variable names, when ``template`` is text.
         """
         checked = self._templates.check(template, variables)
-        scope = Scope.of(user_id, agent_id)
-        session = check_id(session_id, "session_id", required=False)
+        scope = Scope.of(user_id, agent_id, session_id)  # a session's own memory too
+        session = scope.session_id
         query = _check_query(query)
         return self._templates.render(checked, scope, session, query, _check_budget(token_budget))
 
@@ -523,12 +543,13 @@ class MemoryManager:
         *,
         user_id: str | None = None,
         agent_id: str | None = None,
+        session_id: str | None = None,
         layers: Sequence[str] | None = None,
         limit: int = 10,
     ) -> list[SearchHit]:
         """Live items of the scope ranked by relevance to ``query`` (BM25 on SQLite); ``agent_id``
-        alone searches the agent's own memory."""
-        scope = Scope.addressed(user_id, agent_id)
+        alone searches the agent's own memory; with ``session_id``, that session's own items too."""
+        scope = Scope.addressed(user_id, agent_id, session_id)
         text = _check_query(query)
         if text is None:
             raise InvalidInputError("query must be a non-empty str")
@@ -541,11 +562,17 @@ class MemoryManager:
         return self._store.search(scope, text, names, limit)
 
     def history(
-        self, *, user_id: str | None = None, agent_id: str | None = None, item_id: str | None = None
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        item_id: str | None = None,
     ) -> list[MemoryEvent]:
         """Every change to the scope's items (or to one item), oldest first, with old and new values;
-        ``agent_id`` alone: the agent's own memory's."""
-        scope = Scope.addressed(user_id, agent_id)
+        ``agent_id`` alone: the agent's own memory's; with ``session_id``, that session's own items'
+        changes too."""
+        scope = Scope.addressed(user_id, agent_id, session_id)
         check_id(item_id, "item_id", required=False)
         return self._store.history(scope, item_id)
 
@@ -557,6 +584,7 @@ class MemoryManager:
         session_id: str | None = None,
         generation: str | None = None,
         agent_memory: bool = False,
+        session_scoped: bool | None = None,
     ) -> MemoryTools:
         """Memory tools (remember, update, forget, search) bound to this scope, in OpenAI function
         format with a dispatcher: ``tools.definitions`` and ``tools.dispatch(name, arguments)``.
@@ -564,17 +592,27 @@ class MemoryManager:
 
         ``agent_memory=True`` (with ``user_id`` and ``agent_id``): the tools may also write to, search
         and correct the agent's own memory (``memory_remember`` takes ``scope="agent"``). With
-        ``agent_id`` alone, the tools work on the agent's own memory only.
+        ``agent_id`` alone, the tools work on the agent's own memory only. With ``session_id`` they see
+        that session's own memory too; ``memory_remember`` stores into the session where
+        ``session_scoped`` says so (``None``: each layer's ``LayerConfig``).
         """
-        scope = Scope.addressed(user_id, agent_id)
-        session = check_id(session_id, "session_id", required=False)
+        scope = Scope.addressed(user_id, agent_id, session_id)
         generation = check_id(generation, "generation", required=False)
         if agent_memory is not False and agent_memory is not True:
             raise ConfigurationError(f"agent_memory must be a bool, got {agent_memory!r}")
         if agent_memory and scope.agent_memory is None:
             raise ConfigurationError("agent_memory=True needs both user_id and agent_id")
+        session_scoped = check_session_scoped(session_scoped, scope.session_id)
         shared = scope.agent_memory if agent_memory else None
-        return MemoryTools(self, self._writes, scope, session, generation=generation, agent_scope=shared)
+        return MemoryTools(
+            self,
+            self._writes,
+            scope,
+            scope.session_id,
+            generation=generation,
+            agent_scope=shared,
+            session_scoped=session_scoped,
+        )
 
     # ---- whole users -----------------------------------------------------------------------
 

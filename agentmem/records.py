@@ -40,6 +40,9 @@ class MemoryItem:
     expires_at: datetime | None = None
     """When the item leaves the memory, as its write set it (``None``: never); a layer's ``ttl``
     (``LayerConfig``) also ends it that long after ``updated_at``, whichever comes first."""
+    session_scope: str | None = None
+    """The session this item belongs to, visible only within it; ``None``: user-wide. (``session_id``
+    is where it was learned, whichever its scope.)"""
     meta: dict[str, Any] = field(default_factory=dict)
     """Bookkeeping of the merge policy (e.g. feedback occurrences); not shown to the model."""
     data: Any = field(default=None, compare=False)
@@ -66,6 +69,8 @@ class MemoryEvent:
     agent_id: str | None
     session_id: str | None
     created_at: datetime
+    session_scope: str | None = None
+    """The session of the changed item, when it is session-scoped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,8 @@ class MemoryState:
     agent_id: str | None
     layers: Mapping[str, Any]
     items: list[MemoryItem]
+    session_id: str | None = None
+    """The session whose own memory the snapshot includes (``None``: user-wide memory only)."""
 
     def __getitem__(self, layer: str) -> Any:
         return self.layers[layer]

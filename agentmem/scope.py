@@ -38,29 +38,43 @@ def check_id(value: object, name: str, *, required: bool) -> str | None:
     return value
 
 
+def check_session_scoped(session_scoped: object, session_id: str | None) -> bool | None:
+    """Validate a write's ``session_scoped`` (``None``: the layer decides) against its ``session_id``."""
+    if session_scoped is not None and not isinstance(session_scoped, bool):
+        raise ScopeError(f"session_scoped must be a bool or None, got {session_scoped!r}")
+    if session_scoped and session_id is None:
+        raise ScopeError("session_scoped=True needs a session_id")
+    return session_scoped
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """A user, optionally narrowed to one agent of that user; or one agent's own memory.
+    """A user, optionally narrowed to one agent of that user and to one session; or one agent's own
+    memory.
 
     ``agent_id=None`` means the user's shared memory, seen by all of the user's agents.
     Reading with an ``agent_id`` sees the shared memory plus that agent's private memory.
+    ``session_id=None`` means user-wide memory only; reading with a ``session_id`` sees the user-wide
+    memory plus that session's own (session-scoped) memory, and writing with one writes into that session.
     ``Scope.for_agent(agent_id)`` is the agent's own memory, shared across all its users (stored with
     ``user_id == AGENT_MEMORY_USER``); it sees only itself.
     """
 
     user_id: str
     agent_id: str | None = None
+    session_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.user_id == AGENT_MEMORY_USER and self.agent_id is None:
             raise ScopeError("user_id is required")  # agent memory without an agent is nobody's
 
     @classmethod
-    def of(cls, user_id: object, agent_id: object = None) -> Scope:
+    def of(cls, user_id: object, agent_id: object = None, session_id: object = None) -> Scope:
         """A user's scope (``user_id`` required)."""
         user = check_id(user_id, "user_id", required=True)
         assert user is not None
-        return cls(user, check_id(agent_id, "agent_id", required=False))
+        agent = check_id(agent_id, "agent_id", required=False)
+        return cls(user, agent, check_id(session_id, "session_id", required=False))
 
     @classmethod
     def for_agent(cls, agent_id: object) -> Scope:
@@ -70,14 +84,16 @@ class Scope:
         return cls(AGENT_MEMORY_USER, agent)
 
     @classmethod
-    def addressed(cls, user_id: object, agent_id: object = None) -> Scope:
+    def addressed(cls, user_id: object, agent_id: object = None, session_id: object = None) -> Scope:
         """The scope a public call names: with a ``user_id``, that user's (as :meth:`of`); with only an
-        ``agent_id``, that agent's own memory (as :meth:`for_agent`)."""
+        ``agent_id``, that agent's own memory (as :meth:`for_agent`), which has no sessions."""
         if user_id is None and agent_id is not None:
+            if session_id is not None:
+                raise ScopeError("an agent's own memory has no sessions: give a user_id with session_id")
             return cls.for_agent(agent_id)
         if user_id is None:
             raise ScopeError("user_id is required (or agent_id alone, for an agent's own memory)")
-        return cls.of(user_id, agent_id)
+        return cls.of(user_id, agent_id, session_id)
 
     @property
     def kind(self) -> Literal["user", "agent"]:
@@ -111,6 +127,24 @@ class Scope:
             return (self.agent_key,)
         return ("",) if self.agent_id is None else ("", self.agent_id)
 
+    @property
+    def session_key(self) -> str:
+        """The stored form of ``session_id`` (column ``session_scope``): ``""`` is user-wide memory."""
+        return self.session_id or ""
+
+    @property
+    def visible_session_keys(self) -> tuple[str, ...]:
+        """Stored session keys this scope may read: user-wide, plus its own session's."""
+        return ("",) if self.session_id is None else ("", self.session_id)
+
+    def user_wide(self) -> Scope:
+        """The same user and agent without the session: where user-wide memory is written."""
+        return Scope(self.user_id, self.agent_id)
+
+    def within(self, agent_id: str | None, session_id: str | None) -> Scope:
+        """Another scope of the same user (where an item lives: its agent and its session)."""
+        return Scope(self.user_id, agent_id, session_id)
+
     def describe(self) -> str:
         """The scope for messages: ``user 'sarah'`` or ``agent 'tagger' (its own memory)``."""
         if self.kind == "agent":
@@ -125,19 +159,29 @@ class _Scoped(Protocol):
     def key(self) -> str: ...
     @property
     def agent_id(self) -> str | None: ...
+    @property
+    def session_scope(self) -> str | None: ...
 
 
 S = TypeVar("S", bound=_Scoped)
 
 
-def prefer_agent(items: Iterable[S]) -> list[S]:
-    """Where an agent's private item and a shared item have the same (layer, key), keep the agent's.
+def _narrowness(item: _Scoped) -> tuple[bool, bool]:
+    """How narrow an item's scope is: a session's item over a user-wide one, then an agent's over a
+    shared one (the order ``store.ranked`` applies in SQL)."""
+    return bool(item.session_scope), bool(item.agent_id)
 
-    Order is kept (first appearance of each key). Shared items have ``agent_id`` None or "".
+
+def prefer_agent(items: Iterable[S]) -> list[S]:
+    """Where items of the same (layer, key) are visible from several scopes, keep the narrowest: a
+    session's own item over a user-wide one, then an agent's private item over a shared one.
+
+    Order is kept (first appearance of each key). Shared items have ``agent_id`` None or "";
+    user-wide ones have ``session_scope`` None or "".
     """
     chosen: dict[tuple[str, str], S] = {}
     for item in items:
         current = chosen.get((item.layer, item.key))
-        if current is None or (not current.agent_id and item.agent_id):
+        if current is None or _narrowness(item) > _narrowness(current):
             chosen[(item.layer, item.key)] = item
     return list(chosen.values())

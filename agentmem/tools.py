@@ -1,4 +1,4 @@
-"""Agentic memory tools: remember, update, forget, search — bound to one user (and agent).
+"""Agentic memory tools: remember, update, forget, search — bound to one user (and agent, session).
 
 ``memory.tools(user_id=..., agent_id=...)`` returns the tools in OpenAI function format with a
 dispatcher, for any framework. The scope is fixed when the tools are made: no argument a model sends
@@ -66,6 +66,8 @@ class MemoryTools:
     the user is deleted."""
     agent_scope: Scope | None = None
     """The agent's own memory, when the tools may write to it too (``tools(agent_memory=True)``)."""
+    session_scoped: bool | None = None
+    """Whether ``memory_remember`` stores into the session (``None``: as each layer is configured)."""
 
     @cached_property
     def names(self) -> frozenset[str]:
@@ -166,9 +168,10 @@ class MemoryTools:
             changes = self.writes.apply(self.agent_scope, [(layer, patch)], source="agentic", session_id=None)
             return self._record(changes)
         patch = target.remembered(value.strip(), arguments, self.session_id)
+        where = target.write_scope(self.scope.user_wide(), self.session_id, self.session_scoped)
         return self._record(
             self.writes.apply(
-                self.scope,
+                where,
                 [(layer, patch)],
                 source="agentic",
                 session_id=self.session_id,
@@ -250,6 +253,7 @@ class MemoryTools:
                 query,
                 user_id=None if scope.kind == "agent" else scope.user_id,
                 agent_id=scope.agent_id,
+                session_id=scope.session_id,
                 limit=limit,
             )
         ]

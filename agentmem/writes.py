@@ -72,7 +72,7 @@ class Writes:
         check_id(item_id, "item_id", required=True)
         with self._store.write(scope, generation=generation) as writer:
             item = writer.item(item_id)  # read under the lock: nothing can change it before the delete
-            owner = writer.in_scope(item.agent_id)
+            owner = writer.in_scope(item)
             changes = owner.apply(
                 item.layer, [Delete(item, reason="forgotten")], source=source, session_id=session_id
             )
@@ -103,7 +103,7 @@ class Writes:
             new = layer.stored(item.key, layer.revised(item, text, fields), item.count, item.created_at)
             if new.key == item.key and new.value == item.value and item.explicit:
                 return []
-            owner = writer.in_scope(item.agent_id)
+            owner = writer.in_scope(item)
             if new.key != item.key:
                 clash = owner.live_matching(item.layer, keys=[new.key])
                 if clash:

@@ -53,9 +53,13 @@ def pending_error(text: str) -> str:
     return text if len(text) <= MAX_PENDING_ERROR else text[: MAX_PENDING_ERROR - 1] + "…"
 
 
-def input_key(scope: Scope, turns: Sequence[Turn]) -> str:
-    """Idempotency key over the scope and the selected input."""
-    payload = json.dumps([scope.user_id, scope.agent_key, list(turns)], ensure_ascii=False, sort_keys=True)
+def input_key(scope: Scope, turns: Sequence[Turn], session: str | None = None) -> str:
+    """Idempotency key over the scope and the selected input (and the session, when what is learned
+    is kept in it: the same words in another session are learned there too)."""
+    parts: list[Any] = [scope.user_id, scope.agent_key, list(turns)]
+    if session is not None:
+        parts.append(session)
+    payload = json.dumps(parts, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -150,7 +154,9 @@ class Learner:
         generation: str | None,
     ) -> _Job | LearnResult:
         usage = Usage(extractor=self.extractor)
-        key = pending["key"] if pending else input_key(scope, turns)
+        scopes = self._write_scopes(scope, session_id)
+        kept_in = next((s.session_id for s in scopes.values() if s.session_id is not None), None)
+        key = pending["key"] if pending else input_key(scope, turns, kept_in)
         if not self.layers:
             usage.skipped = "no layer is enabled for extraction"
         elif (reason := salience(turns)) is not None:
@@ -168,21 +174,33 @@ class Learner:
                 current, watermark = self.store.watermark(scope)
                 claim = _Claim(generation=generation or current or self.store.generation(scope))
                 read_at = self.store.now()
-            shown = self._shown(scope, turns)
-            return _Job(scope, session_id, key, list(turns), usage, shown, watermark, read_at, claim)
+            shown = self._shown(scopes, turns)
+            return _Job(scope, session_id, key, list(turns), usage, shown, watermark, read_at, claim, scopes)
         return LearnResult({layer.name: [] for layer in self.layers}, usage)
 
-    def _shown(self, scope: Scope, turns: Sequence[Turn]) -> dict[str, list[MemoryItem]]:
+    def _write_scopes(self, scope: Scope, session_id: str | None) -> dict[str, Scope]:
+        """Where each layer's extracted changes go: user-wide, or the session for a session-scoped layer
+        (``LayerConfig(session_scoped=True)``); its merge then sees only that session's items."""
+        return {name: layer.write_scope(scope, session_id) for name, layer in self.all_layers.items()}
+
+    def _shown(self, scopes: Mapping[str, Scope], turns: Sequence[Turn]) -> dict[str, list[MemoryItem]]:
         """The items the model sees (and may refer to by number), oldest first: all of a layer's
         items, or, where the layer bounds them (``Layer.prompt_items``), the most relevant to what the
-        user said plus the most recent ones, read through the index without reading the others."""
-        small = [layer.name for layer in self.layers if layer.prompt_items is None]
-        whole = self.store.live_exact(scope, small) if small else {}
+        user said plus the most recent ones, read through the index without reading the others. Each
+        layer's come from where its changes go."""
+        whole: dict[str, list[MemoryItem]] = {}
+        for scope in dict.fromkeys(scopes.values()):
+            small = [
+                layer.name
+                for layer in self.layers
+                if layer.prompt_items is None and scopes[layer.name] == scope
+            ]
+            whole |= self.store.live_exact(scope, small) if small else {}
         said = " ".join(t["content"] for t in turns if t["role"] == "user")
         return {
             layer.name: whole[layer.name]
             if layer.prompt_items is None
-            else self._bounded(scope, layer.name, layer.prompt_items, said)
+            else self._bounded(scopes[layer.name], layer.name, layer.prompt_items, said)
             for layer in self.layers
         }
 
@@ -191,7 +209,12 @@ class Learner:
         if len(keep) > limit:  # more than the prompt shows: the relevant ones first, then the newest
             relevant = int(limit * RELEVANCE_SHARE)
             hits = self.store.search(scope, said[:2000], [layer], relevant) if said and relevant else []
-            chosen = [hit.item.id for hit in hits if (hit.item.agent_id or "") == scope.agent_key]
+            chosen = [
+                hit.item.id
+                for hit in hits
+                if (hit.item.agent_id or "") == scope.agent_key
+                and (hit.item.session_scope or "") == scope.session_key
+            ]
             keep = list(dict.fromkeys([*chosen, *keep]))[:limit]
         return self.store.live_ids(scope, layer, keep)
 
@@ -304,20 +327,23 @@ class Learner:
                 if job.claim.pending_id is not None and not writer.has_pending(job.claim.pending_id):
                     usage.skipped = ERASED
                     return result
-                newer = writer.newer_than(job.read_at, job.watermark)
+                # Changes the session's own writes made count as newer too (the session sees them).
+                reader = writer.scoped(job.scope.within(job.scope.agent_id, job.session_id))
+                newer = reader.newer_than(job.read_at, job.watermark)
                 fresh = not_stale(self.all_layers, patches, newer, usage)
-                for change in apply_patches(
-                    writer,
-                    self.all_layers,
-                    fresh,
-                    source="extracted",
-                    session_id=job.session_id,
-                    observed_at=job.read_at,
-                ):
-                    result.changes[change.layer].append(change)
+                for scope in dict.fromkeys(job.scopes.values()):
+                    for change in apply_patches(
+                        writer.scoped(scope),
+                        self.all_layers,
+                        [(name, patch) for name, patch in fresh if job.scopes[name] == scope],
+                        source="extracted",
+                        session_id=job.session_id,
+                        observed_at=job.read_at,
+                    ):
+                        result.changes[change.layer].append(change)
                 if job.scope.agent_memory is not None:
                     result.agent_changes = self._generalise(writer, fresh, job)
-                writer.mark_learned(job.key)
+                writer.mark_learned(job.key, job.kept_in)
         except ErasedError:
             usage.skipped = ERASED
             return result
@@ -395,6 +421,13 @@ class _Job:
     """When the input was read: what the user changed after it wins over what it says."""
     claim: _Claim
     """What proves at write time that the user was not deleted since the input was read."""
+    scopes: dict[str, Scope]
+    """Where each layer's changes are written (see ``Learner._write_scopes``)."""
+
+    @property
+    def kept_in(self) -> str | None:
+        """The session some of what is learned is kept in (None: all of it is user-wide)."""
+        return next((s.session_id for s in self.scopes.values() if s.session_id is not None), None)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 from ..config import LayerConfig
 from ..errors import ConfigurationError, InvalidInputError, SecretError
 from ..records import MemoryItem, Usage
+from ..scope import Scope, check_session_scoped
 from ..text import one_line
 from .changes import Op, Patch
 from .schema import Schema
@@ -300,6 +301,17 @@ class Layer(ABC):
         Raises:
             InvalidInputError: the layer's items cannot change that way (e.g. fields it lacks).
         """
+
+    def write_scope(self, scope: Scope, session_id: str | None, session_scoped: bool | None = None) -> Scope:
+        """Where a write of this layer with ``session_id`` (its provenance) goes: into that session when
+        ``session_scoped`` says so (``None``: this layer's ``config.session_scoped``), else user-wide.
+
+        Raises:
+            ScopeError: ``session_scoped`` is not a bool, or ``True`` without a ``session_id``.
+        """
+        chosen = check_session_scoped(session_scoped, session_id)
+        keep = self.config.session_scoped if chosen is None else chosen
+        return scope.within(scope.agent_id, session_id if keep else None)
 
     @abstractmethod
     def handle(self, writes: Writes) -> Any:

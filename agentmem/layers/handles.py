@@ -18,8 +18,23 @@ from .changes import Entry, FieldPatch, NewEntries, NewItem, Patch
 
 if TYPE_CHECKING:
     from ..store import Writer
+    from .base import Layer
     from .collection import CollectionLayer
     from .document import DocumentLayer
+
+
+def write_scope(
+    layer: Layer,
+    user_id: str | None,
+    agent_id: str | None,
+    session_id: str | None,
+    session_scoped: bool | None,
+) -> Scope:
+    """Where a manual write goes, ids checked: the scope's, or its session's own when the write (or the
+    layer) keeps it there. An agent's own memory has no sessions."""
+    scope = Scope.addressed(user_id, agent_id, session_id)
+    written: Scope = layer.write_scope(scope.user_wide(), scope.session_id, session_scoped)
+    return written
 
 
 class Writes(Protocol):
@@ -57,15 +72,17 @@ class DocumentHandle:
         user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
+        session_scoped: bool | None = None,
         explicit: bool = True,
         **fields: Any,
     ) -> list[Change]:
         """Set fields. ``None`` leaves a field as it is; list fields gain new elements.
 
         ``explicit=False`` marks the values as inferred: they never replace explicit ones.
+        ``session_scoped=True`` keeps the values in the session ``session_id`` only (``None``: as the
+        layer's ``LayerConfig(session_scoped=...)`` says); there they win over the user-wide ones.
         """
-        scope = Scope.addressed(user_id, agent_id)
-        session = check_id(session_id, "session_id", required=False)
+        scope = self._write_scope(user_id, agent_id, session_id, session_scoped)  # ids checked there
         schema = self._layer.schema
         schema.check_known(list(fields), self._layer.name)
         values = {
@@ -76,37 +93,60 @@ class DocumentHandle:
             if value is not None
         }
         patch = FieldPatch(values=values, explicit=explicit)
-        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session)
+        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session_id)
 
-    def remove(self, *fields: str, user_id: str | None = None, agent_id: str | None = None) -> list[Change]:
+    def remove(
+        self,
+        *fields: str,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        session_scoped: bool | None = None,
+    ) -> list[Change]:
         """Remove fields (an explicit retraction); their old values stay in the history. A keyed list
-        field (policies' ``rules``) goes as a whole; :meth:`withdraw` retracts single elements."""
-        scope = Scope.addressed(user_id, agent_id)
+        field (policies' ``rules``) goes as a whole; :meth:`withdraw` retracts single elements.
+        ``session_scoped=True`` removes them from the session ``session_id``'s own values (as in
+        :meth:`update`)."""
+        scope = self._write_scope(user_id, agent_id, session_id, session_scoped)
         for field in fields:
             if not isinstance(field, str):
                 raise InvalidInputError(f"field names must be str, not {type(field).__name__}")
         self._layer.schema.check_known(list(fields), self._layer.name)
         patch = FieldPatch(values={}, remove=tuple(fields))
-        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=None)
+        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session_id)
 
     def withdraw(
-        self, field: str, *elements: str, user_id: str | None = None, agent_id: str | None = None
+        self,
+        field: str,
+        *elements: str,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        session_scoped: bool | None = None,
     ) -> list[Change]:
         """Retract single elements of a keyed list field (one policy rule each), leaving the others.
 
         An element matches a stored one with the same key: ``withdraw("rules", "never use emojis")``
-        retracts the stored "Never use emojis!" too.
+        retracts the stored "Never use emojis!" too. ``session_scoped``: as in :meth:`remove`.
         """
-        scope = Scope.addressed(user_id, agent_id)
+        scope = self._write_scope(user_id, agent_id, session_id, session_scoped)
         if field not in self._layer.keyed_lists:
             raise InvalidInputError(f"{self._layer.name}.{field} is not a keyed list; use remove({field!r})")
         keys = tuple(self._layer.element_key(field, _clean_text(e, f"{field} element")) for e in elements)
         patch = FieldPatch(values={}, remove=keys)
-        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=None)
+        return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session_id)
 
-    def get(self, *, user_id: str | None = None, agent_id: str | None = None) -> Any:
-        """The layer's schema instance for the scope (agent values over shared ones)."""
-        return self._writes.state(Scope.addressed(user_id, agent_id)).layers[self._layer.name]
+    def _write_scope(
+        self, user_id: str | None, agent_id: str | None, session_id: str | None, session_scoped: bool | None
+    ) -> Scope:
+        return write_scope(self._layer, user_id, agent_id, session_id, session_scoped)
+
+    def get(
+        self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None
+    ) -> Any:
+        """The layer's schema instance for the scope (agent values over shared ones, a session's own
+        values over user-wide ones)."""
+        return self._writes.state(Scope.addressed(user_id, agent_id, session_id)).layers[self._layer.name]
 
 
 class CollectionHandle:
@@ -122,6 +162,7 @@ class CollectionHandle:
         user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
+        session_scoped: bool | None = None,
         replaces: str | None = None,
         expires_at: datetime | None = None,
         **fields: Any,
@@ -131,12 +172,15 @@ class CollectionHandle:
         ``replaces`` names a live item this entry contradicts: that item is closed, not erased.
         ``expires_at`` (a timezone-aware datetime in the future): when the entry leaves the memory;
         given for a duplicate, it becomes the existing item's expiry.
+        ``session_scoped=True`` keeps the entry in the session ``session_id`` only (``None``: as the
+        layer's ``LayerConfig(session_scoped=...)`` says).
         """
         return self.add_many(
             [{"text": text, **fields}],
             user_id=user_id,
             agent_id=agent_id,
             session_id=session_id,
+            session_scoped=session_scoped,
             replaces=replaces,
             expires_at=expires_at,
         )[0]
@@ -148,13 +192,14 @@ class CollectionHandle:
         user_id: str | None = None,
         agent_id: str | None = None,
         session_id: str | None = None,
+        session_scoped: bool | None = None,
         replaces: str | None = None,
         expires_at: datetime | None = None,
     ) -> list[str]:
-        """Add several entries in one transaction; return their ids in order. ``expires_at``: as in
-        :meth:`add`, for every entry."""
-        scope = Scope.addressed(user_id, agent_id)
-        session = check_id(session_id, "session_id", required=False)
+        """Add several entries in one transaction; return their ids in order. ``expires_at`` and
+        ``session_scoped``: as in :meth:`add`, for every entry."""
+        scope = write_scope(self._layer, user_id, agent_id, session_id, session_scoped)
+        session = session_id  # checked by write_scope: where the entries were written, kept as provenance
         name = self._layer.name
         # A str is iterable too: taken as entries it would store one entry per character.
         if isinstance(entries, str | Mapping) or not isinstance(entries, Iterable):
@@ -204,9 +249,11 @@ class CollectionHandle:
         added = {c.key: c.item_id for c in changes if c.op == "add"}  # new items' keys are unique
         return [added[r.key] if isinstance(r, NewItem) else r.id for r in merged.results if r is not None]
 
-    def list(self, *, user_id: str | None = None, agent_id: str | None = None) -> list[MemoryItem]:
-        """Live entries of the scope, oldest first, typed by the schema (``item.data``)."""
-        items: list[MemoryItem] = self._writes.state(Scope.addressed(user_id, agent_id)).layers[
-            self._layer.name
-        ]
+    def list(
+        self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None
+    ) -> list[MemoryItem]:
+        """Live entries of the scope, oldest first, typed by the schema (``item.data``); with
+        ``session_id``, that session's own entries too."""
+        scope = Scope.addressed(user_id, agent_id, session_id)
+        items: list[MemoryItem] = self._writes.state(scope).layers[self._layer.name]
         return items

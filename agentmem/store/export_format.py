@@ -7,7 +7,8 @@ stated once, in the header.
 
 Versions: 1 had items and events; 2 added sessions and messages; 3 added each event's ``observed_at``,
 the learned-input log and pending extractions; 4 added memory variables (their history is events of the
-layer ``variables``) and each item's ``expires_at``. Older documents still import (the new parts empty).
+layer ``variables``), each item's ``expires_at``, and the ``session_scope`` of items, events and learned
+inputs (``null``: user-wide). Older documents still import (the new parts empty, all user-wide).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ExportedItem(_Strict):
     valid_to: datetime | None
     superseded_by: str | None = Field(max_length=40)
     expires_at: datetime | None = None  # version 4
+    session_scope: str | None = None  # version 4
 
 
 class ExportedEvent(_Strict):
@@ -64,6 +66,7 @@ class ExportedEvent(_Strict):
     source: str = Field(max_length=16)
     created_at: datetime
     observed_at: datetime | None = None  # version 3
+    session_scope: str | None = None  # version 4
 
 
 class ExportedSession(_Strict):
@@ -89,6 +92,7 @@ class ExportedLearned(_Strict):
     agent_id: str | None
     key: str = Field(min_length=1, max_length=64)
     created_at: datetime
+    session_scope: str | None = None  # version 4
 
 
 class ExportedPending(_Strict):
@@ -145,7 +149,7 @@ class RecordKind:
     order: tuple[str, ...]
     left_out: Mapping[str, str]
     """Columns not exported, each with the reason."""
-    none_as_blank: tuple[str, ...] = ("agent_id",)
+    none_as_blank: tuple[str, ...] = ("agent_id", "session_scope")
     """Columns that store ``""`` for none: ``null`` in the document."""
 
     @property

@@ -351,9 +351,36 @@ def _v9_expiry(op: Operations) -> None:
     )
 
 
+def _v9_session_scope(op: Operations) -> None:
+    """Session-scoped memory: each item and event says which session it belongs to (``""``: user-wide),
+    and the live-key and recency indexes include it, so a user-wide item and a session's item of one
+    key coexist and each scope's range is read through the index. A learned input that was kept in a
+    session says so too: deleting the session forgets that it was learned."""
+    for table in ("agentmem_items", "agentmem_events", "agentmem_learned"):
+        op.add_column(table, sa.Column("session_scope", sa.String(255), nullable=False, server_default=""))
+    live = sa.text("valid_to IS NULL")
+    op.drop_index("ux_agentmem_items_live_key", table_name="agentmem_items")
+    op.create_index(
+        "ux_agentmem_items_live_key",
+        "agentmem_items",
+        ["user_id", "agent_id", "session_scope", "layer", "key"],
+        unique=True,
+        sqlite_where=live,
+        postgresql_where=live,
+    )
+    op.drop_index("ix_agentmem_items_recent", table_name="agentmem_items")
+    op.create_index(
+        "ix_agentmem_items_recent",
+        "agentmem_items",
+        ["user_id", "agent_id", "session_scope", "layer", "updated_at"],
+        sqlite_where=live,
+        postgresql_where=live,
+    )
+
+
 def _v9(op: Operations) -> None:
     """Schema 9, one release's steps in one version."""
-    for step in (_v9_word_index, _v9_variables, _v9_expiry):
+    for step in (_v9_word_index, _v9_variables, _v9_expiry, _v9_session_scope):
         step(op)
 
 
@@ -372,7 +399,7 @@ MIGRATIONS: dict[int, Migration] = {
     6: Migration("one item per policy rule", _v6_one_item_per_rule),
     7: Migration("user generations, so a deleted user stays deleted", _v7_user_generations),
     8: Migration("ranked reads: recency index, and full-text search on PostgreSQL", _v8_ranked_reads),
-    9: Migration("word index, memory variables, items that expire", _v9),
+    9: Migration("word index, memory variables, items that expire, session-scoped memory", _v9),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -2,10 +2,10 @@
 
 A layer's priority order (what a token budget takes first) is score, then recency, then count (for
 layers that rank by it), then id; best first. Its top ``limit`` rows are read as a few small arms, each
-an index range in that order with its own LIMIT: per visible agent key, the rows matching the query
-(ranked by the full-text index) and the rows not matching (score 0, newest first through
-``ix_agentmem_items_recent``). The union of the arms' tops holds the layer's top ``limit``, and the
-outer ORDER BY puts them first, so the read is exact without ever scoring or sorting every row.
+an index range in that order with its own LIMIT: per visible agent key and session key, the rows
+matching the query (ranked by the full-text index) and the rows not matching (score 0, newest first
+through ``ix_agentmem_items_recent``). The union of the arms' tops holds the layer's top ``limit``, and
+the outer ORDER BY puts them first, so the read is exact without ever scoring or sorting every row.
 """
 
 from __future__ import annotations
@@ -47,29 +47,59 @@ class RankedRead:
             names.append(f":{name}")
         return ", ".join(names)
 
-    def live(self, layers: Sequence[str], agents: Sequence[str]) -> str:
-        """The condition on ``i`` for the user's live rows of ``layers`` and ``agents``."""
+    def live(
+        self, layers: Sequence[str], agents: Sequence[str], sessions: Sequence[str] | None = None
+    ) -> str:
+        """The condition on ``i`` for the user's live rows of ``layers``, ``agents`` and ``sessions``
+        (default: every session key the scope sees). One range of the live-key index per key pair."""
+        sessions = self.scope.visible_session_keys if sessions is None else sessions
         return (
             f"i.user_id = :user AND i.agent_id IN ({self._bind('a', agents)})"
+            f" AND i.session_scope IN ({self._bind('s', sessions)})"
             f" AND i.layer IN ({self._bind('l', layers)}) AND i.valid_to IS NULL"
             f" AND {self.expiry.live('i.', layers, self.params)}"
         )
 
+    def narrowest(self, layers: Sequence[str], agents: Sequence[str], sessions: Sequence[str]) -> str:
+        """A condition on ``i`` (empty when none is needed) keeping, of rows of one key the scope sees
+        from several of its scopes, the narrowest: a session's own item hides a user-wide one, then an
+        agent's own item hides a shared one (as ``scope.prefer_agent`` does). Each candidate is a
+        lookup in the live-key index. Rows from the narrowest scope the scope has are never hidden; an
+        expired item hides nothing: it is gone."""
+        scope = self.scope
+        broader = (scope.agent_id is not None and "" in agents) or (
+            scope.session_id is not None and "" in sessions
+        )
+        if not broader:
+            return ""
+        # Where the scope narrows only one way, the narrower item is one exact key of the index.
+        agent_keys = (scope.agent_key,) if scope.session_id is None else scope.visible_agent_keys
+        session_keys = (scope.session_key,) if scope.agent_id is None else scope.visible_session_keys
+        # NOT (broader AND EXISTS ...), not a bare NOT EXISTS: PostgreSQL would plan that as an anti
+        # join over the whole range, where this stays a per-row index lookup under the arm's LIMIT.
+        return (
+            " AND NOT ((i.session_scope = '' OR i.agent_id = '')"
+            " AND EXISTS (SELECT 1 FROM agentmem_items o WHERE o.user_id = i.user_id"
+            f" AND o.agent_id IN ({self._bind('a', agent_keys)})"
+            f" AND o.session_scope IN ({self._bind('s', session_keys)})"
+            " AND o.layer = i.layer AND o.key = i.key AND o.valid_to IS NULL"
+            f" AND {self.expiry.live('o.', layers, self.params)}"
+            " AND ((o.session_scope <> '' AND i.session_scope = '')"
+            " OR (o.session_scope = i.session_scope AND o.agent_id <> '' AND i.agent_id = ''))))"
+        )
+
     def arms(
-        self, layers: Sequence[str], agents: Sequence[str], limit: int | None, by_count: bool
+        self,
+        layers: Sequence[str],
+        agents: Sequence[str],
+        limit: int | None,
+        by_count: bool,
+        sessions: Sequence[str] | None = None,
     ) -> list[str]:
-        """SELECTs of the live rows of ``layers`` and ``agents``; with ``limit``, each arm's top rows."""
-        where = self.live(layers, agents)
-        if self.scope.agent_id is not None and "" in agents:
-            # The agent's own item hides a shared one with the same key (served by the live-key index).
-            # An expired item of the agent hides nothing: it is gone.
-            hiding = self.expiry.live("o.", layers, self.params)
-            where += (
-                " AND NOT (i.agent_id = '' AND EXISTS (SELECT 1 FROM agentmem_items o"
-                " WHERE o.user_id = i.user_id AND o.agent_id = :agent AND o.layer = i.layer"
-                f" AND o.key = i.key AND o.valid_to IS NULL AND {hiding}))"
-            )
-            self.params["agent"] = self.scope.agent_id
+        """SELECTs of the live rows of ``layers``, ``agents`` and ``sessions`` (default: all the scope
+        sees), the narrowest of each key; with ``limit``, each arm's top rows."""
+        sessions = self.scope.visible_session_keys if sessions is None else sessions
+        where = self.live(layers, agents, sessions) + self.narrowest(layers, agents, sessions)
         tie = "i.count" if by_count else "0"
         cols = f"i.id, i.layer, i.key, i.line, i.agent_id, i.updated_at, i.count, {{}} AS score, {tie} AS tie"
         zero = "CAST(0 AS real)" if self.postgres else "0.0"  # ts_rank is a real

@@ -155,9 +155,12 @@ def _delete_items(writer: Writer, condition: ColumnElement[bool], reason: str) -
     rows = writer.conn.execute(
         select(ITEMS).where(ITEMS.c.user_id == writer.scope.user_id, condition).order_by(ITEMS.c.pk)
     )
-    groups: dict[tuple[str | None, str], list[Delete]] = {}
+    groups: dict[tuple[str | None, str | None, str], list[Delete]] = {}
     for item in map(item_from_row, rows):
-        groups.setdefault((item.agent_id, item.layer), []).append(Delete(item, reason=reason))
-    for (agent_id, layer), deletes in groups.items():
-        writer.in_scope(agent_id).apply(layer, deletes, source="manual", session_id=None)
+        groups.setdefault((item.agent_id, item.session_scope, item.layer), []).append(
+            Delete(item, reason=reason)
+        )
+    for (agent_id, session_scope, layer), deletes in groups.items():
+        owner = writer.scoped(writer.scope.within(agent_id, session_scope))
+        owner.apply(layer, deletes, source="manual", session_id=None)
     return sum(map(len, groups.values()))

@@ -45,6 +45,7 @@ def item_from_row(row: Row[Any]) -> MemoryItem:
         updated_at=m["updated_at"],
         valid_to=m["valid_to"],
         superseded_by=m["superseded_by"],
+        session_scope=m["session_scope"] or None,
         meta=dict(m["meta"] or {}),
         expires_at=m["expires_at"],
     )
@@ -66,6 +67,7 @@ def event_from_row(row: Row[Any]) -> MemoryEvent:
         agent_id=m["agent_id"] or None,
         session_id=m["session_id"],
         created_at=m["created_at"],
+        session_scope=m["session_scope"] or None,
     )
 
 
@@ -82,9 +84,14 @@ class ContextRow(NamedTuple):
     score: float  # relevance to the query; 0 when none
 
 
-def visible(scope: Scope) -> Any:
-    """The rows of this user that this scope may read: shared, plus its own agent's."""
-    return and_(ITEMS.c.user_id == scope.user_id, ITEMS.c.agent_id.in_(scope.visible_agent_keys))
+def visible(scope: Scope, rows: Any = ITEMS) -> Any:
+    """The rows of this user that this scope may read (items, or the events of those items): shared,
+    plus its own agent's; user-wide, plus its own session's."""
+    return and_(
+        rows.c.user_id == scope.user_id,
+        rows.c.agent_id.in_(scope.visible_agent_keys),
+        rows.c.session_scope.in_(scope.visible_session_keys),
+    )
 
 
 # The statements every learn runs, built once: building a statement (and its cache key) costs SQLAlchemy
@@ -101,6 +108,7 @@ _LEARNED = select(LEARNED.c.pk).where(
 _EXACT_OPEN = and_(
     ITEMS.c.user_id == bindparam("scope_user"),
     ITEMS.c.agent_id == bindparam("scope_agent"),
+    ITEMS.c.session_scope == bindparam("scope_session"),
     ITEMS.c.layer == bindparam("scope_layer"),
     ITEMS.c.valid_to.is_(None),
 )
@@ -135,6 +143,7 @@ def exact_layer(scope: Scope, layer: str, expiry: Expiry) -> dict[str, Any]:
     return {
         "scope_user": scope.user_id,
         "scope_agent": scope.agent_key,
+        "scope_session": scope.session_key,
         "scope_layer": layer,
         **expiry.one_layer(layer),
     }

@@ -221,7 +221,7 @@ class Store:
         conn: Connection | None = None,
     ) -> list[ContextRow]:
         """The compile read: the scope's live items of ``layers``, scored by relevance to ``query`` in
-        SQL, where an agent's item hides a shared one with the same key (as ``prefer_agent`` does).
+        SQL, where the narrowest scope's item of a key hides the others (as ``prefer_agent`` does).
 
         ``top``: layers of which only the first ``limit`` rows in the budget's priority order are read
         (score, recency, then count when ``by_count``, then id; the best first); the others are read whole.
@@ -354,11 +354,7 @@ class Store:
         return report
 
     def history(self, scope: Scope, item_id: str | None = None) -> list[MemoryEvent]:
-        stmt = (
-            select(EVENTS)
-            .where(EVENTS.c.user_id == scope.user_id, EVENTS.c.agent_id.in_(scope.visible_agent_keys))
-            .order_by(EVENTS.c.id)
-        )
+        stmt = select(EVENTS).where(visible(scope, EVENTS)).order_by(EVENTS.c.id)
         if item_id is not None:
             stmt = stmt.where(EVENTS.c.item_id == item_id)
         with self.engine.connect() as conn:
@@ -379,12 +375,13 @@ def _context_rows(
     whole = [name for name in layers if name not in top]
     ranked = RankedRead(conn, scope, query, expiry)
     parts = [ranked.arms(whole, scope.visible_agent_keys, None, False)] if whole else []
-    # One arm per agent key and per matched/unmatched: each an index range read in order.
+    # One arm per agent key, session key and matched/unmatched: each an index range read in order.
     parts += [
-        ranked.arms([name], (agent,), slice_.limit, slice_.by_count)
+        ranked.arms([name], (agent,), slice_.limit, slice_.by_count, (session,))
         for name, slice_ in top.items()
         if name in layers
         for agent in scope.visible_agent_keys
+        for session in scope.visible_session_keys
     ]
     rows = ranked.run([arm for part in parts for arm in part])
     taken: dict[str, int] = {}

@@ -32,15 +32,19 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class ItemRow(SQLModel, table=True):
-    """One live or closed item. ``agent_id == ""`` is the user's shared memory."""
+    """One live or closed item. ``agent_id == ""`` is the user's shared memory; ``session_scope == ""``
+    is user-wide memory, any other value the one session that sees the item (``session_id`` is only
+    where it was learned)."""
 
     __tablename__ = "agentmem_items"
     __table_args__ = (
-        # Serves the scope read (user, agent[, layer]) of live items, and keeps one live item per key.
+        # Serves the scope read (user, agent, session[, layer]) of live items, and keeps one live item
+        # per key in each scope: a user-wide item and a session's item of one key coexist (v9).
         Index(
             "ux_agentmem_items_live_key",
             "user_id",
             "agent_id",
+            "session_scope",
             "layer",
             "key",
             unique=True,
@@ -48,11 +52,13 @@ class ItemRow(SQLModel, table=True):
             postgresql_where=text("valid_to IS NULL"),
         ),
         Index("ix_agentmem_items_user", "user_id", "agent_id", "layer"),
-        # Serves compile's budgeted read: a scope's newest live items of one layer first (v8).
+        # Serves compile's budgeted read: a scope's newest live items of one layer first (v8; v9 adds
+        # the session, so each visible session's range is read in order on its own).
         Index(
             "ix_agentmem_items_recent",
             "user_id",
             "agent_id",
+            "session_scope",
             "layer",
             "updated_at",
             sqlite_where=text("valid_to IS NULL"),
@@ -80,6 +86,7 @@ class ItemRow(SQLModel, table=True):
     user_id: str = Field(max_length=255)
     agent_id: str = Field(default="", max_length=255)
     session_id: str | None = Field(default=None, max_length=255)
+    session_scope: str = Field(default="", max_length=255, sa_column_kwargs={"server_default": ""})
     layer: str = Field(max_length=32)
     key: str = Field(max_length=300)
     value: Any = Field(sa_column=Column(JSON, nullable=True))
@@ -110,6 +117,8 @@ class EventRow(SQLModel, table=True):
     user_id: str = Field(max_length=255)
     agent_id: str = Field(default="", max_length=255)
     session_id: str | None = Field(default=None, max_length=255)
+    session_scope: str = Field(default="", max_length=255, sa_column_kwargs={"server_default": ""})
+    """The changed item's ``session_scope`` (v9): a session's history stays with it."""
     layer: str = Field(max_length=32)
     key: str = Field(max_length=300)
     op: str = Field(max_length=16)
@@ -134,6 +143,8 @@ class LearnedRow(SQLModel, table=True):
     agent_id: str = Field(default="", max_length=255)
     key: str = Field(max_length=64)
     created_at: datetime = Field(sa_type=UtcDateTime)
+    session_scope: str = Field(default="", max_length=255, sa_column_kwargs={"server_default": ""})
+    """The session what was learned was kept in, if any (v9): deleting it forgets the input."""
 
 
 class PendingRow(SQLModel, table=True):

@@ -57,7 +57,7 @@ deep as a new write may."""
 
 def _exported(kind: RecordKind, row: Row[Any]) -> dict[str, Any]:
     """One row as its JSON record: every exported column, datetimes in ISO form, ``""`` for none (an
-    agent, a variable's session) as null."""
+    agent, a user-wide session scope, a variable's session) as null."""
     record: dict[str, Any] = {}
     for field in kind.fields:
         value = row._mapping[field]
@@ -216,7 +216,7 @@ def _split(items: list[ExportedItem], layers: Mapping[str, Layer]) -> list[Expor
 def _checked_item(user_id: str, item: ExportedItem, layers: Mapping[str, Layer]) -> ExportedItem:
     """The item with its value validated, and key, text and line as the layer computes them."""
     where = f"item {item.id}"
-    Scope.of(user_id, item.agent_id)
+    Scope.of(user_id, item.agent_id, item.session_scope)
     check_id(item.session_id, "session_id", required=False)
     layer = _layer(layers, item.layer, where)
     created = _utc(item.created_at)
@@ -239,25 +239,26 @@ def _checked_item(user_id: str, item: ExportedItem, layers: Mapping[str, Layer])
 
 def _check_unique(items: list[ExportedItem]) -> None:
     ids: set[str] = set()
-    live: set[tuple[str, str, str]] = set()
+    live: set[tuple[str, str, str, str]] = set()
     for item in items:
         if item.id in ids:
             raise InvalidInputError(f"item id {item.id!r} appears twice in the export")
         ids.add(item.id)
         if item.valid_to is not None:
             continue  # closed items may say what a live one says
-        slot = (item.agent_id or "", item.layer, item.key)
+        slot = (item.agent_id or "", item.session_scope or "", item.layer, item.key)
         if slot in live:
             raise InvalidInputError(
                 f"item {item.id}: a second live {item.layer} item for key {item.key!r}"
-                f"{f' of agent {item.agent_id!r}' if item.agent_id else ''}; only one may be live"
+                f"{f' of agent {item.agent_id!r}' if item.agent_id else ''}"
+                f"{f' in session {item.session_scope!r}' if item.session_scope else ''}; only one may be live"
             )
         live.add(slot)
 
 
 def _checked_event(user_id: str, event: ExportedEvent, layers: Mapping[str, Layer]) -> ExportedEvent:
     where = f"event of item {event.item_id}"
-    Scope.of(user_id, event.agent_id)
+    Scope.of(user_id, event.agent_id, event.session_scope)
     check_id(event.session_id, "session_id", required=False)
     if event.layer == VARIABLES:  # a variable's history: its key is the variable's name
         check_name(event.key)
@@ -301,7 +302,7 @@ def _checked_message(index: int, message: ExportedMessage, sessions: set[str]) -
 
 
 def _checked_learned(user_id: str, record: ExportedLearned) -> ExportedLearned:
-    Scope.of(user_id, record.agent_id)
+    Scope.of(user_id, record.agent_id, record.session_scope)
     return record
 
 

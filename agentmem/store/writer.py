@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from ..errors import NotFoundError
 from ..layers.changes import Add, Delete, Expire, NewItem, Op, Supersede, Update
 from ..records import Change, MemoryItem
-from ..scope import Scope
+from ..scope import Scope, prefer_agent
 from . import search
 from .expiry import Expiry
 from .rows import (
@@ -188,34 +188,28 @@ class Writer:
         return [change for change, _reason in batch.events]
 
     def item(self, item_id: str) -> MemoryItem:
-        """A live item this scope sees, read under the write lock (so nothing changes it after). A
-        shared item hidden by this agent's own item of the same key is not seen, as in ``get()``."""
-        live = self.expiry.clause()
-        row = self.conn.execute(
-            select(ITEMS).where(visible(self.scope), ITEMS.c.valid_to.is_(None), live, ITEMS.c.id == item_id)
-        ).first()
-        hidden = row is not None and self.scope.agent_id is not None and not row.agent_id
-        if hidden and row is not None:
-            hidden = (
-                self.conn.execute(
-                    select(ITEMS.c.pk).where(
-                        ITEMS.c.user_id == self.scope.user_id,
-                        ITEMS.c.agent_id == self.scope.agent_key,
-                        ITEMS.c.layer == row.layer,
-                        ITEMS.c.key == row.key,
-                        ITEMS.c.valid_to.is_(None),
-                        live,
-                    )
-                ).first()
-                is not None
-            )
+        """A live item this scope sees, read under the write lock (so nothing changes it after). An
+        item hidden by a narrower one of the same key (this session's, this agent's) is not seen, as in
+        ``get()``."""
+        live = (visible(self.scope), ITEMS.c.valid_to.is_(None), self.expiry.clause())
+        row = self.conn.execute(select(ITEMS).where(*live, ITEMS.c.id == item_id)).first()
+        hidden = False
+        if row is not None and (self.scope.agent_id is not None or self.scope.session_id is not None):
+            same_key = select(ITEMS).where(*live, ITEMS.c.layer == row.layer, ITEMS.c.key == row.key)
+            narrowest = prefer_agent(item_from_row(r) for r in self.conn.execute(same_key))
+            hidden = narrowest[0].id != row.id
         if row is None or hidden:
             raise NotFoundError(f"no live memory item {item_id!r} for {self.scope.describe()}")
         return item_from_row(row)
 
-    def in_scope(self, agent_id: str | None) -> Writer:
+    def scoped(self, scope: Scope) -> Writer:
         """The same transaction, writing on behalf of another scope of the same user."""
-        return Writer(self.conn, Scope(self.scope.user_id, agent_id), self.expiry)
+        assert scope.user_id == self.scope.user_id
+        return Writer(self.conn, scope, self.expiry)
+
+    def in_scope(self, item: MemoryItem) -> Writer:
+        """The same transaction, writing where ``item`` lives (its agent, its session)."""
+        return self.scoped(self.scope.within(item.agent_id, item.session_scope))
 
     def for_agent_memory(self) -> Writer:
         """The same transaction, writing to the own memory of this scope's agent (its lock taken too:
@@ -224,6 +218,35 @@ class Writer:
         assert target is not None, "only a user's scope with an agent_id has an agent memory"
         lock(self.conn, target)
         return Writer(self.conn, target, self.expiry)
+
+    def delete_session_items(self, session_id: str) -> list[Change]:
+        """Delete every item of the user scoped to this session (of any agent): live ones with a
+        ``delete`` event each, in their own scope; closed ones, already out of every read, with them.
+        The inputs learned into the session are forgotten too: learned again, they are applied again."""
+        rows = self.conn.execute(
+            select(ITEMS)
+            .where(ITEMS.c.user_id == self.scope.user_id, ITEMS.c.session_scope == session_id)
+            .order_by(ITEMS.c.pk)
+        )
+        items = [item_from_row(r) for r in rows]
+        changes: list[Change] = []
+        for item in items:
+            if item.is_live:
+                reason = f"session {session_id!r} deleted"
+                owner = self.in_scope(item)
+                changes += owner.apply(
+                    item.layer, [Delete(item, reason=reason)], source="manual", session_id=session_id
+                )
+        closed = [item.id for item in items if not item.is_live]
+        search.unindex_ids(self.conn, closed)
+        if closed:
+            self.conn.execute(_DELETE_ITEMS, {"ids": closed})
+        self.conn.execute(
+            LEARNED.delete().where(
+                LEARNED.c.user_id == self.scope.user_id, LEARNED.c.session_scope == session_id
+            )
+        )
+        return changes
 
     def generation(self) -> str | None:
         """The user's current generation (see ``Store.generation``); None when none was begun since the
@@ -261,6 +284,7 @@ class Writer:
             {
                 "user_id": self.scope.user_id,
                 "agents": list(self.scope.visible_agent_keys),
+                "sessions": list(self.scope.visible_session_keys),
                 "after_event": after_event,
                 "read_at": read_at,
             },
@@ -270,7 +294,8 @@ class Writer:
     def learned(self, key: str) -> bool:
         return is_learned(self.conn, self.scope, key)
 
-    def mark_learned(self, key: str) -> None:
+    def mark_learned(self, key: str, session_id: str | None = None) -> None:
+        """Note the input as applied; ``session_id``: what was learned was kept in that session."""
         self.conn.execute(
             _INSERT_LEARNED,
             {
@@ -278,6 +303,7 @@ class Writer:
                 "agent_id": self.scope.agent_key,
                 "key": key,
                 "created_at": self.now,
+                "session_scope": session_id or "",
             },
         )
 
@@ -297,6 +323,7 @@ class Writer:
                 "user_id": self.scope.user_id,
                 "agent_id": self.scope.agent_key,
                 "session_id": session_id,
+                "session_scope": self.scope.session_key,
                 "layer": layer,
                 "key": new.key,
                 "value": new.value,
@@ -346,6 +373,7 @@ class Writer:
                         "user_id": self.scope.user_id,
                         "agent_id": self.scope.agent_key,
                         "session_id": session_id,
+                        "session_scope": self.scope.session_key,
                         "layer": change.layer,
                         "key": change.key,
                         "op": change.op,
@@ -368,6 +396,7 @@ _INSERT_LEARNED = LEARNED.insert()
 _NEWER_THAN = select(EVENTS.c.layer, EVENTS.c.key).where(
     EVENTS.c.user_id == bindparam("user_id"),
     EVENTS.c.agent_id.in_(bindparam("agents", expanding=True)),
+    EVENTS.c.session_scope.in_(bindparam("sessions", expanding=True)),
     EVENTS.c.id > bindparam("after_event"),
     func.coalesce(EVENTS.c.observed_at, EVENTS.c.created_at) > bindparam("read_at", type_=UtcDateTime),
 )
