@@ -206,8 +206,8 @@ def _users(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
 
 def _backup(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
     made = mem.backup(args.path, overwrite=args.force)
-    what = "a SQLite database file" if made.kind == "sqlite" else "JSON lines, one export per user"
-    print(f"backed up {made.users} users to {made.path} ({what})", file=out)
+    what = "a SQLite database file" if made.kind == "sqlite" else "JSON lines, one export per user or agent"
+    print(f"backed up {made.users} users and {made.agents} agents to {made.path} ({what})", file=out)
     return EXIT_OK
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -668,24 +669,31 @@ class MemoryManager:
     def backup(self, path: str | Path, *, overwrite: bool = False) -> Backup:
         """Back up the whole database to ``path`` while it is in use: writes acknowledged before the
         call are in it. SQLite: a consistent copy of the database file (``VACUUM INTO``); PostgreSQL:
-        every user's export, read from one snapshot, as JSON lines. Restore it with :meth:`restore`.
+        every user's export and every agent's own memory (:meth:`export_agent`), read from one
+        snapshot, as JSON lines. Restore it with :meth:`restore`.
 
         Raises:
+            InvalidInputError: ``path`` is not a str or path.
+            ConfigurationError: ``overwrite`` is not a bool.
             ConflictError: ``path`` exists and ``overwrite`` is false.
             StoreError: the backup could not be written (nothing is left at ``path`` then).
         """
-        return backup.write_backup(self._store.engine, Path(path), overwrite=overwrite)
+        if overwrite is not False and overwrite is not True:
+            raise ConfigurationError(f"overwrite must be a bool, got {overwrite!r}")
+        return backup.write_backup(self._store.engine, _checked_path(path), overwrite=overwrite)
 
     def restore(self, path: str | Path) -> int:
         """Restore a :meth:`backup` (of either backend) into this manager's database, which must hold
-        no memory yet; return the number of users restored. Every user is checked as
-        :meth:`import_user` checks, and all are written in one transaction: on an error, nothing is.
+        no memory yet; return the number of users restored. Every user, and every agent's own memory,
+        is checked as :meth:`import_user` checks, and all are written in one transaction: on an error,
+        nothing is.
 
         Raises:
             ConflictError: the database already holds memory.
-            InvalidInputError: ``path`` is not a readable, complete backup, or holds invalid data.
+            InvalidInputError: ``path`` is not a str or path, or not a readable, complete backup, or
+                holds invalid data.
         """
-        return backup.restore(self._store.writer_engine, Path(path), self._layers)
+        return backup.restore(self._store.writer_engine, _checked_path(path), self._layers)
 
     def cleanup(
         self,
@@ -750,3 +758,11 @@ def _check_query(query: object) -> str | None:
     if len(query) > MAX_QUERY:
         raise InvalidInputError(f"query is {len(query)} characters; the limit is {MAX_QUERY}")
     return checked_text(query, "query") if query.strip() else None
+
+
+def _checked_path(path: object) -> Path:
+    """A backup's path as given by the caller: a str or an ``os.PathLike`` of one."""
+    name = os.fspath(path) if isinstance(path, str | os.PathLike) else None
+    if isinstance(name, str) and name:
+        return Path(name)
+    raise InvalidInputError(f"path must be a str or path of a file, got {path!r}")

@@ -221,8 +221,11 @@ class UserSummary:
 @dataclass(frozen=True, slots=True)
 class Backup:
     """A backup ``MemoryManager.backup`` wrote: a SQLite database file (``"sqlite"``), or JSON lines of
-    every user's export (``"logical"``, from PostgreSQL). ``MemoryManager.restore`` reads either."""
+    every user's export and every agent's own memory (``"logical"``, from PostgreSQL).
+    ``MemoryManager.restore`` reads either."""
 
     path: Path
     kind: Literal["sqlite", "logical"]
     users: int
+    agents: int = 0
+    """Agents whose own memory (``export_agent``) the backup holds."""

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 from test_transfer import everything, managers  # noqa: F401 - a fixture, used by name
 
-from agentmem import Backup, ConflictError, InvalidInputError, MemoryManager, SecretError
+from agentmem import (
+    Backup,
+    ConfigurationError,
+    ConflictError,
+    ExtractionError,
+    InvalidInputError,
+    MemoryManager,
+    SecretError,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -62,6 +70,78 @@ def test_every_user_round_trips_exactly(
     assert all_exports(mem) == before  # the source is untouched
 
 
+def agent_memory(managers: dict[str, MemoryManager], agent: str) -> None:  # noqa: F811
+    """An agent's own memory with a history, a learned input and a failed extraction."""
+    mem = managers["offline"]
+    old = mem.knowledge.add("Viewers search by game title first", agent_id=agent)
+    mem.knowledge.add("Viewers search by genre first", agent_id=agent, replaces=old)
+    mem.learn([{"role": "user", "content": "Hi, I'm Sam, a nurse in Leeds."}], agent_id=agent)
+    with pytest.raises(ExtractionError):
+        managers["failing"].learn([{"role": "user", "content": "Titles sell."}], agent_id=agent)
+
+
+def all_agent_exports(mem: MemoryManager, agents: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [mem.export_agent(agent) for agent in agents]
+
+
+def test_users_and_agent_memory_round_trip_exactly(
+    managers: dict[str, MemoryManager],  # noqa: F811
+    new_db_url: Callable[[], str],
+    backend: str,
+    tmp_path: Path,
+) -> None:
+    everything(managers, "sam")
+    everything(managers, "kim")
+    agents = ("tagger", "writer")
+    for agent in agents:
+        agent_memory(managers, agent)
+    mem = managers["offline"]
+    before = (all_exports(mem), all_agent_exports(mem, agents))
+    assert all(doc["items"] and doc["events"] and doc["learned"] and doc["pending"] for doc in before[1])
+
+    made = mem.backup(tmp_path / "nightly.backup")
+
+    kind = "sqlite" if backend == "sqlite" else "logical"
+    assert made == Backup(tmp_path / "nightly.backup", kind, users=2, agents=2)
+    with MemoryManager(db=new_db_url()) as restored:
+        assert restored.restore(made.path) == 2
+        assert (all_exports(restored), all_agent_exports(restored, agents)) == before
+        assert [h.item.text for h in restored.search("genre", agent_id="tagger")] == [
+            h.item.text for h in mem.search("genre", agent_id="tagger")
+        ]  # the search index holds the restored agent memory
+        restored.knowledge.add("Short titles win", agent_id="tagger")  # it takes new writes
+    assert (all_exports(mem), all_agent_exports(mem, agents)) == before
+
+
+def test_a_logical_backup_refuses_an_agent_export_holding_another_agents_memory(
+    mem: MemoryManager, tmp_path: Path
+) -> None:
+    mem.knowledge.add("Viewers search by game title first", agent_id="tagger")
+    doc = mem.export_agent("tagger")
+    lines = [
+        {"format": "agentmem.backup", "version": 2, "users": 0, "agents": 1},
+        {**doc, "agent_id": "writer"},
+    ]
+    backup = tmp_path / "tampered"
+    backup.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    mem.delete_agent_memory("tagger")
+
+    with pytest.raises(InvalidInputError, match="holds records of agent 'tagger'"):
+        mem.restore(backup)
+
+    assert mem.export_agent("tagger")["items"] == mem.export_agent("writer")["items"] == []
+
+
+def test_a_backup_path_and_overwrite_are_checked(mem: MemoryManager, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="path must be a str"):
+        mem.backup(123)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="path must be a str"):
+        mem.restore(None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="overwrite must be a bool"):
+        mem.backup(tmp_path / "b", overwrite="no")  # type: ignore[arg-type]
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.postgres
 def test_a_backup_restores_into_the_other_backend(
     db_url: str, backend: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -75,9 +155,11 @@ def test_a_backup_restores_into_the_other_backend(
         mem.profile.update(user_id="sam", name="Sam", languages=["English"])
         mem.knowledge.add("Lives in York", user_id="sam", agent_id="coach")
         mem.sessions.add("s1", [{"role": "user", "content": "hi"}], user_id="sam")
-        mem.backup(tmp_path / "move")
+        mem.knowledge.add("Viewers search by game title first", agent_id="tagger")
+        assert mem.backup(tmp_path / "move").agents == 1
         assert target.restore(tmp_path / "move") == 1
         assert all_exports(target) == all_exports(mem)
+        assert target.export_agent("tagger") == mem.export_agent("tagger")
 
 
 def test_restore_refuses_a_database_that_holds_memory(

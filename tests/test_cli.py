@@ -563,7 +563,7 @@ def test_backup_then_restore_into_a_new_database(
 
     assert run(capsys, "--db", db_url, "backup", str(backup)) == (
         0,
-        f"backed up 2 users to {backup} (a SQLite database file)\n",
+        f"backed up 2 users and 0 agents to {backup} (a SQLite database file)\n",
         "",
     )
     code, out, err = run(capsys, "--db", db_url, "backup", str(backup))

@@ -6,17 +6,19 @@ consistent snapshot. Chosen over the online-backup API: that API, run in steps, 
 another connection writes (under busy writers it may never finish), and run in one step reads the same
 snapshot but also copies free pages; ``VACUUM INTO`` writes a compact file through plain SQL.
 
-PostgreSQL: a logical export of every user (``transfer.export_user``) read in one REPEATABLE READ
-transaction, so all users come from one snapshot while writers go on; written as JSON lines: a header
-that counts the users, then one export document per user (so a truncated file is noticed).
+PostgreSQL: a logical export of every user (``transfer.export_user``) and every agent's own memory
+(``transfer.export_agent``) read in one REPEATABLE READ transaction, so all come from one snapshot while
+writers go on; written as JSON lines: a header that counts the users and agents, then one export
+document per user, then one per agent (so a truncated file is noticed). Version 1 files (users only)
+still restore.
 
 Either way the backup is written beside ``path`` under a temporary name and renamed into place: a
 failed backup never leaves a partial file at ``path``.
 
 Restore goes into an empty database only (restoring over memory would mix two pasts), of either
-backend: every user's export is read from the backup (a SQLite backup from a temporary copy, so the
-backup itself is never migrated or changed) and imported, checked as ``import_user`` checks, in one
-transaction: a failed restore writes nothing.
+backend: every user's and agent's export is read from the backup (a SQLite backup from a temporary
+copy, so the backup itself is never migrated or changed) and imported, checked as ``import_user``
+checks, in one transaction: a failed restore writes nothing.
 """
 
 from __future__ import annotations
@@ -29,20 +31,23 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, create_engine, select
 
 from ..errors import ConflictError, InvalidInputError, StoreError
 from ..layers import Layer
 from ..records import Backup
+from ..scope import Scope
 from . import transfer
 from .export_format import KINDS
-from .users import every_user_id
+from .users import every_agent_id, every_user_id
 
 FORMAT = "agentmem.backup"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 SQLITE_HEADER = b"SQLite format 3\x00"
+Owner = Literal["user", "agent"]
 
 
 def write_backup(engine: Engine, path: Path, *, overwrite: bool) -> Backup:
@@ -54,9 +59,11 @@ def write_backup(engine: Engine, path: Path, *, overwrite: bool) -> Backup:
     with _replacing(path) as partial:
         if engine.dialect.name == "sqlite":
             _vacuum_into(engine, partial)
-            made = Backup(path=path, kind="sqlite", users=_sqlite_users(partial))
+            users, agents = _sqlite_counts(partial)
+            made = Backup(path=path, kind="sqlite", users=users, agents=agents)
         else:
-            made = Backup(path=path, kind="logical", users=_write_logical(engine, partial))
+            users, agents = _write_logical(engine, partial)
+            made = Backup(path=path, kind="logical", users=users, agents=agents)
     return made
 
 
@@ -98,31 +105,41 @@ def _vacuum_into(engine: Engine, target: Path) -> None:
         raise StoreError(f"the backup failed its integrity check: {verdict}")
 
 
-def _sqlite_users(path: Path) -> int:
+def _sqlite_counts(path: Path) -> tuple[int, int]:
+    """How many users and agents the backup at ``path`` holds."""
     engine = create_engine(f"sqlite:///{path}")  # a plain engine: the backup's file stays as written
     try:
         with engine.connect() as conn:
-            return len(every_user_id(conn))
+            return len(every_user_id(conn)), len(every_agent_id(conn))
     finally:
         engine.dispose()
 
 
-def _write_logical(engine: Engine, path: Path) -> int:
+def _write_logical(engine: Engine, path: Path) -> tuple[int, int]:
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn, conn.begin():
-        user_ids = every_user_id(conn)
+        user_ids, agent_ids = every_user_id(conn), every_agent_id(conn)
         with path.open("w", encoding="utf-8") as out:
-            header = {"format": FORMAT, "version": VERSION, "users": len(user_ids)}
+            header = {"format": FORMAT, "version": VERSION, "users": len(user_ids), "agents": len(agent_ids)}
             out.write(json.dumps(header) + "\n")
-            for user_id in user_ids:
-                out.write(json.dumps(transfer.export_user(conn, user_id), ensure_ascii=False) + "\n")
-    return len(user_ids)
+            for doc in _every_export(conn, user_ids, agent_ids):
+                out.write(json.dumps(doc, ensure_ascii=False) + "\n")
+    return len(user_ids), len(agent_ids)
+
+
+def _every_export(conn: Connection, user_ids: list[str], agent_ids: list[str]) -> Iterator[dict[str, Any]]:
+    """Every user's export, then every agent's own memory (the order a logical backup holds them in)."""
+    for user_id in user_ids:
+        yield transfer.export_user(conn, user_id)
+    for agent_id in agent_ids:
+        yield transfer.export_agent(conn, Scope.for_agent(agent_id))
 
 
 # ---- restore ---------------------------------------------------------------------------------
 
 
 def restore(writer_engine: Engine, path: Path, layers: Mapping[str, Layer]) -> int:
-    """Import every user of the backup at ``path`` into the (empty) database; return how many."""
+    """Import every user and agent of the backup at ``path`` into the (empty) database; return how
+    many users."""
     with _exports(path) as exports, writer_engine.begin() as conn:
         _lock_all(conn)
         if not _is_empty(conn):
@@ -131,10 +148,13 @@ def restore(writer_engine: Engine, path: Path, layers: Mapping[str, Layer]) -> i
                 "(a new SQLite file or PostgreSQL schema)"
             )
         count = 0
-        for data in exports:
-            doc = transfer.parse_export(data, layers)
-            transfer.import_user(conn, doc)
-            count += 1
+        for owner, data in exports:
+            if owner == "agent":
+                scope, doc = transfer.parse_agent_export(data, layers)
+                transfer.import_agent(conn, scope, doc)
+            else:
+                transfer.import_user(conn, transfer.parse_export(data, layers))
+                count += 1
         return count
 
 
@@ -150,8 +170,8 @@ def _is_empty(conn: Connection) -> bool:
 
 
 @contextmanager
-def _exports(path: Path) -> Iterator[Iterator[Any]]:
-    """The export documents a backup holds, one user at a time."""
+def _exports(path: Path) -> Iterator[Iterator[tuple[Owner, Any]]]:
+    """The export documents a backup holds, one user or agent at a time, each with whose it is."""
     try:
         with path.open("rb") as file:
             head = file.read(len(SQLITE_HEADER))
@@ -165,7 +185,7 @@ def _exports(path: Path) -> Iterator[Iterator[Any]]:
 
 
 @contextmanager
-def _sqlite_exports(path: Path) -> Iterator[Iterator[dict[str, Any]]]:
+def _sqlite_exports(path: Path) -> Iterator[Iterator[tuple[Owner, Any]]]:
     from .store import Store  # the store module builds on this package's parts
 
     with tempfile.TemporaryDirectory(prefix="agentmem-restore-") as folder:
@@ -174,12 +194,15 @@ def _sqlite_exports(path: Path) -> Iterator[Iterator[dict[str, Any]]]:
         store = Store(f"sqlite:///{copy}")
         try:
             with store.engine.connect() as conn:
-                yield (transfer.export_user(conn, user_id) for user_id in every_user_id(conn))
+                user_ids, agent_ids = every_user_id(conn), every_agent_id(conn)
+                users: list[Owner] = ["user"] * len(user_ids)
+                owners = users + ["agent"] * len(agent_ids)
+                yield zip(owners, _every_export(conn, user_ids, agent_ids), strict=True)
         finally:
             store.close()
 
 
-def _logical_exports(path: Path) -> Iterator[Any]:
+def _logical_exports(path: Path) -> Iterator[tuple[Owner, Any]]:
     try:
         with path.open(encoding="utf-8") as file:
             yield from _documents(file, path)
@@ -187,21 +210,32 @@ def _logical_exports(path: Path) -> Iterator[Any]:
         raise InvalidInputError(f"{path} is not an agentmem backup (not UTF-8 text)") from None
 
 
-def _documents(lines: Iterator[str], path: Path) -> Iterator[Any]:
+def _documents(lines: Iterator[str], path: Path) -> Iterator[tuple[Owner, Any]]:
+    """The documents after the header: its count of users, then (version 2) its count of agents."""
     try:
         header = json.loads(next(lines, ""))
     except json.JSONDecodeError:
         header = None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise InvalidInputError(f"{path} is not an agentmem backup")
-    if header.get("version") != VERSION or not isinstance(header.get("users"), int):
+    users, agents = header.get("users"), header.get("agents", 0 if header.get("version") == 1 else None)
+    if (
+        header.get("version") not in READABLE_VERSIONS
+        or not isinstance(users, int)
+        or not isinstance(agents, int)
+    ):
         raise InvalidInputError(f"{path}: unknown agentmem backup version {header.get('version')!r}")
     count = 0
     for number, line in enumerate(lines, start=2):
         try:
-            yield json.loads(line)
+            data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InvalidInputError(f"{path} line {number} is not valid JSON: {exc}") from None
         count += 1
-    if count != header["users"]:
-        raise InvalidInputError(f"{path} holds {count} of its {header['users']} users; it is incomplete")
+        if count > users + agents:
+            raise InvalidInputError(f"{path} holds more than its {users} users and {agents} agents")
+        yield ("user" if count <= users else "agent"), data
+    if count != users + agents:
+        raise InvalidInputError(
+            f"{path} holds {count} of its {users} users and {agents} agents; it is incomplete"
+        )

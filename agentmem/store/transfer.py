@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, Row, and_, select
 
-from ..errors import ConflictError, InvalidInputError, SecretError
+from ..errors import ConflictError, InvalidInputError, ScopeError, SecretError
 from ..layers import Layer
 from ..layers.schema import check_value
 from ..scope import AGENT_MEMORY_USER, Scope, check_id
@@ -130,14 +130,58 @@ def parse_export(data: object, layers: Mapping[str, Layer]) -> Export:
             value, an id, a key, an item's metadata or its history.
         ScopeError: an invalid user, agent or session id.
     """
+    doc = _validated(data)
+    Scope.of(doc.user_id)
+    return _checked(doc, layers)
+
+
+def parse_agent_export(data: object, layers: Mapping[str, Layer]) -> tuple[Scope, Export]:
+    """Validate an ``export_agent`` document as :func:`parse_export` validates a user's; return the
+    agent's scope and the document as it is to be stored (its user id ``AGENT_MEMORY_USER``).
+
+    Raises:
+        InvalidInputError: as parse_export; also sessions, messages or variables (an agent's own memory
+            has none), or a record of another agent.
+        SecretError, ScopeError: as parse_export.
+    """
+    if not isinstance(data, Mapping) or "user_id" in data or "agent_id" not in data:
+        raise InvalidInputError("not an agentmem agent export (it names an agent_id and no user_id)")
+    scope = Scope.for_agent(data["agent_id"])
+    doc = _validated({**{k: v for k, v in data.items() if k != "agent_id"}, "user_id": AGENT_MEMORY_USER})
+    if doc.sessions or doc.messages or doc.variables:
+        raise InvalidInputError("an agent's own memory has no sessions, messages or variables")
+    named = [*(r.agent_id for r in doc.items), *(r.agent_id for r in doc.events)]
+    named += [*(r.agent_id for r in doc.learned), *(r.agent_id for r in doc.pending)]
+    others = set(named) - {scope.agent_id}
+    if others:
+        raise InvalidInputError(
+            f"the export of agent {scope.agent_id!r} holds records of agent {sorted(map(str, others))[0]!r}"
+        )
+    return scope, _checked(doc, layers)
+
+
+def _validated(data: object) -> Export:
     checked_json(data, "the export", max_depth=MAX_DEPTH + RECORD_DEPTH)  # unstorable text, deep nesting
     try:
-        doc = Export.model_validate(data)
+        return Export.model_validate(data)
     except PydanticValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "document"
         raise InvalidInputError(f"not an agentmem export ({where}: {err['msg']})") from None
-    Scope.of(doc.user_id)
+
+
+def _record_scope(user_id: str, agent_id: str | None, session_scope: str | None = None) -> Scope:
+    """The scope a record names: a user's, or (user id ``AGENT_MEMORY_USER``) an agent's own memory,
+    which has no sessions."""
+    if user_id != AGENT_MEMORY_USER:
+        return Scope.of(user_id, agent_id, session_scope)
+    if session_scope is not None:
+        raise ScopeError("an agent's own memory has no sessions")
+    return Scope.for_agent(agent_id)
+
+
+def _checked(doc: Export, layers: Mapping[str, Layer]) -> Export:
+    """Every record of a structurally valid document checked as a new write is (see parse_export)."""
     items = [_checked_item(doc.user_id, item, layers) for item in _split(doc.items, layers)]
     _check_unique(items)
     events = [_checked_event(doc.user_id, event, layers) for event in doc.events]
@@ -216,7 +260,7 @@ def _split(items: list[ExportedItem], layers: Mapping[str, Layer]) -> list[Expor
 def _checked_item(user_id: str, item: ExportedItem, layers: Mapping[str, Layer]) -> ExportedItem:
     """The item with its value validated, and key, text and line as the layer computes them."""
     where = f"item {item.id}"
-    Scope.of(user_id, item.agent_id, item.session_scope)
+    _record_scope(user_id, item.agent_id, item.session_scope)
     check_id(item.session_id, "session_id", required=False)
     layer = _layer(layers, item.layer, where)
     created = _utc(item.created_at)
@@ -258,7 +302,7 @@ def _check_unique(items: list[ExportedItem]) -> None:
 
 def _checked_event(user_id: str, event: ExportedEvent, layers: Mapping[str, Layer]) -> ExportedEvent:
     where = f"event of item {event.item_id}"
-    Scope.of(user_id, event.agent_id, event.session_scope)
+    _record_scope(user_id, event.agent_id, event.session_scope)
     check_id(event.session_id, "session_id", required=False)
     if event.layer == VARIABLES:  # a variable's history: its key is the variable's name
         check_name(event.key)
@@ -274,7 +318,7 @@ def _checked_event(user_id: str, event: ExportedEvent, layers: Mapping[str, Laye
 
 
 def _checked_session(user_id: str, session: ExportedSession) -> ExportedSession:
-    Scope.of(user_id, session.agent_id)
+    _record_scope(user_id, session.agent_id)
     check_id(session.session_id, "session_id", required=True)
     summary = session.summary
     if summary is not None:
@@ -302,14 +346,14 @@ def _checked_message(index: int, message: ExportedMessage, sessions: set[str]) -
 
 
 def _checked_learned(user_id: str, record: ExportedLearned) -> ExportedLearned:
-    Scope.of(user_id, record.agent_id, record.session_scope)
+    _record_scope(user_id, record.agent_id, record.session_scope)
     return record
 
 
 def _checked_pending(user_id: str, record: ExportedPending, events: int) -> ExportedPending:
     """Its input redacted and bounded like a new message; its watermark a position in ``events``."""
     where = f"pending extraction {record.id}"
-    Scope.of(user_id, record.agent_id)
+    _record_scope(user_id, record.agent_id)
     check_id(record.session_id, "session_id", required=False)
     turns = []
     for i, turn in enumerate(record.messages):
@@ -328,7 +372,7 @@ def _checked_pending(user_id: str, record: ExportedPending, events: int) -> Expo
 
 def _checked_variable(user_id: str, record: ExportedVariable) -> ExportedVariable:
     """A variable with the checks of a new one: its scope, name and value (secrets refused)."""
-    Scope.of(user_id, record.agent_id)
+    _record_scope(user_id, record.agent_id)
     check_id(record.session_id, "session_id", required=False)
     try:
         checked_value(check_name(record.name), record.value)
@@ -376,6 +420,22 @@ def _taken(conn: Connection, column: Any, ids: list[str]) -> str | None:
 def import_user(conn: Connection, doc: Export) -> int:
     if user_exists(conn, doc.user_id):
         raise ConflictError(f"user {doc.user_id!r} already has memory; delete_user first to replace it")
+    return _import(conn, doc, Scope.of(doc.user_id))
+
+
+def import_agent(conn: Connection, scope: Scope, doc: Export) -> int:
+    """Store a :func:`parse_agent_export` document as ``scope``'s own memory, which must have none yet,
+    with import_user's checks; return the number of items."""
+    for kind in AGENT_KINDS:
+        if conn.execute(select(kind.table.c.user_id).where(_owned(kind, scope)).limit(1)).first():
+            raise ConflictError(
+                f"agent {scope.agent_id!r} already has its own memory; "
+                "delete_agent_memory first to replace it"
+            )
+    return _import(conn, doc, scope)
+
+
+def _import(conn: Connection, doc: Export, scope: Scope) -> int:
     taken = _taken(conn, ITEMS.c.id, [i.id for i in doc.items])
     if taken is not None:
         raise ConflictError(f"item id {taken!r} already exists in this database")
@@ -387,7 +447,7 @@ def import_user(conn: Connection, doc: Export) -> int:
         raise ConflictError(f"variable id {taken!r} already exists in this database")
     if doc.items:
         conn.execute(ITEMS.insert(), [_stored(_KIND["items"], item, doc.user_id) for item in doc.items])
-        search.index_items(conn, doc.user_id, [(item.id, item.text) for item in doc.items])
+        search.index_items(conn, scope.owner, [(item.id, item.text) for item in doc.items])
     event_ids: list[int] = []
     for event in doc.events:
         inserted = conn.execute(EVENTS.insert().values(**_stored(_KIND["events"], event, doc.user_id)))

@@ -1,4 +1,5 @@
-"""Who has memory: the user list with counts and last activity, and every user id (for backups).
+"""Who has memory: the user list with counts and last activity, and every user and agent id (for
+backups).
 
 ``user_id == ""`` is never a user: rows of an agent's own memory (shared across its users) may carry it.
 """
@@ -10,10 +11,12 @@ from typing import Any
 from sqlalchemy import Connection, Select, func, literal, select, union, union_all
 
 from ..records import UserSummary
+from ..scope import AGENT_MEMORY_USER
 from .export_format import KINDS
 from .rows import EVENTS, ITEMS
 from .sessions import SESSIONS
 from .tables import UtcDateTime
+from .transfer import AGENT_KINDS
 
 
 def _newest_events() -> Select[Any]:
@@ -72,4 +75,17 @@ def list_users_query() -> Select[Any]:
 def every_user_id(conn: Connection) -> list[str]:
     """Every user id any table of a user's data holds (what an export of everyone exports), sorted."""
     ids = union(*(select(kind.table.c.user_id) for kind in KINDS)).subquery()
-    return list(conn.execute(select(ids.c.user_id).order_by(ids.c.user_id)).scalars())
+    stmt = select(ids.c.user_id).where(ids.c.user_id != AGENT_MEMORY_USER).order_by(ids.c.user_id)
+    return list(conn.execute(stmt).scalars())
+
+
+def every_agent_id(conn: Connection) -> list[str]:
+    """Every agent with its own memory (rows of the user id ``AGENT_MEMORY_USER``), sorted: what
+    ``export_agent`` exports for a backup."""
+    ids = union(
+        *(
+            select(kind.table.c.agent_id).where(kind.table.c.user_id == AGENT_MEMORY_USER)
+            for kind in AGENT_KINDS
+        )
+    ).subquery()
+    return list(conn.execute(select(ids.c.agent_id).order_by(ids.c.agent_id)).scalars())
