@@ -402,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         "backup",
         parents=[common],
         help="back up the whole database while it is in use (SQLite: a database file; PostgreSQL: "
-        "every user's export, as JSON lines)",
+        "every user's export and every agent's own memory, as JSON lines)",
     )
     backup.add_argument("path", metavar="PATH", help="the file to write")
     backup.add_argument("--force", action="store_true", help="overwrite PATH if it exists")

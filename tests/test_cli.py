@@ -560,10 +560,12 @@ def test_backup_then_restore_into_a_new_database(
     capsys: pytest.CaptureFixture[str], db_url: str, stored: dict[str, str], tmp_path: Path
 ) -> None:
     backup, target = tmp_path / "nightly.db", f"sqlite:///{tmp_path / 'restored.db'}"
+    with MemoryManager(db=db_url) as mem:
+        mem.knowledge.add("Reviewers want the diff first", agent_id="review")  # the agent's own memory
 
     assert run(capsys, "--db", db_url, "backup", str(backup)) == (
         0,
-        f"backed up 2 users and 0 agents to {backup} (a SQLite database file)\n",
+        f"backed up 2 users and 1 agents to {backup} (a SQLite database file)\n",
         "",
     )
     code, out, err = run(capsys, "--db", db_url, "backup", str(backup))
@@ -578,6 +580,7 @@ def test_backup_then_restore_into_a_new_database(
     with MemoryManager(db=db_url) as source, MemoryManager(db=target) as restored:
         for user in ("sarah", "marco"):
             assert restored.export_user(user) == source.export_user(user)
+        assert restored.export_agent("review") == source.export_agent("review")
 
 
 # ---- cleanup ---------------------------------------------------------------------------------
