@@ -391,7 +391,7 @@ class MemoryManager:
         """Every user with memory, history or sessions, by user id: how many live items and sessions
         each has, and when their memory or a session last changed. One grouped, index-served query."""
         with self._store.engine.connect() as conn:
-            return users.list_users(conn)
+            return users.list_users(conn, self._store.expiry())
 
     def _state(self, scope: Scope) -> MemoryState:
         items = prefer_agent(self._store.live(scope))  # in write order: the store reads by primary key
