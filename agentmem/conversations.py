@@ -25,7 +25,7 @@ from .extraction.templates import Prompt
 from .extraction.turns import message_text
 from .records import Usage
 from .scope import Scope, check_id
-from .store import sessions, variables
+from .store import sessions
 from .store.sessions import EXTRA_FIELDS, SessionInfo, checked_extra
 from .store.sessions import MAX_MESSAGE_CHARS as MAX_MESSAGE_CHARS
 from .store.sessions import ROLES as ROLES
@@ -164,9 +164,7 @@ class Sessions:
         transaction; returns the number of messages deleted."""
         scope, session = self._session_scope(session_id, user_id)
         with self._store.write(scope) as writer:
-            variables.delete_session(writer.conn, scope.user_id, session)
-            writer.delete_session_items(session)
-            return sessions.delete_session(writer.conn, scope.user_id, session)
+            return sessions.delete_session(writer, session)
 
     def summary(self, session_id: str, *, user_id: str) -> str | None:
         """The session's summary, or ``None`` when it has none yet."""

@@ -392,7 +392,7 @@ class MemoryManager:
         """Every user with memory, history or sessions, by user id: how many live items and sessions
         each has, and when their memory or a session last changed. One grouped, index-served query."""
         with self._store.engine.connect() as conn:
-            return users.list_users(conn)
+            return users.list_users(conn, self._store.expiry())
 
     def _state(self, scope: Scope) -> MemoryState:
         items = prefer_agent(self._store.live(scope))  # in write order: the store reads by primary key
@@ -704,11 +704,12 @@ class MemoryManager:
     ) -> CleanupReport:
         """Delete what is older than ``older_than``, of every user or only ``user_id``; return counts.
 
-        ``what``: ``"messages"`` (written before the cutoff), ``"sessions"`` (not added to since, with
-        their messages), ``"pending"`` (failed extractions not retried since), ``"closed"`` (facts
-        closed before it), ``"expired"`` (items that had expired by then; ``timedelta(0)``: all
-        expired items). Default: all but ``"closed"``. Deleted items keep their history, with an
-        event whose reason is ``"retention"`` or ``"expired"``.
+        ``what``: ``"messages"`` (written before the cutoff), ``"sessions"`` (not added to since,
+        deleted completely as ``sessions.delete`` does), ``"pending"`` (failed extractions not retried
+        since), ``"closed"`` (facts closed before it), ``"expired"`` (items that had expired by then;
+        ``timedelta(0)``: all expired items). Default: all but ``"closed"``. Without ``user_id``, each
+        agent's own memory is cleaned too. Deleted items keep their history, with an event whose
+        reason is ``"retention"`` or ``"expired"``.
         """
         if not isinstance(older_than, timedelta) or older_than < timedelta(0):
             raise InvalidInputError(f"older_than must be a timedelta >= 0, got {older_than!r}")

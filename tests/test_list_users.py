@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-from agentmem import MemoryManager, UserSummary
+from agentmem import LayerConfig, MemoryManager, UserSummary
 from agentmem.store.rows import ITEMS
 from agentmem.store.users import list_users_query
+from agentmem.testing import ManualClock
 
 
 def test_users_with_counts_and_last_activity(mem: MemoryManager) -> None:
@@ -50,12 +52,33 @@ def test_rows_without_a_user_are_not_a_user(mem: MemoryManager) -> None:
     assert [u.user_id for u in mem.list_users()] == ["sarah"]
 
 
+def test_expired_items_are_not_counted(make_mem: Callable[..., MemoryManager]) -> None:
+    """The counts follow the expiry rule, as ``get`` does: an item past its own date or its layer's
+    ttl is no longer live."""
+    clock = ManualClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    mem = make_mem(clock=clock, layers={"feedback": LayerConfig(ttl=timedelta(days=7))})
+    mem.knowledge.add("Lives in York", user_id="sarah")
+    mem.knowledge.add("Visiting Oslo", user_id="sarah", expires_at=clock() + timedelta(days=1))
+    mem.feedback.add("Too long", user_id="sarah")
+    mem.knowledge.add("Off sick", user_id="bob", expires_at=clock() + timedelta(days=1))
+    assert [(u.user_id, u.items) for u in mem.list_users()] == [("bob", 1), ("sarah", 3)]
+
+    clock.advance(timedelta(days=2))  # the dates passed; the feedback still within its ttl
+    assert [(u.user_id, u.items) for u in mem.list_users()] == [("bob", 0), ("sarah", 2)]
+    clock.advance(timedelta(days=7))  # the feedback outlived its ttl
+    assert [(u.user_id, u.items) for u in mem.list_users()] == [("bob", 0), ("sarah", 1)]
+    for user in mem.list_users():
+        assert user.items == len(mem.get(user_id=user.user_id).items)
+
+
 def test_the_grouped_read_is_served_by_indexes_on_sqlite(sqlite_url: str) -> None:
     """Live items are read in user order from the live-items index (no sort, no closed items), and each
     user's newest event from the events' covering index, not the events."""
     with MemoryManager(db=sqlite_url) as mem:
         mem.knowledge.add("Lives in York", user_id="sarah")
-        sql = list_users_query().compile(mem._store.engine, compile_kwargs={"literal_binds": True})
+        sql = list_users_query(mem._store.expiry()).compile(
+            mem._store.engine, compile_kwargs={"literal_binds": True}
+        )
         with mem._store.engine.connect() as conn:
             plan = [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
     assert "SCAN agentmem_items USING INDEX ix_agentmem_items_recent" in plan

@@ -36,7 +36,7 @@ def timed(make_mem: Callable[..., MemoryManager], clock: ManualClock) -> Callabl
     return lambda **options: make_mem(clock=clock, **options)
 
 
-def texts(mem: MemoryManager, user: str = "sam", agent: str | None = None) -> list[str]:
+def texts(mem: MemoryManager, user: str | None = "sam", agent: str | None = None) -> list[str]:
     return [item.text for item in mem.get(user_id=user, agent_id=agent).items]
 
 
@@ -264,6 +264,69 @@ def test_cleanup_of_expired_items_goes_by_when_they_expired(
     assert mem.cleanup(older_than=5 * DAY, what=["expired"]) == CleanupReport(expired=1)
     assert mem.cleanup(older_than=2 * DAY, what=["expired"]) == CleanupReport(expired=1)
     assert [e.reason for e in mem.history(user_id="sam") if e.op == "delete"] == ["expired", "expired"]
+
+
+def test_cleanup_cleans_each_agents_own_memory_beside_the_users(
+    timed: Callable[..., MemoryManager], clock: ManualClock
+) -> None:
+    """An agent's own memory (no user) is an owner of its own: its closed, expired and pending rows go,
+    each agent's apart, and the users' as before."""
+    mem = timed()
+    old = mem.knowledge.add("Tags invoices by vendor", agent_id="tagger")
+    mem.knowledge.add("Tags invoices by month", agent_id="tagger", replaces=old)  # closed now
+    mem.knowledge.add("Sale ends Friday", agent_id="tagger", expires_at=clock() + DAY)
+    mem.knowledge.add("Uses British spelling", agent_id="writer")
+    mem.knowledge.add("Visiting Oslo", user_id="sam", expires_at=clock() + DAY)
+    failing = MemoryManager(
+        db=mem.db_url, model=ScriptedModel(lambda _m: "not JSON"), max_retries=0, clock=clock
+    )
+    with pytest.raises(ExtractionError):
+        failing.learn([{"role": "user", "content": "Always tag refunds as credits."}], agent_id="tagger")
+    failing.close()
+    clock.advance(40 * DAY)
+
+    report = mem.cleanup(older_than=30 * DAY, what=["closed", "expired", "pending"])
+
+    assert report == CleanupReport(pending=1, closed=1, expired=2)
+    assert texts(mem, user=None, agent="tagger") == ["Tags invoices by month"]
+    assert texts(mem, user=None, agent="writer") == ["Uses British spelling"]
+    assert texts(mem) == []
+    assert mem.retry_pending().retried == 0
+    deleted = {e.reason for e in mem.history(agent_id="tagger") if e.op == "delete"}
+    assert deleted == {"retention", "expired"}
+    assert mem.cleanup(older_than=timedelta(0), what=["closed", "expired", "pending"]) == CleanupReport()
+
+
+def test_cleanup_of_a_stale_session_deletes_it_completely(
+    timed: Callable[..., MemoryManager], clock: ManualClock
+) -> None:
+    """As ``sessions.delete`` does: its session-scoped memory, its variables and the inputs learned into
+    it go with its messages; user-wide memory and other sessions stay."""
+    mem = timed(layers={"knowledge": LayerConfig(session_scoped=True)})
+    said = [{"role": "user", "content": "I'm planning a surprise party for Ana."}]
+    mem.sessions.add("party", said, user_id="sam")
+    assert mem.learn(said, user_id="sam", session_id="party").all_changes
+    mem.policies.update(user_id="sam", agent_id="bot", session_id="party", session_scoped=True, tone="warm")
+    mem.variables.set("task", "buy cake", user_id="sam", session_id="party")
+    mem.knowledge.add("Lives in York", user_id="sam")
+    clock.advance(40 * DAY)
+    mem.sessions.add("today", [{"role": "user", "content": "hi"}], user_id="sam")
+    mem.variables.set("task", "write report", user_id="sam", session_id="today")
+
+    assert mem.cleanup(older_than=30 * DAY, what="sessions") == CleanupReport(sessions=1)
+
+    assert [s.session_id for s in mem.sessions.list(user_id="sam")] == ["today"]
+    assert [i.text for i in mem.knowledge.list(user_id="sam", session_id="party")] == ["Lives in York"]
+    assert mem.get(user_id="sam", agent_id="bot", session_id="party").policies.tone is None
+    assert mem.variables.values(user_id="sam", session_id="party") == {}
+    assert mem.variables.values(user_id="sam", session_id="today") == {"task": "write report"}
+    deleted = [e for e in mem.history(user_id="sam", agent_id="bot", session_id="party") if e.op == "delete"]
+    assert {(e.layer, e.agent_id, e.reason) for e in deleted} == {
+        ("knowledge", None, "session 'party' deleted"),
+        ("policies", "bot", "session 'party' deleted"),
+    }
+    # The input learned into the session is forgotten: a new session of that id learns it again.
+    assert mem.learn(said, user_id="sam", session_id="party").all_changes
 
 
 @pytest.mark.parametrize(

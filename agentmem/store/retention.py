@@ -3,13 +3,15 @@
 Kinds (``CleanupKind``), each against ``cutoff`` (now minus ``older_than``):
 
 - ``messages``: messages written before it (a session's summary still covers what it summarised);
-- ``sessions``: sessions not added to since, with all their messages;
+- ``sessions``: sessions not added to since, deleted completely (as ``Sessions.delete`` does);
 - ``pending``: failed extractions not retried since (``retry_pending`` no longer sees them);
 - ``closed``: facts closed (superseded, or evicted over a cap) before it;
 - ``expired``: items that had expired by then (see :mod:`.expiry`).
 
 Items go through the writer like any deletion: one ``delete`` event each, whose reason says why
-(``"retention"`` for a closed item, ``"expired"`` for an expired one); the history stays.
+(``"retention"`` for a closed item, ``"expired"`` for an expired one); the history stays. Each owner
+is cleaned on its own: a user, or one agent's own memory (``Scope.for_agent``), which has items and
+pending inputs but no sessions.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import ColumnElement, Connection, and_, func, select, union
+from sqlalchemy import ColumnElement, Connection, Table, and_, case, func, literal, select, union
 
 from ..errors import InvalidInputError
 from ..layers.changes import Delete
+from ..scope import AGENT_MEMORY_USER, Scope
 from .expiry import Expiry
 from .rows import ITEMS, PENDING, item_from_row
 from .sessions import MESSAGES, SESSIONS, delete_session
@@ -78,50 +81,66 @@ def checked_kinds(what: object) -> frozenset[CleanupKind]:
     return frozenset(kind for kind in CLEANUP_KINDS if kind in given)
 
 
-def _conditions(cutoff: datetime, expiry: Expiry) -> dict[CleanupKind, tuple[Any, ColumnElement[bool]]]:
-    """Per kind: its table's user_id column, and the condition on its rows to delete."""
+def _conditions(cutoff: datetime, expiry: Expiry) -> dict[CleanupKind, tuple[Table, ColumnElement[bool]]]:
+    """Per kind: its table, and the condition on its rows to delete."""
     return {
-        "messages": (MESSAGES.c.user_id, MESSAGES.c.created_at < cutoff),
-        "sessions": (SESSIONS.c.user_id, SESSIONS.c.updated_at < cutoff),
-        "pending": (PENDING.c.user_id, PENDING.c.updated_at < cutoff),
-        "closed": (ITEMS.c.user_id, and_(ITEMS.c.valid_to.is_not(None), ITEMS.c.valid_to < cutoff)),
-        "expired": (ITEMS.c.user_id, and_(ITEMS.c.valid_to.is_(None), expiry.clause(expired=True))),
+        "messages": (MESSAGES, MESSAGES.c.created_at < cutoff),
+        "sessions": (SESSIONS, SESSIONS.c.updated_at < cutoff),
+        "pending": (PENDING, PENDING.c.updated_at < cutoff),
+        "closed": (ITEMS, and_(ITEMS.c.valid_to.is_not(None), ITEMS.c.valid_to < cutoff)),
+        "expired": (ITEMS, and_(ITEMS.c.valid_to.is_(None), expiry.clause(expired=True))),
     }
 
 
-def users_to_clean(
+def _owned(table: Table, scope: Scope) -> ColumnElement[bool]:
+    """The rows of ``table`` the scope's owner holds: all of a user's, or one agent's own memory."""
+    if scope.kind == "agent":
+        return and_(table.c.user_id == AGENT_MEMORY_USER, table.c.agent_id == scope.agent_key)
+    return table.c.user_id == scope.user_id
+
+
+def owners_to_clean(
     conn: Connection, kinds: Collection[CleanupKind], cutoff: datetime, expiry: Expiry, user_id: str | None
-) -> list[str]:
-    """The users with something of ``kinds`` to delete (only ``user_id`` when given), sorted."""
+) -> list[Scope]:
+    """The owners with something of ``kinds`` to delete (only the user ``user_id`` when given), sorted:
+    users, and agents whose own memory has some (``Scope.for_agent``)."""
     conditions = _conditions(cutoff, expiry)
     parts = []
     for kind in CLEANUP_KINDS:
         if kind in kinds:
-            column, condition = conditions[kind]
-            part = select(column.label("user_id")).where(condition)
-            parts.append(part.where(column == user_id) if user_id is not None else part)
+            table, condition = conditions[kind]
+            # A user's rows of any agent are one owner; the agent matters only for agent memory (which
+            # has no messages, the one table without an agent_id).
+            agent: ColumnElement[str] = literal("")
+            if "agent_id" in table.c:
+                agent = case((table.c.user_id == AGENT_MEMORY_USER, table.c.agent_id), else_=agent)
+            part = select(table.c.user_id.label("user_id"), agent.label("agent_id")).where(condition)
+            parts.append(part.where(table.c.user_id == user_id) if user_id is not None else part)
     if not parts:
         return []
     found = union(*parts).subquery()
-    return list(conn.execute(select(found.c.user_id).order_by(found.c.user_id)).scalars())
+    rows = conn.execute(select(found.c.user_id, found.c.agent_id).order_by(found.c.user_id, found.c.agent_id))
+    return [Scope.for_agent(agent) if user == AGENT_MEMORY_USER else Scope.of(user) for user, agent in rows]
 
 
-def clean_user(
+def clean_owner(
     writer: Writer, kinds: Collection[CleanupKind], cutoff: datetime, expiry: Expiry
 ) -> CleanupReport:
-    """Delete the writer's user's rows of ``kinds``; the writer holds that user's write lock."""
+    """Delete the rows of ``kinds`` of the writer's owner (a user, or an agent's own memory); the writer
+    holds that owner's write lock."""
     conn, user = writer.conn, writer.scope.user_id
     conditions = _conditions(cutoff, expiry)
     counts = dict.fromkeys(CLEANUP_KINDS, 0)
     if "sessions" in kinds:  # before messages: a session's messages go with it, counted as the session
-        stale = select(SESSIONS.c.session_id).where(SESSIONS.c.user_id == user, conditions["sessions"][1])
+        stale = select(SESSIONS.c.session_id).where(_owned(SESSIONS, writer.scope), conditions["sessions"][1])
         for session_id in list(conn.execute(stale).scalars()):
-            delete_session(conn, user, session_id)
+            delete_session(writer, session_id)
             counts["sessions"] += 1
     if "messages" in kinds:
         counts["messages"] = _delete_messages(conn, user, conditions["messages"][1])
     if "pending" in kinds:
-        deleted = conn.execute(PENDING.delete().where(PENDING.c.user_id == user, conditions["pending"][1]))
+        owned = _owned(PENDING, writer.scope)
+        deleted = conn.execute(PENDING.delete().where(owned, conditions["pending"][1]))
         counts["pending"] = int(deleted.rowcount or 0)
     for kind, reason in (("closed", "retention"), ("expired", "expired")):
         if kind in kinds:
@@ -153,7 +172,7 @@ def _delete_messages(conn: Connection, user: str, old: ColumnElement[bool]) -> i
 def _delete_items(writer: Writer, condition: ColumnElement[bool], reason: str) -> int:
     """Delete the user's items matching ``condition``, one event each, in each item's own scope."""
     rows = writer.conn.execute(
-        select(ITEMS).where(ITEMS.c.user_id == writer.scope.user_id, condition).order_by(ITEMS.c.pk)
+        select(ITEMS).where(_owned(ITEMS, writer.scope), condition).order_by(ITEMS.c.pk)
     )
     groups: dict[tuple[str | None, str | None, str], list[Delete]] = {}
     for item in map(item_from_row, rows):

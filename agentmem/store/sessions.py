@@ -17,7 +17,9 @@ from sqlalchemy import Connection, func, select
 from ..errors import InvalidInputError, ScopeError
 from ..secret_filter import redact
 from ..validation import checked_json, checked_text, cleaned_text
+from . import variables
 from .tables import MAX_LIMIT, MessageRow, SessionRow, table
+from .writer import Writer
 
 SESSIONS = table(SessionRow)
 MESSAGES = table(MessageRow)
@@ -195,7 +197,14 @@ def set_summary(
     return stored
 
 
-def delete_session(conn: Connection, user_id: str, session_id: str) -> int:
+def delete_session(writer: Writer, session_id: str) -> int:
+    """Delete the writer's user's session completely, as ``Sessions.delete`` and retention both do: its
+    messages and summary, its variables (of every agent, with their history) and its session-scoped
+    memory (each live item with a ``delete`` event, the inputs learned into it forgotten); returns the
+    number of messages deleted."""
+    conn, user_id = writer.conn, writer.scope.user_id
+    variables.delete_session(conn, user_id, session_id)
+    writer.delete_session_items(session_id)
     deleted = conn.execute(
         MESSAGES.delete().where(MESSAGES.c.user_id == user_id, MESSAGES.c.session_id == session_id)
     ).rowcount

@@ -342,15 +342,16 @@ class Store:
         self, older_than: timedelta, kinds: frozenset[retention.CleanupKind], user_id: str | None
     ) -> retention.CleanupReport:
         """Delete what is older than ``older_than`` of each kind, of one user or of everyone; each
-        user's part in one transaction holding that user's write lock (see ``retention``)."""
+        owner's part (a user's, or an agent's own memory) in one transaction holding its write lock (see
+        ``retention``)."""
         cutoff = before(self.now(), older_than)
         expiry = self.expiry(cutoff)  # what had expired by then
         with self.engine.connect() as conn:
-            users = retention.users_to_clean(conn, kinds, cutoff, expiry, user_id)
+            owners = retention.owners_to_clean(conn, kinds, cutoff, expiry, user_id)
         report = retention.CleanupReport()
-        for user in users:
-            with self.write(Scope.of(user)) as writer:
-                report += retention.clean_user(writer, kinds, cutoff, expiry)
+        for owner in owners:
+            with self.write(owner) as writer:
+                report += retention.clean_owner(writer, kinds, cutoff, expiry)
         return report
 
     def history(self, scope: Scope, item_id: str | None = None) -> list[MemoryEvent]:

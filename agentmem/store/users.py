@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Select, func, literal, select, union, union_a
 
 from ..records import UserSummary
 from ..scope import AGENT_MEMORY_USER
+from .expiry import Expiry
 from .export_format import KINDS
 from .rows import EVENTS, ITEMS
 from .sessions import SESSIONS
@@ -31,17 +32,18 @@ def _newest_events() -> Select[Any]:
     ).join_from(EVENTS, newest, EVENTS.c.id == newest.c.id)
 
 
-def list_users(conn: Connection) -> list[UserSummary]:
+def list_users(conn: Connection, expiry: Expiry) -> list[UserSummary]:
     """Every user with items, history or sessions, by user id (see ``list_users_query``)."""
     return [
         UserSummary(user_id, int(items), int(count), last)
-        for user_id, items, count, last in conn.execute(list_users_query())
+        for user_id, items, count, last in conn.execute(list_users_query(expiry))
     ]
 
 
-def list_users_query() -> Select[Any]:
-    """One grouped query: live items counted from the live-items index, each user's newest event (the
-    last change to an item, deletions included) by the largest id per user, and sessions."""
+def list_users_query(expiry: Expiry) -> Select[Any]:
+    """One grouped query: live items (open and not expired under ``expiry``, as ``get`` reads them)
+    counted from the live-items index, each user's newest event (the last change to an item, deletions
+    included) by the largest id per user, and sessions."""
     live = (
         select(
             ITEMS.c.user_id,
@@ -49,7 +51,7 @@ def list_users_query() -> Select[Any]:
             literal(0).label("session_count"),
             func.max(ITEMS.c.updated_at).label("last"),
         )
-        .where(ITEMS.c.valid_to.is_(None))
+        .where(ITEMS.c.valid_to.is_(None), expiry.clause())
         .group_by(ITEMS.c.user_id)
     )
     sessions = select(
