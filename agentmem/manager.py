@@ -365,7 +365,8 @@ class MemoryManager:
         changes = self._writes.update(
             scope, item_id, text, fields, source="manual", session_id=scope.session_id
         )
-        return changes[0] if changes else None
+        # The item's own change: an expired item that held the new key is deleted first, with its event.
+        return next((change for change in changes if change.item_id == item_id), None)
 
     # ---- reads -----------------------------------------------------------------------------
 
