@@ -733,7 +733,9 @@ class MemoryManager:
 def _learn_input(
     messages: Sequence[Mapping[str, Any]], user_id: str | None, agent_id: str | None, session_id: str | None
 ) -> tuple[Scope, str | None, list[dict[str, str]]]:
-    scope = Scope.addressed(user_id, agent_id)
+    # Addressed with the session so an agent's own memory refuses one (it has no sessions, as in the
+    # reads); the learner gets the user-wide scope and the session beside it.
+    scope = Scope.addressed(user_id, agent_id, session_id).user_wide()
     return scope, check_id(session_id, "session_id", required=False), select_turns(messages)
 
 
