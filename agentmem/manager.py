@@ -216,9 +216,6 @@ class MemoryManager:
         )
         self.sessions = Sessions(self._store, caller, summary_prompt, enable_session_summaries)
         """Conversation history and session summaries (see :class:`~agentmem.conversations.Sessions`)."""
-        self.variables = Variables(self._store)
-        """Named values per user, agent and session: ``set``/``get``/``list``/``values``/``delete``/
-        ``history`` (see :class:`~agentmem.variables.Variables`)."""
         self._writes = Writes(self._store, self._layers, self._state)
         self._handles = {name: layer.handle(self._writes) for name, layer in self._layers.items()}
         self.profile = self._handles["profile"]
@@ -238,7 +235,11 @@ class MemoryManager:
             named=lambda scope, session_id: self.variables.values(
                 user_id=scope.user_id, agent_id=scope.agent_id, session_id=session_id
             ),
+            now=self._store.now,
         )
+        self.variables = Variables(self._store, builtins=self._templates.names)
+        """Named values per user, agent and session: ``set``/``get``/``list``/``values``/``delete``/
+        ``history`` (see :class:`~agentmem.variables.Variables`)."""
 
     def layer(self, name: str) -> Any:
         """The manual API of any configured layer: ``mem.layer("goals").add(...)`` for a layer of your own
