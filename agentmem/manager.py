@@ -217,9 +217,6 @@ class MemoryManager:
         )
         self.sessions = Sessions(self._store, caller, summary_prompt, enable_session_summaries)
         """Conversation history and session summaries (see :class:`~agentmem.conversations.Sessions`)."""
-        self.variables = Variables(self._store)
-        """Named values per user, agent and session: ``set``/``get``/``list``/``values``/``delete``/
-        ``history`` (see :class:`~agentmem.variables.Variables`)."""
         self._writes = Writes(self._store, self._layers, self._state)
         self._handles = {name: layer.handle(self._writes) for name, layer in self._layers.items()}
         self.profile = self._handles["profile"]
@@ -239,7 +236,11 @@ class MemoryManager:
             named=lambda scope, session_id: self.variables.values(
                 user_id=scope.user_id, agent_id=scope.agent_id, session_id=session_id
             ),
+            now=self._store.now,
         )
+        self.variables = Variables(self._store, builtins=self._templates.names)
+        """Named values per user, agent and session: ``set``/``get``/``list``/``values``/``delete``/
+        ``history`` (see :class:`~agentmem.variables.Variables`)."""
 
     def layer(self, name: str) -> Any:
         """The manual API of any configured layer: ``mem.layer("goals").add(...)`` for a layer of your own
@@ -366,7 +367,8 @@ class MemoryManager:
         changes = self._writes.update(
             scope, item_id, text, fields, source="manual", session_id=scope.session_id
         )
-        return changes[0] if changes else None
+        # The item's own change: an expired item that held the new key is deleted first, with its event.
+        return next((change for change in changes if change.item_id == item_id), None)
 
     # ---- reads -----------------------------------------------------------------------------
 
@@ -741,7 +743,9 @@ class MemoryManager:
 def _learn_input(
     messages: Sequence[Mapping[str, Any]], user_id: str | None, agent_id: str | None, session_id: str | None
 ) -> tuple[Scope, str | None, list[dict[str, str]]]:
-    scope = Scope.addressed(user_id, agent_id)
+    # Addressed with the session so an agent's own memory refuses one (it has no sessions, as in the
+    # reads); the learner gets the user-wide scope and the session beside it.
+    scope = Scope.addressed(user_id, agent_id, session_id).user_wide()
     return scope, check_id(session_id, "session_id", required=False), select_turns(messages)
 
 

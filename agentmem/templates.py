@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from .errors import ConfigurationError
 from .layers import Layer
 from .records import MemoryItem
 from .scope import Scope, prefer_agent
+from .store.rows import utcnow
 from .text import one_line, xml_text
 
 if TYPE_CHECKING:
@@ -172,6 +173,7 @@ class Templates:
         live_items: reads a scope's live items of some layers.
         sessions: the memory's sessions (recent messages and summaries).
         named: the scope's own named variables; the default has none, so declared variables render as "".
+        now: the memory's clock (``Store.now``), so ``{{date}}`` is the day every write is stamped with.
     """
 
     def __init__(
@@ -182,10 +184,12 @@ class Templates:
         live_items: LiveItems,
         sessions: Sessions,
         named: NamedVariables = no_variables,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._layers = list(layers)
         self._blocks, self._fields = variables.blocks, variables.fields
         self._compile, self._live, self._sessions, self._named = compile_layers, live_items, sessions, named
+        self._now = now
         self.names = (*FIXED, *self._blocks, *self._fields)
         """Every built-in variable, fixed ones first, then each layer's."""
 
@@ -235,7 +239,7 @@ class Templates:
         if session_id is not None and used & {RECENT_CONTEXT, SESSION_CONTEXT}:
             values.update(self._session_values(scope, session_id, used))
         if DATE in used:
-            values[DATE] = datetime.now(UTC).date().isoformat()
+            values[DATE] = self._now().date().isoformat()
         own = used & set(template.variables)
         if own:
             found = self._named(scope, session_id)

@@ -12,7 +12,8 @@ So a session overrides an agent, an agent overrides the user, and a read without
 sees the user's variables only. Another user, another agent or another session never sees a variable.
 
 Names are usable as ``{{ name }}`` in a Jinja template: an ASCII letter, then letters, digits or ``_``,
-at most ``MAX_NAME`` characters, and none of the words Jinja itself gives a meaning (``RESERVED``).
+at most ``MAX_NAME`` characters, none of the words Jinja itself gives a meaning (``RESERVED``) and none
+of the memory's built-in template variables (``MemoryManager.template_variables``).
 Values are text of at most ``MAX_VALUE`` characters; a value that looks like a secret is refused with a
 ``SecretError``. Every change is an event in the history (see agentmem/store/variables.py); deleting a
 session deletes its variables with their history, as it deletes its messages.
@@ -20,9 +21,10 @@ session deletes its variables with their history, as it deletes its messages.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from .errors import NotFoundError
+from .errors import InvalidInputError, NotFoundError
 from .records import MemoryEvent
 from .scope import Scope, check_id
 from .store import variables as stored
@@ -46,10 +48,12 @@ def _scope(user_id: object, agent_id: object, session_id: object) -> tuple[Scope
 
 class Variables:
     """Named values of users, agents and sessions (``mem.variables``); see the module docstring for
-    names, values and which value a read uses."""
+    names, values and which value a read uses. ``builtins``: the memory's built-in template variables,
+    which no variable may be named (a template could not use it)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, builtins: Collection[str] = ()) -> None:
         self._store = store
+        self._builtins = frozenset(builtins)
 
     def set(
         self,
@@ -64,13 +68,18 @@ class Variables:
         value it already has changes nothing (and records nothing).
 
         Raises:
-            InvalidInputError: a bad name, a value that is not a str or is over ``MAX_VALUE``
-                characters, or the scope already holds ``MAX_VARIABLES`` others; nothing was stored.
+            InvalidInputError: a bad name (a built-in template variable's too), a value that is not a
+                str or is over ``MAX_VALUE`` characters, or the scope already holds ``MAX_VARIABLES``
+                others; nothing was stored.
             SecretError: the value (or name) looks like a secret; nothing was stored.
             ScopeError: an invalid ``user_id``, ``agent_id`` or ``session_id``.
         """
         scope, session = _scope(user_id, agent_id, session_id)
         name = check_name(name)
+        if name in self._builtins:  # only new values: one stored before stays readable and deletable
+            raise InvalidInputError(
+                f"variable name {name!r} is a built-in template variable of this memory; pick another"
+            )
         value = checked_value(name, value)
         with self._store.write(scope) as writer:
             return stored.set_value(writer, session, name, value, SOURCE)

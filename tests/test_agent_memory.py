@@ -11,6 +11,7 @@ history, export, forget):
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -298,3 +299,17 @@ def test_a_model_learns_into_an_agents_memory_directly(make_mem: Callable[..., A
         ).usage.skipped
         == "this input was already learned"
     )
+
+
+def test_learning_into_an_agents_memory_refuses_a_session(make_mem: Callable[..., Any]) -> None:
+    """An agent's own memory has no sessions (its reads refuse one): a learn naming one writes nothing
+    no read could reach, and asks no model."""
+    model = ScriptedModel([{"knowledge": {"add": [{"text": "Tags games by genre"}]}}])
+    mem = make_mem(model=model)
+    said = [{"role": "user", "content": "Tag games by genre, always."}]
+    with pytest.raises(ScopeError, match="no sessions"):
+        mem.learn(said, agent_id="tagger", session_id="s1")
+    with pytest.raises(ScopeError, match="no sessions"):
+        asyncio.run(mem.alearn(said, agent_id="tagger", session_id="s1"))
+    assert model.requests == []
+    assert mem.export_agent("tagger")["items"] == []

@@ -149,6 +149,26 @@ def test_an_expired_item_is_no_merge_candidate_and_makes_way_for_a_new_one(
     assert [(e.op, e.reason) for e in events] == [("add", None), ("delete", "expired")]
 
 
+def test_a_user_wide_add_leaves_a_sessions_expired_item_of_the_same_key_alone(
+    timed: Callable[..., MemoryManager], clock: ManualClock
+) -> None:
+    """Only the exact scope's expired item holds the new item's key: another session's is its own
+    (cleanup deletes it), and nothing of the session enters the user-wide history."""
+    mem = timed()
+    trip = mem.knowledge.add(
+        "Travelling in Lisbon", user_id="sam", session_id="s1", session_scoped=True, expires_at=clock() + DAY
+    )
+    clock.advance(2 * DAY)
+    mem.knowledge.add("Travelling in Lisbon", user_id="sam")
+    assert [(e.op, e.old) for e in mem.history(user_id="sam")] == [("add", None)]
+    assert [e.op for e in mem.history(user_id="sam", session_id="s1", item_id=trip)] == ["add"]
+    assert mem.cleanup(older_than=timedelta(0), what="expired") == CleanupReport(expired=1)
+    assert [(e.op, e.reason) for e in mem.history(user_id="sam", session_id="s1", item_id=trip)] == [
+        ("add", None),
+        ("delete", "expired"),
+    ]
+
+
 def test_a_document_layer_with_a_ttl_takes_a_field_again_after_it_expired(
     timed: Callable[..., MemoryManager], clock: ManualClock
 ) -> None:

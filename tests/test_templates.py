@@ -9,7 +9,7 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -25,7 +25,7 @@ from agentmem.agent import MEMORY_GUIDE
 from agentmem.layers import CollectionLayer, DocumentLayer
 from agentmem.scope import Scope
 from agentmem.templates import RECENT_CHARS, RECENT_MESSAGES, LayerVariables, Templates
-from agentmem.testing import ScriptedModel
+from agentmem.testing import ManualClock, ScriptedModel
 from agentmem.tokens import default_counter
 
 USER = "sarah"
@@ -284,6 +284,15 @@ def test_named_variables_come_from_one_seam_and_are_escaped(mem: MemoryManager) 
     assert seen == [(Scope(USER, "bot"), "s9")]
     templates.render(templates.check("{{ user_name }}"), Scope(USER), None, None, None)
     assert len(seen) == 1  # not asked when the template uses none of its own variables
+
+
+def test_date_is_the_day_of_the_memorys_clock(make_mem: Callable[..., MemoryManager]) -> None:
+    """``{{date}}`` reads the injected clock, as every timestamp written does: not the machine's day."""
+    clock = ManualClock(datetime(2031, 12, 31, 23, 59, tzinfo=UTC))
+    mem = make_mem(clock=clock)
+    assert mem.render("Today is {{date}}.", user_id=USER) == "Today is 2031-12-31."
+    clock.advance(timedelta(minutes=1))
+    assert mem.render("{{date}}", user_id=USER) == "2032-01-01"
 
 
 # ---- what a render reads: scope, session, budget, query -----------------------------------------

@@ -3,6 +3,9 @@ changes nothing. Both backends."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from agentmem import (
@@ -13,6 +16,7 @@ from agentmem import (
     ScopeError,
     SecretError,
 )
+from agentmem.testing import ManualClock
 
 SARAH = "sarah"
 
@@ -159,3 +163,28 @@ def test_only_items_the_scope_sees_can_be_updated(mem: MemoryManager) -> None:
         (reviewers, "Prefers tiny diffs", "reviewer"),
     }
     assert mem.get(user_id="marco").knowledge[0].text == "Maintains billing"
+
+
+def test_an_update_onto_the_key_of_an_expired_item_replaces_it(
+    make_mem: Callable[..., MemoryManager],
+) -> None:
+    """An expired item left the memory: its key is free for an edit as for an add (the expired row is
+    deleted, with its event), not a conflict and not a database error."""
+    clock = ManualClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    mem = make_mem(clock=clock)
+    tea = mem.knowledge.add("Likes tea", user_id=SARAH, expires_at=clock() + timedelta(days=1))
+    coffee = mem.knowledge.add("Likes coffee", user_id=SARAH)
+    clock.advance(timedelta(days=2))
+    change = mem.update(coffee, "Likes tea", user_id=SARAH)
+    assert change is not None
+    assert (change.op, change.item_id, change.old, change.new) == (
+        "update",
+        coffee,
+        {"text": "Likes coffee", "topics": []},
+        {"text": "Likes tea", "topics": []},
+    )
+    assert [(i.id, i.text) for i in mem.get(user_id=SARAH).items] == [(coffee, "Likes tea")]
+    assert [(e.op, e.reason) for e in mem.history(user_id=SARAH, item_id=tea)] == [
+        ("add", None),
+        ("delete", "expired"),
+    ]

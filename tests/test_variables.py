@@ -35,12 +35,12 @@ def scope(agent: str | None = None, session: str | None = None, user: str = USER
 
 
 def set_everywhere(mem: MemoryManager) -> None:
-    """``task`` in each of the four scopes of one user, and ``tone`` only for the user."""
+    """``task`` in each of the four scopes of one user, and ``theme`` only for the user."""
     mem.variables.set("task", "user-wide", **scope())
     mem.variables.set("task", "the agent's", **scope("coder"))
     mem.variables.set("task", "the session's", **scope(session="s1"))
     mem.variables.set("task", "the agent's in the session", **scope("coder", "s1"))
-    mem.variables.set("tone", "warm", **scope())
+    mem.variables.set("theme", "warm", **scope())
 
 
 # ---- set, get, list, delete ---------------------------------------------------------------------
@@ -101,15 +101,15 @@ def test_the_most_specific_value_wins(
 ) -> None:
     set_everywhere(mem)
     assert mem.variables.get("task", **scope(agent, session)) == expected
-    assert mem.variables.values(**scope(agent, session)) == {"task": expected, "tone": "warm"}
-    (task, _tone) = mem.variables.list(**scope(agent, session))
+    assert mem.variables.values(**scope(agent, session)) == {"task": expected, "theme": "warm"}
+    (task, _theme) = mem.variables.list(**scope(agent, session))
     assert task.value == expected
 
 
 def test_list_says_where_each_value_was_set(mem: MemoryManager) -> None:
     set_everywhere(mem)
     listed = {v.name: (v.agent_id, v.session_id) for v in mem.variables.list(**scope("coder", "s1"))}
-    assert listed == {"task": ("coder", "s1"), "tone": (None, None)}
+    assert listed == {"task": ("coder", "s1"), "theme": (None, None)}
 
 
 def test_deleting_a_specific_value_uncovers_the_next_one(mem: MemoryManager) -> None:
@@ -186,6 +186,16 @@ def test_a_name_a_template_cannot_use_is_refused(mem: MemoryManager, name: Any) 
     with pytest.raises(InvalidInputError, match="variable name"):
         mem.variables.get(name, user_id=USER)
     assert mem.export_user(USER)["variables"] == []
+
+
+@pytest.mark.parametrize("name", ["user_name", "memory", "knowledge", "policies", "date", "session_context"])
+def test_a_built_in_template_variable_is_no_variable_name(mem: MemoryManager, name: str) -> None:
+    """Every stored variable is usable as ``{{ name }}``: a built-in one's name is refused, named."""
+    assert name in mem.template_variables
+    with pytest.raises(InvalidInputError, match=f"{name!r} is a built-in template variable"):
+        mem.variables.set(name, "value", **scope("coder", "s1"))
+    assert mem.export_user(USER)["variables"] == []
+    assert mem.variables.get(name, user_id=USER) is None  # reads still take it: nothing to find
 
 
 def test_the_names_jinja_gives_a_meaning_are_reserved() -> None:
@@ -282,7 +292,7 @@ def test_every_change_is_in_the_history(mem: MemoryManager) -> None:
     mem.variables.set("task", "review", **scope("coder", "s1"))
     mem.variables.delete("task", **scope("coder", "s1"))
     again = mem.variables.set("task", "ship", **scope("coder", "s1"))
-    mem.variables.set("tone", "warm", **scope("coder", "s1"))
+    mem.variables.set("theme", "warm", **scope("coder", "s1"))
     mem.variables.set("task", "user-wide", **scope())
 
     events = mem.variables.history("task", **scope("coder", "s1"))
@@ -296,12 +306,31 @@ def test_every_change_is_in_the_history(mem: MemoryManager) -> None:
     assert {(e.layer, e.key, e.agent_id, e.session_id, e.source) for e in events} == {
         ("variables", "task", "coder", "s1", "manual")
     }
-    assert [e.key for e in mem.variables.history(**scope("coder", "s1"))] == ["task"] * 4 + ["tone"]
+    assert [e.key for e in mem.variables.history(**scope("coder", "s1"))] == ["task"] * 4 + ["theme"]
     assert [e.new for e in mem.variables.history(**scope())] == ["user-wide"]
     # The user's history of everything shows variables beside items.
     mem.knowledge.add("Builds a churn model", user_id=USER)
     layers = [e.layer for e in mem.history(user_id=USER)]
     assert layers == ["variables", "knowledge"]
+
+
+def test_a_sessions_variable_events_stay_in_the_session(mem: MemoryManager) -> None:
+    """A session's variable is the session's: its events are in that session's history only, never
+    in the user-wide one nor another session's."""
+    mem.variables.set("task", "draft", **scope(session="s1"))
+    mem.variables.set("task", "review", **scope(session="s1"))
+    mem.variables.delete("task", **scope(session="s1"))
+    mem.variables.set("theme", "warm", **scope())
+    assert [(e.key, e.op) for e in mem.history(user_id=USER)] == [("theme", "add")]
+    assert [(e.key, e.op) for e in mem.history(user_id=USER, session_id="s2")] == [("theme", "add")]
+    session = [(e.key, e.op, e.session_id) for e in mem.history(user_id=USER, session_id="s1")]
+    assert session == [
+        ("task", "add", "s1"),
+        ("task", "update", "s1"),
+        ("task", "delete", "s1"),
+        ("theme", "add", None),
+    ]
+    assert [e.op for e in mem.variables.history("task", **scope(session="s1"))] == ["add", "update", "delete"]
 
 
 # ---- deleting sessions and users ------------------------------------------------------------------
@@ -347,7 +376,7 @@ def test_delete_user_erases_variables_and_their_history(mem: MemoryManager) -> N
 
 def test_export_delete_import_is_exact(mem: MemoryManager) -> None:
     set_everywhere(mem)
-    mem.variables.set("tone", "blunt", **scope())
+    mem.variables.set("theme", "blunt", **scope())
     data = mem.export_user(USER)
     assert data["version"] == 4
     assert {(v["agent_id"], v["session_id"]) for v in data["variables"]} == {
@@ -360,7 +389,7 @@ def test_export_delete_import_is_exact(mem: MemoryManager) -> None:
     mem.import_user(data)
     assert mem.export_user(USER) == data
     assert mem.variables.get("task", **scope("coder", "s1")) == "the agent's in the session"
-    assert [e.op for e in mem.variables.history("tone", **scope())] == ["add", "update"]
+    assert [e.op for e in mem.variables.history("theme", **scope())] == ["add", "update"]
     mem.variables.set("task", "after the import", **scope())  # the imported row takes updates
     assert mem.variables.get("task", **scope("writer")) == "after the import"
 

@@ -181,7 +181,7 @@ def set_value(writer: Writer, session: str, name: str, value: str, source: str) 
                 updated_at=now,
             )
         )
-    writer.record([(change, None)], source=source, session_id=session or None)
+    _record(writer, session, change, source)
     return _variable(_current(writer, session, name))
 
 
@@ -193,8 +193,15 @@ def delete_value(writer: Writer, session: str, name: str, source: str) -> Variab
         return None
     writer.conn.execute(TABLE.delete().where(TABLE.c.pk == row.pk))
     change = Change("delete", VARIABLES, row.id, name, row.value, None)
-    writer.record([(change, None)], source=source, session_id=session or None)
+    _record(writer, session, change, source)
     return _variable(row)
+
+
+def _record(writer: Writer, session: str, change: Change, source: str) -> None:
+    """The change's event in the variable's own scope: a session's variable is the session's, so its
+    events stay out of the user-wide history and other sessions'."""
+    owner = writer.scoped(writer.scope.within(writer.scope.agent_id, session or None))
+    owner.record([(change, None)], source=source, session_id=session or None)
 
 
 def history(conn: Connection, scope: Scope, session: str, name: str | None) -> list[MemoryEvent]:

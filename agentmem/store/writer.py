@@ -145,13 +145,15 @@ class Writer:
         return [change for change, _reason in batch.events]
 
     def _remove_expired(self, batch: _Batch, layer: str) -> None:
-        """Delete the expired items that hold the keys of items added (one live item per key).
+        """Delete the expired items that hold the keys of items added or edited onto a new key (one
+        live item per key, per exact scope: the live-key index includes the session, so only this
+        scope's rows can conflict and only they are deleted, their events in this scope).
 
         An expired item is no merge candidate: it left the memory when it expired, so saying the same
         again makes a new item (with a fresh ttl). Were it a candidate, the repeat would revive it
         unseen (a ttl counts from the last update) or, past its own date, vanish into an item no read
         shows. It is deleted here, as cleanup would delete it, with its event first."""
-        keys = sorted({row["key"] for row in batch.added})
+        keys = sorted({row["key"] for row in [*batch.added, *batch.edited]})
         if not keys:
             return
         expired = self.expiry.clause(expired=True)
@@ -159,9 +161,11 @@ class Writer:
             select(ITEMS).where(
                 ITEMS.c.user_id == self.scope.user_id,
                 ITEMS.c.agent_id == self.scope.agent_key,
+                ITEMS.c.session_scope == self.scope.session_key,
                 ITEMS.c.layer == layer,
                 ITEMS.c.key.in_(keys),
                 ITEMS.c.valid_to.is_(None),
+                ITEMS.c.id.not_in([row["_id"] for row in batch.edited]),  # an edit keeps its own row
                 expired,
             )
         )
