@@ -27,7 +27,7 @@ from ..errors import InvalidInputError
 from ..layers.changes import Delete
 from ..scope import AGENT_MEMORY_USER, Scope
 from .expiry import Expiry
-from .rows import ITEMS, PENDING, item_from_row
+from .rows import ITEMS, PENDING, item_from_row, owned
 from .sessions import MESSAGES, SESSIONS, delete_session
 from .writer import Writer
 
@@ -92,13 +92,6 @@ def _conditions(cutoff: datetime, expiry: Expiry) -> dict[CleanupKind, tuple[Tab
     }
 
 
-def _owned(table: Table, scope: Scope) -> ColumnElement[bool]:
-    """The rows of ``table`` the scope's owner holds: all of a user's, or one agent's own memory."""
-    if scope.kind == "agent":
-        return and_(table.c.user_id == AGENT_MEMORY_USER, table.c.agent_id == scope.agent_key)
-    return table.c.user_id == scope.user_id
-
-
 def owners_to_clean(
     conn: Connection, kinds: Collection[CleanupKind], cutoff: datetime, expiry: Expiry, user_id: str | None
 ) -> list[Scope]:
@@ -132,15 +125,14 @@ def clean_owner(
     conditions = _conditions(cutoff, expiry)
     counts = dict.fromkeys(CLEANUP_KINDS, 0)
     if "sessions" in kinds:  # before messages: a session's messages go with it, counted as the session
-        stale = select(SESSIONS.c.session_id).where(_owned(SESSIONS, writer.scope), conditions["sessions"][1])
+        stale = select(SESSIONS.c.session_id).where(owned(SESSIONS, writer.scope), conditions["sessions"][1])
         for session_id in list(conn.execute(stale).scalars()):
             delete_session(writer, session_id)
             counts["sessions"] += 1
     if "messages" in kinds:
         counts["messages"] = _delete_messages(conn, user, conditions["messages"][1])
     if "pending" in kinds:
-        owned = _owned(PENDING, writer.scope)
-        deleted = conn.execute(PENDING.delete().where(owned, conditions["pending"][1]))
+        deleted = conn.execute(PENDING.delete().where(owned(PENDING, writer.scope), conditions["pending"][1]))
         counts["pending"] = int(deleted.rowcount or 0)
     for kind, reason in (("closed", "retention"), ("expired", "expired")):
         if kind in kinds:
@@ -172,7 +164,7 @@ def _delete_messages(conn: Connection, user: str, old: ColumnElement[bool]) -> i
 def _delete_items(writer: Writer, condition: ColumnElement[bool], reason: str) -> int:
     """Delete the user's items matching ``condition``, one event each, in each item's own scope."""
     rows = writer.conn.execute(
-        select(ITEMS).where(_owned(ITEMS, writer.scope), condition).order_by(ITEMS.c.pk)
+        select(ITEMS).where(owned(ITEMS, writer.scope), condition).order_by(ITEMS.c.pk)
     )
     groups: dict[tuple[str | None, str | None, str], list[Delete]] = {}
     for item in map(item_from_row, rows):

@@ -94,6 +94,14 @@ def visible(scope: Scope, rows: Any = ITEMS) -> Any:
     )
 
 
+def owned(rows: Any, scope: Scope) -> Any:
+    """The rows of a table that the scope's owner holds (export, erasure, cleanup): all of a user's, or
+    one agent's own memory (the reserved user id and that agent: never a user's)."""
+    if scope.kind == "agent":
+        return and_(rows.c.user_id == scope.user_id, rows.c.agent_id == scope.agent_key)
+    return rows.c.user_id == scope.user_id
+
+
 # The statements every learn runs, built once: building a statement (and its cache key) costs SQLAlchemy
 # several times what executing it does.
 _GENERATION = select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == bindparam("user_id"))

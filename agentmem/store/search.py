@@ -212,7 +212,8 @@ def may_have_words(
 
 
 def _owned(scope: Scope) -> tuple[str, dict[str, str]]:
-    """The condition (and its parameters) on ``agentmem_items`` for the rows of the scope's owner."""
+    """The condition (and its parameters) on ``agentmem_items`` for the rows of the scope's owner, as
+    ``rows.owned`` states it for the Core statements (this module's SQL is text)."""
     if scope.kind == "agent":  # every agent's own memory has the same user_id
         return "user_id = :fts_user AND agent_id = :fts_agent", {
             "fts_user": scope.user_id,

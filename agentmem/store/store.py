@@ -227,11 +227,10 @@ class Store:
         (score, recency, then count when ``by_count``, then id; the best first); the others are read whole.
         ``conn``: read on this connection (see ``context_reader``), not a new one.
         """
-        expiry = self.expiry()
-        if conn is not None:
-            return _context_rows(conn, scope, layers, query, top or {}, expiry)
-        with self.engine.connect() as own:
-            return _context_rows(own, scope, layers, query, top or {}, expiry)
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.context_rows(scope, layers, query, top, conn=own)
+        return _context_rows(conn, scope, layers, query, top or {}, self.expiry())
 
     @contextmanager
     def context_reader(self) -> Iterator[ContextReader]:

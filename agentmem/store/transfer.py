@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Connection, Row, and_, select
+from sqlalchemy import Connection, Row, select
 
 from ..errors import ConflictError, InvalidInputError, ScopeError, SecretError
 from ..layers import Layer
@@ -44,7 +44,7 @@ from .export_format import (
     ExportedVariable,
     RecordKind,
 )
-from .rows import EVENTS, ITEMS, PENDING
+from .rows import EVENTS, ITEMS, PENDING, owned
 from .sessions import MAX_MESSAGE_CHARS, ROLES, checked_content, checked_extra
 from .variables import MAX_VARIABLES, VARIABLES, check_name, checked_value
 from .variables import TABLE as VARIABLE_TABLE
@@ -69,15 +69,6 @@ def _exported(kind: RecordKind, row: Row[Any]) -> dict[str, Any]:
     return record
 
 
-def _owned(kind: RecordKind, scope: Scope) -> Any:
-    """The rows of ``kind`` the scope's owner has: all of a user's, or one agent's own memory (rows of
-    the reserved user id ``""`` and that agent: never a user's)."""
-    tbl = kind.table
-    if scope.kind == "agent":
-        return and_(tbl.c.user_id == AGENT_MEMORY_USER, tbl.c.agent_id == scope.agent_key)
-    return tbl.c.user_id == scope.user_id
-
-
 def _export_rows(
     conn: Connection, scope: Scope, header: Mapping[str, Any], kinds: tuple[RecordKind, ...]
 ) -> dict[str, Any]:
@@ -85,7 +76,7 @@ def _export_rows(
     rows: dict[str, list[Row[Any]]] = {}
     for kind in kinds:
         order = [kind.table.c[column] for column in kind.order]
-        stmt = select(kind.table).where(_owned(kind, scope)).order_by(*order)
+        stmt = select(kind.table).where(owned(kind.table, scope)).order_by(*order)
         rows[kind.name] = list(conn.execute(stmt))
         doc[kind.name] = [_exported(kind, row) for row in rows[kind.name]]
     # A pending extraction's watermark is an event id (of any user); ids change on import, so it leaves
@@ -427,7 +418,7 @@ def import_agent(conn: Connection, scope: Scope, doc: Export) -> int:
     """Store a :func:`parse_agent_export` document as ``scope``'s own memory, which must have none yet,
     with import_user's checks; return the number of items."""
     for kind in AGENT_KINDS:
-        if conn.execute(select(kind.table.c.user_id).where(_owned(kind, scope)).limit(1)).first():
+        if conn.execute(select(kind.table.c.user_id).where(owned(kind.table, scope)).limit(1)).first():
             raise ConflictError(
                 f"agent {scope.agent_id!r} already has its own memory; "
                 "delete_agent_memory first to replace it"
@@ -476,8 +467,8 @@ def delete_agent_memory(conn: Connection, scope: Scope) -> int:
 
 
 def _delete(conn: Connection, scope: Scope, kinds: tuple[RecordKind, ...]) -> int:
-    ids = list(conn.execute(select(ITEMS.c.id).where(_owned(_KIND["items"], scope))).scalars())
+    ids = list(conn.execute(select(ITEMS.c.id).where(owned(ITEMS, scope))).scalars())
     search.unindex_ids(conn, ids)
     for kind in kinds:
-        conn.execute(kind.table.delete().where(_owned(kind, scope)))
+        conn.execute(kind.table.delete().where(owned(kind.table, scope)))
     return len(ids)
