@@ -42,11 +42,11 @@ class Expiry:
 
     def __init__(self, now: datetime, ttls: Mapping[str, timedelta]) -> None:
         self.now = now
-        self._ttls = sorted(ttls.items())
+        self._ttls = dict(sorted(ttls.items()))  # sorted: the SQL built from it is the same each time
 
     def since(self, layer: str) -> datetime:
         """Items of ``layer`` updated at or before this have outlived its ttl (``BEGINNING``: none)."""
-        ttl = dict(self._ttls).get(layer)
+        ttl = self._ttls.get(layer)
         return BEGINNING if ttl is None else before(self.now, ttl)
 
     def one_layer(self, layer: str) -> dict[str, datetime]:
@@ -58,7 +58,7 @@ class Expiry:
         ``layers`` (None: any layer); the values it binds are added to ``params``."""
         params["exp_now"] = self.now
         terms = [f"({prefix}expires_at IS NULL OR {prefix}expires_at > :exp_now)"]
-        for n, (layer, ttl) in enumerate(self._ttls):
+        for n, (layer, ttl) in enumerate(self._ttls.items()):
             if layers is not None and layer not in layers:
                 continue
             params[f"exp_since_{n}"] = before(self.now, ttl)
@@ -73,7 +73,7 @@ class Expiry:
         """The negation of ``live`` for items of any layer (what cleanup removes)."""
         params["exp_now"] = self.now
         terms = [f"{prefix}expires_at <= :exp_now"]
-        for n, (layer, ttl) in enumerate(self._ttls):
+        for n, (layer, ttl) in enumerate(self._ttls.items()):
             params[f"exp_since_{n}"], params[f"exp_layer_{n}"] = before(self.now, ttl), layer
             terms.append(f"({prefix}layer = :exp_layer_{n} AND {prefix}updated_at <= :exp_since_{n})")
         return "(" + " OR ".join(terms) + ")"
