@@ -82,7 +82,7 @@ class DocumentHandle:
         ``session_scoped=True`` keeps the values in the session ``session_id`` only (``None``: as the
         layer's ``LayerConfig(session_scoped=...)`` says); there they win over the user-wide ones.
         """
-        scope = self._write_scope(user_id, agent_id, session_id, session_scoped)  # ids checked there
+        scope = write_scope(self._layer, user_id, agent_id, session_id, session_scoped)  # ids checked there
         schema = self._layer.schema
         schema.check_known(list(fields), self._layer.name)
         values = {
@@ -107,7 +107,7 @@ class DocumentHandle:
         field (policies' ``rules``) goes as a whole; :meth:`withdraw` retracts single elements.
         ``session_scoped=True`` removes them from the session ``session_id``'s own values (as in
         :meth:`update`)."""
-        scope = self._write_scope(user_id, agent_id, session_id, session_scoped)
+        scope = write_scope(self._layer, user_id, agent_id, session_id, session_scoped)
         for field in fields:
             if not isinstance(field, str):
                 raise InvalidInputError(f"field names must be str, not {type(field).__name__}")
@@ -129,17 +129,12 @@ class DocumentHandle:
         An element matches a stored one with the same key: ``withdraw("rules", "never use emojis")``
         retracts the stored "Never use emojis!" too. ``session_scoped``: as in :meth:`remove`.
         """
-        scope = self._write_scope(user_id, agent_id, session_id, session_scoped)
+        scope = write_scope(self._layer, user_id, agent_id, session_id, session_scoped)
         if field not in self._layer.keyed_lists:
             raise InvalidInputError(f"{self._layer.name}.{field} is not a keyed list; use remove({field!r})")
         keys = tuple(self._layer.element_key(field, _clean_text(e, f"{field} element")) for e in elements)
         patch = FieldPatch(values={}, remove=keys)
         return self._writes.apply(scope, [(self._layer.name, patch)], source="manual", session_id=session_id)
-
-    def _write_scope(
-        self, user_id: str | None, agent_id: str | None, session_id: str | None, session_scoped: bool | None
-    ) -> Scope:
-        return write_scope(self._layer, user_id, agent_id, session_id, session_scoped)
 
     def get(
         self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None
