@@ -123,15 +123,11 @@ _EXACT_OPEN = and_(
 # Live: open and not expired. An expired item is no merge candidate (see ``Writer.apply``).
 _EXACT_LAYER = and_(_EXACT_OPEN, ONE_LAYER_LIVE)
 _EXACT_LIVE = select(ITEMS).where(_EXACT_LAYER).order_by(ITEMS.c.pk)
-# The live-key index holds open items only: counting it reads no row (SQLite, without statistics,
-# would rather walk ix_agentmem_items_user and read every row, closed ones too). The expired ones are
-# counted off, each part through an index of its own that holds next to nothing without them.
+# Open items counted through an index of live items only (both backends pick the partial
+# ix_agentmem_items_recent); the expired ones are counted off, each part through an index of its own
+# that holds next to nothing without them.
 _LIVE_COUNT = select(
-    select(func.count())
-    .select_from(ITEMS)
-    .where(_EXACT_OPEN)
-    .with_hint(ITEMS, "INDEXED BY ux_agentmem_items_live_key", "sqlite")
-    .scalar_subquery()
+    select(func.count()).select_from(ITEMS).where(_EXACT_OPEN).scalar_subquery()
     - select(func.count()).select_from(ITEMS).where(_EXACT_OPEN, ONE_LAYER_OUTLIVED).scalar_subquery()
     - select(func.count()).select_from(ITEMS).where(_EXACT_OPEN, ONE_LAYER_PAST_DATE).scalar_subquery()
 )
