@@ -133,13 +133,9 @@ _LIVE_COUNT = select(
 )
 
 
-def exact_live(conn: Connection, scope: Scope, layers: Sequence[str], expiry: Expiry) -> list[MemoryItem]:
-    """Live items of exactly this scope (what merges run against), by layer, each oldest first."""
-    return [
-        item_from_row(r)
-        for layer in layers
-        for r in conn.execute(_EXACT_LIVE, exact_layer(scope, layer, expiry))
-    ]
+def exact_live(conn: Connection, scope: Scope, layer: str, expiry: Expiry) -> list[MemoryItem]:
+    """Live items of ``layer`` in exactly this scope (what merges run against), oldest first."""
+    return [item_from_row(r) for r in conn.execute(_EXACT_LIVE, exact_layer(scope, layer, expiry))]
 
 
 def exact_layer(scope: Scope, layer: str, expiry: Expiry) -> dict[str, Any]:

@@ -172,9 +172,9 @@ class Store:
 
     def live_exact(self, scope: Scope, layers: Sequence[str]) -> dict[str, list[MemoryItem]]:
         """Live items of exactly this scope (what merges run against), by layer."""
+        expiry = self.expiry()
         with self.engine.connect() as conn:
-            items = exact_live(conn, scope, layers, self.expiry())
-        return {layer: [i for i in items if i.layer == layer] for layer in layers}
+            return {layer: exact_live(conn, scope, layer, expiry) for layer in layers}
 
     def recent_ids(self, scope: Scope, layer: str, limit: int) -> list[str]:
         """Ids of the ``limit`` most recently updated live items of ``layer`` in exactly this scope."""

@@ -58,7 +58,7 @@ class Writer:
 
     def live(self, layer: str) -> list[MemoryItem]:
         """The live items of ``layer`` in exactly this scope (what a merge works against)."""
-        return exact_live(self.conn, self.scope, [layer], self.expiry)
+        return exact_live(self.conn, self.scope, layer, self.expiry)
 
     def live_count(self, layer: str) -> int:
         return live_count(self.conn, self.scope, layer, self.expiry)
