@@ -160,8 +160,8 @@ def text_match(conn: Connection, scope: Scope, query: str) -> TextMatch | None:
         queries = [f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))]
         owned, owner_params = _owned(scope)
         # Each pool is the planner's choice by the term's frequency: a rare term's rows through the GIN
-        # index, a common term's by walking the user's newest rows (ix_agentmem_items_user_pk) until
-        # its share is found. Only the pooled rows' vectors are read to be ranked.
+        # index, a common term's by walking the newest rows down the primary key until its share is
+        # found. Only the pooled rows' vectors are read to be ranked.
         pools = " UNION ".join(
             f"SELECT pk FROM (SELECT pk FROM agentmem_items WHERE {owned}"
             f" AND search_vector @@ {q} ORDER BY pk DESC LIMIT {share}) p{n}"
