@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 
 from ..errors import StoreError
 from ..text import normalize, word_set
-from .search import owner_token
+from .search import owner_tag, owner_token, tagged
 from .tables import UtcDateTime
 
 if TYPE_CHECKING:  # alembic is imported only when a database needs a step (it costs ~0.1 s)
@@ -384,6 +384,31 @@ def _v9(op: Operations) -> None:
         step(op)
 
 
+def _v10_owner_tags(op: Operations) -> None:
+    """SQLite's full-text index scoped by tagged words instead of an ``owner`` phrase (see
+    ``search.owner_tag``): the table is made anew with one column, each row's words tagged by the owner
+    token its ``owner`` column held. PostgreSQL's index is unchanged."""
+    conn = op.get_bind()
+    if conn.dialect.name != "sqlite":
+        return
+    rows = conn.exec_driver_sql(f"SELECT rowid, text, owner FROM {FTS_TABLE}").all()
+    op.execute(f"DROP TABLE {FTS_TABLE}")
+    op.execute(
+        f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, tokenize='porter unicode61 remove_diacritics 2')"
+    )
+    if rows:
+        conn.exec_driver_sql(
+            f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (?, ?)",
+            [(pk, tagged(owner_tag(token), text)) for pk, text, token in rows],
+        )
+
+
+def _v10(op: Operations) -> None:
+    """Schema 10, one release's steps in one version."""
+    for step in (_v10_owner_tags,):
+        step(op)
+
+
 class Migration(NamedTuple):
     name: str
     run: Callable[[Operations], None]
@@ -400,6 +425,7 @@ MIGRATIONS: dict[int, Migration] = {
     7: Migration("user generations, so a deleted user stays deleted", _v7_user_generations),
     8: Migration("ranked reads: recency index, and full-text search on PostgreSQL", _v8_ranked_reads),
     9: Migration("word index, memory variables, items that expire, session-scoped memory", _v9),
+    10: Migration("full-text words tagged by owner", _v10),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
