@@ -403,9 +403,17 @@ def _v10_owner_tags(op: Operations) -> None:
         )
 
 
+def _v10_user_pk_index(op: Operations) -> None:
+    """PostgreSQL: a user's rows newest first, which the rank pool walks for a common word (see
+    ``search.text_match``). Without it the walk went down the whole table's primary key, through every
+    newer row of other users. SQLite's pools come from its full-text index alone."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_index("ix_agentmem_items_user_pk", "agentmem_items", ["user_id", "pk"])
+
+
 def _v10(op: Operations) -> None:
     """Schema 10, one release's steps in one version."""
-    for step in (_v10_owner_tags,):
+    for step in (_v10_owner_tags, _v10_user_pk_index):
         step(op)
 
 

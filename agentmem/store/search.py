@@ -178,26 +178,28 @@ def text_match(conn: Connection, scope: Scope, query: str) -> TextMatch | None:
         queries = [f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))]
         owned, owner_params = _owned(scope)
         # Each pool is the planner's choice by the term's frequency: a rare term's rows through the GIN
-        # index, a common term's by walking the newest rows down the primary key until its share is
-        # found. Only the pooled rows' vectors are read to be ranked.
+        # index, a common term's by walking the user's newest rows (``ix_agentmem_items_user_pk``) until
+        # its share is found.
         pools = " UNION ".join(
             f"SELECT pk FROM (SELECT pk FROM agentmem_items WHERE {owned}"
             f" AND search_vector @@ {q} ORDER BY pk DESC LIMIT {share}) p{n}"
             for n, q in enumerate(queries)
         )
-        tsquery = "(" + " || ".join(queries) + ")"
-        hits = (
-            f"SELECT pk, ts_rank(search_vector, {tsquery}) AS rank FROM agentmem_items WHERE pk IN ({pools})"
-        )
+        # The pool's rows are ranked where the statement reads them anyway, joined to their scope:
+        # ranking them in the pool would read each row once more.
         params = {**owner_params, **{f"fts_{n}": term for n, term in enumerate(terms)}}
-    # Computed once per statement however many parts use it (SQLite materializes a CTE used twice).
-    materialized = "" if uses_fts(conn) else "MATERIALIZED "
+        return TextMatch(
+            with_=f"WITH fts_hits AS MATERIALIZED ({pools}) ",  # once, however many parts use it
+            source="fts_hits f JOIN agentmem_items i ON i.pk = f.pk",
+            score=f"ts_rank(i.search_vector, ({' || '.join(queries)}))",
+            unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",
+            params=params,
+        )
     return TextMatch(
-        with_=f"WITH fts_hits AS {materialized}({hits}) ",
+        with_=f"WITH fts_hits AS ({hits}) ",  # SQLite materializes a CTE used twice
         # SQLite would rather walk the scope's index range (every row of a large scope) and probe the
         # pool for each; CROSS JOIN makes it read the pool first, as PostgreSQL's planner does itself.
-        source=("fts_hits f CROSS JOIN" if uses_fts(conn) else "fts_hits f JOIN")
-        + " agentmem_items i ON i.pk = f.pk",
+        source="fts_hits f CROSS JOIN agentmem_items i ON i.pk = f.pk",
         score="f.rank",
         unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",
         params=params,
