@@ -28,7 +28,7 @@ from agentmem.store.migrations import SCHEMA_VERSION
 from agentmem.testing import ScriptedModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
-VERSIONS = [1, 2, 3, 4, 5, 6, 7, 8]
+VERSIONS = [1, 2, 3, 4, 5, 6, 7, 8, 9]
 CASES = [
     pytest.param(
         v, backend, id=f"v{v}-{backend}", marks=[pytest.mark.postgres] if backend == "postgres" else []
@@ -226,3 +226,4 @@ def test_every_fixture_is_older_than_the_current_schema() -> None:
     assert (FIXTURES / "v6.pg.sql").exists()
     assert (FIXTURES / "v7.pg.sql").exists()
     assert (FIXTURES / "v8.pg.sql").exists()
+    assert (FIXTURES / "v9.pg.sql").exists()
