@@ -50,8 +50,8 @@ def load_agents(spec: str, memory: MemoryManager) -> dict[str, Agent]:
         named = None
     else:
         raise ConfigurationError(
-            f"{spec} is a {type(found).__name__}; give a list or dict of Agent, or a function of the memory "
-            "returning one"
+            f"{spec} is of type {type(found).__name__}; give a list or dict of Agent, "
+            "or a function of the memory returning one"
         )
     result: dict[str, Agent] = {}
     for agent in agents:
