@@ -341,9 +341,9 @@ def _keys(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
             "admin" if made.key.admin else f"user {made.key.user_id}" if made.key.user_id else "every user"
         )
         agent = f", as agent {made.key.agent_id}" if made.key.agent_id else ""
-        # The key alone on stdout (KEY=$(agentmem keys create ...)); what it is on stderr.
+        # The key itself last, alone on its line: KEY=$(agentmem keys create ... | tail -n1)
+        print(f"created API key {made.key.id} ({reach}{agent}); it is shown only this once:", file=out)
         print(made.secret, file=out)
-        print(f"created API key {made.key.id} ({reach}{agent}); it is shown only this once", file=sys.stderr)
         return EXIT_OK
     if args.keys_command == "revoke":
         revoked = keys.revoke(args.key_id)

@@ -102,13 +102,13 @@ def test_keys_through_the_cli(db_url: str, capsys: pytest.CaptureFixture[str]) -
 
     assert main(["keys", "create", "--db", db_url, "--user", "alice", "--label", "phone"]) == 0
     created = capsys.readouterr()
-    secret = created.out.strip()
+    note, secret = created.out.splitlines()  # the key last, for KEY=$(agentmem keys create ... | tail -n1)
     assert secret.startswith("am_")
-    assert created.out == secret + "\n"  # the key alone on stdout, for KEY=$(agentmem keys create ...)
-    key_id = created.err.split()[3]
-    assert created.err == f"created API key {key_id} (user alice); it is shown only this once\n"
+    key_id = note.split()[3]
+    assert note == f"created API key {key_id} (user alice); it is shown only this once:"
+    assert created.err == ""
     assert main(["keys", "create", "--db", db_url, "--admin", "--agent", "ops"]) == 0
-    assert "(admin, as agent ops)" in capsys.readouterr().err
+    assert "(admin, as agent ops)" in capsys.readouterr().out
 
     assert main(["keys", "list", "--db", db_url]) == 0
     listing = capsys.readouterr().out

@@ -28,7 +28,7 @@ def test_a_served_process_runs_open_until_a_key_is_created(serve_process: str, d
         [sys.executable, "-m", "agentmem.cli", "keys", "create", "--db", db_url, "--user", "alice"],
         env=env, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
-    key = created.stdout.strip()
+    key = created.stdout.splitlines()[-1]
     refused = httpx.get(f"{serve_process}/v1/me")
     assert refused.status_code == 401
     assert refused.json()["error"]["code"] == "unauthorized"
