@@ -1,15 +1,18 @@
 """The ``agentmem`` command: list users, inspect, export, import and delete their memory, list their
 memory variables; delete what is older than a retention period; back up and restore the whole database;
-run the offline demo; copy the default extraction prompts into a folder to customise them.
+run the offline demo; copy the default extraction prompts into a folder to customise them; run the REST
+server and manage its API keys.
 
 Stdlib ``argparse`` only. Nothing here (or anything it imports) loads litellm, so every command
-starts fast and works without an API key or network.
+starts fast and works without an API key or network; ``serve`` alone imports FastAPI and uvicorn.
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import os
 import re
 import shlex
 import shutil
@@ -27,6 +30,7 @@ from .errors import AgentMemError
 from .manager import MemoryManager
 from .prompts import default_prompts_dir
 from .records import MemoryItem
+from .server.keys import ApiKeys
 from .store.retention import CLEANUP_KINDS, DEFAULT_CLEANUP, CleanupKind
 
 EXIT_OK = 0
@@ -292,6 +296,79 @@ def _prompts_export(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        import uvicorn
+
+        from .server.agents import load_agents
+        from .server.app import create_app
+    except ImportError as exc:
+        raise CliError(
+            f"agentmem serve needs the server extra ({exc.name} is missing): "
+            "pip install 'agentmem-layers[server]'"
+        ) from exc
+    with MemoryManager(db=args.db, model=args.model) as mem:
+        if not ApiKeys(mem).required() and not is_loopback(args.host):
+            print(
+                f"error: refusing to bind to {args.host}: no API key exists yet, so every request would be "
+                "served as admin. Create one first (agentmem keys create --admin), or bind to 127.0.0.1.",
+                file=sys.stderr,
+            )
+            return EXIT_REFUSED
+        if args.agents is not None and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # --agents names a module of the project it is started in
+        agents = load_agents(args.agents, mem) if args.agents is not None else None
+        app = create_app(mem, agents=agents, inspector_writes=args.inspector_writes)
+        uvicorn.run(app, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def _keys(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
+    keys = ApiKeys(mem)
+    if args.keys_command == "create":
+        made = keys.create(user_id=args.user, agent_id=args.agent, admin=args.admin, label=args.label)
+        reach = (
+            "admin" if made.key.admin else f"user {made.key.user_id}" if made.key.user_id else "every user"
+        )
+        agent = f", as agent {made.key.agent_id}" if made.key.agent_id else ""
+        # The key itself last, alone on its line: KEY=$(agentmem keys create ... | tail -n1)
+        print(f"created API key {made.key.id} ({reach}{agent}); it is shown only this once:", file=out)
+        print(made.secret, file=out)
+        return EXIT_OK
+    if args.keys_command == "revoke":
+        revoked = keys.revoke(args.key_id)
+        print(f"revoked API key {revoked.id}", file=out)
+        return EXIT_OK
+    found = keys.list()
+    if not found:
+        print("no API keys (the server runs open, on loopback only)", file=out)
+        return EXIT_OK
+    rows = [
+        [
+            k.id,
+            "admin" if k.admin else k.user_id or "every user",
+            k.agent_id or "-",
+            k.label or "-",
+            f"{k.created_at:%Y-%m-%d %H:%M:%S}",
+            "-" if k.revoked_at is None else f"{k.revoked_at:%Y-%m-%d %H:%M:%S}",
+        ]
+        for k in found
+    ]
+    headers = ["id", "reaches", "agent", "label", "created (UTC)", "revoked (UTC)"]
+    print("\n".join([f"API keys ({len(found)})", *format_table(headers, rows)]), file=out)
+    return EXIT_OK
+
+
 # ---- parser and entry point ------------------------------------------------------------------
 
 
@@ -320,6 +397,13 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(**{_UNITS[found[2]]: int(found[1])})
     except OverflowError:
         raise argparse.ArgumentTypeError(f"{text!r} is longer than any date goes back") from None
+
+
+def _port(text: str) -> int:
+    value = _non_negative_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value
 
 
 def _kinds(text: str) -> list[CleanupKind]:
@@ -445,6 +529,38 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a fresh ./agentmem-demo.db, recreated on every run)",
     )
 
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the REST server and web inspector (needs the server extra)",
+        description="Serve the memory over HTTP: /v1 routes, /inspector, /docs. Until an API key exists "
+        "the server runs open (every request is admin) and binds to loopback only.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="the address to bind to (default: 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=8000, help="the port (default: 8000)")
+    serve.add_argument(
+        "--model", metavar="MODEL", help="litellm model id for extraction (default: the offline extractor)"
+    )
+    serve.add_argument(
+        "--agents", metavar="MODULE:ATTR", help="the agents to serve runs for, e.g. myapp.agents:agents"
+    )
+    serve.add_argument("--inspector-writes", action="store_true", help="let the web inspector change memory")
+
+    keys = sub.add_parser("keys", help="create, list and revoke the REST server's API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = keys_sub.add_parser(
+        "create", parents=[common], help="create a key and print it (only this once; only its hash is kept)"
+    )
+    create.add_argument("--user", metavar="U", help="the key reaches only this user")
+    create.add_argument("--agent", metavar="A", help="the key acts only as this agent")
+    create.add_argument(
+        "--admin", action="store_true", help="the key reaches every user and the admin routes"
+    )
+    create.add_argument("--label", metavar="L", help="a note for the key list, e.g. who holds it")
+    keys_sub.add_parser("list", parents=[common], help="list the keys (never their secrets)")
+    revoke = keys_sub.add_parser("revoke", parents=[common], help="revoke a key for good")
+    revoke.add_argument("key_id", metavar="ID", help="the key's id, as keys list shows it")
+
     prompts = sub.add_parser("prompts", help="work with the extraction prompt templates")
     prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="ACTION", required=True)
     prompts_export = prompts_sub.add_parser(
@@ -473,6 +589,8 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args, out)
         if args.command == "prompts":  # no database needed
             return _prompts_export(args, out)
+        if args.command == "serve":  # its own MemoryManager, with the model
+            return _serve(args, out)
         handlers = {
             "show": _show,
             "variables": _variables,
@@ -485,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             "backup": _backup,
             "restore": _restore,
             "cleanup": _cleanup,
+            "keys": _keys,
         }
         with MemoryManager(db=args.db) as mem:
             return handlers[args.command](mem, args, out)

@@ -27,7 +27,7 @@ from agentmem.extraction.learner import ERASED
 from agentmem.scope import Scope
 from agentmem.store import Store
 from agentmem.store.migrations import FTS_TABLE
-from agentmem.store.search import owner_token
+from agentmem.store.search import owner_tag, owner_token
 from agentmem.testing import ScriptedModel, ToolCall
 
 USER = "sarah"
@@ -65,8 +65,10 @@ def leftovers(mem: MemoryManager, user_id: str) -> dict[str, int]:
                 if rows:
                     found[name] = len(rows)
         if FTS_TABLE in tables:
+            # The user's rows of the index: those with a word under the user's tag (a prefix query).
+            tag = owner_tag(owner_token(user_id))
             fts = conn.exec_driver_sql(
-                f"SELECT count(*) FROM {FTS_TABLE} WHERE owner = ?", (owner_token(user_id),)
+                f"SELECT count(*) FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?", (f'"{tag}"*',)
             ).scalar()
             if fts:
                 found[FTS_TABLE] = int(fts)

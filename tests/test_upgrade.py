@@ -24,6 +24,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 from agentmem import ExtractionError, MemoryManager
+from agentmem.server.keys import ApiKeys
 from agentmem.store.migrations import SCHEMA_VERSION
 from agentmem.testing import ScriptedModel
 
@@ -192,6 +193,10 @@ def test_an_old_database_is_opened_used_and_exported(
     # ...keeps memory variables (schema 9), with their history, in an old database...
     mem.variables.set("current_task", "book a GP visit", user_id="sam", session_id="s9")
     assert mem.variables.values(user_id="sam", session_id="s9") == {"current_task": "book a GP visit"}
+
+    # ...takes the REST server's API keys (schema 10)...
+    made = ApiKeys(mem).create(user_id="sam", label="upgraded")
+    assert ApiKeys(mem).find(made.secret) == made.key
 
     # ...keeps a failed extraction as pending (an ExtractionError, not a database error)...
     failing = MemoryManager(db=url, model=ScriptedModel(lambda _m: NEVER_VALID), max_retries=0)

@@ -194,4 +194,5 @@ KINDS = (
 TABLES_LEFT_OUT = {
     "agentmem_meta": "the database's schema version: no user's data",
     "agentmem_generations": "a random token that stops writes begun before a delete_user: no user's data",
+    "agentmem_api_keys": "the REST server's credentials, not memory; a user's own are erased with the user",
 }

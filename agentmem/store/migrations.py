@@ -411,9 +411,26 @@ def _v10_user_pk_index(op: Operations) -> None:
         op.create_index("ix_agentmem_items_user_pk", "agentmem_items", ["user_id", "pk"])
 
 
+def _v10_api_keys(op: Operations) -> None:
+    """The REST server's API keys: the SHA-256 of each secret (never the secret), what it is bound to
+    (a user, an agent, or admin), and when it was created and revoked."""
+    op.create_table(
+        "agentmem_api_keys",
+        sa.Column("id", sa.String(40), primary_key=True),
+        sa.Column("hash", sa.String(64), nullable=False, unique=True),
+        _id("user_id", nullable=True),
+        _id("agent_id", nullable=True),
+        sa.Column("admin", sa.Boolean, nullable=False),
+        sa.Column("label", sa.String(200), nullable=True),
+        _time("created_at"),
+        _time("revoked_at", nullable=True),
+    )
+    op.create_index("ix_agentmem_api_keys_user_id", "agentmem_api_keys", ["user_id"])
+
+
 def _v10(op: Operations) -> None:
     """Schema 10, one release's steps in one version."""
-    for step in (_v10_owner_tags, _v10_user_pk_index):
+    for step in (_v10_owner_tags, _v10_user_pk_index, _v10_api_keys):
         step(op)
 
 
@@ -433,7 +450,7 @@ MIGRATIONS: dict[int, Migration] = {
     7: Migration("user generations, so a deleted user stays deleted", _v7_user_generations),
     8: Migration("ranked reads: recency index, and full-text search on PostgreSQL", _v8_ranked_reads),
     9: Migration("word index, memory variables, items that expire, session-scoped memory", _v9),
-    10: Migration("full-text words tagged by owner", _v10),
+    10: Migration("full-text words tagged by owner, the rank pools' index, API keys", _v10),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -238,6 +238,23 @@ class GenerationRow(SQLModel, table=True):
     token: str = Field(max_length=32)
 
 
+class ApiKeyRow(SQLModel, table=True):
+    """A key of the REST server (v10): only the SHA-256 of its secret is stored (see store/keys.py).
+    ``admin`` reaches every user and the admin routes; ``user_id`` binds the key to one user,
+    ``agent_id`` to one agent. A revoked key keeps its row (the list shows it) but opens nothing."""
+
+    __tablename__ = "agentmem_api_keys"
+
+    id: str = Field(primary_key=True, max_length=40)
+    hash: str = Field(max_length=64, unique=True)
+    user_id: str | None = Field(default=None, max_length=255, index=True)
+    agent_id: str | None = Field(default=None, max_length=255)
+    admin: bool
+    label: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
 class MetaRow(SQLModel, table=True):
     __tablename__ = "agentmem_meta"
 

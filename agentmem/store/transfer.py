@@ -29,7 +29,7 @@ from ..layers.schema import check_value
 from ..scope import AGENT_MEMORY_USER, Scope, check_id
 from ..secret_filter import find_secret_in, redact
 from ..validation import MAX_DEPTH, checked_json
-from . import search
+from . import keys, search
 from .export_format import (
     FORMAT,
     KINDS,
@@ -459,6 +459,8 @@ def _import(conn: Connection, doc: Export, scope: Scope) -> int:
 
 
 def delete_user(conn: Connection, user_id: str) -> int:
+    # The REST server's keys bound to the user name them: erased with the rest (no export holds keys).
+    keys.delete_user_keys(conn, user_id)
     return _delete(conn, Scope.of(user_id), KINDS)
 
 

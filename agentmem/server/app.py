@@ -1,0 +1,97 @@
+"""The FastAPI app of ``agentmem serve``: versioned routes under ``/v1``, the inspector at ``/inspector``,
+``/healthz``, OpenAPI at ``/openapi.json`` and interactive docs at ``/docs``.
+
+Every answer that is not a success is the JSON error of ``server.errors``; bodies are limited in size
+(``server.limits``); keys are checked by the ``server.auth`` dependencies each router declares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import __version__
+from ..agent import Agent
+from ..errors import AgentMemError, ConfigurationError
+from ..manager import MemoryManager
+from ..store.migrations import stored_version
+from . import errors
+from .auth import principal
+from .deps import Memory, Settings
+from .inspector import router as inspector_router
+from .keys import ApiKeys
+from .limits import BodySizeLimit
+from .routes import keys, runs, sessions, users
+from .routes import memory as memory_routes
+
+DEFAULT_MAX_BODY_BYTES = 1_000_000
+
+
+def create_app(
+    memory: MemoryManager,
+    *,
+    agents: Mapping[str, Agent] | None = None,
+    inspector_writes: bool = False,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The REST server over ``memory``.
+
+    Args:
+        memory: the memory served; the server's API keys live in its database.
+        agents: the agents ``POST /v1/agents/{agent_id}/runs`` runs, by agent id.
+        inspector_writes: let the web inspector change memory (CSRF-protected); read-only otherwise.
+        max_body_bytes: the largest request body accepted (larger: 413).
+
+    Returns:
+        The app; run it with any ASGI server (``agentmem serve`` uses uvicorn).
+    """
+    if not isinstance(memory, MemoryManager):
+        raise ConfigurationError(f"create_app needs a MemoryManager, not {type(memory).__name__}")
+    if not isinstance(max_body_bytes, int) or isinstance(max_body_bytes, bool) or max_body_bytes < 1:
+        raise ConfigurationError(f"max_body_bytes must be an int >= 1, got {max_body_bytes!r}")
+    served = dict(agents or {})
+    for agent_id, agent in served.items():
+        if not isinstance(agent, Agent) or agent.agent_id != agent_id:
+            raise ConfigurationError(
+                f"agents must map each agent's agent_id to the Agent; {agent_id!r} does not"
+            )
+    app = FastAPI(
+        title="agentmem",
+        version=__version__,
+        description="Layered long-term memory of users for LLM agents, over HTTP. Keys: "
+        "`Authorization: Bearer am_...` or `X-API-Key: am_...`.",
+    )
+    app.state.memory = memory
+    app.state.agents = served
+    app.state.settings = Settings(inspector_writes=inspector_writes, max_body_bytes=max_body_bytes)
+    app.state.keys = ApiKeys(memory)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+
+    # Every /v1 and /inspector route needs a valid key (or open mode): a router-level dependency, so a
+    # route added later cannot forget it. Routes take the caller again (cached per request) to use it.
+    keyed = [Depends(principal)]
+    v1 = APIRouter(prefix="/v1", dependencies=keyed)
+    v1.include_router(memory_routes.router, tags=["memory"])
+    v1.include_router(sessions.router, tags=["sessions"])
+    v1.include_router(users.router, tags=["users"])
+    v1.include_router(runs.router, tags=["runs"])
+    v1.include_router(keys.router, tags=["keys"])
+    app.include_router(v1)
+    app.include_router(inspector_router, prefix="/inspector", dependencies=keyed, include_in_schema=False)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"], summary="Is the server up?")
+    return app
+
+
+def healthz(mem: Memory) -> dict[str, Any]:
+    """``{"status": "ok", "schema_version": N}`` while the database answers; 503 ``store_unavailable``
+    otherwise. No key needed: it tells nothing about anyone's memory."""
+    try:
+        with mem._store.engine.connect() as conn:
+            version = stored_version(conn)
+    except (AgentMemError, SQLAlchemyError) as exc:
+        raise errors.ApiError(503, "store_unavailable", "the database does not answer") from exc
+    return {"status": "ok", "schema_version": version}

@@ -1,0 +1,81 @@
+"""The caller's own key (``GET /v1/me``) and, for admin keys, the server's keys: create (the key is in
+the answer this once), list (never a secret), revoke. Non-admin keys get 404 on the admin routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from ..auth import Admin, Caller
+from ..deps import Keys
+from ..keys import ApiKey
+
+router = APIRouter()
+
+
+class Me(BaseModel):
+    """What the request's key reaches."""
+
+    key_id: str | None = Field(description="The key's id; null in open mode (no key exists yet).")
+    user_id: str | None = Field(description="The only user the key reaches; null: every user.")
+    agent_id: str | None = Field(description="The only agent the key acts as; null: any.")
+    admin: bool = Field(description="Reaches every user and the admin routes.")
+
+
+class KeyOut(BaseModel):
+    """A stored key, without its secret."""
+
+    id: str
+    user_id: str | None
+    agent_id: str | None
+    admin: bool
+    label: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyOut:
+        return cls(
+            id=key.id, user_id=key.user_id, agent_id=key.agent_id, admin=key.admin, label=key.label,
+            created_at=key.created_at, revoked_at=key.revoked_at,
+        )  # fmt: skip
+
+
+class NewKeyOut(KeyOut):
+    key: str = Field(description="The key itself: shown only in this answer; only its hash is stored.")
+
+
+class KeyIn(BaseModel):
+    """A key to create: admin, or bound to a user, an agent, or both."""
+
+    user_id: str | None = Field(default=None, description="The only user the key will reach.")
+    agent_id: str | None = Field(default=None, description="The only agent the key will act as.")
+    admin: bool = Field(default=False, description="Reach every user and the admin routes.")
+    label: str | None = Field(default=None, max_length=200, description="A note, e.g. who holds the key.")
+
+
+class KeyList(BaseModel):
+    keys: list[KeyOut]
+
+
+@router.get("/me", summary="What this request's key reaches")
+def me(who: Caller) -> Me:
+    return Me(key_id=who.key_id, user_id=who.user_id, agent_id=who.agent_id, admin=who.admin)
+
+
+@router.post("/keys", status_code=201, summary="Create an API key (admin)")
+def create_key(body: KeyIn, _admin: Admin, keys: Keys) -> NewKeyOut:
+    made = keys.create(user_id=body.user_id, agent_id=body.agent_id, admin=body.admin, label=body.label)
+    return NewKeyOut(**KeyOut.of(made.key).model_dump(), key=made.secret)
+
+
+@router.get("/keys", summary="List the API keys, never their secrets (admin)")
+def list_keys(_admin: Admin, keys: Keys) -> KeyList:
+    return KeyList(keys=[KeyOut.of(key) for key in keys.list()])
+
+
+@router.delete("/keys/{key_id}", summary="Revoke an API key for good (admin)")
+def revoke_key(key_id: str, _admin: Admin, keys: Keys) -> KeyOut:
+    return KeyOut.of(keys.revoke(key_id))
