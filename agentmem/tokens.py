@@ -26,6 +26,7 @@ _CL100K_PATTERN = (
     r"""\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
 _lock = threading.Lock()
+_REMEMBERED_COUNTS = 16_384
 
 
 def estimate_tokens(text: str) -> int:
@@ -75,7 +76,18 @@ def default_counter() -> TokenCounter:
     if encoding is None:
         return estimate_tokens
 
+    # Every compile counts the same stored lines again; a count is remembered by the text's hash (no
+    # memory content is kept; a collision, about 1 in 10^11 here, would only misjudge one line's size).
+    counts: dict[int, int] = {}
+
     def count(text: str) -> int:
-        return len(encoding.encode_ordinary(text))
+        key = hash(text)
+        found = counts.get(key)
+        if found is None:
+            found = len(encoding.encode_ordinary(text))
+            if len(counts) >= _REMEMBERED_COUNTS:
+                counts.clear()
+            counts[key] = found
+        return found
 
     return count

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Row, Select, String, and_, bindparam, func, select, union
+from sqlalchemy import Connection, Row, Select, String, and_, bindparam, func, or_, select, union
 from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.operators import custom_op
 
@@ -162,6 +162,29 @@ def exact_layer(scope: Scope, layer: str, expiry: Expiry) -> dict[str, Any]:
         "scope_layer": layer,
         **expiry.one_layer(layer),
     }
+
+
+# Open but expired items of given keys (an edit keeps its own row, so ``kept`` ids are left out): the
+# negation of ONE_LAYER_LIVE, built once like the other statements every learn runs.
+_EXPIRED_OF_KEYS = (
+    select(ITEMS)
+    .where(
+        _EXACT_OPEN,
+        ITEMS.c.key.in_(bindparam("keys", expanding=True)),
+        ITEMS.c.id.not_in(bindparam("kept", expanding=True)),
+        or_(ONE_LAYER_OUTLIVED, ONE_LAYER_PAST_DATE),
+    )
+    .order_by(ITEMS.c.pk)
+)
+
+
+def expired_of_keys(
+    conn: Connection, scope: Scope, layer: str, expiry: Expiry, keys: Collection[str], kept: Collection[str]
+) -> list[MemoryItem]:
+    """Open items of ``layer`` in exactly this scope that hold one of ``keys`` but have expired, except
+    the ``kept`` ids."""
+    params = {**exact_layer(scope, layer, expiry), "keys": sorted(keys), "kept": sorted(kept)}
+    return [item_from_row(r) for r in conn.execute(_EXPIRED_OF_KEYS, params)]
 
 
 def live_count(conn: Connection, scope: Scope, layer: str, expiry: Expiry) -> int:

@@ -24,6 +24,7 @@ from .rows import (
     PENDING,
     exact_live,
     exact_matching,
+    expired_of_keys,
     generation_of,
     is_learned,
     item_from_row,
@@ -156,20 +157,8 @@ class Writer:
         keys = sorted({row["key"] for row in [*batch.added, *batch.edited]})
         if not keys:
             return
-        expired = self.expiry.clause(expired=True)
-        rows = self.conn.execute(
-            select(ITEMS).where(
-                ITEMS.c.user_id == self.scope.user_id,
-                ITEMS.c.agent_id == self.scope.agent_key,
-                ITEMS.c.session_scope == self.scope.session_key,
-                ITEMS.c.layer == layer,
-                ITEMS.c.key.in_(keys),
-                ITEMS.c.valid_to.is_(None),
-                ITEMS.c.id.not_in([row["_id"] for row in batch.edited]),  # an edit keeps its own row
-                expired,
-            )
-        )
-        gone = [item_from_row(r) for r in rows]
+        kept = [row["_id"] for row in batch.edited]
+        gone = expired_of_keys(self.conn, self.scope, layer, self.expiry, keys, kept)
         batch.deleted[:0] = [item.id for item in gone]
         batch.events[:0] = [
             (Change("delete", item.layer, item.id, item.key, item.value, None), "expired") for item in gone
