@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..agent_memory import generalised
@@ -188,27 +189,32 @@ class Learner:
         items, or, where the layer bounds them (``Layer.prompt_items``), the most relevant to what the
         user said plus the most recent ones, read through the index without reading the others. Each
         layer's come from where its changes go."""
-        whole: dict[str, list[MemoryItem]] = {}
-        for scope in dict.fromkeys(scopes.values()):
-            small = [
-                layer.name
-                for layer in self.layers
-                if layer.prompt_items is None and scopes[layer.name] == scope
-            ]
-            whole |= self.store.live_exact(scope, small) if small else {}
         said = " ".join(t["content"] for t in turns if t["role"] == "user")
-        return {
-            layer.name: whole[layer.name]
-            if layer.prompt_items is None
-            else self._bounded(scopes[layer.name], layer.name, layer.prompt_items, said)
-            for layer in self.layers
-        }
+        with self.store.reading() as conn:  # one connection and snapshot for all of the prompt's reads
+            whole: dict[str, list[MemoryItem]] = {}
+            for scope in dict.fromkeys(scopes.values()):
+                small = [
+                    layer.name
+                    for layer in self.layers
+                    if layer.prompt_items is None and scopes[layer.name] == scope
+                ]
+                whole |= self.store.live_exact(scope, small, conn=conn) if small else {}
+            return {
+                layer.name: whole[layer.name]
+                if layer.prompt_items is None
+                else self._bounded(conn, scopes[layer.name], layer.name, layer.prompt_items, said)
+                for layer in self.layers
+            }
 
-    def _bounded(self, scope: Scope, layer: str, limit: int, said: str) -> list[MemoryItem]:
-        keep = self.store.recent_ids(scope, layer, limit + 1)  # newest first
+    def _bounded(self, conn: Connection, scope: Scope, layer: str, limit: int, said: str) -> list[MemoryItem]:
+        keep = self.store.recent_ids(scope, layer, limit + 1, conn=conn)  # newest first
         if len(keep) > limit:  # more than the prompt shows: the relevant ones first, then the newest
             relevant = int(limit * RELEVANCE_SHARE)
-            hits = self.store.search(scope, said[:2000], [layer], relevant) if said and relevant else []
+            hits = (
+                self.store.search(scope, said[:2000], [layer], relevant, conn=conn)
+                if said and relevant
+                else []
+            )
             chosen = [
                 hit.item.id
                 for hit in hits
@@ -216,7 +222,7 @@ class Learner:
                 and (hit.item.session_scope or "") == scope.session_key
             ]
             keep = list(dict.fromkeys([*chosen, *keep]))[:limit]
-        return self.store.live_ids(scope, layer, keep)
+        return self.store.live_ids(scope, layer, keep, conn=conn)
 
     def _request(
         self,

@@ -170,23 +170,39 @@ class Store:
         with self.engine.connect() as conn:
             return [item_from_row(r) for r in conn.execute(stmt)]
 
-    def live_exact(self, scope: Scope, layers: Sequence[str]) -> dict[str, list[MemoryItem]]:
+    @contextmanager
+    def reading(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """A connection for reads: ``conn`` when given, else a new one. Several reads on one connection
+        (the ``conn`` of the read methods) check out and begin once, and see one snapshot."""
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.connect() as own:
+            yield own
+
+    def live_exact(
+        self, scope: Scope, layers: Sequence[str], *, conn: Connection | None = None
+    ) -> dict[str, list[MemoryItem]]:
         """Live items of exactly this scope (what merges run against), by layer."""
         expiry = self.expiry()
-        with self.engine.connect() as conn:
-            return {layer: exact_live(conn, scope, layer, expiry) for layer in layers}
+        with self.reading(conn) as c:
+            return {layer: exact_live(c, scope, layer, expiry) for layer in layers}
 
-    def recent_ids(self, scope: Scope, layer: str, limit: int) -> list[str]:
+    def recent_ids(
+        self, scope: Scope, layer: str, limit: int, *, conn: Connection | None = None
+    ) -> list[str]:
         """Ids of the ``limit`` most recently updated live items of ``layer`` in exactly this scope."""
-        with self.engine.connect() as conn:
-            return recent_ids(conn, scope, layer, limit, self.expiry())
+        with self.reading(conn) as c:
+            return recent_ids(c, scope, layer, limit, self.expiry())
 
-    def live_ids(self, scope: Scope, layer: str, ids: Sequence[str]) -> list[MemoryItem]:
+    def live_ids(
+        self, scope: Scope, layer: str, ids: Sequence[str], *, conn: Connection | None = None
+    ) -> list[MemoryItem]:
         """The live items of ``layer`` in exactly this scope among ``ids``, oldest first."""
         if not ids:
             return []
-        with self.engine.connect() as conn:
-            return exact_matching(conn, scope, layer, self.expiry(), ids=ids)
+        with self.reading(conn) as c:
+            return exact_matching(c, scope, layer, self.expiry(), ids=ids)
 
     def agents(self, scope: Scope) -> list[str]:
         """Agents with live private items of the scope's user."""
@@ -227,22 +243,22 @@ class Store:
         (score, recency, then count when ``by_count``, then id; the best first); the others are read whole.
         ``conn``: read on this connection (see ``context_reader``), not a new one.
         """
-        if conn is None:
-            with self.engine.connect() as own:
-                return self.context_rows(scope, layers, query, top, conn=own)
-        return _context_rows(conn, scope, layers, query, top or {}, self.expiry())
+        with self.reading(conn) as c:
+            return _context_rows(c, scope, layers, query, top or {}, self.expiry())
 
     @contextmanager
     def context_reader(self) -> Iterator[ContextReader]:
         """``context_rows`` for several scopes on one connection: one compile of a user's memory and
         an agent's own memory reads them in one transaction, and opens one connection."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             yield lambda scope, layers, query, top: self.context_rows(scope, layers, query, top, conn=conn)
 
-    def search(self, scope: Scope, query: str, layers: Sequence[str], limit: int) -> list[SearchHit]:
+    def search(
+        self, scope: Scope, query: str, layers: Sequence[str], limit: int, *, conn: Connection | None = None
+    ) -> list[SearchHit]:
         if not layers:  # an empty IN () is not SQL everywhere
             return []
-        with self.engine.connect() as conn:
+        with self.reading(conn) as conn:
             ranked = RankedRead(conn, scope, query, self.expiry())
             match = ranked.match
             if match is None:
