@@ -13,6 +13,7 @@ from sqlalchemy import event
 from agentmem.layers.changes import Add, Delete, Expire, NewItem, Op, Supersede, Update
 from agentmem.scope import Scope
 from agentmem.store import Store
+from agentmem.store.search import owner_tag, owner_token, tagged
 
 SCOPE = Scope("ada")
 LAYER = "knowledge"
@@ -127,7 +128,8 @@ def test_the_sqlite_text_index_holds_one_row_per_stored_item_with_its_current_te
         indexed = conn.exec_driver_sql("SELECT rowid, text FROM agentmem_items_fts ORDER BY rowid").all()
         stored = conn.exec_driver_sql("SELECT pk, text FROM agentmem_items ORDER BY pk").all()
     store.close()
-    assert [tuple(r) for r in indexed] == [tuple(r) for r in stored]
+    tag = owner_tag(owner_token(SCOPE.owner))  # the index holds each text's words under its owner's tag
+    assert [tuple(r) for r in indexed] == [(pk, tagged(tag, text)) for pk, text in stored]
     assert {r[1] for r in stored} == {"likes coffee", "owns a cat", "collects stamps"}
 
 

@@ -217,29 +217,49 @@ def exact_matching(
     text that may have a word of each group of one of ``similar`` (see ``search.may_have_words``), or
     among the ``first[1]`` in the order of the columns ``first[0]``. One query, each of its conditions
     served by an index, which reads into Python only those rows."""
-    # Each way in is a SELECT of pks served by its own index; the rows are then read by pk. (One OR over
-    # the conditions would have the database walk the whole scope, testing each row.)
+    params = exact_layer(scope, layer, expiry)
+    probe = search.may_have_words(conn, scope, similar) if similar else None
+    if probe is not None:
+        params.update(probe.params)
+    if keys:
+        params["keys"] = sorted(keys)
+    if ids:
+        params["ids"] = sorted(ids)
+    head = None
+    if first is not None and first[1] > 0:
+        head, params["first"] = tuple(first[0]), first[1]
+    if not (keys or ids or probe or head):
+        return []
+    stmt = _matching(conn.dialect.name, bool(keys), bool(ids), probe.shape if probe else None, head)
+    return [item_from_row(r) for r in conn.execute(stmt, params)]
+
+
+@cache
+def _matching(
+    dialect: str, keys: bool, ids: bool, probe: str | tuple[int, ...] | None, head: tuple[str, ...] | None
+) -> Select[Any]:
+    """``exact_matching``'s statement for one shape of its arguments, built once (building it cost
+    more than running it). Each way in is a SELECT of pks served by its own index; the rows are then
+    read by pk. (One OR over the conditions would have the database walk the whole scope.)"""
     wanted: list[Select[Any]] = []
     if keys:
-        wanted.append(select(ITEMS.c.pk).where(_EXACT_LAYER, ITEMS.c.key.in_(sorted(keys))))
+        wanted.append(
+            select(ITEMS.c.pk).where(_EXACT_LAYER, ITEMS.c.key.in_(bindparam("keys", expanding=True)))
+        )
     if ids:
-        wanted.append(select(ITEMS.c.pk).where(ITEMS.c.id.in_(sorted(ids))))
-    if similar:
-        wanted.append(search.may_have_words(conn, scope, similar, ITEMS.c.pk))
-    if first is not None and first[1] > 0:
-        columns, n = first
-        head = select(ITEMS.c.pk).where(_EXACT_LAYER).order_by(*sort_key(conn.dialect.name, columns)).limit(n)
-        wanted.append(select(head.subquery().c.pk))
-    if not wanted:
-        return []
+        wanted.append(select(ITEMS.c.pk).where(ITEMS.c.id.in_(bindparam("ids", expanding=True))))
+    if probe is not None:
+        wanted.append(search.word_probe_pks(probe, ITEMS.c.pk))
+    if head is not None:
+        first = (
+            select(ITEMS.c.pk)
+            .where(_EXACT_LAYER)
+            .order_by(*sort_key(dialect, head))
+            .limit(bindparam("first"))
+        )
+        wanted.append(select(first.subquery().c.pk))
     pks = wanted[0] if len(wanted) == 1 else union(*wanted)
-    stmt = (
-        select(ITEMS)
-        .where(_PICKED.get(conn.dialect.name, _EXACT_LAYER), ITEMS.c.pk.in_(pks))
-        .order_by(ITEMS.c.pk)
-    )
-    rows = conn.execute(stmt, exact_layer(scope, layer, expiry))
-    return [item_from_row(r) for r in rows]
+    return select(ITEMS).where(_PICKED.get(dialect, _EXACT_LAYER), ITEMS.c.pk.in_(pks)).order_by(ITEMS.c.pk)
 
 
 def recent_ids(conn: Connection, scope: Scope, layer: str, limit: int, expiry: Expiry) -> list[str]:

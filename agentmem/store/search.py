@@ -31,7 +31,6 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
-    cast,
     column,
     literal_column,
     or_,
@@ -206,12 +205,18 @@ def text_match(conn: Connection, scope: Scope, query: str) -> TextMatch | None:
     )
 
 
-def may_have_words(
-    conn: Connection, scope: Scope, probes: Sequence[Sequence[Sequence[str]]], pk: Any
-) -> Select[Any]:
-    """A SELECT of the pks of the scope owner's items that includes every item whose text, as
-    ``text.words`` splits it, has a word of each group of one of ``probes`` (and some others: the
-    caller checks).
+class WordProbe(NamedTuple):
+    """``may_have_words`` as a statement's shape and its values: statements of one shape are built
+    once (see ``rows.exact_matching``). ``shape``: ``"fts"`` (SQLite: one MATCH of ``probe``),
+    ``"all"`` (every row of the owner) or, on PostgreSQL, the number of word groups of each probe."""
+
+    shape: str | tuple[int, ...]
+    params: dict[str, Any]
+
+
+def may_have_words(conn: Connection, scope: Scope, probes: Sequence[Sequence[Sequence[str]]]) -> WordProbe:
+    """A probe for the scope owner's items whose text, as ``text.words`` splits it, has a word of each
+    group of one of ``probes`` (and some others: the caller checks); ``word_probe_pks`` makes its SQL.
 
     Served by each backend's word index (see ``index_items``): SQLite looks each word up as the phrase
     its tokenizer makes of it (so "c++" as "c", which every text having "c++" has too); PostgreSQL
@@ -219,22 +224,36 @@ def may_have_words(
     (most rows have it), so it is left out while a probe has other groups.
     """
     found = [[g for g in groups if not STOP_WORDS.intersection(g)] or list(groups[:1]) for groups in probes]
-    items = pk.table
     if not uses_fts(conn):
-        words = literal_column(f"{items.name}.words", _WORDS.type)  # not a model column (see index_items)
-        matching = (and_(*(words.overlap(cast(sorted(g), _WORDS.type)) for g in groups)) for groups in found)
-        return select(pk).where(items.c.user_id == scope.user_id, or_(*matching))
+        params = {f"probe_{i}_{j}": sorted(g) for i, groups in enumerate(found) for j, g in enumerate(groups)}
+        return WordProbe(tuple(len(groups) for groups in found), params)
     # A word of only "_", "+" or "#" makes no token to look up: its group rules nothing out.
     found = [[g for g in groups if all(map(_HAS_TOKEN.search, g))] for groups in found]
     if not all(found):
-        return select(pk).where(items.c.user_id == scope.user_id)
+        return WordProbe("all", {})
     tag = owner_tag(owner_token(scope.owner))
     terms = (
         " AND ".join("(" + " OR ".join(f'"{tag}{w}"' for w in g) + ")" for g in groups) for groups in found
     )
-    probe = " OR ".join(f"({t})" for t in terms)
-    matches = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :probe")
-    return select(matches.bindparams(probe=probe).columns(rowid=Integer).subquery().c.rowid)
+    return WordProbe("fts", {"probe": " OR ".join(f"({t})" for t in terms)})
+
+
+def word_probe_pks(shape: str | tuple[int, ...], pk: Any) -> Select[Any]:
+    """The SELECT of pks of a ``WordProbe`` of this shape (the owner's user id bound as ``scope_user``)."""
+    items = pk.table
+    mine = items.c.user_id == bindparam("scope_user")
+    if shape == "all":
+        return select(pk).where(mine)
+    if shape == "fts":
+        matches = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :probe")
+        return select(matches.columns(rowid=Integer).subquery().c.rowid)
+    assert isinstance(shape, tuple)
+    words = literal_column(f"{items.name}.words", _WORDS.type)  # not a model column (see index_items)
+    matching = (
+        and_(*(words.overlap(bindparam(f"probe_{i}_{j}", type_=_WORDS.type)) for j in range(groups)))
+        for i, groups in enumerate(shape)
+    )
+    return select(pk).where(mine, or_(*matching))
 
 
 def _owned(scope: Scope) -> tuple[str, dict[str, str]]:
