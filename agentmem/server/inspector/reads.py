@@ -116,6 +116,8 @@ class Candidate:
     agent_memory: bool
     """A line of the agent's own memory (shared by all its users), not of the user's."""
     included: bool
+    agent_id: str | None = None
+    """The agent whose private memory of the user holds it (``None``: shared)."""
 
 
 @dataclass
@@ -193,7 +195,11 @@ def preview(
         rows = mem._store.context_rows(target, names, query)
         for row in sorted(rows, key=lambda r: (names.index(r.layer), -r.score)):
             rendered = ("- " if bullets[row.layer] else "") + xml_text(row.line)
-            candidates.append(Candidate(row.layer, row.id, row.line, row.score, own, rendered in lines))
+            candidates.append(
+                Candidate(
+                    row.layer, row.id, row.line, row.score, own, rendered in lines, row.agent_id or None
+                )
+            )
     return Preview(
         xml=xml,
         tokens=counter(xml) if xml else 0,
