@@ -120,6 +120,12 @@ def test_wheel_ships_package_prompts_marker_and_script(installed: Installed) -> 
             assert packed in names, f"{packed} missing from the wheel"
             assert whl.read(packed) == (REPO / "prompts" / template).read_bytes()
         assert "agentmem/py.typed" in names
+        inspector = REPO / "agentmem" / "server" / "inspector"
+        files = {
+            p.relative_to(REPO).as_posix() for d in ("templates", "static") for p in (inspector / d).iterdir()
+        }
+        assert files, "the inspector's templates and static files are missing from the checkout"
+        assert files - names == set(), "the inspector's templates or static files are missing from the wheel"
 
         sources = {p.relative_to(REPO).as_posix() for p in (REPO / "agentmem").rglob("*.py")}
         assert sources - names == set(), "modules of the checkout missing from the wheel"

@@ -21,6 +21,7 @@ from ..store.migrations import stored_version
 from . import errors
 from .auth import principal
 from .deps import Memory, Settings
+from .inspector import public_router as inspector_public
 from .inspector import router as inspector_router
 from .keys import ApiKeys
 from .limits import BodySizeLimit
@@ -82,6 +83,8 @@ def create_app(
     v1.include_router(keys.router, tags=["keys"])
     app.include_router(v1)
     app.include_router(inspector_router, prefix="/inspector", dependencies=keyed, include_in_schema=False)
+    # Its sign-in page and stylesheet answer before a key is known (they read no memory).
+    app.include_router(inspector_public, prefix="/inspector", include_in_schema=False)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"], summary="Is the server up?")
     return app
 

@@ -17,6 +17,12 @@ What a key reaches:
 admin, for local development; ``agentmem serve`` then refuses to bind beyond loopback. Once a key
 exists (even if later revoked), every ``/v1`` and ``/inspector`` request needs a valid one.
 
+**The inspector** (``/inspector``) is used from a browser: its sign-in page puts the key in an HttpOnly,
+``SameSite=Strict`` cookie (``INSPECTOR_COOKIE``), accepted on ``/inspector`` paths only (never by
+``/v1``, so a page elsewhere cannot make a browser call the API with it). The server keeps nothing
+but the key's hash, as for a header. Without a usable key, an inspector request is sent to the
+sign-in page (303) rather than answered 401.
+
 Routes use the ``Annotated`` aliases: ``Caller`` (any valid key), ``Admin`` (admin keys only), and
 ``UserId`` for a route whose path holds ``{user_id}`` (checked against the key before the route runs).
 """
@@ -52,6 +58,10 @@ class Principal:
     """Reaches every user and the admin routes."""
 
 
+INSPECTOR_PATH = "/inspector"
+INSPECTOR_COOKIE = "agentmem_inspector_key"
+"""The cookie the inspector's sign-in sets: the key itself, HttpOnly and SameSite=Strict, path /inspector."""
+
 OPEN = Principal(key_id=None, user_id=None, agent_id=None, admin=True)
 """The caller of every keyless request while no key exists (open mode)."""
 
@@ -63,6 +73,19 @@ def unauthorized(message: str) -> ApiError:
 def user_not_found(user_id: str) -> ApiError:
     """The 404 for a user the caller cannot see: routes answer a missing user with this same error."""
     return not_found(f"no user {user_id!r}")
+
+
+def _inspector(request: Request) -> bool:
+    path = request.url.path[len(request.scope.get("root_path", "")) :]
+    return path == INSPECTOR_PATH or path.startswith(INSPECTOR_PATH + "/")
+
+
+def _refused(request: Request, message: str) -> ApiError:
+    """401, or for the inspector's pages a redirect to its sign-in page."""
+    if _inspector(request):
+        where = request.scope.get("root_path", "") + INSPECTOR_PATH + "/sign-in"
+        return ApiError(303, "sign_in_required", message, headers={"Location": where})
+    return unauthorized(message)
 
 
 def principal(
@@ -77,13 +100,17 @@ def principal(
     given = {c for c in (bearer.credentials if bearer else None, api_key) if c is not None}
     if len(given) > 1:
         raise unauthorized("Authorization and X-API-Key name different keys; send one")
+    if not given and _inspector(request) and request.cookies.get(INSPECTOR_COOKIE):
+        given = {request.cookies[INSPECTOR_COOKIE]}
     if not given:
         if keys.required():
-            raise unauthorized("an API key is required: 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+            raise _refused(
+                request, "an API key is required: 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+            )
         return OPEN
     key = keys.find(given.pop())
     if key is None:
-        raise unauthorized("unknown or revoked API key")
+        raise _refused(request, "unknown or revoked API key")
     return Principal(key_id=key.id, user_id=key.user_id, agent_id=key.agent_id, admin=key.admin)
 
 

@@ -1,0 +1,352 @@
+"""The inspector's pages: each route reads through the library and renders one template."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader
+
+from ...errors import AgentMemError, InvalidInputError
+from ...manager import MemoryManager
+from ...records import UserSummary
+from ..auth import INSPECTOR_COOKIE, INSPECTOR_PATH, Caller, Principal, UserId, agent_for, user_not_found
+from ..deps import Keys, Memory, ServerSettings
+from ..errors import ApiError, not_found
+from . import csrf, reads
+
+router = APIRouter()
+"""Every page; the key check is attached to it where app.py mounts it."""
+public_router = APIRouter()
+"""The sign-in page, sign-out and the stylesheet: reachable before signing in."""
+
+_env = Environment(loader=PackageLoader("agentmem.server.inspector", "templates"), autoescape=True)
+"""Autoescape on: every value from memory is text in the page, never markup."""
+
+
+def _when(value: datetime | None) -> str:
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _pretty(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+_env.filters["when"] = _when
+_env.filters["pretty"] = _pretty
+
+
+def _base(request: Request) -> str:
+    return str(request.scope.get("root_path", "")) + INSPECTOR_PATH
+
+
+def _page(
+    request: Request, template: str, who: Principal | None, *, status: int = 200, **values: Any
+) -> HTMLResponse:
+    settings = request.app.state.settings
+    html = _env.get_template(template).render(
+        base=_base(request),
+        who=who,
+        signed_in=bool(request.cookies.get(INSPECTOR_COOKIE)),
+        writes=settings.inspector_writes,
+        csrf_field=csrf.FIELD,
+        csrf_token=csrf.token(request, who) if who is not None else "",
+        **values,
+    )
+    response = HTMLResponse(html, status_code=status)
+    # Pages show memory: never cached, never framed by another site.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )
+    return response
+
+
+# ---- sign-in (public) ----------------------------------------------------------------------
+
+
+@public_router.get("/sign-in", response_class=HTMLResponse)
+def sign_in_page(request: Request, keys: Keys) -> Response:
+    return _page(request, "sign_in.html", None, open_mode=not keys.required(), error=None)
+
+
+@public_router.post("/sign-in", response_class=HTMLResponse)
+def sign_in(request: Request, keys: Keys, key: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Check the key and keep it in an HttpOnly, SameSite=Strict cookie scoped to the inspector (only
+    its hash is ever looked up server-side, as for a key sent in a header)."""
+    found = keys.find(key.strip()) if key.strip() else None
+    if found is None:
+        return _page(
+            request, "sign_in.html", None, status=401, open_mode=False, error="Unknown or revoked key."
+        )
+    response = RedirectResponse(_base(request) + "/", status_code=303)
+    response.set_cookie(
+        INSPECTOR_COOKIE,
+        key.strip(),
+        path=_base(request),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@public_router.post("/sign-out")
+def sign_out(request: Request) -> Response:
+    response = RedirectResponse(_base(request) + "/sign-in", status_code=303)
+    response.delete_cookie(INSPECTOR_COOKIE, path=_base(request), httponly=True, samesite="strict")
+    return response
+
+
+STATIC = {"inspector.css": "text/css", "inspector.js": "text/javascript", "favicon.svg": "image/svg+xml"}
+"""The inspector's own files, served by name (nothing else under static/ is reachable)."""
+
+
+@public_router.get("/static/{name}")
+def static(name: str) -> Response:
+    if name not in STATIC:
+        raise not_found(f"no file {name!r}")
+    body = resources.files("agentmem.server.inspector").joinpath("static", name).read_bytes()
+    return Response(body, media_type=STATIC[name], headers={"Cache-Control": "max-age=300"})
+
+
+# ---- pages (keyed) ---------------------------------------------------------------------------
+
+
+def _users(mem: MemoryManager, who: Principal) -> list[UserSummary]:
+    everyone = mem.list_users()
+    if who.user_id is None:
+        return everyone
+    mine = [user for user in everyone if user.user_id == who.user_id]
+    return mine or [UserSummary(who.user_id, 0, 0, None)]
+
+
+@router.get("/", response_class=HTMLResponse)
+def users_page(request: Request, mem: Memory, who: Caller) -> Response:
+    return _page(request, "users.html", who, users=_users(mem, who))
+
+
+@router.get("", response_class=HTMLResponse, include_in_schema=False)
+def users_page_bare(request: Request, mem: Memory, who: Caller) -> Response:
+    return users_page(request, mem, who)
+
+
+def _known(mem: MemoryManager, who: Principal, user_id: str) -> None:
+    """404 (as for a user the key cannot reach) when the user has nothing stored at all; a key bound to
+    the user sees its own empty pages."""
+    if who.user_id != user_id and not any(user.user_id == user_id for user in mem.list_users()):
+        raise user_not_found(user_id)
+
+
+def _acting(who: Principal, agent_id: str | None) -> str | None:
+    return agent_for(who, agent_id or None)
+
+
+@router.get("/users/{user_id}", response_class=HTMLResponse)
+def layers_page(
+    request: Request,
+    user_id: UserId,
+    mem: Memory,
+    who: Caller,
+    agent_id: str | None = None,
+    closed: bool = False,
+) -> Response:
+    _known(mem, who, user_id)
+    acting = _acting(who, agent_id)
+    scopes = reads.user_layers(mem, user_id, acting)
+    return _page(
+        request,
+        "layers.html",
+        who,
+        user_id=user_id,
+        section="layers",
+        scopes=scopes,
+        show_closed=closed,
+        agent_id=acting,
+        agents=mem.agents(user_id),
+        closed_total=sum(scope.closed_count for scope in scopes),
+    )
+
+
+def _budget(text: str | None) -> int | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidInputError(f"token budget must be a whole number, got {text!r}") from None
+
+
+@router.get("/users/{user_id}/context", response_class=HTMLResponse)
+def context_page(
+    request: Request,
+    user_id: UserId,
+    mem: Memory,
+    who: Caller,
+    query: str = "",
+    token_budget: str = "",
+    agent_id: str = "",
+    session_id: str = "",
+) -> Response:
+    _known(mem, who, user_id)
+    acting = _acting(who, agent_id)
+    preview, error = None, None
+    try:
+        preview = reads.preview(
+            mem,
+            user_id,
+            query=query.strip() or None,
+            token_budget=_budget(token_budget),
+            agent_id=acting,
+            session_id=session_id.strip() or None,
+        )
+    except AgentMemError as exc:
+        error = str(exc)
+    return _page(
+        request,
+        "context.html",
+        who,
+        user_id=user_id,
+        section="context",
+        preview=preview,
+        error=error,
+        form={
+            "query": query,
+            "token_budget": token_budget,
+            "agent_id": acting or "",
+            "session_id": session_id,
+        },
+        agents=mem.agents(user_id),
+        sessions=mem.sessions.list(user_id=user_id),
+    )
+
+
+@router.get("/users/{user_id}/search", response_class=HTMLResponse)
+def search_page(
+    request: Request,
+    user_id: UserId,
+    mem: Memory,
+    who: Caller,
+    query: str = "",
+    agent_id: str = "",
+    limit: int = 20,
+) -> Response:
+    _known(mem, who, user_id)
+    acting = _acting(who, agent_id)
+    hits, error = [], None
+    if query.strip():
+        try:
+            hits = mem.search(query, user_id=user_id, agent_id=acting, limit=max(1, min(limit, 100)))
+        except AgentMemError as exc:
+            error = str(exc)
+    return _page(
+        request,
+        "search.html",
+        who,
+        user_id=user_id,
+        section="search",
+        hits=hits,
+        error=error,
+        query=query,
+        agent_id=acting or "",
+        agents=mem.agents(user_id),
+    )
+
+
+@router.get("/users/{user_id}/items/{item_id}", response_class=HTMLResponse)
+def item_page(request: Request, user_id: UserId, item_id: str, mem: Memory, who: Caller) -> Response:
+    items = {item.id: item for item in reads.user_items(mem, user_id)}
+    item = items.get(item_id)
+    if item is None or (who.agent_id is not None and item.agent_id not in (None, who.agent_id)):
+        raise not_found(f"no item {item_id!r}")
+    events = mem.history(
+        user_id=user_id, agent_id=item.agent_id, session_id=item.session_scope, item_id=item_id
+    )
+    successor = items.get(item.superseded_by) if item.superseded_by else None
+    predecessors = [other for other in items.values() if other.superseded_by == item_id]
+    return _page(
+        request,
+        "item.html",
+        who,
+        user_id=user_id,
+        section="layers",
+        item=item,
+        events=events,
+        successor=successor,
+        predecessors=predecessors,
+    )
+
+
+@router.get("/users/{user_id}/sessions", response_class=HTMLResponse)
+def sessions_page(request: Request, user_id: UserId, mem: Memory, who: Caller) -> Response:
+    _known(mem, who, user_id)
+    listed = mem.sessions.list(user_id=user_id, agent_id=_acting(who, None))
+    return _page(request, "sessions.html", who, user_id=user_id, section="sessions", sessions=listed)
+
+
+@router.get("/users/{user_id}/sessions/{session_id}", response_class=HTMLResponse)
+def session_page(request: Request, user_id: UserId, session_id: str, mem: Memory, who: Caller) -> Response:
+    acting = _acting(who, None)
+    info = next(
+        (s for s in mem.sessions.list(user_id=user_id, agent_id=acting) if s.session_id == session_id), None
+    )
+    if info is None:
+        raise not_found(f"no session {session_id!r}")
+    messages = mem.sessions.messages(session_id, user_id=user_id)
+    return _page(
+        request, "session.html", who, user_id=user_id, section="sessions", info=info, messages=messages
+    )
+
+
+@router.get("/users/{user_id}/pending", response_class=HTMLResponse)
+def pending_page(
+    request: Request,
+    user_id: UserId,
+    mem: Memory,
+    who: Caller,
+    retried: int | None = None,
+    still: int | None = None,
+) -> Response:
+    _known(mem, who, user_id)
+    return _page(
+        request,
+        "pending.html",
+        who,
+        user_id=user_id,
+        section="pending",
+        pending=reads.pending(mem, user_id),
+        retried=retried,
+        still=still,
+    )
+
+
+@router.post("/users/{user_id}/pending/retry")
+def retry_pending(
+    request: Request,
+    user_id: UserId,
+    mem: Memory,
+    who: Caller,
+    settings: ServerSettings,
+    token: Annotated[str | None, Form(alias=csrf.FIELD, max_length=200)] = None,
+) -> Response:
+    """Re-run the user's failed learns: only when the server allows inspector writes, and only with
+    this browser's CSRF token."""
+    if not settings.inspector_writes:
+        raise ApiError(
+            403, "read_only", "the inspector is read-only; start the server with --inspector-writes"
+        )
+    if not csrf.valid(request, who, token):
+        raise ApiError(403, "csrf_failed", "missing or wrong CSRF token; reload the page and try again")
+    report = mem.retry_pending(user_id=user_id)
+    where = f"{_base(request)}/users/{quote(user_id, safe='')}/pending?" + urlencode(
+        {"retried": report.retried - report.still_pending, "still": report.still_pending}
+    )
+    return RedirectResponse(where, status_code=303)

@@ -1,0 +1,209 @@
+"""What the inspector reads that the public memory API does not hand out whole: every item of a user
+(closed ones too, to show what replaced them), the pending learns, and the context preview's breakdown
+(which candidate lines the compiled XML holds, and tokens per layer). Reads only; nothing here writes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from ...manager import MemoryManager
+from ...records import MemoryItem
+from ...scope import Scope
+from ...store.rows import ITEMS, item_from_row
+from ...text import xml_text
+
+SHARED = ""
+"""The stored agent key of a user's shared memory."""
+
+
+@dataclass
+class ItemView:
+    """One item as the layers screen shows it: live or closed, and what replaced it."""
+
+    item: MemoryItem
+    closed: str | None
+    """``None`` while live; else why it is not: ``"superseded"``, ``"expired"`` or ``"deleted"``."""
+    successor: MemoryItem | None = None
+
+
+@dataclass
+class LayerView:
+    name: str
+    live: list[ItemView] = field(default_factory=list)
+    closed: list[ItemView] = field(default_factory=list)
+
+
+@dataclass
+class ScopeView:
+    """The items of one part of a user's memory: shared (``agent_id`` ``None``) or one agent's."""
+
+    agent_id: str | None
+    layers: list[LayerView]
+
+    @property
+    def live_count(self) -> int:
+        return sum(len(layer.live) for layer in self.layers)
+
+    @property
+    def closed_count(self) -> int:
+        return sum(len(layer.closed) for layer in self.layers)
+
+
+def _closed_reason(item: MemoryItem, mem: MemoryManager, now: datetime) -> str | None:
+    if item.superseded_by is not None:
+        return "superseded"
+    if item.valid_to is not None:
+        return "deleted"
+    expiry = mem._store.expiry(now)
+    if (item.expires_at is not None and item.expires_at <= now) or item.updated_at <= expiry.since(
+        item.layer
+    ):
+        return "expired"
+    return None
+
+
+def user_items(mem: MemoryManager, user_id: str) -> list[MemoryItem]:
+    """Every stored item of the user: shared and every agent's, live and closed, in write order."""
+    Scope.of(user_id)  # a bad id is InvalidInputError, never a query
+    stmt = select(ITEMS).where(ITEMS.c.user_id == user_id).order_by(ITEMS.c.pk)
+    with mem._store.engine.connect() as conn:
+        return [item_from_row(row) for row in conn.execute(stmt)]
+
+
+def user_layers(mem: MemoryManager, user_id: str, agent_id: str | None = None) -> list[ScopeView]:
+    """The user's memory by part (shared first, then each agent's, or only ``agent_id``'s with the
+    shared part when given) and by layer, closed items beside the live ones with their successors."""
+    items = user_items(mem, user_id)
+    by_id = {item.id: item for item in items}
+    now = mem._store.now()
+    agents = sorted({item.agent_id for item in items if item.agent_id})
+    if agent_id is not None:
+        agents = [agent_id]
+    views = []
+    for agent in [None, *agents]:
+        layers = {name: LayerView(name) for name in mem.layers}
+        for item in items:
+            if (item.agent_id or None) != agent:
+                continue
+            reason = _closed_reason(item, mem, now)
+            view = ItemView(item, reason, by_id.get(item.superseded_by) if item.superseded_by else None)
+            layer = layers.setdefault(item.layer, LayerView(item.layer))
+            (layer.closed if reason else layer.live).append(view)
+        views.append(ScopeView(agent, list(layers.values())))
+    return views
+
+
+def pending(mem: MemoryManager, user_id: str) -> list[dict[str, Any]]:
+    """The user's pending (failed) learns, oldest first."""
+    Scope.of(user_id)
+    return mem._store.pending(user_id)
+
+
+@dataclass
+class Candidate:
+    """One line the compile could have put in the context, and whether it did."""
+
+    layer: str
+    item_id: str
+    text: str
+    score: float
+    agent_memory: bool
+    """A line of the agent's own memory (shared by all its users), not of the user's."""
+    included: bool
+    agent_id: str | None = None
+    """The agent whose private memory of the user holds it (``None``: shared)."""
+
+
+@dataclass
+class Preview:
+    xml: str
+    tokens: int
+    budget: int | None
+    tokens_by_element: list[tuple[str, int]]
+    candidates: list[Candidate]
+
+    @property
+    def included(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.included]
+
+    @property
+    def dropped(self) -> list[Candidate]:
+        return [c for c in self.candidates if not c.included]
+
+
+_ELEMENT = re.compile(r"^<([a-z_]+)(?: [^>]*)?>$")
+
+
+def _elements(xml: str) -> list[tuple[str, str]]:
+    """The top-level elements of compiled context (the agent's own memory holding its layers counts as
+    one), as ``(name, text)``; compile writes each tag on its own line."""
+    parts: list[tuple[str, str]] = []
+    lines = xml.split("\n")
+    i = 0
+    while i < len(lines):
+        match = _ELEMENT.match(lines[i])
+        if match is None:
+            i += 1
+            continue
+        name, end = match.group(1), f"</{match.group(1)}>"
+        j = i + 1
+        while j < len(lines) and lines[j] != end:
+            j += 1
+        parts.append((name, "\n".join(lines[i : j + 1])))
+        i = j + 1
+    return parts
+
+
+def preview(
+    mem: MemoryManager,
+    user_id: str,
+    *,
+    query: str | None,
+    token_budget: int | None,
+    agent_id: str | None,
+    session_id: str | None,
+) -> Preview:
+    """The exact XML ``compile`` returns for these arguments, and how it was made.
+
+    The library has no compile report, so the breakdown is computed here: the candidates are the
+    scope's live rows of the injected layers (as compile reads them, the agent's own memory too); a
+    candidate is included when its rendered line is among the compiled lines of its part.
+    """
+    xml = mem.compile(
+        user_id=user_id, agent_id=agent_id, session_id=session_id, query=query, token_budget=token_budget
+    )
+    counter = mem._counter()
+    scope = Scope.of(user_id, agent_id, session_id)
+    names = [name for name, layer in mem.layers.items() if layer.config.inject]
+    bullets = {name: mem.layers[name].bullets for name in names}
+    agent_part, user_part = "", xml
+    if scope.agent_memory is not None and xml.startswith("<agent_memory"):
+        end = xml.find("</agent_memory>")
+        agent_part, user_part = xml[: end + len("</agent_memory>")], xml[end + len("</agent_memory>") :]
+    candidates = []
+    parts = [(scope, user_part, False)]
+    if scope.agent_memory is not None:
+        parts.insert(0, (scope.agent_memory, agent_part, True))
+    for target, text, own in parts:
+        lines = set(text.split("\n"))
+        rows = mem._store.context_rows(target, names, query)
+        for row in sorted(rows, key=lambda r: (names.index(r.layer), -r.score)):
+            rendered = ("- " if bullets[row.layer] else "") + xml_text(row.line)
+            candidates.append(
+                Candidate(
+                    row.layer, row.id, row.line, row.score, own, rendered in lines, row.agent_id or None
+                )
+            )
+    return Preview(
+        xml=xml,
+        tokens=counter(xml) if xml else 0,
+        budget=token_budget,
+        tokens_by_element=[(name, counter(text)) for name, text in _elements(xml)],
+        candidates=candidates,
+    )
