@@ -131,10 +131,10 @@ def query_terms(query: str) -> list[str]:
 class TextMatch(NamedTuple):
     """A query's full-text match as SQL over ``agentmem_items`` aliased ``i`` (bound names start ``fts_``).
 
-    ``with_`` starts the statement: it defines ``fts_hits`` (pk, rank), the user's matching rows in the
-    ranking pool (see ``RANK_POOL``) with their relevance (higher is better, from the database's own
-    ranking). ``source`` is the FROM clause that keeps only those rows, ``score`` their relevance and
-    ``unmatched`` the condition on ``i`` alone for every other row.
+    ``with_`` starts the statement: it defines ``fts_hits``, the pks of the user's matching rows in the
+    ranking pool (see ``RANK_POOL``). ``source`` is the FROM clause that keeps only those rows, ``score``
+    their relevance (higher is better, from the database's own ranking) and ``unmatched`` the condition
+    on ``i`` alone for every other row.
     """
 
     with_: str
