@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -295,7 +295,7 @@ class Agent:
 
     async def astream(
         self, message: str, *, user_id: str, session_id: str | None = None
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         """:meth:`arun`, streamed: :class:`RunStarted` once the input is accepted and the memory
         compiled, :class:`TextDelta` pieces of the reply as the model writes them, then
         :class:`RunFinished` with the :class:`RunResult`. The turn is stored and learned in the
