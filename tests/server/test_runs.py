@@ -7,8 +7,10 @@ A router answers the agents' chat requests and the memory's extraction requests 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -216,6 +218,48 @@ def test_the_agents_are_listed_as_far_as_the_key_reaches(
     }
     coder = client_for(make_key(agent_id="coder"))
     assert coder.get("/v1/agents").json() == {"agents": [{"agent_id": "coder", "model": MODEL}]}
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths["/v1/agents/{agent_id}/runs"]["post"]["responses"]["200"]["content"]) == {
+        "application/json",
+        "text/event-stream",
+    }
+
+
+def test_concurrent_runs_for_many_users_each_answered_and_learned(
+    router: Router, app: FastAPI, memory: MemoryManager, agents: dict[str, Agent]
+) -> None:
+    users = [f"user{n}" for n in range(8)]
+
+    def echo(body: dict[str, Any]) -> str:
+        return f"Hello, {body['messages'][-1]['content'].removeprefix('I am ')}!"
+
+    def name_of(body: dict[str, Any]) -> dict[str, Any]:
+        named = re.search(r"I am (user\d+)", json.dumps(body["messages"]))
+        assert named is not None
+        return {"profile": {"name": named.group(1)}, "policies": {"set": {}, "remove": []}, "knowledge": []}
+
+    router.add("chat", *[echo] * len(users))
+    router.add("extract", *[name_of] * len(users))
+
+    async def all_at_once() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)  # open mode: no key was created
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await asyncio.gather(
+                *(
+                    http.post("/v1/agents/assistant/runs", json={"message": f"I am {user}", "user_id": user})
+                    for user in users
+                )
+            )
+
+    answers = asyncio.run(all_at_once())
+
+    assert [(a.status_code, a.json()["reply"]) for a in answers] == [(200, f"Hello, {u}!") for u in users]
+    assert agents["assistant"].wait_for_memory(timeout=LEARN_WAIT)
+    for user, answer in zip(users, answers, strict=True):
+        # LEAD: read over HTTP after merging (GET /v1/users/{user}/memory?agent_id=assistant).
+        assert memory.get(user_id=user, agent_id="assistant").profile.name == user
+        stored = memory.sessions.messages(answer.json()["session_id"], user_id=user, agent_id="assistant")
+        assert [m["content"] for m in stored] == [f"I am {user}", f"Hello, {user}!"]
 
 
 # ---- streaming --------------------------------------------------------------------------------------
@@ -314,6 +358,9 @@ def test_runs_refuse_what_the_caller_may_not_reach(
     bad_session = run(client, "assistant", message="hi", user_id="alice", session_id=" padded ", stream=True)
     assert bad_session.status_code == 422
     assert bad_session.json()["error"]["code"] == "invalid_scope"
+
+    blank = run(client, "assistant", message="   ", user_id="alice")
+    assert (blank.status_code, blank.json()["error"]["code"]) == (422, "invalid_input")
 
     assert router.received["chat"] == []  # no model was called for any of them
 
