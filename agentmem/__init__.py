@@ -8,7 +8,7 @@ xml = mem.compile(user_id="sarah", query="data cleaning", token_budget=800)
 
 import logging
 
-from .agent import Agent, RunResult
+from .agent import Agent, RunEvent, RunFinished, RunResult, RunStarted, TextDelta
 from .config import LayerConfig
 from .errors import (
     AgentMemError,
@@ -29,7 +29,15 @@ from .errors import (
     StoreError,
     TransientModelError,
 )
-from .extraction.model import LiteLLMModel, Message, Model, ModelRequest, ModelResponse, ToolRequest
+from .extraction.model import (
+    LiteLLMModel,
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    StreamingModel,
+    ToolRequest,
+)
 from .extraction.retry import RetryPolicy
 from .layers import Fact, FeedbackEntry, Policies, Profile
 from .manager import MemoryManager
@@ -96,12 +104,17 @@ __all__ = [
     "RateLimitError",
     "RetryPolicy",
     "RetryReport",
+    "RunEvent",
+    "RunFinished",
     "RunResult",
+    "RunStarted",
     "ScopeError",
     "SearchHit",
     "SecretError",
     "SessionInfo",
     "StoreError",
+    "StreamingModel",
+    "TextDelta",
     "ToolRequest",
     "TransientModelError",
     "Usage",

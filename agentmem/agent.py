@@ -14,7 +14,7 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,6 +83,32 @@ class RunResult:
     memory_changes: list[Change] = field(default_factory=list)
     tool_calls: list[str] = field(default_factory=list)
     system_message: str = ""
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """:meth:`Agent.astream`'s first event: the run's input was accepted and its memory compiled."""
+
+    session_id: str
+    """The session the turn goes to (a new one when none was given)."""
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the reply, as the model wrote it."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """:meth:`Agent.astream`'s last event: the run, as :meth:`Agent.arun` returns it."""
+
+    result: RunResult
+
+
+RunEvent = RunStarted | TextDelta | RunFinished
+"""What :meth:`Agent.astream` yields."""
 
 
 def _storable(reply: str) -> str:
@@ -264,13 +290,43 @@ class Agent:
                 reply = await self._achat(turn, final=final)
                 if not reply.tool_calls or final:
                     return await asyncio.to_thread(self._finish, turn, reply.text)
-                self._record_calls(turn, reply)
-                for call in reply.tool_calls:
-                    if call.name in self.tools:
-                        output = await self.tools[call.name].acall(call.arguments)
+                await self._arun_tools(turn, reply)
+        raise AssertionError("unreachable: the last round is forced to answer")
+
+    async def astream(
+        self, message: str, *, user_id: str, session_id: str | None = None
+    ) -> AsyncGenerator[RunEvent, None]:
+        """:meth:`arun`, streamed: :class:`RunStarted` once the input is accepted and the memory
+        compiled, :class:`TextDelta` pieces of the reply as the model writes them, then
+        :class:`RunFinished` with the :class:`RunResult`. The turn is stored and learned in the
+        background exactly as :meth:`arun` does, once the reply is complete.
+
+        Every model turn is streamed (a litellm model through ``stream=True``; a model without
+        ``stream`` gives its reply as one piece). Text the model writes in a turn that then calls
+        tools is streamed too and is part of the reply, so the pieces always join to
+        ``RunFinished.result.content``. Errors are those of :meth:`arun`; a failure before
+        :class:`RunStarted` (bad input, another agent's session) means the model was not called. A
+        stream closed before :class:`RunFinished` (the client went away) stores and learns nothing.
+        """
+        with _agentmem_errors():
+            turn = await asyncio.to_thread(self._start, message, user_id, session_id)
+            yield RunStarted(turn.session_id)
+            said: list[str] = []
+            for _round in range(self.max_tool_rounds + 1):
+                final = _round == self.max_tool_rounds
+                request = ModelRequest(list(turn.messages), tools=self._tool_definitions(turn, final))
+                reply: ModelResponse | None = None
+                async for item in self._caller.stream(request, turn.result.usage):
+                    if isinstance(item, str):
+                        said.append(item)
+                        yield TextDelta(item)
                     else:
-                        output = await asyncio.to_thread(self._run_tool, turn, call.name, call.arguments)
-                    turn.messages.append(self._tool_message(call.id, output))
+                        reply = item
+                assert reply is not None  # the caller's stream always ends with the whole reply
+                if not reply.tool_calls or final:
+                    yield RunFinished(await asyncio.to_thread(self._finish, turn, "".join(said)))
+                    return
+                await self._arun_tools(turn, reply)
         raise AssertionError("unreachable: the last round is forced to answer")
 
     def print_response(
@@ -384,6 +440,16 @@ class Agent:
     async def _achat(self, turn: _Turn, *, final: bool) -> ModelResponse:
         request = ModelRequest(list(turn.messages), tools=self._tool_definitions(turn, final))
         return await self._caller.generate(request, turn.result.usage)
+
+    async def _arun_tools(self, turn: _Turn, reply: ModelResponse) -> None:
+        """Run the tools ``reply`` asks for; their outputs join the turn's messages."""
+        self._record_calls(turn, reply)
+        for call in reply.tool_calls:
+            if call.name in self.tools:
+                output = await self.tools[call.name].acall(call.arguments)
+            else:
+                output = await asyncio.to_thread(self._run_tool, turn, call.name, call.arguments)
+            turn.messages.append(self._tool_message(call.id, output))
 
     @staticmethod
     def _record_calls(turn: _Turn, reply: ModelResponse) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import TypeVar
 
@@ -125,6 +125,58 @@ class ModelCaller:
                 cost.add_tokens(response.prompt_tokens, response.completion_tokens, response.cost)
                 return response
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+    async def stream(self, request: ModelRequest, cost: Cost) -> AsyncIterator[str | ModelResponse]:
+        """One request, streamed: pieces of the reply's text, then the whole :class:`ModelResponse`.
+
+        A model without ``stream`` (see :class:`~.model.StreamingModel`) answers through
+        :meth:`generate` and its text comes as one piece. Failing transiently before the first piece
+        is retried as :meth:`generate` is; once text has been handed on, a failure is raised as it is
+        (the caller has shown that text already, so a retry could only repeat it).
+        """
+        opener = getattr(self.model, "stream", None)
+        if not callable(opener):
+            response = await self.generate(request, cost)
+            if response.text:
+                yield response.text
+            yield response
+            return
+        async with self.limiter:
+            events: AsyncIterator[str | ModelResponse] | None = None
+            first: str | ModelResponse | None = None
+            async for attempt in self._transient():
+                with attempt:
+                    cost.model_calls += 1
+                    events = opener(request).__aiter__()
+                    first = await self._next(events)
+            assert events is not None
+            assert first is not None
+            item: str | ModelResponse | None = first
+            while item is not None:
+                if isinstance(item, ModelResponse):
+                    cost.add_tokens(item.prompt_tokens, item.completion_tokens, item.cost)
+                    yield item
+                    return
+                if not isinstance(item, str):
+                    raise ConfigurationError(
+                        f"{type(self.model).__name__}.stream yielded {type(item).__name__}, "
+                        "not a str or a ModelResponse"
+                    )
+                yield item
+                item = await self._next(events)
+
+    async def _next(self, events: AsyncIterator[str | ModelResponse]) -> str | ModelResponse:
+        """The stream's next item; its end before the whole reply, or a failure, as a ModelError."""
+        try:
+            return await anext(events)
+        except StopAsyncIteration:
+            raise ModelError(
+                f"{type(self.model).__name__}.stream ended without the whole reply (a ModelResponse)"
+            ) from None
+        except AgentMemError:
+            raise
+        except Exception as exc:  # a model of the user's own
+            raise ModelError(f"{type(self.model).__name__}: {type(exc).__name__}: {exc}") from exc
 
     def call_text(self, messages: list[Message], parse: Callable[[str], T], cost: Cost) -> T:
         """A plain-text request (no response format, e.g. a session summary), from sync code."""

@@ -13,11 +13,11 @@ import asyncio
 import inspect
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, ModelError
 from ..errors import TransientModelError as TransientModelError
 from .failures import model_error
 
@@ -86,6 +86,18 @@ class Model(Protocol):
     async def generate(self, request: ModelRequest) -> ModelResponse: ...
 
 
+@runtime_checkable
+class StreamingModel(Model, Protocol):
+    """A :class:`Model` that can also stream its reply (``Agent.astream`` uses it; optional).
+
+    ``stream`` is an async generator: it yields the reply's text in pieces as the model writes it,
+    then, last, one :class:`ModelResponse` with the whole reply (its text, tool calls and tokens).
+    A model without ``stream`` is streamed as one piece, after ``generate`` answers.
+    """
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[str | ModelResponse]: ...
+
+
 _litellm_lock = threading.Lock()
 _litellm_module: Any = None
 
@@ -148,8 +160,7 @@ class LiteLLMModel:
         except Exception:  # unknown models: fall back to JSON mode
             return False
 
-    async def generate(self, request: ModelRequest) -> ModelResponse:
-        litellm = await _alitellm()
+    def _kwargs(self, request: ModelRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": [dict(m) for m in request.messages],
@@ -159,10 +170,38 @@ class LiteLLMModel:
             kwargs["tools"] = [dict(t) for t in request.tools]
         if request.response_format is not None:
             kwargs["response_format"] = dict(request.response_format)
+        return kwargs
+
+    async def generate(self, request: ModelRequest) -> ModelResponse:
+        litellm = await _alitellm()
+        kwargs = self._kwargs(request)
         try:
             return self._response(litellm, await litellm.acompletion(**kwargs))
         except Exception as exc:
             raise model_error(litellm, exc, self.model, self.options) from exc
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[str | ModelResponse]:
+        """The reply's text in pieces as the provider sends them (``stream=True``), then the whole
+        reply, rebuilt from the chunks by litellm (tool calls and usage included)."""
+        litellm = await _alitellm()
+        kwargs = {**self._kwargs(request), "stream": True, "stream_options": {"include_usage": True}}
+        chunks: list[Any] = []
+        try:
+            async for chunk in await litellm.acompletion(**kwargs):
+                chunks.append(chunk)
+                choices = getattr(chunk, "choices", None)
+                text = getattr(choices[0].delta, "content", None) if choices else None
+                if text:
+                    yield text
+            whole = litellm.stream_chunk_builder(chunks, messages=kwargs["messages"])
+            if whole is None:
+                raise ModelError(f"{self.model}: the stream ended without a reply")
+            response = self._response(litellm, whole)
+        except ModelError:
+            raise
+        except Exception as exc:
+            raise model_error(litellm, exc, self.model, self.options) from exc
+        yield response
 
     def _price(self, litellm: Any, response: Any) -> float | None:
         if not self._priced:

@@ -7,7 +7,10 @@ Every answer that is not a success is the JSON error of ``server.errors``; bodie
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -29,6 +32,23 @@ from .routes import keys, runs, sessions, users
 from .routes import memory as memory_routes
 
 DEFAULT_MAX_BODY_BYTES = 1_000_000
+log = logging.getLogger("agentmem.server")
+
+
+def _closing(agents: Mapping[str, Agent]) -> Any:
+    """The app's lifespan: on shutdown, each served agent finishes the learning its runs left in its
+    background worker (``Agent.close``), so a stopped server loses no turn it already answered."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for agent_id, agent in agents.items():
+            try:
+                await asyncio.to_thread(agent.close)
+            except Exception:  # one agent failing to close must not keep the others from closing
+                log.exception("agent %r did not close cleanly", agent_id)
+
+    return lifespan
 
 
 def create_app(
@@ -42,7 +62,8 @@ def create_app(
 
     Args:
         memory: the memory served; the server's API keys live in its database.
-        agents: the agents ``POST /v1/agents/{agent_id}/runs`` runs, by agent id.
+        agents: the agents ``POST /v1/agents/{agent_id}/runs`` runs, by agent id. The app owns them:
+            its shutdown closes each (``Agent.close``), after the learning their runs started.
         inspector_writes: let the web inspector change memory (CSRF-protected); read-only otherwise.
         max_body_bytes: the largest request body accepted (larger: 413).
 
@@ -64,6 +85,7 @@ def create_app(
         version=__version__,
         description="Layered long-term memory of users for LLM agents, over HTTP. Keys: "
         "`Authorization: Bearer am_...` or `X-API-Key: am_...`.",
+        lifespan=_closing(served),
     )
     app.state.memory = memory
     app.state.agents = served

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import re
 import socket
 import sys
 import threading
@@ -47,6 +48,13 @@ ServerReply: TypeAlias = (
 a delayed reply, a tool call, or a function of the request body that returns one of these."""
 
 _CHAT_PATH = "/v1/chat/completions"
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """A streamed reply: ``chat.completion.chunk`` bodies, sent as server-sent events."""
+
+    chunks: list[dict[str, Any]]
 
 
 def _error(message: str, kind: str, status: int) -> dict[str, Any]:
@@ -112,7 +120,20 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(int(length))
 
-    def send(self, status: int, payload: str | Mapping[str, Any]) -> None:
+    def send(self, status: int, payload: str | Mapping[str, Any] | _Stream) -> None:
+        if isinstance(payload, _Stream):
+            self.send_response(status)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            events = [f"data: {json.dumps(chunk)}\n\n" for chunk in payload.chunks] + ["data: [DONE]\n\n"]
+            for event in events:  # one HTTP chunk per event, flushed: the client reads them as they come
+                data = event.encode()
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            return
         is_text = isinstance(payload, str)
         data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
         self.send_response(status)
@@ -126,15 +147,18 @@ class LoopbackServer:
     """An OpenAI-compatible chat-completions server on 127.0.0.1, for tests and benchmarks.
 
     Standard library only; it listens on a free port in a daemon thread and answers
-    ``POST /v1/chat/completions`` (non-streaming) from a queue of replies. Point a litellm model at
+    ``POST /v1/chat/completions`` from a queue of replies. Point a litellm model at
     :attr:`url` (``model="openai/any-name"``, ``model_options={"api_base": server.url,
     "api_key": "anything"}``) and the whole HTTP path runs without a network or a key.
 
     A reply is a str (the assistant's content), a dict (sent as JSON content), a :class:`Fault`
     (an HTTP error), a :class:`Slow` (a reply sent late), a :class:`ToolCall`, or a function of the
     request body returning one of these. When no reply is left, the server answers 500 with an
-    explanation, so a test fails instead of hanging. A request with ``stream`` set is refused with
-    400, and takes no reply from the queue.
+    explanation, so a test fails instead of hanging. A request with ``"stream": true`` gets its
+    reply as server-sent ``chat.completion.chunk`` events in OpenAI's format: the text a word at a
+    time (a tool call in one chunk), then the finish reason, then the usage when
+    ``stream_options.include_usage`` asks for it, then ``data: [DONE]``; a :class:`Fault` is still
+    a plain HTTP error.
 
     Args:
         replies: the queue of replies, or one function ``(request_body) -> reply`` that answers
@@ -143,7 +167,8 @@ class LoopbackServer:
 
     Attributes:
         requests: the JSON bodies received on the chat endpoint, in order of arrival.
-        completions: the ``chat.completion`` bodies sent back (with their ``usage``), in order.
+        completions: the ``chat.completion`` bodies sent back (with their ``usage``), in order; for a
+            streamed reply, the completion its chunks add up to.
         handler_seconds: total seconds spent in request handlers, summed over concurrent requests
             and including ``delay``; a benchmark subtracts it to get the client's own time.
         peak_concurrency: the most requests the server was handling at one moment.
@@ -232,7 +257,7 @@ class LoopbackServer:
                 self.handler_seconds += time.perf_counter() - started
         handler.send(status, payload)
 
-    def _answer(self, path: str, raw: bytes | None) -> tuple[int, str | Mapping[str, Any]]:
+    def _answer(self, path: str, raw: bytes | None) -> tuple[int, str | Mapping[str, Any] | _Stream]:
         if path.split("?", 1)[0].rstrip("/") != _CHAT_PATH:
             return 404, _error(f"LoopbackServer serves POST {_CHAT_PATH} only, not {path}", "not_found", 404)
         try:
@@ -244,8 +269,8 @@ class LoopbackServer:
         with self._lock:
             self.requests.append(body)
             number = len(self.requests)
-        if body.get("stream", False) is not False:
-            return 400, _error("LoopbackServer supports stream=false only", "invalid_request_error", 400)
+        if body.get("stream", False) not in (False, True):
+            return 400, _error("stream must be true or false", "invalid_request_error", 400)
         with self._lock:
             reply: ServerReply | None = (
                 self._respond if self._respond is not None else self._queue.popleft() if self._queue else None
@@ -260,7 +285,7 @@ class LoopbackServer:
 
     def _reply(
         self, body: dict[str, Any], number: int, reply: ServerReply | None
-    ) -> tuple[int, str | Mapping[str, Any]]:
+    ) -> tuple[int, str | Mapping[str, Any] | _Stream]:
         while callable(reply) or isinstance(reply, Slow):
             if isinstance(reply, Slow):
                 time.sleep(reply.seconds)
@@ -281,6 +306,8 @@ class LoopbackServer:
         completion = self._completion(body, reply)
         with self._lock:
             self.completions.append(completion)
+        if body.get("stream") is True:
+            return 200, _Stream(_chunks(completion, body))
         return 200, completion
 
     def _completion(
@@ -316,3 +343,29 @@ class LoopbackServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+
+def _chunks(completion: Mapping[str, Any], body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``completion`` as the ``chat.completion.chunk`` bodies a provider streams."""
+    head = {k: completion[k] for k in ("id", "created", "model", "system_fingerprint")}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return {**head, "object": "chat.completion.chunk", "choices": [choice]}
+
+    choice = completion["choices"][0]
+    message = choice["message"]
+    chunks = [chunk({"role": "assistant", "content": ""})]
+    if message.get("tool_calls"):
+        calls = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
+        chunks.append(chunk({"tool_calls": calls}))
+    else:
+        # A word at a time, spaces kept: the pieces join to the whole text.
+        chunks += [chunk({"content": piece}) for piece in re.findall(r"\s*\S+\s*|\s+", message["content"])]
+    chunks.append(chunk({}, choice["finish_reason"]))
+    options = body.get("stream_options")
+    if isinstance(options, Mapping) and options.get("include_usage"):
+        chunks.append(
+            {**head, "object": "chat.completion.chunk", "choices": [], "usage": completion["usage"]}
+        )
+    return chunks

@@ -568,7 +568,7 @@ def test_the_loopback_server_speaks_openai_and_never_hangs() -> None:
     with LoopbackServer(["plain"], delay=0.05) as server:
         endpoint = server.url + "/chat/completions"
         assert server.url.startswith("http://127.0.0.1:")
-        assert post(endpoint, {**chat, "stream": True})[0] == 400  # and the queued reply stays
+        assert post(endpoint, {**chat, "stream": "yes"})[0] == 400  # and the queued reply stays
         assert post(endpoint, None, raw=b"{not json")[0] == 400
         assert post(server.url + "/completions", chat)[0] == 404
 
@@ -606,7 +606,7 @@ def test_the_loopback_server_speaks_openai_and_never_hangs() -> None:
         assert status == 500
         assert "could not build reply #8: ZeroDivisionError" in body["error"]["message"]
 
-        assert len(server.requests) == 8  # the JSON bodies the chat endpoint received, streamed one too
+        assert len(server.requests) == 8  # the JSON bodies the chat endpoint received, refused ones too
         assert server.requests[-1] == chat
         assert len(server.completions) == 4
         assert server.handler_seconds >= 0.2 + 7 * 0.05  # delay: every reply, not the refusals
