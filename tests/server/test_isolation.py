@@ -127,6 +127,45 @@ CASES: dict[tuple[str, str], Case] = {
 }
 
 
+# Written from the agreed route table (notes: serve_contract.md) before the memory and runs routes were
+# merged: used only once those routes exist. Where a guess at a body or parameter is wrong, the route's
+# control fails and says so; fix the case here.
+LEARN = [{"role": "user", "content": "I'm a data scientist"}]
+AGREED_ELSEWHERE: dict[tuple[str, str], Case] = {
+    # ---- memory (routes/memory.py)
+    ("GET", "/v1/users/{user_id}/memory"): Case(query={"agent_id": "{agent_id}"}),
+    ("GET", "/v1/users/{user_id}/context"): Case(query={"query": "told", "agent_id": "{agent_id}"}),
+    ("POST", "/v1/users/{user_id}/learn"): Case(
+        body=lambda ids: {"messages": LEARN, "agent_id": ids.agent_id}
+    ),
+    ("GET", "/v1/users/{user_id}/search"): Case(query={"query": "told", "agent_id": "{agent_id}"}),
+    ("PATCH", "/v1/users/{user_id}/profile"): Case(
+        query={"agent_id": "{agent_id}"}, body=lambda ids: {"name": "Changed"}
+    ),
+    ("PATCH", "/v1/users/{user_id}/policies"): Case(
+        query={"agent_id": "{agent_id}"}, body=lambda ids: {"tone": "formal"}
+    ),
+    ("GET", "/v1/users/{user_id}/items"): Case(query={"layer": "knowledge", "agent_id": "{agent_id}"}),
+    ("POST", "/v1/users/{user_id}/items"): Case(
+        body=lambda ids: {"layer": "knowledge", "text": "A new fact", "agent_id": ids.agent_id}
+    ),
+    ("GET", "/v1/users/{user_id}/items/{item_id}"): Case(query={"agent_id": "{agent_id}"}),
+    ("PATCH", "/v1/users/{user_id}/items/{item_id}"): Case(
+        query={"agent_id": "{agent_id}"}, body=lambda ids: {"text": "A changed fact"}
+    ),
+    ("DELETE", "/v1/users/{user_id}/items/{item_id}"): Case(query={"agent_id": "{agent_id}"}),
+    ("GET", "/v1/users/{user_id}/items/{item_id}/history"): Case(query={"agent_id": "{agent_id}"}),
+    ("GET", "/v1/users/{user_id}/history"): Case(query={"agent_id": "{agent_id}"}),
+    # ---- runs (routes/runs.py): the test app serves no agents; give it some (create_app(agents=...))
+    # before trusting these, or every answer is the 404 of an unknown agent and the controls fail.
+    ("GET", "/v1/agents"): Case(user_path=False),
+    ("POST", "/v1/agents/{agent_id}/runs"): Case(
+        body=lambda ids: {"message": "Hello", "user_id": ids.user_id, "session_id": ids.session_id}
+    ),
+}
+CASES |= {route: case for route, case in AGREED_ELSEWHERE.items() if route not in CASES}
+
+
 class Fixture:
     """The world the attacks run in: alice and carol (agent x's), bob (agent y's), and their keys."""
 
