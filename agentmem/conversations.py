@@ -158,6 +158,19 @@ class Sessions:
         with self._store.engine.connect() as conn:
             return sessions.list_sessions(conn, scope.user_id, scope.agent_id)
 
+    def get(self, session_id: str, *, user_id: str) -> SessionInfo:
+        """One session of the user: who owns it, how many messages it holds, its summary.
+
+        Raises:
+            NotFoundError: the user has no such session.
+        """
+        scope, session = self._session_scope(session_id, user_id)
+        with self._store.engine.connect() as conn:
+            found = sessions.list_sessions(conn, scope.user_id, None, session)
+        if not found:
+            raise NotFoundError(f"user {scope.user_id!r} has no session {session!r}")
+        return found[0]
+
     def delete(self, session_id: str, *, user_id: str) -> int:
         """Delete a session with its messages, its summary, its variables (of every agent, with their
         history) and its session-scoped memory (each live item with a ``delete`` event), in one

@@ -31,6 +31,7 @@ from .records import (
     LearnResult,
     MemoryEvent,
     MemoryState,
+    PendingLearn,
     RetryReport,
     SearchHit,
     UserSummary,
@@ -316,6 +317,26 @@ class MemoryManager:
         if user_id is not None:
             Scope.of(user_id)
         return self._learner.retry_pending(user_id)
+
+    def pending(self, *, user_id: str | None = None) -> list[PendingLearn]:
+        """The learns whose extraction failed and that :meth:`retry_pending` would re-run, oldest first:
+        of one user (every agent's), or of everyone. Their messages are stored with secrets redacted."""
+        if user_id is not None:
+            Scope.of(user_id)
+        return [
+            PendingLearn(
+                id=row["id"],
+                user_id=row["user_id"],
+                agent_id=row["agent_id"] or None,
+                session_id=row["session_id"],
+                messages=list(row["messages"]),
+                error=row["error"],
+                attempts=int(row["attempts"]),
+                created_at=row["created_at"],
+                updated_at=row["updated_at"],
+            )
+            for row in self._store.pending(user_id)
+        ]
 
     def forget(
         self,

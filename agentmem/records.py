@@ -206,6 +206,28 @@ class RetryReport:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingLearn:
+    """A learn whose extraction failed for good, kept for ``retry_pending`` (``MemoryManager.pending``).
+
+    Its messages are the input as stored: secrets already redacted.
+    """
+
+    id: str
+    user_id: str
+    agent_id: str | None
+    """The agent whose learn failed; ``None``: the user's shared memory."""
+    session_id: str | None
+    messages: list[dict[str, Any]]
+    error: str
+    """Why the last attempt failed."""
+    attempts: int
+    """Model calls made for it so far, retries included."""
+    created_at: datetime
+    updated_at: datetime
+    """When it was kept, or last retried."""
+
+
+@dataclass(frozen=True, slots=True)
 class UserSummary:
     """One user with memory (``MemoryManager.list_users``)."""
 

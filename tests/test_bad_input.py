@@ -129,6 +129,8 @@ ID_ENTRIES: dict[str, Entry] = {
     "history item_id": lambda mem, bad: mem.history(user_id=USER, item_id=bad),
     "delete_user": lambda mem, bad: mem.delete_user(bad),
     "retry_pending": lambda mem, bad: mem.retry_pending(user_id=bad),
+    "pending": lambda mem, bad: mem.pending(user_id=bad),
+    "sessions.get session_id": lambda mem, bad: mem.sessions.get(bad, user_id=USER),
 }
 
 

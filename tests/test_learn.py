@@ -18,7 +18,15 @@ import pytest
 from pydantic import BaseModel
 from tenacity import RetryError, Retrying, stop_after_attempt
 
-from agentmem import ConfigurationError, ExtractionError, LayerConfig, MemoryManager, ModelError
+from agentmem import (
+    ConfigurationError,
+    ExtractionError,
+    LayerConfig,
+    MemoryManager,
+    ModelError,
+    PendingLearn,
+    ScopeError,
+)
 from agentmem.extraction.model import TransientModelError
 from agentmem.extraction.output import build_output_model, json_schema
 from agentmem.layers import KnowledgeLayer, Patch
@@ -430,6 +438,41 @@ def test_retry_pending_clears_successes_and_counts_failures(make: Factory) -> No
     assert (report.retried, report.still_pending) == (1, 0)
     assert mem._store.pending(None) == []
     assert mem.retry_pending().retried == 0
+
+
+def test_pending_lists_failed_learns_typed_redacted_and_per_user(make: Factory) -> None:
+    model = ScriptedModel([ValueError("down"), ValueError("down")])
+    mem = make(model)
+    with pytest.raises(ExtractionError) as raised:
+        mem.learn(
+            [{"role": "user", "content": "I'm Sarah, my password is hunter2"}],
+            user_id="sarah",
+            agent_id="coder",
+            session_id="s1",
+        )
+    with pytest.raises(ExtractionError):
+        mem.learn([{"role": "user", "content": "I'm Marco"}], user_id="marco")
+
+    [sarahs] = mem.pending(user_id="sarah")
+    assert isinstance(sarahs, PendingLearn)
+    assert sarahs.id == raised.value.pending_id
+    assert (sarahs.user_id, sarahs.agent_id, sarahs.session_id) == ("sarah", "coder", "s1")
+    assert sarahs.messages == [{"role": "user", "content": "I'm Sarah, my password is [redacted]"}]
+    assert "down" in sarahs.error
+    assert sarahs.attempts >= 1
+    assert sarahs.created_at.tzinfo is not None
+    assert sarahs.updated_at >= sarahs.created_at
+    [marcos] = mem.pending(user_id="marco")
+    assert (marcos.agent_id, marcos.session_id) == (None, None)
+    assert [p.user_id for p in mem.pending()] == ["sarah", "marco"]  # oldest first
+    assert mem.pending(user_id="nobody") == []
+    with pytest.raises(ScopeError):
+        mem.pending(user_id="")
+
+    model.add({"profile": {"name": "Sarah"}})
+    assert mem.retry_pending(user_id="sarah").still_pending == 0
+    assert mem.pending(user_id="sarah") == []
+    assert [p.user_id for p in mem.pending()] == ["marco"]
 
 
 # ---- the write ---------------------------------------------------------------------------------

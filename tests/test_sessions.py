@@ -146,6 +146,25 @@ def test_a_session_belongs_to_the_agent_that_created_it(mem: MemoryManager) -> N
     assert [(s.session_id, s.messages) for s in mem.sessions.list(user_id="u")] == [("s1", 3), ("shared", 2)]
 
 
+def test_get_one_session_or_not_found(mem: MemoryManager) -> None:
+    mem.sessions.add("s1", turn("My plan is private to A", "Noted."), user_id="u", agent_id="a")
+    mem.sessions.add("s1", turn("Another user's s1", "ok"), user_id="v")
+
+    found = mem.sessions.get("s1", user_id="u")
+    assert (found.session_id, found.user_id, found.agent_id, found.messages) == ("s1", "u", "a", 2)
+    assert found == mem.sessions.list(user_id="u")[0]
+    with pytest.raises(NotFoundError):
+        mem.sessions.get("s2", user_id="u")
+    with pytest.raises(NotFoundError):
+        mem.sessions.get("s1", user_id="w")
+    with pytest.raises(ScopeError):
+        mem.sessions.get("", user_id="u")
+    mem.sessions.delete("s1", user_id="u")
+    with pytest.raises(NotFoundError):
+        mem.sessions.get("s1", user_id="u")
+    assert mem.sessions.get("s1", user_id="v").messages == 2
+
+
 def test_list_sessions_most_recent_first_with_counts(mem: MemoryManager) -> None:
     mem.sessions.add("older", turn("First question here", "First answer"), user_id="u")
     mem.sessions.add("newer", turn("Second question", "Second answer"), user_id="u", agent_id="coder")

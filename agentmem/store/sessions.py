@@ -146,7 +146,10 @@ def count_messages(conn: Connection, user_id: str, session_id: str) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def list_sessions(conn: Connection, user_id: str, agent_id: str | None) -> list[SessionInfo]:
+def list_sessions(
+    conn: Connection, user_id: str, agent_id: str | None, session_id: str | None = None
+) -> list[SessionInfo]:
+    """The user's sessions, most recently active first: only ``agent_id``'s, or only ``session_id``."""
     counts = (
         select(MESSAGES.c.session_id, func.count().label("n"))
         .where(MESSAGES.c.user_id == user_id)
@@ -161,6 +164,8 @@ def list_sessions(conn: Connection, user_id: str, agent_id: str | None) -> list[
     )
     if agent_id is not None:
         stmt = stmt.where(SESSIONS.c.agent_id == agent_id)
+    if session_id is not None:
+        stmt = stmt.where(SESSIONS.c.session_id == session_id)
     return [
         SessionInfo(
             session_id=r.session_id,
