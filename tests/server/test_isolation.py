@@ -32,7 +32,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from agentmem import ExtractionError, MemoryManager
+from agentmem import Agent, ExtractionError, MemoryManager
+from agentmem.server import create_app
 from agentmem.server.keys import ApiKeys
 from agentmem.testing import ScriptedModel
 
@@ -156,8 +157,7 @@ AGREED_ELSEWHERE: dict[tuple[str, str], Case] = {
     ("DELETE", "/v1/users/{user_id}/items/{item_id}"): Case(query={"agent_id": "{agent_id}"}),
     ("GET", "/v1/users/{user_id}/items/{item_id}/history"): Case(query={"agent_id": "{agent_id}"}),
     ("GET", "/v1/users/{user_id}/history"): Case(query={"agent_id": "{agent_id}"}),
-    # ---- runs (routes/runs.py): the test app serves no agents; give it some (create_app(agents=...))
-    # before trusting these, or every answer is the 404 of an unknown agent and the controls fail.
+    # ---- runs (routes/runs.py): the app here serves agents x and y (see the ``app`` fixture)
     ("GET", "/v1/agents"): Case(user_path=False),
     ("POST", "/v1/agents/{agent_id}/runs"): Case(
         body=lambda ids: {"message": "Hello", "user_id": ids.user_id, "session_id": ids.session_id}
@@ -253,6 +253,15 @@ def mem(db_url: str, model: Model) -> Iterator[MemoryManager]:
     manager = MemoryManager(db=db_url, model=model)
     yield manager
     manager.close()
+
+
+@pytest.fixture
+def app(mem: MemoryManager, model: Model) -> Iterator[FastAPI]:
+    """The app serving agents x and y, so the runs routes are attacked (and controlled) for real."""
+    agents = {name: Agent(model, memory=mem, agent_id=name) for name in ("x", "y")}
+    yield create_app(mem, agents=agents)
+    for agent in agents.values():
+        agent.close()
 
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
