@@ -348,6 +348,19 @@ def _as_input_error(exc: ConfigurationError) -> InvalidInputError:
     return InvalidInputError(str(exc))
 
 
+_ADD_KEYWORDS = frozenset(
+    {"text", "user_id", "agent_id", "session_id", "session_scoped", "replaces", "expires_at"}
+)
+"""Names the library's write calls take as keywords: never a field of an entry here (``text`` has its own
+member; ids and the rest come from the path, the query or the body's own members)."""
+
+
+def _check_field_names(fields: Mapping[str, Any]) -> None:
+    taken = sorted(_ADD_KEYWORDS & set(fields))
+    if taken:
+        raise InvalidInputError(f"fields must not hold {', '.join(taken)}: give those as their own members")
+
+
 def _split(values: list[str] | None) -> list[str] | None:
     """A repeated or comma-separated query parameter (``layers=a,b`` or ``layers=a&layers=b``)."""
     if values is None:
@@ -632,8 +645,7 @@ def add_item(user_id: UserId, body: ItemIn, memory: Memory, who: Caller) -> Item
     acting = agent_for(who, body.agent_id)
     layer = _collection(memory, body.layer)
     fields = dict(body.fields)
-    if "text" in fields:
-        raise InvalidInputError("give the text as text, not in fields")
+    _check_field_names(fields)
     if body.topics is not None:
         fields["topics"] = list(body.topics)
     try:
@@ -682,6 +694,7 @@ def update_item(
     acting = agent_for(who, agent_id)
     if body.text is None and not body.fields:
         raise InvalidInputError("give text or fields to change")
+    _check_field_names(body.fields)
     _find_item(memory, user_id, acting, session_id, item_id)  # 404 before anything is checked or written
     try:
         memory.update(
