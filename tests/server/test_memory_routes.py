@@ -235,7 +235,7 @@ def test_bad_items_are_refused_and_nothing_is_stored(client: TestClient, mem: Me
     error(
         client.post(f"{SARAH}/items", json={"layer": "knowledge", "text": "x", "agent_id": " a"}),
         422,
-        "invalid_scope",
+        "invalid_request",
     )
     error(
         client.post(f"{SARAH}/items", json={"layer": "knowledge", "text": "x", "replaces": MISSING}),
@@ -283,14 +283,16 @@ def test_bad_query_parameters_are_4xx(client: TestClient) -> None:
         client.get(f"{SARAH}/search", params={"query": "x", "limit": 0}),
         client.get(f"{SARAH}/search", params={"query": "x", "limit": 101}),
         client.get(f"{SARAH}/history", params={"limit": 0}),
-        client.get(f"{SARAH}/memory", params={"agent_id": "x" * 201}),
+        client.get(f"{SARAH}/memory", params={"agent_id": "x" * 256}),
     ]
     for answer in answers:
         error(answer, 422, "invalid_request")
     error(client.get(f"{SARAH}/search", params={"query": "x", "layers": "goals"}), 422, "invalid_input")
     error(client.get(f"{SARAH}/items", params={"layer": "goals"}), 422, "invalid_input")
-    error(client.get(f"{SARAH}/memory", params={"agent_id": " a"}), 422, "invalid_scope")
-    error(client.get(f"{SARAH}/context", params={"session_id": "\x00"}), 422, "invalid_scope")
+    error(client.get(f"{SARAH}/memory", params={"agent_id": " a"}), 422, "invalid_request")
+    error(client.get(f"{SARAH}/context", params={"session_id": "\x00"}), 422, "invalid_request")
+    error(client.get("/v1/users/%01/memory"), 422, "invalid_scope")  # the library checks the path's id
+    error(client.get(f"{SARAH}/items/%ED%A0%80"), 404, "not_found")  # bytes that are no text: no such item
 
 
 # ---- snapshot, profile, policies ----------------------------------------------------------------
@@ -506,7 +508,7 @@ def test_bad_learn_requests_are_refused_before_any_model_call(
         error(client.post(f"{SARAH}/learn", json=body), 422, "invalid_request")
     for background in (False, True):
         body = {"messages": SAID, "session_id": " a", "background": background}
-        error(client.post(f"{SARAH}/learn", json=body), 422, "invalid_scope")
+        error(client.post(f"{SARAH}/learn", json=body), 422, "invalid_request")
     assert model.requests == []
     assert served.get(user_id="sarah").items == []
 

@@ -26,30 +26,70 @@ from ...errors import AgentMemError, ConfigurationError, InvalidInputError
 from ...layers import CollectionLayer, DocumentLayer
 from ...manager import MemoryManager
 from ...records import Change, LearnResult, MemoryEvent, MemoryItem, SearchHit
-from ...scope import Scope
+from ...scope import MAX_ID_LENGTH, Scope
 from ..auth import Caller, UserId, agent_for
 from ..deps import Memory
 from ..errors import ApiError, not_found
 
 logger = logging.getLogger(__name__)
-router = APIRouter()
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(
+        description="Stable snake_case code to branch on, e.g. `not_found`.", examples=["not_found"]
+    )
+    message: str = Field(description="For people.")
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of the server (``agentmem.server.errors``); a validation error (422
+    ``invalid_request``) also lists ``details``."""
+
+    error: ErrorDetail
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorOut, "description": _STATUS[status]} for status in statuses}
+
+
+_STATUS = {
+    400: "A setting the request names does not exist (`bad_request`).",
+    401: "A missing, unknown or revoked API key (`unauthorized`).",
+    404: "No such user, agent or item for this key (another user's ids answer the same).",
+    409: "The change would clash with stored memory (`conflict`), or the user was erased meanwhile.",
+    413: "The body is over the server's limit (`body_too_large`).",
+    422: "Invalid input: `invalid_request` (shape), `invalid_input`, `invalid_scope`, `secret_rejected`.",
+    429: "The model provider's rate limit (`rate_limited`).",
+    502: "The model failed for good (`model_error`); the learn is kept pending (`pending_id`).",
+    503: "The database does not answer (`store_unavailable`).",
+}
+# Documented on every memory route, so clients (and API fuzzers) know each answer's shape.
+router = APIRouter(responses=_errors(400, 401, 404, 409, 413, 422, 503))
 
 MAX_MESSAGES = 500
 """Messages one learn request may carry (the library reads only the user's recent turns anyway)."""
 MAX_TEXT = 100_000
 MAX_LIST = 1000
 
+ID_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+"""An agent, session or item id as the library takes it: no control characters, no surrounding
+whitespace (said in the schema, so clients and API fuzzers know it; the library checks it again)."""
 AgentParam = Annotated[
     str | None,
     Query(
-        max_length=200,
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
         description="Act as this agent: its private memory of the user too. Default: the key's own agent "
         "(an agent-bound key cannot name another).",
     ),
 ]
 SessionParam = Annotated[
     str | None,
-    Query(max_length=200, description="Also this session's own memory (default: user-wide memory only)."),
+    Query(
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
+        description="Also this session's own memory (default: user-wide memory only).",
+    ),
 ]
 
 
@@ -250,8 +290,10 @@ class LearnIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     messages: list[MessageIn] = Field(min_length=1, max_length=MAX_MESSAGES)
-    agent_id: str | None = Field(default=None, max_length=200, description="Default: the key's agent.")
-    session_id: str | None = Field(default=None, max_length=200)
+    agent_id: str | None = Field(
+        default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description="Default: the key's agent."
+    )
+    session_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
     background: bool = Field(
         default=False, description="Answer 202 at once and learn in the background; a failure is kept "
         "as a pending learn (GET /v1/users/{user_id}/pending).",
@@ -273,12 +315,16 @@ class ItemIn(BaseModel):
         description="The entry's other fields, as the layer's schema has them, e.g. feedback's "
         '`{"sentiment": "positive", "target": "pandas"}`.',
     )
-    agent_id: str | None = Field(default=None, max_length=200, description="Default: the key's agent.")
-    session_id: str | None = Field(default=None, max_length=200)
+    agent_id: str | None = Field(
+        default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description="Default: the key's agent."
+    )
+    session_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
     session_scoped: bool | None = Field(
         default=None, description="Keep it in `session_id` only (default: as the layer is configured)."
     )
-    replaces: str | None = Field(default=None, max_length=200, description="A live item it contradicts.")
+    replaces: str | None = Field(
+        default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description="A live item it contradicts."
+    )
     expires_at: datetime | None = Field(default=None, description="When it leaves the memory (with zone).")
 
 
@@ -496,7 +542,10 @@ async def _learn_later(
 @router.post(
     "/users/{user_id}/learn",
     summary="Learn from messages (synchronously, or 202 and in the background)",
-    responses={202: {"model": LearnAccepted, "description": "Accepted; learned in the background."}},
+    responses={
+        202: {"model": LearnAccepted, "description": "Accepted; learned in the background."},
+        **_errors(429, 502),
+    },
 )
 async def learn(
     user_id: UserId, body: LearnIn, memory: Memory, who: Caller, tasks: BackgroundTasks, response: Response
@@ -735,8 +784,8 @@ def item_history(
     session_id: SessionParam = None,
 ) -> EventList:
     """A forgotten or closed item's history too; an item the scope never saw is 404."""
-    if len(item_id) > 200:
-        raise _no_item(item_id[:200])
+    if len(item_id) > MAX_ID_LENGTH:
+        raise _no_item(item_id[:MAX_ID_LENGTH])
     events = memory.history(
         user_id=user_id, agent_id=agent_for(who, agent_id), session_id=session_id, item_id=item_id
     )
