@@ -501,6 +501,7 @@ def test_bad_learn_requests_are_refused_before_any_model_call(
         {"messages": [{"role": "user"}]},
         {"messages": [{"role": "wizard", "content": "x"}]},
         {"messages": SAID, "background": "later"},
+        {"messages": SAID, "background": 0},
         {"messages": SAID, "surprise": 1},
         {"messages": [{"role": "user", "content": "x"}] * 501},
     ]

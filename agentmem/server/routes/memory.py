@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, TypeAdapter
 
 from ...agent_memory import agent_tags
 from ...errors import AgentMemError, ConfigurationError, InvalidInputError
@@ -294,7 +294,7 @@ class LearnIn(BaseModel):
         default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description="Default: the key's agent."
     )
     session_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
-    background: bool = Field(
+    background: StrictBool = Field(
         default=False, description="Answer 202 at once and learn in the background; a failure is kept "
         "as a pending learn (GET /v1/users/{user_id}/pending).",
     )  # fmt: skip
@@ -319,7 +319,7 @@ class ItemIn(BaseModel):
         default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description="Default: the key's agent."
     )
     session_id: str | None = Field(default=None, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
-    session_scoped: bool | None = Field(
+    session_scoped: StrictBool | None = Field(
         default=None, description="Keep it in `session_id` only (default: as the layer is configured)."
     )
     replaces: str | None = Field(
