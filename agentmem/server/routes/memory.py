@@ -368,11 +368,13 @@ def _find_item(
     memory: MemoryManager, user_id: str, agent_id: str | None, session_id: str | None, item_id: str
 ) -> MemoryItem:
     """The live item ``item_id`` as the scope sees it, or the 404 a missing item gets (another user's
-    or another agent's item included: the read is of this scope only)."""
-    for item in memory.get(user_id=user_id, agent_id=agent_id, session_id=session_id).items:
-        if item.id == item_id:
-            return item
-    raise _no_item(item_id)
+    or another agent's item included: the read is of this scope only). One indexed read of the store
+    (reached as ``server.keys`` reaches it): ``MemoryManager.get`` would read the whole memory."""
+    scope = Scope.addressed(user_id, agent_id, session_id)
+    item = memory._store.live_item(scope, item_id) if len(item_id) <= MAX_ID_LENGTH else None
+    if item is None:
+        raise _no_item(item_id)
+    return item
 
 
 def _no_item(item_id: str) -> ApiError:
