@@ -365,7 +365,7 @@ def test_the_context_is_exactly_what_compile_gives(client: TestClient, mem: Memo
         add(client, f"Fact number {n} about churn modelling and <xml> & friends", topics=["work"])
     add(client, "Prefers tabs", agent_id="coder")
 
-    whole = client.get(f"{SARAH}/context").json()
+    whole = client.get(f"{SARAH}/context", params={"dropped": True}).json()
     assert whole["xml"] == mem.compile(user_id="sarah")
     assert whole["token_budget"] is None
     assert "&lt;xml&gt; &amp; friends" in whole["xml"]
@@ -376,7 +376,7 @@ def test_the_context_is_exactly_what_compile_gives(client: TestClient, mem: Memo
     ]
     assert sum(p["tokens"] for p in whole["layers"]) >= whole["tokens"] > 0
 
-    params = {"query": "churn 3", "token_budget": 80, "agent_id": "coder"}
+    params = {"query": "churn 3", "token_budget": 80, "agent_id": "coder", "dropped": True}
     tight = client.get(f"{SARAH}/context", params=params).json()
     assert tight["xml"] == mem.compile(user_id="sarah", agent_id="coder", query="churn 3", token_budget=80)
     assert tight["tokens"] <= 80
@@ -384,6 +384,11 @@ def test_the_context_is_exactly_what_compile_gives(client: TestClient, mem: Memo
     assert parts[("user", "knowledge")]["dropped"] > 0
     knowledge = parts[("user", "knowledge")]
     assert knowledge["lines"] + knowledge["dropped"] == 13  # 12 shared facts and coder's private one
+    plain = client.get(
+        f"{SARAH}/context", params={"query": "churn 3", "token_budget": 80, "agent_id": "coder"}
+    )
+    assert plain.json()["xml"] == tight["xml"]
+    assert {p["dropped"] for p in plain.json()["layers"]} == {None}  # not counted unless asked
     coder = client.get(f"{SARAH}/context", params={"agent_id": "coder"}).json()
     assert "Prefers tabs" in coder["xml"]
     assert coder["xml"] == mem.compile(user_id="sarah", agent_id="coder")

@@ -205,7 +205,9 @@ class LayerPart(BaseModel):
     tag: str = Field(description="The XML element the layer is rendered in.")
     tokens: int = Field(description="Tokens of the element, tags included.")
     lines: int = Field(description="Lines (items) included.")
-    dropped: int = Field(description="Lines the token budget left out (0 without a budget).")
+    dropped: int | None = Field(
+        description="Lines the token budget left out (0 without a budget); null unless `dropped=true`."
+    )
 
 
 class ContextOut(BaseModel):
@@ -456,16 +458,20 @@ def context_report(
     session_id: str | None,
     query: str | None,
     token_budget: int | None,
+    dropped: bool = True,
 ) -> ContextOut:
     """``memory.compile(...)``'s XML and what it is made of: each element's tokens and lines, and how
     many lines the budget dropped (the library has no compile report: the parts are read from the XML,
-    and the dropped lines by compiling once more without the budget)."""
+    and, with ``dropped``, the lines the budget left out by compiling once more without it)."""
     xml = memory.compile(
         user_id=user_id, agent_id=agent_id, session_id=session_id, query=query, token_budget=token_budget
     )
     count = memory._counter()  # the memory's own counter, the one the budget is kept with
     parts = _parts(memory, xml, count)
-    if token_budget is not None:
+    if not dropped:
+        for part in parts:
+            part.dropped = None
+    elif token_budget is not None:
         whole = memory.compile(user_id=user_id, agent_id=agent_id, session_id=session_id, query=query)
         everything = {(p.memory, p.layer): p.lines for p in _parts(memory, whole, count)}
         for part in parts:
@@ -510,6 +516,10 @@ def context(
     ] = None,
     agent_id: AgentParam = None,
     session_id: SessionParam = None,
+    dropped: Annotated[
+        bool,
+        Query(description="Also count the lines the budget left out (compiles a second time, without it)."),
+    ] = False,
 ) -> ContextOut:
     """Exactly what ``MemoryManager.compile`` returns for these parameters, with its tokens per layer
     and the lines the budget left out."""
@@ -520,6 +530,7 @@ def context(
         session_id=session_id,
         query=query,
         token_budget=token_budget,
+        dropped=dropped,
     )
 
 
