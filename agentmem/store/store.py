@@ -180,6 +180,16 @@ class Store:
         with self.engine.connect() as own:
             yield own
 
+    def live_item(self, scope: Scope, item_id: str) -> MemoryItem | None:
+        """The live item ``item_id`` if the scope sees it (shared, its agent's, its session's), else
+        ``None``: one indexed read, for a server answering about one item of a large memory."""
+        stmt = select(ITEMS).where(
+            ITEMS.c.id == item_id, visible(scope), ITEMS.c.valid_to.is_(None), self.expiry().clause()
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(stmt).first()
+        return item_from_row(row) if row is not None else None
+
     def live_exact(
         self, scope: Scope, layers: Sequence[str], *, conn: Connection | None = None
     ) -> dict[str, list[MemoryItem]]:
