@@ -134,7 +134,6 @@ def system_of(body: dict[str, Any]) -> str:
 
 def test_alice_and_bob_through_the_runs_endpoint(
     router: Router,
-    memory: MemoryManager,
     agents: dict[str, Agent],
     client_for: ClientFor,
     make_key: MakeKey,
@@ -192,20 +191,38 @@ def test_alice_and_bob_through_the_runs_endpoint(
     assert bob.json()["session_id"] != session
     assert agents["assistant"].wait_for_memory(timeout=LEARN_WAIT)
 
-    # LEAD: after merging the sessions and memory routes, read these over HTTP instead:
-    #   GET /v1/users/alice/sessions/{session}/messages   and   GET /v1/users/alice/memory?agent_id=assistant
-    messages = memory.sessions.messages(session, user_id="alice", agent_id="assistant")
-    assert [(m["role"], m["content"]) for m in messages] == [
+    # Everything else over HTTP too, as AgentOS's clients do: the session's messages...
+    messages = backend.get(f"/v1/users/alice/sessions/{session}/messages")
+    assert messages.status_code == 200, messages.text
+    assert [(m["role"], m["content"]) for m in messages.json()["messages"]] == [
         ("user", "I'm Alice, I work on Kestrel telemetry"),
         ("assistant", "Nice to meet you, Alice! Telemetry is fun."),
         ("user", "What do I work on?"),
         ("assistant", "You work on Kestrel telemetry, Alice."),
     ]
-    alice = memory.get(user_id="alice", agent_id="assistant")
-    assert alice.profile.name == "Alice"
-    assert [item.text for item in alice.knowledge] == ["Works on Kestrel telemetry"]
-    assert memory.get(user_id="bob", agent_id="assistant").profile.name == "Bob"
-    assert memory.get(user_id="bob", agent_id="assistant").knowledge == []
+    # ...what was learned of each, kept apart...
+    alice = backend.get("/v1/users/alice/memory").json()
+    assert alice["profile"]["name"] == "Alice"
+    assert [item["text"] for item in alice["knowledge"]] == ["Works on Kestrel telemetry"]
+    bob_memory = backend.get("/v1/users/bob/memory").json()
+    assert (bob_memory["profile"]["name"], bob_memory["knowledge"]) == ("Bob", [])
+    # ...a memory added by hand, then listed...
+    added = backend.post(
+        "/v1/users/alice/items", json={"layer": "knowledge", "text": "Prefers Grafana dashboards"}
+    )
+    assert added.status_code == 201, added.text
+    listed = backend.get("/v1/users/alice/items", params={"layer": "knowledge"}).json()["items"]
+    assert [item["text"] for item in listed] == ["Works on Kestrel telemetry", "Prefers Grafana dashboards"]
+    assert added.json()["id"] in [item["id"] for item in listed]
+    assert backend.get("/v1/users/bob/items").json()["items"] == []
+    # ...and the session's summary, written by the model and read back.
+    router.add("chat", "Alice works on Kestrel telemetry and asked what she works on.")
+    written = backend.post(f"/v1/users/alice/sessions/{session}/summary")
+    assert written.status_code == 200, written.text
+    read = backend.get(f"/v1/users/alice/sessions/{session}/summary")
+    assert read.json()["summary"] == "Alice works on Kestrel telemetry and asked what she works on."
+    # What the model saw of the session when it summarized it.
+    assert "What do I work on?" in json.dumps(router.received["chat"][-1]["messages"])
 
 
 def test_the_agents_are_listed_as_far_as_the_key_reaches(
@@ -256,7 +273,6 @@ def test_concurrent_runs_for_many_users_each_answered_and_learned(
     assert [(a.status_code, a.json()["reply"]) for a in answers] == [(200, f"Hello, {u}!") for u in users]
     assert agents["assistant"].wait_for_memory(timeout=LEARN_WAIT)
     for user, answer in zip(users, answers, strict=True):
-        # LEAD: read over HTTP after merging (GET /v1/users/{user}/memory?agent_id=assistant).
         assert memory.get(user_id=user, agent_id="assistant").profile.name == user
         stored = memory.sessions.messages(answer.json()["session_id"], user_id=user, agent_id="assistant")
         assert [m["content"] for m in stored] == [f"I am {user}", f"Hello, {user}!"]
@@ -300,7 +316,6 @@ def test_a_streamed_run_sends_the_reply_in_pieces_and_stores_the_turn(
     assert done["usage"]["prompt_tokens"] == loopback.completions[0]["usage"]["prompt_tokens"]
     assert agents["assistant"].wait_for_memory(timeout=LEARN_WAIT)
     assert len(router.received["extract"]) == 1  # learned in the background, as a plain run is
-    # LEAD: read over HTTP after merging (GET /v1/users/alice/sessions/{session_id}/messages).
     stored = memory.sessions.messages(done["session_id"], user_id="alice", agent_id="assistant")
     assert [(m["role"], m["content"]) for m in stored] == [
         ("user", "I run Kestrel's telemetry. How does it ship spans?"),
