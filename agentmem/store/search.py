@@ -131,10 +131,10 @@ def query_terms(query: str) -> list[str]:
 class TextMatch(NamedTuple):
     """A query's full-text match as SQL over ``agentmem_items`` aliased ``i`` (bound names start ``fts_``).
 
-    ``with_`` starts the statement: it defines ``fts_hits``, the pks of the user's matching rows in the
-    ranking pool (see ``RANK_POOL``). ``source`` is the FROM clause that keeps only those rows, ``score``
-    their relevance (higher is better, from the database's own ranking) and ``unmatched`` the condition
-    on ``i`` alone for every other row.
+    ``with_`` starts the statement: it defines ``fts_hits``, the user's matching rows in the ranking pool
+    (see ``RANK_POOL``). ``source`` is the FROM clause of those rows as ``i`` (on PostgreSQL only the
+    columns of ``_POOLED``), ``score`` their relevance (higher is better, from the database's own
+    ranking) and ``unmatched`` the condition on ``i`` alone for every other row.
     """
 
     with_: str
@@ -143,6 +143,12 @@ class TextMatch(NamedTuple):
     unmatched: str
     params: dict[str, Any]
 
+
+# The item columns a PostgreSQL rank pool keeps: what the compile read and search select, rank and
+# filter on (``ranked.RankedRead``: its scope, liveness and narrowest-item conditions, its columns).
+_POOLED = (
+    "pk, id, user_id, agent_id, session_scope, layer, key, line, updated_at, count, valid_to, expires_at"
+)
 
 # Ranking scores every row it considers, so it considers a bounded pool: each query term's newest
 # matches, RANK_POOL shared among the terms (at least MIN_TERM_POOL each). A term rarer than its share
@@ -178,19 +184,22 @@ def text_match(conn: Connection, scope: Scope, query: str) -> TextMatch | None:
         owned, owner_params = _owned(scope)
         # Each pool is the planner's choice by the term's frequency: a rare term's rows through the GIN
         # index, a common term's by walking the user's newest rows (``ix_agentmem_items_user_pk``) until
-        # its share is found.
-        pools = " UNION ".join(
-            f"SELECT pk FROM (SELECT pk FROM agentmem_items WHERE {owned}"
-            f" AND search_vector @@ {q} ORDER BY pk DESC LIMIT {share}) p{n}"
-            for n, q in enumerate(queries)
+        # its share is found. A pool keeps the columns the statement's parts read and rank (so no
+        # row is read twice), and its rows are ranked once they are one set.
+        pools = " UNION ALL ".join(
+            f"(SELECT {_POOLED}, search_vector FROM agentmem_items WHERE {owned} AND search_vector @@ {q}"
+            f" ORDER BY pk DESC LIMIT {share})"
+            for q in queries
         )
-        # The pool's rows are ranked where the statement reads them anyway, joined to their scope:
-        # ranking them in the pool would read each row once more.
+        hits = (
+            f"SELECT {_POOLED}, ts_rank(search_vector, {' || '.join(queries)}) AS rank"
+            f" FROM (SELECT DISTINCT ON (pk) * FROM ({pools}) p ORDER BY pk) d"
+        )
         params = {**owner_params, **{f"fts_{n}": term for n, term in enumerate(terms)}}
         return TextMatch(
-            with_=f"WITH fts_hits AS MATERIALIZED ({pools}) ",  # once, however many parts use it
-            source="fts_hits f JOIN agentmem_items i ON i.pk = f.pk",
-            score=f"ts_rank(i.search_vector, ({' || '.join(queries)}))",
+            with_=f"WITH fts_hits AS MATERIALIZED ({hits}) ",  # once, however many parts use it
+            source="fts_hits i",
+            score="i.rank",
             unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",
             params=params,
         )

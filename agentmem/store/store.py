@@ -274,10 +274,16 @@ class Store:
             if match is None:
                 return []
             live = ranked.live(layers, scope.visible_agent_keys)
-            sql = (
-                f"{match.with_}SELECT {', '.join(f'i.{c.name}' for c in ITEMS.c)}, {match.score} AS score"
-                f" FROM {match.source} WHERE {live}"
+            # The best pks first (the match's source may hold only the columns ranking needs), then
+            # their whole rows.
+            best = (
+                f"SELECT i.pk, {match.score} AS score FROM {match.source} WHERE {live}"
                 f" ORDER BY score DESC, {ranked.id_order('i.')} LIMIT :limit"
+            )
+            sql = (
+                f"{match.with_}SELECT {', '.join(f'x.{c.name}' for c in ITEMS.c)}, b.score"
+                f" FROM ({best}) b JOIN agentmem_items x ON x.pk = b.pk"
+                f" ORDER BY b.score DESC, {ranked.id_order('x.')}"
             )
             params = {**ranked.params, "limit": min(limit, MAX_LIMIT)}
             rows = conn.execute(typed(sql, params).columns(*ITEMS.c, score=Float), params).all()
