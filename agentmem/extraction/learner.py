@@ -162,49 +162,68 @@ class Learner:
             usage.skipped = "no layer is enabled for extraction"
         elif (reason := salience(turns)) is not None:
             usage.skipped = reason
-        elif self.store.was_learned(scope, key):
-            usage.skipped = "this input was already learned"
         else:
-            # A retried input keeps the watermark of when it was first read: what the user changed
-            # since then is newer than anything this old input says. Its claim (that the user was not
-            # deleted meanwhile) is its pending row; a new input's is the generation, taken first.
-            if pending:
-                claim = _Claim(pending_id=pending["id"])
-                watermark, read_at = pending["watermark"] or 0, pending["read_at"] or pending["created_at"]
-            else:
-                current, watermark = self.store.watermark(scope)
-                claim = _Claim(generation=generation or current or self.store.generation(scope))
-                read_at = self.store.now()
-            shown = self._shown(scopes, turns)
-            return _Job(scope, session_id, key, list(turns), usage, shown, watermark, read_at, claim, scopes)
+            with self.store.reading() as conn:  # one connection and snapshot for every read before the call
+                if self.store.was_learned(scope, key, conn=conn):
+                    usage.skipped = "this input was already learned"
+                else:
+                    return self._job(scope, session_id, key, turns, usage, pending, generation, scopes, conn)
         return LearnResult({layer.name: [] for layer in self.layers}, usage)
+
+    def _job(
+        self,
+        scope: Scope,
+        session_id: str | None,
+        key: str,
+        turns: Sequence[Turn],
+        usage: Usage,
+        pending: Mapping[str, Any] | None,
+        generation: str | None,
+        scopes: Mapping[str, Scope],
+        conn: Connection,
+    ) -> _Job:
+        # A retried input keeps the watermark of when it was first read: what the user changed since
+        # then is newer than anything this old input says. Its claim (that the user was not deleted
+        # meanwhile) is its pending row; a new input's is the generation, taken first.
+        if pending:
+            claim = _Claim(pending_id=pending["id"])
+            watermark, read_at = pending["watermark"] or 0, pending["read_at"] or pending["created_at"]
+        else:
+            current, watermark = self.store.watermark(scope, conn=conn)
+            claim = _Claim(generation=generation or current or self.store.generation(scope))
+            read_at = self.store.now()
+        shown = self._shown(scopes, turns, conn)
+        return _Job(
+            scope, session_id, key, list(turns), usage, shown, watermark, read_at, claim, dict(scopes)
+        )
 
     def _write_scopes(self, scope: Scope, session_id: str | None) -> dict[str, Scope]:
         """Where each layer's extracted changes go: user-wide, or the session for a session-scoped layer
         (``LayerConfig(session_scoped=True)``); its merge then sees only that session's items."""
         return {name: layer.write_scope(scope, session_id) for name, layer in self.all_layers.items()}
 
-    def _shown(self, scopes: Mapping[str, Scope], turns: Sequence[Turn]) -> dict[str, list[MemoryItem]]:
+    def _shown(
+        self, scopes: Mapping[str, Scope], turns: Sequence[Turn], conn: Connection
+    ) -> dict[str, list[MemoryItem]]:
         """The items the model sees (and may refer to by number), oldest first: all of a layer's
         items, or, where the layer bounds them (``Layer.prompt_items``), the most relevant to what the
         user said plus the most recent ones, read through the index without reading the others. Each
         layer's come from where its changes go."""
         said = " ".join(t["content"] for t in turns if t["role"] == "user")
-        with self.store.reading() as conn:  # one connection and snapshot for all of the prompt's reads
-            whole: dict[str, list[MemoryItem]] = {}
-            for scope in dict.fromkeys(scopes.values()):
-                small = [
-                    layer.name
-                    for layer in self.layers
-                    if layer.prompt_items is None and scopes[layer.name] == scope
-                ]
-                whole |= self.store.live_exact(scope, small, conn=conn) if small else {}
-            return {
-                layer.name: whole[layer.name]
-                if layer.prompt_items is None
-                else self._bounded(conn, scopes[layer.name], layer.name, layer.prompt_items, said)
+        whole: dict[str, list[MemoryItem]] = {}
+        for scope in dict.fromkeys(scopes.values()):
+            small = [
+                layer.name
                 for layer in self.layers
-            }
+                if layer.prompt_items is None and scopes[layer.name] == scope
+            ]
+            whole |= self.store.live_exact(scope, small, conn=conn) if small else {}
+        return {
+            layer.name: whole[layer.name]
+            if layer.prompt_items is None
+            else self._bounded(conn, scopes[layer.name], layer.name, layer.prompt_items, said)
+            for layer in self.layers
+        }
 
     def _bounded(self, conn: Connection, scope: Scope, layer: str, limit: int, said: str) -> list[MemoryItem]:
         keep = self.store.recent_ids(scope, layer, limit + 1, conn=conn)  # newest first

@@ -226,16 +226,16 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(stmt).scalars())
 
-    def watermark(self, scope: Scope) -> tuple[str | None, int]:
+    def watermark(self, scope: Scope, *, conn: Connection | None = None) -> tuple[str | None, int]:
         """How current a reading of the memory is, in one query: the user's generation (None when none
         was begun) and the newest event id in the database (0 when none)."""
-        with self.engine.connect() as conn:
-            generation, event_id = conn.execute(_WATERMARK, {"user_id": scope.user_id}).one()
+        with self.reading(conn) as c:
+            generation, event_id = c.execute(_WATERMARK, {"user_id": scope.user_id}).one()
         return generation, int(event_id or 0)
 
-    def was_learned(self, scope: Scope, key: str) -> bool:
-        with self.engine.connect() as conn:
-            return is_learned(conn, scope, key)
+    def was_learned(self, scope: Scope, key: str, *, conn: Connection | None = None) -> bool:
+        with self.reading(conn) as c:
+            return is_learned(c, scope, key)
 
     def context_rows(
         self,
