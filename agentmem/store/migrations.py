@@ -387,20 +387,24 @@ def _v9(op: Operations) -> None:
 def _v10_owner_tags(op: Operations) -> None:
     """SQLite's full-text index scoped by tagged words instead of an ``owner`` phrase (see
     ``search.owner_tag``): the table is made anew with one column, each row's words tagged by the owner
-    token its ``owner`` column held. PostgreSQL's index is unchanged."""
+    token its ``owner`` column held, copied over in batches. PostgreSQL's index is unchanged."""
     conn = op.get_bind()
     if conn.dialect.name != "sqlite":
         return
-    rows = conn.exec_driver_sql(f"SELECT rowid, text, owner FROM {FTS_TABLE}").all()
-    op.execute(f"DROP TABLE {FTS_TABLE}")
+    op.execute(f"ALTER TABLE {FTS_TABLE} RENAME TO {FTS_TABLE}_v9")
     op.execute(
         f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, tokenize='porter unicode61 remove_diacritics 2')"
     )
-    if rows:
+    last = -1
+    while rows := conn.exec_driver_sql(
+        f"SELECT rowid, text, owner FROM {FTS_TABLE}_v9 WHERE rowid > ? ORDER BY rowid LIMIT 5000", (last,)
+    ).all():
         conn.exec_driver_sql(
             f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (?, ?)",
             [(pk, tagged(owner_tag(token), text)) for pk, text, token in rows],
         )
+        last = rows[-1][0]
+    op.execute(f"DROP TABLE {FTS_TABLE}_v9")
 
 
 def _v10_user_pk_index(op: Operations) -> None:
