@@ -55,7 +55,8 @@ def screens(seeded: Seeded, user: str = USER) -> list[str]:
         f"{u}?closed=true",
         f"{u}?agent_id=coach",
         f"{u}/context",
-        f"{u}/context?query=work&token_budget=40&agent_id=coach&session_id=s1",
+        f"{u}/context?query=work&token_budget=40&agent_id=coach",
+        f"{u}/context?query=work&session_id=s1",
         f"{u}/search?query=Globex",
         f"{u}/items/{seeded.old_fact}",
         f"{u}/sessions",
@@ -232,7 +233,7 @@ def test_read_only_mode_has_no_retry_and_refuses_the_post(
     answer = browser.post(f"/inspector/users/{USER}/pending/retry", data={"csrf": "anything"})
     assert answer.status_code == 403
     assert answer.json()["error"]["code"] == "read_only"
-    assert len(mem._store.pending(USER)) == 1
+    assert len(mem.pending(user_id=USER)) == 1
 
 
 def test_retry_needs_the_csrf_token_and_then_learns(
@@ -246,11 +247,11 @@ def test_retry_needs_the_csrf_token_and_then_learns(
     for data in ({}, {"csrf": "0" * 64}, {"csrf": ""}):
         answer = browser.post(retry, data=data)
         assert (answer.status_code, answer.json()["error"]["code"]) == (403, "csrf_failed"), data
-    assert len(mem._store.pending(USER)) == 1
+    assert len(mem.pending(user_id=USER)) == 1
     done = browser.post(retry, data={"csrf": token.group(1)})
     assert done.status_code == 303
     assert done.headers["location"].endswith("/pending?retried=1&still=0")
-    assert mem._store.pending(USER) == []
+    assert mem.pending(user_id=USER) == []
     after = browser.get(done.headers["location"]).text
     assert "Retried: 1 learned" in after
     assert "No pending learns" in after
