@@ -276,3 +276,27 @@ def test_open_mode_needs_no_sign_in(app: FastAPI, seeded: Seeded) -> None:
 
 def test_a_key_in_a_header_works_too(seeded: Seeded, client_for: ClientFor, admin_key: str) -> None:
     assert client_for(admin_key).get(f"/inspector/users/{USER}").status_code == 200
+
+
+def test_errors_are_a_page_for_a_browser_and_json_for_other_clients(
+    writable: FastAPI, seeded: Seeded, admin_key: str, browser_for: BrowserFor
+) -> None:
+    browser = browser_for(writable, admin_key)
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    markup = "m_<img src=x onerror=alert(1)>"
+    missing = f"/inspector/users/{USER}/items/{markup}"
+    page = browser.get(missing, headers=html)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "no-store" in page.headers["cache-control"]
+    assert "404 Not Found" in page.text
+    assert markup not in page.text  # the id named in the message is escaped like memory
+    assert "m_&lt;img" in page.text
+    refused = browser.post(f"/inspector/users/{USER}/pending/retry", data={"csrf": "x"}, headers=html)
+    assert refused.status_code == 403
+    assert "CSRF token" in refused.text
+    assert browser.get(f"/inspector/users/{USER}/search?limit=lots", headers=html).status_code == 422
+    assert browser.get(missing).json()["error"]["code"] == "not_found"
+    # Signing in is still a redirect, whatever the browser accepts.
+    anonymous = TestClient(writable, follow_redirects=False)
+    assert anonymous.get(f"/inspector/users/{USER}", headers=html).status_code == 303

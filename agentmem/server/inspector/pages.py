@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from http import HTTPStatus
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader
 
 from ...errors import AgentMemError, InvalidInputError
@@ -17,14 +21,55 @@ from ...manager import MemoryManager
 from ...records import UserSummary
 from ..auth import INSPECTOR_COOKIE, INSPECTOR_PATH, Caller, Principal, UserId, agent_for, user_not_found
 from ..deps import Keys, Memory, ServerSettings
-from ..errors import ApiError, not_found
+from ..errors import ApiError, not_found, status_of
 from ..routes.users import whole_user
 from ..scoping import session_for
 from . import csrf, reads
 
-router = APIRouter()
+
+class _PageRoute(APIRoute):
+    """A route whose errors a browser sees as a small page (status kept): a request that accepts
+    ``text/html`` gets the page, any other client the JSON every route answers (``errors.install``).
+    Redirects (sign-in) stay as they are."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (ApiError, AgentMemError, RequestValidationError) as exc:
+                if "text/html" not in request.headers.get("accept", ""):
+                    raise
+                status, message = _error_of(exc)
+                if status < 400:
+                    raise
+                return _page(
+                    request,
+                    "error.html",
+                    None,
+                    status=status,
+                    code=status,
+                    message=message,
+                    phrase=HTTPStatus(status).phrase,
+                    headers=exc.headers if isinstance(exc, ApiError) else None,
+                )
+
+        return answer
+
+
+def _error_of(exc: Exception) -> tuple[int, str]:
+    """The status and message the JSON answer of ``exc`` would carry."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.message
+    if isinstance(exc, AgentMemError):
+        return status_of(exc)[0], str(exc)
+    return 422, "invalid request: a parameter is missing or not of the right kind"
+
+
+router = APIRouter(route_class=_PageRoute)
 """Every page; the key check is attached to it where app.py mounts it."""
-public_router = APIRouter()
+public_router = APIRouter(route_class=_PageRoute)
 """The sign-in page, sign-out and the stylesheet: reachable before signing in."""
 
 _env = Environment(loader=PackageLoader("agentmem.server.inspector", "templates"), autoescape=True)
@@ -57,7 +102,13 @@ def _base(request: Request) -> str:
 
 
 def _page(
-    request: Request, template: str, who: Principal | None, *, status: int = 200, **values: Any
+    request: Request,
+    template: str,
+    who: Principal | None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **values: Any,
 ) -> HTMLResponse:
     settings = request.app.state.settings
     html = _env.get_template(template).render(
@@ -69,7 +120,7 @@ def _page(
         csrf_token=csrf.token(request, who) if who is not None else "",
         **values,
     )
-    response = HTMLResponse(html, status_code=status)
+    response = HTMLResponse(html, status_code=status, headers=headers)
     # Pages show memory: never cached, never framed by another site.
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
