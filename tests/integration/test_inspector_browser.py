@@ -162,7 +162,7 @@ def test_every_screen_in_chromium_and_the_retry_button(
 
     assert problems == []
     with MemoryManager(db=db_url) as mem:
-        assert mem._store.pending(USER) == []
+        assert mem.pending(user_id=USER) == []
     assert sorted(p.name for p in shots.glob("*.png")) == [
         "00-sign-in.png",
         "01-users.png",

@@ -55,7 +55,8 @@ def screens(seeded: Seeded, user: str = USER) -> list[str]:
         f"{u}?closed=true",
         f"{u}?agent_id=coach",
         f"{u}/context",
-        f"{u}/context?query=work&token_budget=40&agent_id=coach&session_id=s1",
+        f"{u}/context?query=work&token_budget=40&agent_id=coach",
+        f"{u}/context?query=work&session_id=s1",
         f"{u}/search?query=Globex",
         f"{u}/items/{seeded.old_fact}",
         f"{u}/sessions",
@@ -232,7 +233,7 @@ def test_read_only_mode_has_no_retry_and_refuses_the_post(
     answer = browser.post(f"/inspector/users/{USER}/pending/retry", data={"csrf": "anything"})
     assert answer.status_code == 403
     assert answer.json()["error"]["code"] == "read_only"
-    assert len(mem._store.pending(USER)) == 1
+    assert len(mem.pending(user_id=USER)) == 1
 
 
 def test_retry_needs_the_csrf_token_and_then_learns(
@@ -246,11 +247,11 @@ def test_retry_needs_the_csrf_token_and_then_learns(
     for data in ({}, {"csrf": "0" * 64}, {"csrf": ""}):
         answer = browser.post(retry, data=data)
         assert (answer.status_code, answer.json()["error"]["code"]) == (403, "csrf_failed"), data
-    assert len(mem._store.pending(USER)) == 1
+    assert len(mem.pending(user_id=USER)) == 1
     done = browser.post(retry, data={"csrf": token.group(1)})
     assert done.status_code == 303
     assert done.headers["location"].endswith("/pending?retried=1&still=0")
-    assert mem._store.pending(USER) == []
+    assert mem.pending(user_id=USER) == []
     after = browser.get(done.headers["location"]).text
     assert "Retried: 1 learned" in after
     assert "No pending learns" in after
@@ -275,3 +276,27 @@ def test_open_mode_needs_no_sign_in(app: FastAPI, seeded: Seeded) -> None:
 
 def test_a_key_in_a_header_works_too(seeded: Seeded, client_for: ClientFor, admin_key: str) -> None:
     assert client_for(admin_key).get(f"/inspector/users/{USER}").status_code == 200
+
+
+def test_errors_are_a_page_for_a_browser_and_json_for_other_clients(
+    writable: FastAPI, seeded: Seeded, admin_key: str, browser_for: BrowserFor
+) -> None:
+    browser = browser_for(writable, admin_key)
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    markup = "m_<img src=x onerror=alert(1)>"
+    missing = f"/inspector/users/{USER}/items/{markup}"
+    page = browser.get(missing, headers=html)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "no-store" in page.headers["cache-control"]
+    assert "404 Not Found" in page.text
+    assert markup not in page.text  # the id named in the message is escaped like memory
+    assert "m_&lt;img" in page.text
+    refused = browser.post(f"/inspector/users/{USER}/pending/retry", data={"csrf": "x"}, headers=html)
+    assert refused.status_code == 403
+    assert "CSRF token" in refused.text
+    assert browser.get(f"/inspector/users/{USER}/search?limit=lots", headers=html).status_code == 422
+    assert browser.get(missing).json()["error"]["code"] == "not_found"
+    # Signing in is still a redirect, whatever the browser accepts.
+    anonymous = TestClient(writable, follow_redirects=False)
+    assert anonymous.get(f"/inspector/users/{USER}", headers=html).status_code == 303

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from datetime import datetime
+from http import HTTPStatus
 from importlib import resources
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader
 
 from ...errors import AgentMemError, InvalidInputError
@@ -17,12 +21,55 @@ from ...manager import MemoryManager
 from ...records import UserSummary
 from ..auth import INSPECTOR_COOKIE, INSPECTOR_PATH, Caller, Principal, UserId, agent_for, user_not_found
 from ..deps import Keys, Memory, ServerSettings
-from ..errors import ApiError, not_found
+from ..errors import ApiError, not_found, status_of
+from ..routes.users import whole_user
+from ..scoping import session_for
 from . import csrf, reads
 
-router = APIRouter()
+
+class _PageRoute(APIRoute):
+    """A route whose errors a browser sees as a small page (status kept): a request that accepts
+    ``text/html`` gets the page, any other client the JSON every route answers (``errors.install``).
+    Redirects (sign-in) stay as they are."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (ApiError, AgentMemError, RequestValidationError) as exc:
+                if "text/html" not in request.headers.get("accept", ""):
+                    raise
+                status, message = _error_of(exc)
+                if status < 400:
+                    raise
+                return _page(
+                    request,
+                    "error.html",
+                    None,
+                    status=status,
+                    code=status,
+                    message=message,
+                    phrase=HTTPStatus(status).phrase,
+                    headers=exc.headers if isinstance(exc, ApiError) else None,
+                )
+
+        return answer
+
+
+def _error_of(exc: Exception) -> tuple[int, str]:
+    """The status and message the JSON answer of ``exc`` would carry."""
+    if isinstance(exc, ApiError):
+        return exc.status, exc.message
+    if isinstance(exc, AgentMemError):
+        return status_of(exc)[0], str(exc)
+    return 422, "invalid request: a parameter is missing or not of the right kind"
+
+
+router = APIRouter(route_class=_PageRoute)
 """Every page; the key check is attached to it where app.py mounts it."""
-public_router = APIRouter()
+public_router = APIRouter(route_class=_PageRoute)
 """The sign-in page, sign-out and the stylesheet: reachable before signing in."""
 
 _env = Environment(loader=PackageLoader("agentmem.server.inspector", "templates"), autoescape=True)
@@ -39,8 +86,15 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+def _segment(value: Any) -> str:
+    """``value`` as one URL path segment: unlike Jinja's ``urlencode``, "/" is escaped too, so an id
+    holding "/" or ".." cannot become another path."""
+    return quote(str(value), safe="")
+
+
 _env.filters["when"] = _when
 _env.filters["pretty"] = _pretty
+_env.filters["segment"] = _segment
 
 
 def _base(request: Request) -> str:
@@ -48,7 +102,13 @@ def _base(request: Request) -> str:
 
 
 def _page(
-    request: Request, template: str, who: Principal | None, *, status: int = 200, **values: Any
+    request: Request,
+    template: str,
+    who: Principal | None,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    **values: Any,
 ) -> HTMLResponse:
     settings = request.app.state.settings
     html = _env.get_template(template).render(
@@ -60,7 +120,7 @@ def _page(
         csrf_token=csrf.token(request, who) if who is not None else "",
         **values,
     )
-    response = HTMLResponse(html, status_code=status)
+    response = HTMLResponse(html, status_code=status, headers=headers)
     # Pages show memory: never cached, never framed by another site.
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Frame-Options"] = "DENY"
@@ -122,11 +182,17 @@ def static(name: str) -> Response:
 
 
 def _users(mem: MemoryManager, who: Principal) -> list[UserSummary]:
-    everyone = mem.list_users()
+    """Every user for a key that reaches them all. A user-bound key sees only its own user, counted
+    from that user's own rows (its live items and sessions, only its agent's when the key has one)
+    rather than by listing everyone."""
     if who.user_id is None:
-        return everyone
-    mine = [user for user in everyone if user.user_id == who.user_id]
-    return mine or [UserSummary(who.user_id, 0, 0, None)]
+        return mem.list_users()
+    acting = agent_for(who, None)
+    scopes = reads.user_layers(mem, who.user_id, acting)
+    live = [view.item for scope in scopes for layer in scope.layers for view in layer.live]
+    sessions = mem.sessions.list(user_id=who.user_id, agent_id=acting)
+    times = [item.updated_at for item in live] + [s.updated_at for s in sessions]
+    return [UserSummary(who.user_id, len(live), len(sessions), max(times, default=None))]
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -142,12 +208,27 @@ def users_page_bare(request: Request, mem: Memory, who: Caller) -> Response:
 def _known(mem: MemoryManager, who: Principal, user_id: str) -> None:
     """404 (as for a user the key cannot reach) when the user has nothing stored at all; a key bound to
     the user sees its own empty pages."""
-    if who.user_id != user_id and not any(user.user_id == user_id for user in mem.list_users()):
+    if who.user_id != user_id and not reads.user_exists(mem, user_id):
         raise user_not_found(user_id)
 
 
 def _acting(who: Principal, agent_id: str | None) -> str | None:
     return agent_for(who, agent_id or None)
+
+
+def _agents(mem: MemoryManager, who: Principal, user_id: str) -> list[str]:
+    """The agents a page offers to act as: the key's own only, when it is bound to one (the others'
+    names are not its to learn)."""
+    return mem.agents(user_id) if who.agent_id is None else [who.agent_id]
+
+
+def _whole_user(who: Principal) -> bool:
+    """Whether the key may act on every agent's memory of a user (see ``whole_user``)."""
+    try:
+        whole_user(who)
+    except ApiError:
+        return False
+    return True
 
 
 @router.get("/users/{user_id}", response_class=HTMLResponse)
@@ -171,7 +252,7 @@ def layers_page(
         scopes=scopes,
         show_closed=closed,
         agent_id=acting,
-        agents=mem.agents(user_id),
+        agents=_agents(mem, who, user_id),
         closed_total=sum(scope.closed_count for scope in scopes),
     )
 
@@ -198,6 +279,8 @@ def context_page(
 ) -> Response:
     _known(mem, who, user_id)
     acting = _acting(who, agent_id)
+    # Another agent's session is refused like a missing one, before anything of it is read.
+    session = session_for(mem, who, user_id, acting, session_id.strip() or None)
     preview, error = None, None
     try:
         preview = reads.preview(
@@ -206,7 +289,7 @@ def context_page(
             query=query.strip() or None,
             token_budget=_budget(token_budget),
             agent_id=acting,
-            session_id=session_id.strip() or None,
+            session_id=session,
         )
     except AgentMemError as exc:
         error = str(exc)
@@ -224,8 +307,8 @@ def context_page(
             "agent_id": acting or "",
             "session_id": session_id,
         },
-        agents=mem.agents(user_id),
-        sessions=mem.sessions.list(user_id=user_id),
+        agents=_agents(mem, who, user_id),
+        sessions=mem.sessions.list(user_id=user_id, agent_id=acting),
     )
 
 
@@ -257,7 +340,7 @@ def search_page(
         error=error,
         query=query,
         agent_id=acting or "",
-        agents=mem.agents(user_id),
+        agents=_agents(mem, who, user_id),
     )
 
 
@@ -322,7 +405,8 @@ def pending_page(
         who,
         user_id=user_id,
         section="pending",
-        pending=reads.pending(mem, user_id),
+        pending=reads.pending(mem, user_id, _acting(who, None)),
+        can_retry=_whole_user(who),
         retried=retried,
         still=still,
     )
@@ -338,7 +422,9 @@ def retry_pending(
     token: Annotated[str | None, Form(alias=csrf.FIELD, max_length=200)] = None,
 ) -> Response:
     """Re-run the user's failed learns: only when the server allows inspector writes, and only with
-    this browser's CSRF token."""
+    this browser's CSRF token. A retry runs every agent's learns of the user, so a key bound to one
+    agent gets the 404 ``POST /v1/users/{user_id}/pending/retry`` gives it."""
+    whole_user(who)
     if not settings.inspector_writes:
         raise ApiError(
             403, "read_only", "the inspector is read-only; start the server with --inspector-writes"

@@ -1,6 +1,8 @@
 """What the inspector reads that the public memory API does not hand out whole: every item of a user
-(closed ones too, to show what replaced them), the pending learns, and the context preview's breakdown
-(which candidate lines the compiled XML holds, and tokens per layer). Reads only; nothing here writes.
+(closed ones too, to show what replaced them, with the store's clock and expiry rules that say why one
+is closed), whether one user exists without listing them all, and the context preview's breakdown
+(which candidate lines the compiled XML holds, and tokens per layer). What the public API does hand out
+(pending learns, sessions, history) is read through it. Reads only; nothing here writes.
 """
 
 from __future__ import annotations
@@ -8,14 +10,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ...manager import MemoryManager
-from ...records import MemoryItem
+from ...records import MemoryItem, PendingLearn
 from ...scope import Scope
-from ...store.rows import ITEMS, item_from_row
+from ...store.rows import EVENTS, ITEMS, item_from_row
+from ...store.sessions import SESSIONS
 from ...text import xml_text
 
 SHARED = ""
@@ -99,10 +101,23 @@ def user_layers(mem: MemoryManager, user_id: str, agent_id: str | None = None) -
     return views
 
 
-def pending(mem: MemoryManager, user_id: str) -> list[dict[str, Any]]:
-    """The user's pending (failed) learns, oldest first."""
-    Scope.of(user_id)
-    return mem._store.pending(user_id)
+def pending(mem: MemoryManager, user_id: str, agent_id: str | None = None) -> list[PendingLearn]:
+    """The user's pending (failed) learns, oldest first: every agent's, or only ``agent_id``'s (as
+    ``GET /v1/users/{user_id}/pending`` filters them for a caller acting as an agent)."""
+    found = mem.pending(user_id=user_id)
+    return found if agent_id is None else [p for p in found if p.agent_id == agent_id]
+
+
+def user_exists(mem: MemoryManager, user_id: str) -> bool:
+    """Whether the user has items, history or sessions (what makes ``list_users`` list a user), asked
+    with one ``EXISTS`` per table on its user index instead of listing every user."""
+    Scope.of(user_id)  # a bad id is InvalidInputError, never a query
+    probes = [
+        select(table.c.user_id).where(table.c.user_id == user_id).exists()
+        for table in (ITEMS, EVENTS, SESSIONS)
+    ]
+    with mem._store.engine.connect() as conn:
+        return bool(conn.execute(select(or_(*probes))).scalar())
 
 
 @dataclass
