@@ -7,11 +7,12 @@ import contextvars
 import multiprocessing
 import threading
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from agentmem.extraction.bridge import THREAD_NAME, run_sync
+from agentmem.extraction.bridge import THREAD_NAME, on_bridge, run_sync, stream_on_bridge
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 
@@ -121,3 +122,126 @@ def test_a_forked_child_gets_a_loop_thread_of_its_own() -> None:
     child.join(30)
     assert child.exitcode == 0
     assert queue.get(timeout=5) == (THREAD_NAME, True)
+
+
+# ---- async callers on a loop of their own (a web server's, asyncio.run) --------------------------
+
+
+def test_on_bridge_runs_the_coroutine_on_the_bridge_loop_from_another_loop() -> None:
+    async def caller() -> tuple[str, bool]:
+        return await on_bridge(where())
+
+    assert asyncio.run(caller()) == (THREAD_NAME, True)
+
+
+def test_on_bridge_on_the_bridge_loop_itself_awaits_directly() -> None:
+    async def caller() -> tuple[asyncio.Task[object] | None, asyncio.Task[object] | None]:
+        async def current() -> asyncio.Task[object] | None:
+            return asyncio.current_task()
+
+        return asyncio.current_task(), await on_bridge(current())
+
+    outer, inner = run_sync(caller())
+    assert outer is inner  # no second task: nothing to hop over
+
+
+def test_on_bridge_gives_back_exceptions_and_context_variables() -> None:
+    class Boom(Exception):
+        pass
+
+    async def fail() -> None:
+        raise Boom(request_id.get())
+
+    async def caller() -> None:
+        request_id.set("req-7")
+        await on_bridge(fail())
+
+    with pytest.raises(Boom, match="req-7"):
+        asyncio.run(caller())
+
+
+def test_cancelling_the_caller_cancels_the_coroutine_and_waits_for_it_to_stop() -> None:
+    started = threading.Event()
+    seen: list[str] = []
+
+    async def long_call() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            await asyncio.sleep(0.05)  # cleanup that takes a while: the caller waits for it
+            seen.append("cleaned up")
+            raise
+
+    async def caller() -> None:
+        task = asyncio.create_task(on_bridge(long_call()))
+        await asyncio.to_thread(started.wait)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        seen.append("caller saw it")
+
+    asyncio.run(caller())
+    assert seen == ["cancelled", "cleaned up", "caller saw it"]
+
+
+def test_a_timeout_on_the_caller_reaches_the_coroutine() -> None:
+    seen: list[str] = []
+
+    async def long_call() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    async def caller() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(on_bridge(long_call()), 0.1)
+
+    asyncio.run(caller())
+    assert seen == ["cancelled"]
+
+
+async def numbers(count: int, log: list[str]) -> AsyncIterator[tuple[int, str]]:
+    try:
+        for i in range(count):
+            log.append(f"made {i}")
+            yield i, threading.current_thread().name
+    finally:
+        log.append(f"closed on {threading.current_thread().name}")
+
+
+def test_stream_on_bridge_yields_every_item_in_order_made_on_the_bridge_loop() -> None:
+    log: list[str] = []
+
+    async def caller() -> list[tuple[int, str]]:
+        return [item async for item in stream_on_bridge(numbers(3, log))]
+
+    assert asyncio.run(caller()) == [(0, THREAD_NAME), (1, THREAD_NAME), (2, THREAD_NAME)]
+    assert log == ["made 0", "made 1", "made 2", f"closed on {THREAD_NAME}"]
+
+
+def test_stream_on_bridge_makes_an_item_only_when_asked_and_closes_when_the_consumer_stops() -> None:
+    log: list[str] = []
+
+    async def caller() -> None:
+        stream = stream_on_bridge(numbers(10, log))
+        async for i, _ in stream:
+            log.append(f"used {i}")
+            if i == 1:
+                break
+        await stream.aclose()
+
+    asyncio.run(caller())
+    assert log == ["made 0", "used 0", "made 1", "used 1", f"closed on {THREAD_NAME}"]
+
+
+def test_stream_on_bridge_on_the_bridge_loop_itself_iterates_directly() -> None:
+    log: list[str] = []
+
+    async def caller() -> list[tuple[int, str]]:
+        return [item async for item in stream_on_bridge(numbers(2, log))]
+
+    assert run_sync(caller()) == [(0, THREAD_NAME), (1, THREAD_NAME)]

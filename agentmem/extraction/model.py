@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigurationError, ModelError
 from ..errors import TransientModelError as TransientModelError
+from .bridge import on_bridge, stream_on_bridge
 from .failures import model_error
 
 Message = Mapping[str, Any]
@@ -172,7 +173,18 @@ class LiteLLMModel:
             kwargs["response_format"] = dict(request.response_format)
         return kwargs
 
+    # litellm binds its process-wide logging worker (and caches its async clients) to an event loop:
+    # every call runs on the bridge's one loop, whichever loop awaits it (see bridge.py).
+
     async def generate(self, request: ModelRequest) -> ModelResponse:
+        return await on_bridge(self._generate(request))
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[str | ModelResponse]:
+        """The reply's text in pieces as the provider sends them (``stream=True``), then the whole
+        reply, rebuilt from the chunks by litellm (tool calls and usage included)."""
+        return stream_on_bridge(self._stream(request))
+
+    async def _generate(self, request: ModelRequest) -> ModelResponse:
         litellm = await _alitellm()
         kwargs = self._kwargs(request)
         try:
@@ -180,9 +192,7 @@ class LiteLLMModel:
         except Exception as exc:
             raise model_error(litellm, exc, self.model, self.options) from exc
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[str | ModelResponse]:
-        """The reply's text in pieces as the provider sends them (``stream=True``), then the whole
-        reply, rebuilt from the chunks by litellm (tool calls and usage included)."""
+    async def _stream(self, request: ModelRequest) -> AsyncIterator[str | ModelResponse]:
         litellm = await _alitellm()
         kwargs = {**self._kwargs(request), "stream": True, "stream_options": {"include_usage": True}}
         chunks: list[Any] = []
