@@ -26,10 +26,11 @@ from ...errors import AgentMemError, ConfigurationError, InvalidInputError
 from ...layers import CollectionLayer, DocumentLayer
 from ...manager import MemoryManager
 from ...records import Change, LearnResult, MemoryEvent, MemoryItem, SearchHit
-from ...scope import MAX_ID_LENGTH, Scope
+from ...scope import MAX_ID_LENGTH, Scope, check_id
 from ..auth import Caller, UserId, agent_for
 from ..deps import Memory
 from ..errors import ApiError, not_found
+from ..scoping import ID_PATTERN, session_for
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +72,6 @@ MAX_MESSAGES = 500
 MAX_TEXT = 100_000
 MAX_LIST = 1000
 
-ID_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
-"""An agent, session or item id as the library takes it: no control characters, no surrounding
-whitespace (said in the schema, so clients and API fuzzers know it; the library checks it again)."""
 AgentParam = Annotated[
     str | None,
     Query(
@@ -373,10 +371,21 @@ def _find_item(
     or another agent's item included: the read is of this scope only). One indexed read of the store
     (reached as ``server.keys`` reaches it): ``MemoryManager.get`` would read the whole memory."""
     scope = Scope.addressed(user_id, agent_id, session_id)
-    item = memory._store.live_item(scope, item_id) if len(item_id) <= MAX_ID_LENGTH else None
+    item = memory._store.live_item(scope, _item_id(item_id))
     if item is None:
         raise _no_item(item_id)
     return item
+
+
+def _item_id(item_id: str) -> str:
+    """A path's item id as the library takes it, else the 404 a missing item gets: no stored id can be
+    malformed (too long, control characters such as NUL, which PostgreSQL would refuse with a 5xx)."""
+    try:
+        checked = check_id(item_id, "item_id", required=True)
+    except InvalidInputError:
+        raise _no_item(item_id[:MAX_ID_LENGTH]) from None
+    assert checked is not None
+    return checked
 
 
 def _no_item(item_id: str) -> ApiError:
@@ -427,6 +436,7 @@ def snapshot(
 ) -> MemorySnapshot:
     """The user's shared memory; with an agent, plus that agent's private memory (which wins where both
     hold a field); with a session, plus that session's own memory."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     acting = agent_for(who, agent_id)
     state = memory.get(user_id=user_id, agent_id=acting, session_id=session_id)
     layers: dict[str, JsonValue] = {}
@@ -523,6 +533,7 @@ def context(
 ) -> ContextOut:
     """Exactly what ``MemoryManager.compile`` returns for these parameters, with its tokens per layer
     and the lines the budget left out."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     return context_report(
         memory,
         user_id=user_id,
@@ -566,13 +577,14 @@ async def learn(
     """At most one model call, merged and applied in one transaction. A model that fails for good
     answers 502 ``model_error`` with the ``pending_id`` of the learn kept for a retry."""
     acting = agent_for(who, body.agent_id)
+    session_id = session_for(memory, who, user_id, acting, body.session_id)
     messages = [message.model_dump() for message in body.messages]
     if body.background:
-        Scope.addressed(user_id, acting, body.session_id)  # bad ids: 422 now, not a silent failure later
-        tasks.add_task(_learn_later, memory, messages, user_id, acting, body.session_id)
+        Scope.addressed(user_id, acting, session_id)  # bad ids: 422 now, not a silent failure later
+        tasks.add_task(_learn_later, memory, messages, user_id, acting, session_id)
         response.status_code = 202
         return LearnAccepted()
-    result = await memory.alearn(messages, user_id=user_id, agent_id=acting, session_id=body.session_id)
+    result = await memory.alearn(messages, user_id=user_id, agent_id=acting, session_id=session_id)
     return LearnOut.of(result)
 
 
@@ -592,6 +604,7 @@ def search(
     agent_id: AgentParam = None,
     session_id: SessionParam = None,
 ) -> SearchOut:
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     names = _split(layers)
     if names is not None:
         unknown = sorted(set(names) - set(memory.layers))
@@ -648,6 +661,7 @@ def patch_profile(
     session_id: SessionParam = None,
 ) -> DocumentOut:
     """Values are checked against the profile's schema; list fields gain the new elements."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     return _patch_document(memory, "profile", user_id, agent_for(who, agent_id), session_id, body)
 
 
@@ -661,6 +675,7 @@ def patch_policies(
     session_id: SessionParam = None,
 ) -> DocumentOut:
     """``{"rules": ["never use emojis"]}`` adds a rule; ``{"response_style": null}`` removes a field."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     return _patch_document(memory, "policies", user_id, agent_for(who, agent_id), session_id, body)
 
 
@@ -682,6 +697,7 @@ def list_items(
     session_id: SessionParam = None,
 ) -> ItemList:
     """Live items, oldest first, of the collection layers (knowledge, feedback and your own)."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     names = (
         [_collection(memory, layer).name]
         if layer is not None
@@ -705,6 +721,7 @@ def add_item(user_id: UserId, body: ItemIn, memory: Memory, who: Caller) -> Item
     """Checked like any write (schema, sizes, secrets: 422). A duplicate of a live item answers that
     item (its topics merged, feedback's count raised) rather than adding another."""
     acting = agent_for(who, body.agent_id)
+    session_id = session_for(memory, who, user_id, acting, body.session_id)
     layer = _collection(memory, body.layer)
     fields = dict(body.fields)
     _check_field_names(fields)
@@ -715,7 +732,7 @@ def add_item(user_id: UserId, body: ItemIn, memory: Memory, who: Caller) -> Item
             body.text,
             user_id=user_id,
             agent_id=acting,
-            session_id=body.session_id,
+            session_id=session_id,
             session_scoped=body.session_scoped,
             replaces=body.replaces,
             expires_at=body.expires_at,
@@ -724,7 +741,7 @@ def add_item(user_id: UserId, body: ItemIn, memory: Memory, who: Caller) -> Item
     except ConfigurationError as exc:
         raise _as_input_error(exc) from None
     # Read where it was written: a session-scoped entry is seen with its session only.
-    return ItemOut.of(_find_item(memory, user_id, acting, body.session_id, item_id))
+    return ItemOut.of(_find_item(memory, user_id, acting, session_id, item_id))
 
 
 @router.get("/users/{user_id}/items/{item_id}", summary="One live item")
@@ -736,6 +753,7 @@ def get_item(
     agent_id: AgentParam = None,
     session_id: SessionParam = None,
 ) -> ItemOut:
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     return ItemOut.of(_find_item(memory, user_id, agent_for(who, agent_id), session_id, item_id))
 
 
@@ -753,6 +771,7 @@ def update_item(
 ) -> ItemOut:
     """Checked like a new write; 409 when another live item already says the new text. Works on any
     layer's item (a profile field's or a policy's too)."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     acting = agent_for(who, agent_id)
     if body.text is None and not body.fields:
         raise InvalidInputError("give text or fields to change")
@@ -781,6 +800,7 @@ def delete_item(
     agent_id: AgentParam = None,
     session_id: SessionParam = None,
 ) -> Response:
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     acting = agent_for(who, agent_id)
     _find_item(memory, user_id, acting, session_id, item_id)
     memory.forget(item_id, user_id=user_id, agent_id=acting, session_id=session_id)
@@ -797,10 +817,9 @@ def item_history(
     session_id: SessionParam = None,
 ) -> EventList:
     """A forgotten or closed item's history too; an item the scope never saw is 404."""
-    if len(item_id) > MAX_ID_LENGTH:
-        raise _no_item(item_id[:MAX_ID_LENGTH])
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     events = memory.history(
-        user_id=user_id, agent_id=agent_for(who, agent_id), session_id=session_id, item_id=item_id
+        user_id=user_id, agent_id=agent_for(who, agent_id), session_id=session_id, item_id=_item_id(item_id)
     )
     if not events:
         raise _no_item(item_id)
@@ -818,5 +837,6 @@ def history(
 ) -> EventList:
     """Every change to the scope's items (the shared memory's; with an agent, its private memory's
     too), oldest first; the most recent ``limit``."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     events = memory.history(user_id=user_id, agent_id=agent_for(who, agent_id), session_id=session_id)
     return EventList(events=[EventOut.of(event) for event in events[-limit:]])
