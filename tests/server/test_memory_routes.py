@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -552,3 +553,67 @@ def test_a_real_server_adds_lists_and_compiles(serve_process: str, db_url: str) 
     with MemoryManager(db_url) as mem:
         assert context["xml"] == mem.compile(user_id="sarah", query="churn", token_budget=200)
     assert "Builds a churn model" in context["xml"]
+
+
+# ---- ids the server refuses, sessions of other agents -------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "a\x01b", " padded ", "x" * 1000])
+def test_a_malformed_item_id_is_the_404_of_a_missing_one(client: TestClient, bad: str) -> None:
+    """No stored id is malformed, so one (a NUL too, which PostgreSQL refuses with an error) is never a
+    query: the same 404 as a missing item on every item route, on both backends."""
+    add(client, "Builds a churn model")
+    path = f"{SARAH}/items/{quote(bad, safe='')}"
+    answers = [
+        client.get(path),
+        client.patch(path, json={"text": "new"}),
+        client.delete(path),
+        client.get(f"{path}/history"),
+    ]
+    for answer in answers:
+        assert error(answer, 404, "not_found").startswith("no memory item ")
+
+
+def test_another_agents_session_is_the_404_of_a_missing_one_on_every_route(
+    client: TestClient, client_for: ClientFor, make_key: MakeKey, mem: MemoryManager
+) -> None:
+    """A key acting as agent ``writer`` names ``coder``'s session: every memory route answers the 404
+    the session routes give it (so the session's own memory is never read or written through it); the
+    coder's key, and a session not started yet, are served."""
+    mem.sessions.add("s1", [{"role": "user", "content": "plans"}], user_id="sarah", agent_id="coder")
+    coder = client_for(make_key(agent_id="coder"))
+    secret = add(coder, "The launch is on Friday", session_id="s1", session_scoped=True)
+    writer = client_for(make_key(agent_id="writer"))
+    missing = writer.get(f"{SARAH}/sessions/s1/messages")
+    assert error(missing, 404, "not_found") == "no session 's1'"
+    before = stored(mem)
+    s1 = {"session_id": "s1"}
+    attempts = {
+        "memory": lambda c: c.get(f"{SARAH}/memory", params=s1),
+        "context": lambda c: c.get(f"{SARAH}/context", params=s1),
+        "search": lambda c: c.get(f"{SARAH}/search", params={"query": "launch", **s1}),
+        "items": lambda c: c.get(f"{SARAH}/items", params=s1),
+        "item": lambda c: c.get(f"{SARAH}/items/{secret['id']}", params=s1),
+        "item history": lambda c: c.get(f"{SARAH}/items/{secret['id']}/history", params=s1),
+        "history": lambda c: c.get(f"{SARAH}/history", params=s1),
+        "profile": lambda c: c.patch(f"{SARAH}/profile", params=s1, json={"name": "Sarah"}),
+        "add": lambda c: c.post(f"{SARAH}/items", json={"layer": "knowledge", "text": "Likes tea", **s1}),
+        "learn": lambda c: c.post(f"{SARAH}/learn", json={"messages": SAID, "background": True, **s1}),
+    }
+    for name, attempt in attempts.items():
+        answer = attempt(writer)
+        assert (answer.status_code, answer.json()) == (404, missing.json()), name
+    assert stored(mem) == before
+    # Controls: the owner reads its session; another agent may start a session of its own.
+    assert [i["id"] for i in coder.get(f"{SARAH}/items", params=s1).json()["items"]] == [secret["id"]]
+    assert writer.get(f"{SARAH}/memory", params={"session_id": "s2"}).status_code == 200
+
+
+def test_ids_with_a_slash_are_refused_where_they_enter(client: TestClient, mem: MemoryManager) -> None:
+    """An id with "/" could be written but never reached again over URL paths: 422, nothing stored."""
+    for body in ({"agent_id": "a/b"}, {"session_id": "s/1"}):
+        answer = client.post(f"{SARAH}/items", json={"layer": "knowledge", "text": "Likes tea", **body})
+        error(answer, 422, "invalid_request")
+        error(client.post(f"{SARAH}/learn", json={"messages": SAID, **body}), 422, "invalid_request")
+    error(client.get(f"{SARAH}/memory", params={"session_id": "s/1"}), 422, "invalid_request")
+    assert stored(mem) == []

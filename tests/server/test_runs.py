@@ -393,9 +393,7 @@ def test_another_agents_session_is_the_404_of_a_missing_one(
         "s-1", [{"role": "user", "content": "secret plans"}], user_id="alice", agent_id="coder"
     )
     before = memory.sessions.messages("s-1", user_id="alice")
-    missing_elsewhere = client.get(
-        "/v1/users/alice/sessions/s-1/messages", params={"agent_id": "assistant"}
-    )
+    missing_elsewhere = client.get("/v1/users/alice/sessions/s-1/messages", params={"agent_id": "assistant"})
     assert missing_elsewhere.status_code == 404
     for key in (client, client_for(make_key(agent_id="assistant")), client_for(make_key(user_id="alice"))):
         for stream in (False, True):
