@@ -13,8 +13,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from agentmem import MemoryManager
+from agentmem import InvalidInputError, MemoryManager
 from agentmem.server import create_app
+from agentmem.server.context import context_report
 from agentmem.server.keys import ApiKeys
 from agentmem.testing import ScriptedModel
 
@@ -617,3 +618,47 @@ def test_ids_with_a_slash_are_refused_where_they_enter(client: TestClient, mem: 
         error(client.post(f"{SARAH}/learn", json={"messages": SAID, **body}), 422, "invalid_request")
     error(client.get(f"{SARAH}/memory", params={"session_id": "s/1"}), 422, "invalid_request")
     assert stored(mem) == []
+
+
+def test_the_api_and_the_inspector_share_one_context_report(client: TestClient, mem: MemoryManager) -> None:
+    """``/v1/.../context`` and the inspector's preview are one report (``agentmem.server.context``):
+    the same elements, tokens by the memory's own counter, and included/dropped lines that add up."""
+    client.patch(f"{SARAH}/profile", json={"name": "Sarah"})
+    for n in range(8):
+        add(client, f"Fact number {n} about churn modelling", topics=["work"])
+    params = {"query": "churn", "token_budget": 40, "dropped": True}
+    api = client.get(f"{SARAH}/context", params=params).json()
+    report = context_report(
+        mem, user_id="sarah", agent_id=None, session_id=None, query="churn", token_budget=40
+    )
+    assert api["xml"] == report.xml
+    assert api["tokens"] == report.tokens == mem.count_tokens(report.xml) <= 40
+    assert [(p["layer"], p["tag"], p["tokens"], p["lines"], p["dropped"]) for p in api["layers"]] == [
+        (e.layer, e.tag, e.tokens, e.lines, e.dropped) for e in report.elements
+    ]
+    assert sum(e.lines for e in report.elements) == len(report.included) > 0
+    assert sum(e.dropped for e in report.elements) == len(report.dropped) > 0
+    assert len(report.lines) == 9  # the profile's field and eight facts
+    page = client.get("/inspector/users/sarah/context", params={"query": "churn", "token_budget": "40"})
+    assert page.status_code == 200
+    assert f'Included <span class="count">{len(report.included)}</span>' in page.text
+    assert f'Dropped <span class="count">{len(report.dropped)}</span>' in page.text
+
+
+def test_the_memory_reads_one_item_and_counts_tokens(client: TestClient, mem: MemoryManager) -> None:
+    """``MemoryManager.item`` (what the item routes read) sees only the scope's live items, and a
+    malformed id is refused, never a query; ``count_tokens`` is the budget's own counter."""
+    private = add(client, "Prefers tabs", agent_id="coder")
+    found = mem.item(private["id"], user_id="sarah", agent_id="coder")
+    assert found is not None
+    assert found.text == "Prefers tabs"
+    assert mem.item(private["id"], user_id="sarah") is None  # shared memory only
+    assert mem.item(private["id"], user_id="bob", agent_id="coder") is None
+    assert mem.item(MISSING, user_id="sarah", agent_id="coder") is None
+    with pytest.raises(InvalidInputError):
+        mem.item("a\x00b", user_id="sarah")
+    assert mem.count_tokens("") == 0 < mem.count_tokens("Prefers tabs")
+    budgeted = mem.compile(user_id="sarah", agent_id="coder", token_budget=mem.count_tokens("x"))
+    assert mem.count_tokens(budgeted) <= mem.count_tokens("x")
+    with pytest.raises(InvalidInputError):
+        mem.count_tokens(3)  # type: ignore[arg-type]

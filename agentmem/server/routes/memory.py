@@ -13,7 +13,6 @@ answered with the very 404 a missing one gets. Routes that only call the sync AP
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -21,13 +20,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, TypeAdapter
 
-from ...agent_memory import agent_tags
 from ...errors import AgentMemError, ConfigurationError, InvalidInputError
 from ...layers import CollectionLayer, DocumentLayer
 from ...manager import MemoryManager
 from ...records import Change, LearnResult, MemoryEvent, MemoryItem, SearchHit
 from ...scope import MAX_ID_LENGTH, Scope, check_id
 from ..auth import Caller, UserId, agent_for
+from ..context import context_report
 from ..deps import Memory
 from ..errors import ApiError, not_found
 from ..scoping import ID_PATTERN, session_for
@@ -200,11 +199,14 @@ class LayerPart(BaseModel):
 
     layer: str
     memory: Literal["user", "agent"] = Field(description="The user's memory, or the agent's own memory.")
-    tag: str = Field(description="The XML element the layer is rendered in.")
+    tag: str = Field(
+        description="The XML element the layer is rendered in; empty when every line was dropped."
+    )
     tokens: int = Field(description="Tokens of the element, tags included.")
     lines: int = Field(description="Lines (items) included.")
     dropped: int | None = Field(
-        description="Lines the token budget left out (0 without a budget); null unless `dropped=true`."
+        description="Live lines of the layer the XML does not hold (the budget left them out); null unless "
+        "`dropped=true`."
     )
 
 
@@ -368,10 +370,9 @@ def _find_item(
     memory: MemoryManager, user_id: str, agent_id: str | None, session_id: str | None, item_id: str
 ) -> MemoryItem:
     """The live item ``item_id`` as the scope sees it, or the 404 a missing item gets (another user's
-    or another agent's item included: the read is of this scope only). One indexed read of the store
-    (reached as ``server.keys`` reaches it): ``MemoryManager.get`` would read the whole memory."""
-    scope = Scope.addressed(user_id, agent_id, session_id)
-    item = memory._store.live_item(scope, _item_id(item_id))
+    or another agent's item included: the read is of this scope only). One indexed read
+    (``MemoryManager.item``): ``MemoryManager.get`` would read the whole memory."""
+    item = memory.item(_item_id(item_id), user_id=user_id, agent_id=agent_id, session_id=session_id)
     if item is None:
         raise _no_item(item_id)
     return item
@@ -457,62 +458,6 @@ def snapshot(
     )
 
 
-_ELEMENT = re.compile(r"<([a-z_][a-z0-9_]*)>\n(.*?)\n</\1>", re.DOTALL)
-
-
-def context_report(
-    memory: MemoryManager,
-    *,
-    user_id: str,
-    agent_id: str | None,
-    session_id: str | None,
-    query: str | None,
-    token_budget: int | None,
-    dropped: bool = True,
-) -> ContextOut:
-    """``memory.compile(...)``'s XML and what it is made of: each element's tokens and lines, and how
-    many lines the budget dropped (the library has no compile report: the parts are read from the XML,
-    and, with ``dropped``, the lines the budget left out by compiling once more without it)."""
-    xml = memory.compile(
-        user_id=user_id, agent_id=agent_id, session_id=session_id, query=query, token_budget=token_budget
-    )
-    count = memory._counter()  # the memory's own counter, the one the budget is kept with
-    parts = _parts(memory, xml, count)
-    if not dropped:
-        for part in parts:
-            part.dropped = None
-    elif token_budget is not None:
-        whole = memory.compile(user_id=user_id, agent_id=agent_id, session_id=session_id, query=query)
-        everything = {(p.memory, p.layer): p.lines for p in _parts(memory, whole, count)}
-        for part in parts:
-            part.dropped = everything.pop((part.memory, part.layer), part.lines) - part.lines
-        parts += [
-            LayerPart(layer=layer, memory=kind, tag="", tokens=0, lines=0, dropped=lines)
-            for (kind, layer), lines in everything.items()
-        ]
-    return ContextOut(xml=xml, tokens=count(xml) if xml else 0, token_budget=token_budget, layers=parts)
-
-
-def _parts(memory: MemoryManager, xml: str, count: Any) -> list[LayerPart]:
-    layers = list(memory.layers.values())
-    by_tag: dict[str, tuple[str, Literal["user", "agent"]]] = {
-        **{tag: (name, "agent") for name, tag in agent_tags(layers).items()},
-        **{layer.tag: (layer.name, "user") for layer in layers},
-    }
-    parts = []
-    for match in _ELEMENT.finditer(xml):
-        tag = match.group(1)
-        if tag in by_tag:
-            name, kind = by_tag[tag]
-            lines = len(match.group(2).split("\n"))
-            parts.append(
-                LayerPart(
-                    layer=name, memory=kind, tag=tag, tokens=count(match.group(0)), lines=lines, dropped=0
-                )
-            )
-    return parts
-
-
 @router.get("/users/{user_id}/context", summary="The compiled memory context (XML) for a system message")
 def context(
     user_id: UserId,
@@ -528,20 +473,36 @@ def context(
     session_id: SessionParam = None,
     dropped: Annotated[
         bool,
-        Query(description="Also count the lines the budget left out (compiles a second time, without it)."),
+        Query(description="Also give the lines the budget left out."),
     ] = False,
 ) -> ContextOut:
     """Exactly what ``MemoryManager.compile`` returns for these parameters, with its tokens per layer
-    and the lines the budget left out."""
+    and the lines the budget left out (``agentmem.server.context`` defines each number; the inspector's
+    context preview shows the same report)."""
     session_id = session_for(memory, who, user_id, agent_id, session_id)
-    return context_report(
+    report = context_report(
         memory,
         user_id=user_id,
         agent_id=agent_for(who, agent_id),
         session_id=session_id,
         query=query,
         token_budget=token_budget,
-        dropped=dropped,
+    )
+    return ContextOut(
+        xml=report.xml,
+        tokens=report.tokens,
+        token_budget=report.token_budget,
+        layers=[
+            LayerPart(
+                layer=e.layer,
+                memory=e.memory,
+                tag=e.tag,
+                tokens=e.tokens,
+                lines=e.lines,
+                dropped=e.dropped if dropped else None,
+            )
+            for e in report.elements
+        ],
     )
 
 
