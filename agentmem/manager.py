@@ -30,6 +30,7 @@ from .records import (
     Change,
     LearnResult,
     MemoryEvent,
+    MemoryItem,
     MemoryState,
     PendingLearn,
     RetryReport,
@@ -407,6 +408,26 @@ class MemoryManager:
         """
         return self._state(Scope.addressed(user_id, agent_id, session_id))
 
+    def item(
+        self,
+        item_id: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+    ) -> MemoryItem | None:
+        """The live item ``item_id`` if this scope sees it (shared, the agent's, the session's), else
+        ``None`` (another user's or agent's item too: nothing says it exists). One indexed read, where
+        :meth:`get` would read the whole memory.
+
+        Raises:
+            InvalidInputError: a malformed id (never a query).
+        """
+        scope = Scope.addressed(user_id, agent_id, session_id)
+        checked = check_id(item_id, "item_id", required=True)
+        assert checked is not None
+        return self._store.live_item(scope, checked)
+
     def agents(self, user_id: str) -> list[str]:
         """The ids of the agents that keep private memory (live items) of this user, sorted."""
         return self._store.agents(Scope.of(user_id))
@@ -555,6 +576,13 @@ class MemoryManager:
             token_budget=token_budget,
             variables=variables,
         )
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` is by this memory's token counter: the one ``compile``'s
+        ``token_budget`` is kept with (to report on a context as the budget sees it)."""
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text must be a str, not {type(text).__name__}")
+        return self._counter()(text)
 
     def _counter(self) -> TokenCounter:
         if self._token_counter is None:

@@ -131,7 +131,12 @@ def list_keys(conn: Connection) -> list[ApiKey]:
 
 
 def revoke(conn: Connection, key_id: str, *, now: datetime) -> ApiKey:
-    """Revoke the key (once; revoking it again changes nothing); NotFoundError for an unknown id."""
+    """Revoke the key (once; revoking it again changes nothing); NotFoundError for an unknown id, a
+    malformed one too (no key has one; never a query, which PostgreSQL would refuse for a NUL)."""
+    try:
+        check_id(key_id, "key_id", required=True)
+    except InvalidInputError:
+        raise NotFoundError(f"no API key {key_id[:100]!r}") from None
     row = conn.execute(select(TABLE).where(TABLE.c.id == key_id)).first()
     if row is None:
         raise NotFoundError(f"no API key {key_id!r}")

@@ -4,6 +4,7 @@ with their user; kept through an upgrade (tests/test_upgrade.py opens every olde
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -158,3 +159,19 @@ def test_erasing_every_key_does_not_open_the_server(
 def test_revoking_an_unknown_key_is_not_found(mem: MemoryManager) -> None:
     with pytest.raises(NotFoundError):
         ApiKeys(mem).revoke("k_missing")
+
+
+@pytest.mark.parametrize("bad", ["k\x00x", "k\x7fx", " k ", "k" * 1000])
+def test_a_malformed_key_id_is_the_404_of_an_unknown_one(client: TestClient, bad: str) -> None:
+    """Never a query (PostgreSQL refuses a NUL with an error): the 404 of an unknown key."""
+    answer = client.delete(f"/v1/keys/{quote(bad, safe='')}")
+    assert answer.status_code == 404, answer.text
+    assert answer.json()["error"]["code"] == "not_found"
+
+
+def test_a_key_bound_to_an_id_with_a_slash_is_refused(client: TestClient, mem: MemoryManager) -> None:
+    before = ApiKeys(mem).list()
+    for body in ({"user_id": "a/b"}, {"agent_id": "a/b", "admin": True}):
+        answer = client.post("/v1/keys", json=body)
+        assert (answer.status_code, answer.json()["error"]["code"]) == (422, "invalid_request")
+    assert ApiKeys(mem).list() == before

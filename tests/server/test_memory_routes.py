@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from agentmem import MemoryManager
+from agentmem import InvalidInputError, MemoryManager
 from agentmem.server import create_app
+from agentmem.server.context import context_report
 from agentmem.server.keys import ApiKeys
 from agentmem.testing import ScriptedModel
 
@@ -552,3 +554,111 @@ def test_a_real_server_adds_lists_and_compiles(serve_process: str, db_url: str) 
     with MemoryManager(db_url) as mem:
         assert context["xml"] == mem.compile(user_id="sarah", query="churn", token_budget=200)
     assert "Builds a churn model" in context["xml"]
+
+
+# ---- ids the server refuses, sessions of other agents -------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "a\x01b", " padded ", "x" * 1000])
+def test_a_malformed_item_id_is_the_404_of_a_missing_one(client: TestClient, bad: str) -> None:
+    """No stored id is malformed, so one (a NUL too, which PostgreSQL refuses with an error) is never a
+    query: the same 404 as a missing item on every item route, on both backends."""
+    add(client, "Builds a churn model")
+    path = f"{SARAH}/items/{quote(bad, safe='')}"
+    answers = [
+        client.get(path),
+        client.patch(path, json={"text": "new"}),
+        client.delete(path),
+        client.get(f"{path}/history"),
+    ]
+    for answer in answers:
+        assert error(answer, 404, "not_found").startswith("no memory item ")
+
+
+def test_another_agents_session_is_the_404_of_a_missing_one_on_every_route(
+    client: TestClient, client_for: ClientFor, make_key: MakeKey, mem: MemoryManager
+) -> None:
+    """A key acting as agent ``writer`` names ``coder``'s session: every memory route answers the 404
+    the session routes give it (so the session's own memory is never read or written through it); the
+    coder's key, and a session not started yet, are served."""
+    mem.sessions.add("s1", [{"role": "user", "content": "plans"}], user_id="sarah", agent_id="coder")
+    coder = client_for(make_key(agent_id="coder"))
+    secret = add(coder, "The launch is on Friday", session_id="s1", session_scoped=True)
+    writer = client_for(make_key(agent_id="writer"))
+    missing = writer.get(f"{SARAH}/sessions/s1/messages")
+    assert error(missing, 404, "not_found") == "no session 's1'"
+    before = stored(mem)
+    s1 = {"session_id": "s1"}
+    attempts = {
+        "memory": lambda c: c.get(f"{SARAH}/memory", params=s1),
+        "context": lambda c: c.get(f"{SARAH}/context", params=s1),
+        "search": lambda c: c.get(f"{SARAH}/search", params={"query": "launch", **s1}),
+        "items": lambda c: c.get(f"{SARAH}/items", params=s1),
+        "item": lambda c: c.get(f"{SARAH}/items/{secret['id']}", params=s1),
+        "item history": lambda c: c.get(f"{SARAH}/items/{secret['id']}/history", params=s1),
+        "history": lambda c: c.get(f"{SARAH}/history", params=s1),
+        "profile": lambda c: c.patch(f"{SARAH}/profile", params=s1, json={"name": "Sarah"}),
+        "add": lambda c: c.post(f"{SARAH}/items", json={"layer": "knowledge", "text": "Likes tea", **s1}),
+        "learn": lambda c: c.post(f"{SARAH}/learn", json={"messages": SAID, "background": True, **s1}),
+    }
+    for name, attempt in attempts.items():
+        answer = attempt(writer)
+        assert (answer.status_code, answer.json()) == (404, missing.json()), name
+    assert stored(mem) == before
+    # Controls: the owner reads its session; another agent may start a session of its own.
+    assert [i["id"] for i in coder.get(f"{SARAH}/items", params=s1).json()["items"]] == [secret["id"]]
+    assert writer.get(f"{SARAH}/memory", params={"session_id": "s2"}).status_code == 200
+
+
+def test_ids_with_a_slash_are_refused_where_they_enter(client: TestClient, mem: MemoryManager) -> None:
+    """An id with "/" could be written but never reached again over URL paths: 422, nothing stored."""
+    for body in ({"agent_id": "a/b"}, {"session_id": "s/1"}):
+        answer = client.post(f"{SARAH}/items", json={"layer": "knowledge", "text": "Likes tea", **body})
+        error(answer, 422, "invalid_request")
+        error(client.post(f"{SARAH}/learn", json={"messages": SAID, **body}), 422, "invalid_request")
+    error(client.get(f"{SARAH}/memory", params={"session_id": "s/1"}), 422, "invalid_request")
+    assert stored(mem) == []
+
+
+def test_the_api_and_the_inspector_share_one_context_report(client: TestClient, mem: MemoryManager) -> None:
+    """``/v1/.../context`` and the inspector's preview are one report (``agentmem.server.context``):
+    the same elements, tokens by the memory's own counter, and included/dropped lines that add up."""
+    client.patch(f"{SARAH}/profile", json={"name": "Sarah"})
+    for n in range(8):
+        add(client, f"Fact number {n} about churn modelling", topics=["work"])
+    params = {"query": "churn", "token_budget": 40, "dropped": True}
+    api = client.get(f"{SARAH}/context", params=params).json()
+    report = context_report(
+        mem, user_id="sarah", agent_id=None, session_id=None, query="churn", token_budget=40
+    )
+    assert api["xml"] == report.xml
+    assert api["tokens"] == report.tokens == mem.count_tokens(report.xml) <= 40
+    assert [(p["layer"], p["tag"], p["tokens"], p["lines"], p["dropped"]) for p in api["layers"]] == [
+        (e.layer, e.tag, e.tokens, e.lines, e.dropped) for e in report.elements
+    ]
+    assert sum(e.lines for e in report.elements) == len(report.included) > 0
+    assert sum(e.dropped for e in report.elements) == len(report.dropped) > 0
+    assert len(report.lines) == 9  # the profile's field and eight facts
+    page = client.get("/inspector/users/sarah/context", params={"query": "churn", "token_budget": "40"})
+    assert page.status_code == 200
+    assert f'Included <span class="count">{len(report.included)}</span>' in page.text
+    assert f'Dropped <span class="count">{len(report.dropped)}</span>' in page.text
+
+
+def test_the_memory_reads_one_item_and_counts_tokens(client: TestClient, mem: MemoryManager) -> None:
+    """``MemoryManager.item`` (what the item routes read) sees only the scope's live items, and a
+    malformed id is refused, never a query; ``count_tokens`` is the budget's own counter."""
+    private = add(client, "Prefers tabs", agent_id="coder")
+    found = mem.item(private["id"], user_id="sarah", agent_id="coder")
+    assert found is not None
+    assert found.text == "Prefers tabs"
+    assert mem.item(private["id"], user_id="sarah") is None  # shared memory only
+    assert mem.item(private["id"], user_id="bob", agent_id="coder") is None
+    assert mem.item(MISSING, user_id="sarah", agent_id="coder") is None
+    with pytest.raises(InvalidInputError):
+        mem.item("a\x00b", user_id="sarah")
+    assert mem.count_tokens("") == 0 < mem.count_tokens("Prefers tabs")
+    budgeted = mem.compile(user_id="sarah", agent_id="coder", token_budget=mem.count_tokens("x"))
+    assert mem.count_tokens(budgeted) <= mem.count_tokens("x")
+    with pytest.raises(InvalidInputError):
+        mem.count_tokens(3)  # type: ignore[arg-type]

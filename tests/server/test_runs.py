@@ -369,15 +369,40 @@ def test_runs_refuse_what_the_caller_may_not_reach(
     streamed = run(coders, "assistant", message="hi", user_id="alice", stream=True)
     assert (streamed.status_code, streamed.json()) == (404, other_agent.json())
 
-    # Input the agent refuses is a JSON error even when streaming: it is checked before the stream.
+    # Input the server refuses is a JSON error even when streaming: it is checked before the stream.
     bad_session = run(client, "assistant", message="hi", user_id="alice", session_id=" padded ", stream=True)
     assert bad_session.status_code == 422
-    assert bad_session.json()["error"]["code"] == "invalid_scope"
+    assert bad_session.json()["error"]["code"] == "invalid_request"
+    # Ids with "/" could be written but never reached over HTTP paths: refused where they enter.
+    for body in ({"user_id": "a/b"}, {"user_id": "alice", "session_id": "s/1"}):
+        slashed = run(client, "assistant", message="hi", **body)
+        assert (slashed.status_code, slashed.json()["error"]["code"]) == (422, "invalid_request")
 
     blank = run(client, "assistant", message="   ", user_id="alice")
     assert (blank.status_code, blank.json()["error"]["code"]) == (422, "invalid_input")
 
     assert router.received["chat"] == []  # no model was called for any of them
+
+
+def test_another_agents_session_is_the_404_of_a_missing_one(
+    router: Router, memory: MemoryManager, client: TestClient, client_for: ClientFor, make_key: MakeKey
+) -> None:
+    """A run names its session; another agent's answers 404 (as the session routes do), never the
+    library's 422 naming the owner, plain or streamed, whatever the key; nothing is stored or called."""
+    memory.sessions.add(
+        "s-1", [{"role": "user", "content": "secret plans"}], user_id="alice", agent_id="coder"
+    )
+    before = memory.sessions.messages("s-1", user_id="alice")
+    missing_elsewhere = client.get("/v1/users/alice/sessions/s-1/messages", params={"agent_id": "assistant"})
+    assert missing_elsewhere.status_code == 404
+    for key in (client, client_for(make_key(agent_id="assistant")), client_for(make_key(user_id="alice"))):
+        for stream in (False, True):
+            answer = run(key, "assistant", message="hi", user_id="alice", session_id="s-1", stream=stream)
+            assert (answer.status_code, answer.json()) == (404, missing_elsewhere.json())
+            assert "coder" not in answer.text
+    assert memory.sessions.messages("s-1", user_id="alice") == before
+    assert memory.sessions.list(user_id="alice", agent_id="assistant") == []
+    assert router.received["chat"] == []
 
 
 def test_a_model_failure_is_a_502_or_an_error_event(

@@ -1,13 +1,12 @@
 """What the inspector reads that the public memory API does not hand out whole: every item of a user
 (closed ones too, to show what replaced them, with the store's clock and expiry rules that say why one
-is closed), whether one user exists without listing them all, and the context preview's breakdown
-(which candidate lines the compiled XML holds, and tokens per layer). What the public API does hand out
-(pending learns, sessions, history) is read through it. Reads only; nothing here writes.
+is closed), whether one user exists without listing them all, and the context preview (the report of
+``agentmem.server.context``, shared with the API). What the public API does hand out (pending learns,
+sessions, history) is read through it. Reads only; nothing here writes.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,7 +17,7 @@ from ...records import MemoryItem, PendingLearn
 from ...scope import Scope
 from ...store.rows import EVENTS, ITEMS, item_from_row
 from ...store.sessions import SESSIONS
-from ...text import xml_text
+from ..context import ContextReport, context_report
 
 SHARED = ""
 """The stored agent key of a user's shared memory."""
@@ -120,61 +119,6 @@ def user_exists(mem: MemoryManager, user_id: str) -> bool:
         return bool(conn.execute(select(or_(*probes))).scalar())
 
 
-@dataclass
-class Candidate:
-    """One line the compile could have put in the context, and whether it did."""
-
-    layer: str
-    item_id: str
-    text: str
-    score: float
-    agent_memory: bool
-    """A line of the agent's own memory (shared by all its users), not of the user's."""
-    included: bool
-    agent_id: str | None = None
-    """The agent whose private memory of the user holds it (``None``: shared)."""
-
-
-@dataclass
-class Preview:
-    xml: str
-    tokens: int
-    budget: int | None
-    tokens_by_element: list[tuple[str, int]]
-    candidates: list[Candidate]
-
-    @property
-    def included(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.included]
-
-    @property
-    def dropped(self) -> list[Candidate]:
-        return [c for c in self.candidates if not c.included]
-
-
-_ELEMENT = re.compile(r"^<([a-z_]+)(?: [^>]*)?>$")
-
-
-def _elements(xml: str) -> list[tuple[str, str]]:
-    """The top-level elements of compiled context (the agent's own memory holding its layers counts as
-    one), as ``(name, text)``; compile writes each tag on its own line."""
-    parts: list[tuple[str, str]] = []
-    lines = xml.split("\n")
-    i = 0
-    while i < len(lines):
-        match = _ELEMENT.match(lines[i])
-        if match is None:
-            i += 1
-            continue
-        name, end = match.group(1), f"</{match.group(1)}>"
-        j = i + 1
-        while j < len(lines) and lines[j] != end:
-            j += 1
-        parts.append((name, "\n".join(lines[i : j + 1])))
-        i = j + 1
-    return parts
-
-
 def preview(
     mem: MemoryManager,
     user_id: str,
@@ -183,42 +127,9 @@ def preview(
     token_budget: int | None,
     agent_id: str | None,
     session_id: str | None,
-) -> Preview:
-    """The exact XML ``compile`` returns for these arguments, and how it was made.
-
-    The library has no compile report, so the breakdown is computed here: the candidates are the
-    scope's live rows of the injected layers (as compile reads them, the agent's own memory too); a
-    candidate is included when its rendered line is among the compiled lines of its part.
-    """
-    xml = mem.compile(
-        user_id=user_id, agent_id=agent_id, session_id=session_id, query=query, token_budget=token_budget
-    )
-    counter = mem._counter()
-    scope = Scope.of(user_id, agent_id, session_id)
-    names = [name for name, layer in mem.layers.items() if layer.config.inject]
-    bullets = {name: mem.layers[name].bullets for name in names}
-    agent_part, user_part = "", xml
-    if scope.agent_memory is not None and xml.startswith("<agent_memory"):
-        end = xml.find("</agent_memory>")
-        agent_part, user_part = xml[: end + len("</agent_memory>")], xml[end + len("</agent_memory>") :]
-    candidates = []
-    parts = [(scope, user_part, False)]
-    if scope.agent_memory is not None:
-        parts.insert(0, (scope.agent_memory, agent_part, True))
-    for target, text, own in parts:
-        lines = set(text.split("\n"))
-        rows = mem._store.context_rows(target, names, query)
-        for row in sorted(rows, key=lambda r: (names.index(r.layer), -r.score)):
-            rendered = ("- " if bullets[row.layer] else "") + xml_text(row.line)
-            candidates.append(
-                Candidate(
-                    row.layer, row.id, row.line, row.score, own, rendered in lines, row.agent_id or None
-                )
-            )
-    return Preview(
-        xml=xml,
-        tokens=counter(xml) if xml else 0,
-        budget=token_budget,
-        tokens_by_element=[(name, counter(text)) for name, text in _elements(xml)],
-        candidates=candidates,
+) -> ContextReport:
+    """The context preview: the very report ``GET /v1/users/{user_id}/context`` answers from
+    (``agentmem.server.context``), so the page and the API never disagree."""
+    return context_report(
+        mem, user_id=user_id, agent_id=agent_id, session_id=session_id, query=query, token_budget=token_budget
     )

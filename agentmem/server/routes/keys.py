@@ -1,5 +1,7 @@
 """The caller's own key (``GET /v1/me``) and, for admin keys, the server's keys: create (the key is in
-the answer this once), list (never a secret), revoke. Non-admin keys get 404 on the admin routes."""
+the answer this once), list (never a secret), revoke. Non-admin keys get 404 on the admin routes. A key's
+ids must be path-safe (no ``/``: ``server.scoping.ID_PATTERN``); a malformed ``key_id`` is the 404 of an
+unknown one."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from ...scope import MAX_ID_LENGTH
 from ..auth import Admin, Caller
 from ..deps import Keys
 from ..keys import ApiKey
+from ..scoping import ID_PATTERN
 
 router = APIRouter()
 
@@ -50,8 +54,18 @@ class NewKeyOut(KeyOut):
 class KeyIn(BaseModel):
     """A key to create: admin, or bound to a user, an agent, or both."""
 
-    user_id: str | None = Field(default=None, description="The only user the key will reach.")
-    agent_id: str | None = Field(default=None, description="The only agent the key will act as.")
+    user_id: str | None = Field(
+        default=None,
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
+        description="The only user the key will reach.",
+    )
+    agent_id: str | None = Field(
+        default=None,
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
+        description="The only agent the key will act as.",
+    )
     admin: bool = Field(default=False, description="Reach every user and the admin routes.")
     label: str | None = Field(default=None, max_length=200, description="A note, e.g. who holds the key.")
 

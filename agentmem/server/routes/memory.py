@@ -13,7 +13,6 @@ answered with the very 404 a missing one gets. Routes that only call the sync AP
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -21,15 +20,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, BackgroundTasks, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, TypeAdapter
 
-from ...agent_memory import agent_tags
 from ...errors import AgentMemError, ConfigurationError, InvalidInputError
 from ...layers import CollectionLayer, DocumentLayer
 from ...manager import MemoryManager
 from ...records import Change, LearnResult, MemoryEvent, MemoryItem, SearchHit
-from ...scope import MAX_ID_LENGTH, Scope
+from ...scope import MAX_ID_LENGTH, Scope, check_id
 from ..auth import Caller, UserId, agent_for
+from ..context import context_report
 from ..deps import Memory
 from ..errors import ApiError, not_found
+from ..scoping import ID_PATTERN, session_for
 
 logger = logging.getLogger(__name__)
 
@@ -71,9 +71,6 @@ MAX_MESSAGES = 500
 MAX_TEXT = 100_000
 MAX_LIST = 1000
 
-ID_PATTERN = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
-"""An agent, session or item id as the library takes it: no control characters, no surrounding
-whitespace (said in the schema, so clients and API fuzzers know it; the library checks it again)."""
 AgentParam = Annotated[
     str | None,
     Query(
@@ -202,11 +199,14 @@ class LayerPart(BaseModel):
 
     layer: str
     memory: Literal["user", "agent"] = Field(description="The user's memory, or the agent's own memory.")
-    tag: str = Field(description="The XML element the layer is rendered in.")
+    tag: str = Field(
+        description="The XML element the layer is rendered in; empty when every line was dropped."
+    )
     tokens: int = Field(description="Tokens of the element, tags included.")
     lines: int = Field(description="Lines (items) included.")
     dropped: int | None = Field(
-        description="Lines the token budget left out (0 without a budget); null unless `dropped=true`."
+        description="Live lines of the layer the XML does not hold (the budget left them out); null unless "
+        "`dropped=true`."
     )
 
 
@@ -370,13 +370,23 @@ def _find_item(
     memory: MemoryManager, user_id: str, agent_id: str | None, session_id: str | None, item_id: str
 ) -> MemoryItem:
     """The live item ``item_id`` as the scope sees it, or the 404 a missing item gets (another user's
-    or another agent's item included: the read is of this scope only). One indexed read of the store
-    (reached as ``server.keys`` reaches it): ``MemoryManager.get`` would read the whole memory."""
-    scope = Scope.addressed(user_id, agent_id, session_id)
-    item = memory._store.live_item(scope, item_id) if len(item_id) <= MAX_ID_LENGTH else None
+    or another agent's item included: the read is of this scope only). One indexed read
+    (``MemoryManager.item``): ``MemoryManager.get`` would read the whole memory."""
+    item = memory.item(_item_id(item_id), user_id=user_id, agent_id=agent_id, session_id=session_id)
     if item is None:
         raise _no_item(item_id)
     return item
+
+
+def _item_id(item_id: str) -> str:
+    """A path's item id as the library takes it, else the 404 a missing item gets: no stored id can be
+    malformed (too long, control characters such as NUL, which PostgreSQL would refuse with a 5xx)."""
+    try:
+        checked = check_id(item_id, "item_id", required=True)
+    except InvalidInputError:
+        raise _no_item(item_id[:MAX_ID_LENGTH]) from None
+    assert checked is not None
+    return checked
 
 
 def _no_item(item_id: str) -> ApiError:
@@ -427,6 +437,7 @@ def snapshot(
 ) -> MemorySnapshot:
     """The user's shared memory; with an agent, plus that agent's private memory (which wins where both
     hold a field); with a session, plus that session's own memory."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     acting = agent_for(who, agent_id)
     state = memory.get(user_id=user_id, agent_id=acting, session_id=session_id)
     layers: dict[str, JsonValue] = {}
@@ -447,62 +458,6 @@ def snapshot(
     )
 
 
-_ELEMENT = re.compile(r"<([a-z_][a-z0-9_]*)>\n(.*?)\n</\1>", re.DOTALL)
-
-
-def context_report(
-    memory: MemoryManager,
-    *,
-    user_id: str,
-    agent_id: str | None,
-    session_id: str | None,
-    query: str | None,
-    token_budget: int | None,
-    dropped: bool = True,
-) -> ContextOut:
-    """``memory.compile(...)``'s XML and what it is made of: each element's tokens and lines, and how
-    many lines the budget dropped (the library has no compile report: the parts are read from the XML,
-    and, with ``dropped``, the lines the budget left out by compiling once more without it)."""
-    xml = memory.compile(
-        user_id=user_id, agent_id=agent_id, session_id=session_id, query=query, token_budget=token_budget
-    )
-    count = memory._counter()  # the memory's own counter, the one the budget is kept with
-    parts = _parts(memory, xml, count)
-    if not dropped:
-        for part in parts:
-            part.dropped = None
-    elif token_budget is not None:
-        whole = memory.compile(user_id=user_id, agent_id=agent_id, session_id=session_id, query=query)
-        everything = {(p.memory, p.layer): p.lines for p in _parts(memory, whole, count)}
-        for part in parts:
-            part.dropped = everything.pop((part.memory, part.layer), part.lines) - part.lines
-        parts += [
-            LayerPart(layer=layer, memory=kind, tag="", tokens=0, lines=0, dropped=lines)
-            for (kind, layer), lines in everything.items()
-        ]
-    return ContextOut(xml=xml, tokens=count(xml) if xml else 0, token_budget=token_budget, layers=parts)
-
-
-def _parts(memory: MemoryManager, xml: str, count: Any) -> list[LayerPart]:
-    layers = list(memory.layers.values())
-    by_tag: dict[str, tuple[str, Literal["user", "agent"]]] = {
-        **{tag: (name, "agent") for name, tag in agent_tags(layers).items()},
-        **{layer.tag: (layer.name, "user") for layer in layers},
-    }
-    parts = []
-    for match in _ELEMENT.finditer(xml):
-        tag = match.group(1)
-        if tag in by_tag:
-            name, kind = by_tag[tag]
-            lines = len(match.group(2).split("\n"))
-            parts.append(
-                LayerPart(
-                    layer=name, memory=kind, tag=tag, tokens=count(match.group(0)), lines=lines, dropped=0
-                )
-            )
-    return parts
-
-
 @router.get("/users/{user_id}/context", summary="The compiled memory context (XML) for a system message")
 def context(
     user_id: UserId,
@@ -518,19 +473,36 @@ def context(
     session_id: SessionParam = None,
     dropped: Annotated[
         bool,
-        Query(description="Also count the lines the budget left out (compiles a second time, without it)."),
+        Query(description="Also give the lines the budget left out."),
     ] = False,
 ) -> ContextOut:
     """Exactly what ``MemoryManager.compile`` returns for these parameters, with its tokens per layer
-    and the lines the budget left out."""
-    return context_report(
+    and the lines the budget left out (``agentmem.server.context`` defines each number; the inspector's
+    context preview shows the same report)."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
+    report = context_report(
         memory,
         user_id=user_id,
         agent_id=agent_for(who, agent_id),
         session_id=session_id,
         query=query,
         token_budget=token_budget,
-        dropped=dropped,
+    )
+    return ContextOut(
+        xml=report.xml,
+        tokens=report.tokens,
+        token_budget=report.token_budget,
+        layers=[
+            LayerPart(
+                layer=e.layer,
+                memory=e.memory,
+                tag=e.tag,
+                tokens=e.tokens,
+                lines=e.lines,
+                dropped=e.dropped if dropped else None,
+            )
+            for e in report.elements
+        ],
     )
 
 
@@ -566,13 +538,14 @@ async def learn(
     """At most one model call, merged and applied in one transaction. A model that fails for good
     answers 502 ``model_error`` with the ``pending_id`` of the learn kept for a retry."""
     acting = agent_for(who, body.agent_id)
+    session_id = session_for(memory, who, user_id, acting, body.session_id)
     messages = [message.model_dump() for message in body.messages]
     if body.background:
-        Scope.addressed(user_id, acting, body.session_id)  # bad ids: 422 now, not a silent failure later
-        tasks.add_task(_learn_later, memory, messages, user_id, acting, body.session_id)
+        Scope.addressed(user_id, acting, session_id)  # bad ids: 422 now, not a silent failure later
+        tasks.add_task(_learn_later, memory, messages, user_id, acting, session_id)
         response.status_code = 202
         return LearnAccepted()
-    result = await memory.alearn(messages, user_id=user_id, agent_id=acting, session_id=body.session_id)
+    result = await memory.alearn(messages, user_id=user_id, agent_id=acting, session_id=session_id)
     return LearnOut.of(result)
 
 
@@ -592,6 +565,7 @@ def search(
     agent_id: AgentParam = None,
     session_id: SessionParam = None,
 ) -> SearchOut:
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     names = _split(layers)
     if names is not None:
         unknown = sorted(set(names) - set(memory.layers))
@@ -648,6 +622,7 @@ def patch_profile(
     session_id: SessionParam = None,
 ) -> DocumentOut:
     """Values are checked against the profile's schema; list fields gain the new elements."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     return _patch_document(memory, "profile", user_id, agent_for(who, agent_id), session_id, body)
 
 
@@ -661,6 +636,7 @@ def patch_policies(
     session_id: SessionParam = None,
 ) -> DocumentOut:
     """``{"rules": ["never use emojis"]}`` adds a rule; ``{"response_style": null}`` removes a field."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     return _patch_document(memory, "policies", user_id, agent_for(who, agent_id), session_id, body)
 
 
@@ -682,6 +658,7 @@ def list_items(
     session_id: SessionParam = None,
 ) -> ItemList:
     """Live items, oldest first, of the collection layers (knowledge, feedback and your own)."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     names = (
         [_collection(memory, layer).name]
         if layer is not None
@@ -705,6 +682,7 @@ def add_item(user_id: UserId, body: ItemIn, memory: Memory, who: Caller) -> Item
     """Checked like any write (schema, sizes, secrets: 422). A duplicate of a live item answers that
     item (its topics merged, feedback's count raised) rather than adding another."""
     acting = agent_for(who, body.agent_id)
+    session_id = session_for(memory, who, user_id, acting, body.session_id)
     layer = _collection(memory, body.layer)
     fields = dict(body.fields)
     _check_field_names(fields)
@@ -715,7 +693,7 @@ def add_item(user_id: UserId, body: ItemIn, memory: Memory, who: Caller) -> Item
             body.text,
             user_id=user_id,
             agent_id=acting,
-            session_id=body.session_id,
+            session_id=session_id,
             session_scoped=body.session_scoped,
             replaces=body.replaces,
             expires_at=body.expires_at,
@@ -724,7 +702,7 @@ def add_item(user_id: UserId, body: ItemIn, memory: Memory, who: Caller) -> Item
     except ConfigurationError as exc:
         raise _as_input_error(exc) from None
     # Read where it was written: a session-scoped entry is seen with its session only.
-    return ItemOut.of(_find_item(memory, user_id, acting, body.session_id, item_id))
+    return ItemOut.of(_find_item(memory, user_id, acting, session_id, item_id))
 
 
 @router.get("/users/{user_id}/items/{item_id}", summary="One live item")
@@ -736,6 +714,7 @@ def get_item(
     agent_id: AgentParam = None,
     session_id: SessionParam = None,
 ) -> ItemOut:
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     return ItemOut.of(_find_item(memory, user_id, agent_for(who, agent_id), session_id, item_id))
 
 
@@ -753,6 +732,7 @@ def update_item(
 ) -> ItemOut:
     """Checked like a new write; 409 when another live item already says the new text. Works on any
     layer's item (a profile field's or a policy's too)."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     acting = agent_for(who, agent_id)
     if body.text is None and not body.fields:
         raise InvalidInputError("give text or fields to change")
@@ -781,6 +761,7 @@ def delete_item(
     agent_id: AgentParam = None,
     session_id: SessionParam = None,
 ) -> Response:
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     acting = agent_for(who, agent_id)
     _find_item(memory, user_id, acting, session_id, item_id)
     memory.forget(item_id, user_id=user_id, agent_id=acting, session_id=session_id)
@@ -797,10 +778,9 @@ def item_history(
     session_id: SessionParam = None,
 ) -> EventList:
     """A forgotten or closed item's history too; an item the scope never saw is 404."""
-    if len(item_id) > MAX_ID_LENGTH:
-        raise _no_item(item_id[:MAX_ID_LENGTH])
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     events = memory.history(
-        user_id=user_id, agent_id=agent_for(who, agent_id), session_id=session_id, item_id=item_id
+        user_id=user_id, agent_id=agent_for(who, agent_id), session_id=session_id, item_id=_item_id(item_id)
     )
     if not events:
         raise _no_item(item_id)
@@ -818,5 +798,6 @@ def history(
 ) -> EventList:
     """Every change to the scope's items (the shared memory's; with an agent, its private memory's
     too), oldest first; the most recent ``limit``."""
+    session_id = session_for(memory, who, user_id, agent_id, session_id)
     events = memory.history(user_id=user_id, agent_id=agent_for(who, agent_id), session_id=session_id)
     return EventList(events=[EventOut.of(event) for event in events[-limit:]])

@@ -6,10 +6,12 @@ module:attr``).
 A run is what the library does: the user's memory is compiled into the system message, the turn is
 stored in the session, and it is learned in the agent's own background worker, so the reply never
 waits for learning. What may be asked: the key must reach ``user_id`` (another user's is the 404 of a
-missing user) and an agent-bound key runs only its own agent (another is the 404 of a missing agent).
+missing user), an agent-bound key runs only its own agent (another is the 404 of a missing agent), and
+``session_id`` must be new or the run agent's own (another agent's is the 404 of a missing session).
+Ids with ``/`` are refused (422; see ``server.scoping.ID_PATTERN``).
 
 Streaming (``"stream": true``): once the input is accepted (bad input, another agent's session: the
-usual JSON errors), the answer is ``text/event-stream``:
+usual JSON errors, checked before the stream starts), the answer is ``text/event-stream``:
 
 - ``event: start`` ``{"session_id": ...}``;
 - ``event: delta`` ``{"text": ...}``, pieces of the reply as the model writes them;
@@ -26,15 +28,18 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from ...agent import Agent, RunEvent, RunFinished, RunResult, RunStarted, TextDelta
 from ...errors import AgentMemError
+from ...scope import MAX_ID_LENGTH
 from ..auth import Caller, agent_for, user_access
 from ..deps import Agents
 from ..errors import error_body, not_found, status_of
+from ..scoping import ID_PATTERN, session_for
 
 router = APIRouter()
 log = logging.getLogger("agentmem.server")
@@ -57,9 +62,14 @@ class RunRequest(BaseModel):
     """One message to an agent, for one user."""
 
     message: str = Field(min_length=1, description="The user's message")
-    user_id: str = Field(description="The user the agent answers (and remembers)")
+    user_id: str = Field(
+        max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description="The user the agent answers (and remembers)"
+    )
     session_id: str | None = Field(
-        default=None, description="The session to continue; a new one when omitted (see the answer)"
+        default=None,
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
+        description="The session to continue (the agent's own, or a new one); a new one when omitted",
     )
     stream: bool = Field(default=False, description="Answer as server-sent events (text/event-stream)")
 
@@ -145,10 +155,17 @@ async def create_run(agent_id: AgentId, body: RunRequest, agents: Agents, who: C
     """Answer ``message`` as the agent, for ``user_id``, in ``session_id`` (new when omitted)."""
     agent = _served(agents, who, agent_id)
     user_id = user_access(who, body.user_id)
+    # Another agent's session is the 404 of a missing one, before the library's own check (a 422 that
+    # would name the owner) can say whose it is.
+    session_id = body.session_id
+    if agent.memory is not None:  # an agent without memory keeps no sessions to check
+        session_id = await run_in_threadpool(
+            session_for, agent.memory, who, user_id, agent.agent_id, body.session_id
+        )
     if not body.stream:
-        result = await agent.arun(body.message, user_id=user_id, session_id=body.session_id)
+        result = await agent.arun(body.message, user_id=user_id, session_id=session_id)
         return _response(result, agent, user_id)
-    events = agent.astream(body.message, user_id=user_id, session_id=body.session_id)
+    events = agent.astream(body.message, user_id=user_id, session_id=session_id)
     # Started here, not in the response: input the agent refuses is a plain JSON error, not a stream.
     first = await anext(events)
     assert isinstance(first, RunStarted)
