@@ -78,8 +78,8 @@ def test_agentmem_errors_get_their_status_and_code(client: TestClient) -> None:
     nothing = client.post("/v1/keys", json={})  # a key bound to nothing: InvalidInputError
     assert (nothing.status_code, nothing.json()["error"]["code"]) == (422, "invalid_input")
     assert "reach nothing" in nothing.json()["error"]["message"]
-    bad_id = client.post("/v1/keys", json={"user_id": " alice"})  # ScopeError
-    assert (bad_id.status_code, bad_id.json()["error"]["code"]) == (422, "invalid_scope")
+    bad_id = client.post("/v1/keys", json={"user_id": " alice"})  # refused where ids enter the server
+    assert (bad_id.status_code, bad_id.json()["error"]["code"]) == (422, "invalid_request")
     unknown = client.delete("/v1/keys/k_missing")  # NotFoundError
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_found")
 
