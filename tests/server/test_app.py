@@ -216,7 +216,7 @@ def test_open_mode_refuses_a_host_it_does_not_answer_to(
 @pytest.mark.parametrize(
     "host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765", "app.example", "App.Example:80"]
 )
-def test_open_mode_answers_the_loopback_names_and_the_allowed_hosts(open_client: TestClient, host: str) -> None:
+def test_open_mode_answers_the_loopback_names_and_allowed_hosts(open_client: TestClient, host: str) -> None:
     answer = open_client.get("/v1/me", headers={"Host": host})
     assert answer.status_code == 200
     assert answer.json()["admin"] is True
