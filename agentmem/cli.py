@@ -318,7 +318,8 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             "pip install 'agentmem-layers[server]'"
         ) from exc
     with MemoryManager(db=args.db, model=args.model) as mem:
-        if not ApiKeys(mem).required() and not is_loopback(args.host):
+        open_mode = not ApiKeys(mem).required()
+        if open_mode and not is_loopback(args.host):
             print(
                 f"error: refusing to bind to {args.host}: no API key exists yet, so every request would be "
                 "served as admin. Create one first (agentmem keys create --admin), or bind to 127.0.0.1.",
@@ -328,9 +329,44 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
         if args.agents is not None and os.getcwd() not in sys.path:
             sys.path.insert(0, os.getcwd())  # --agents names a module of the project it is started in
         agents = load_agents(args.agents, mem) if args.agents is not None else None
-        app = create_app(mem, agents=agents, inspector_writes=args.inspector_writes)
-        uvicorn.run(app, host=args.host, port=args.port)
+        app = create_app(
+            mem,
+            agents=agents,
+            inspector_writes=args.inspector_writes,
+            allowed_hosts=[args.host, *args.allowed_host],
+        )
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        mode = "open mode: no API key exists, loopback only" if open_mode else "API keys required"
+        print(f"agentmem serving on http://{shown}:{args.port} ({mode})", file=out, flush=True)
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            access_log=args.access_log,
+            log_config=_uvicorn_logging(args.access_log),
+        )
     return EXIT_OK
+
+
+def _uvicorn_logging(access_log: bool) -> dict[str, Any]:
+    """uvicorn's logging for ``serve``: its warnings and errors on stderr; one line per request on
+    stderr only with ``--access-log`` (serve's own startup line says where it listens)."""
+    handler = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(levelname)s: %(message)s"}},
+        "handlers": {"stderr": handler},
+        "loggers": {
+            "uvicorn": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+            "uvicorn.error": {"level": "WARNING"},
+            "uvicorn.access": {
+                "handlers": ["stderr"],
+                "level": "INFO" if access_log else "WARNING",
+                "propagate": False,
+            },
+        },
+    }
 
 
 def _keys(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
@@ -545,6 +581,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--agents", metavar="MODULE:ATTR", help="the agents to serve runs for, e.g. myapp.agents:agents"
     )
     serve.add_argument("--inspector-writes", action="store_true", help="let the web inspector change memory")
+    serve.add_argument(
+        "--allowed-host",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="in open mode, also answer requests for this host name (repeatable; the loopback names "
+        "and --host are always answered; others are refused against DNS rebinding)",
+    )
+    serve.add_argument(
+        "--access-log", action="store_true", help="log one line per request to stderr (default: off)"
+    )
 
     keys = sub.add_parser("keys", help="create, list and revoke the REST server's API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)

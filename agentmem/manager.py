@@ -11,13 +11,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from sqlalchemy.exc import SQLAlchemyError
 from tenacity import Retrying
 
 from .agent_memory import compile_scope
 from .compiler import compile_context
 from .config import LayerConfig
 from .conversations import Sessions
-from .errors import ConfigurationError, InvalidInputError
+from .errors import ConfigurationError, InvalidInputError, StoreError
 from .extraction.calls import Limiter, ModelCaller
 from .extraction.learner import Learner
 from .extraction.model import Model, resolve_model
@@ -40,6 +41,7 @@ from .records import (
 from .scope import Scope, check_id, check_session_scoped, prefer_agent
 from .store import ContextRow, Store, Top, backup, transfer, users
 from .store.engine import resolve_url
+from .store.migrations import stored_version
 from .store.retention import DEFAULT_CLEANUP, CleanupKind, CleanupReport, checked_kinds
 from .store.rows import utcnow
 from .store.variables import VARIABLES
@@ -770,6 +772,20 @@ class MemoryManager:
         return self._store.cleanup(older_than, kinds, user_id)
 
     # ---- lifecycle -------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        """The schema version the database holds, read from it now: a cheap check that the database
+        answers (the server's ``/healthz`` uses it).
+
+        Raises:
+            ClosedError: this manager is closed.
+            StoreError: the database does not answer.
+        """
+        try:
+            with self._store.engine.connect() as conn:
+                return stored_version(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the database does not answer: {exc}") from exc
 
     def close(self) -> None:
         self._store.close()

@@ -14,8 +14,10 @@ Nothing is cleaned silently: what the caller gave is stored as given, or refused
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidInputError
@@ -54,8 +56,9 @@ def cleaned_text(value: str) -> str:
 
 
 def checked_json(value: Any, where: str, *, max_depth: int = MAX_DEPTH) -> Any:
-    """``value`` when every string in it (object keys too) is storable text and it nests at most
-    ``max_depth`` lists and objects deep; else InvalidInputError. Other types pass unchanged."""
+    """``value`` when every string in it (object keys too) is storable text, every float is finite and
+    it nests at most ``max_depth`` lists and objects deep; else InvalidInputError. Other types pass
+    unchanged."""
     _check_json(value, where, max_depth)
     return value
 
@@ -63,6 +66,9 @@ def checked_json(value: Any, where: str, *, max_depth: int = MAX_DEPTH) -> Any:
 def _check_json(value: Any, where: str, depth_left: int) -> None:
     if isinstance(value, str):
         checked_text(value, where)
+    elif isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or Infinity: PostgreSQL refuses them, SQLite would keep a null instead.
+        raise InvalidInputError(f"{where} holds {value!r}; only finite numbers can be stored")
     elif isinstance(value, Mapping | list | tuple):
         if depth_left <= 0:
             raise InvalidInputError(f"{where} nests more than {MAX_DEPTH} lists or objects deep")
@@ -74,3 +80,15 @@ def _check_json(value: Any, where: str, depth_left: int) -> None:
         else:
             for item in value:
                 _check_json(item, where, depth_left - 1)
+
+
+def checked_time(value: object, where: str) -> datetime:
+    """``value`` when it is a timezone-aware datetime that UTC can hold (``9999-12-31T23:59:59-14:00``
+    cannot: it is past the year 9999 in UTC); else InvalidInputError."""
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise InvalidInputError(f"{where} must be a timezone-aware datetime, got {value!r}")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInputError(f"{where} {value.isoformat()} is out of range in UTC") from None
+    return value

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -363,3 +364,70 @@ def test_wrong_types_at_the_layer_handles_are_refused(seeded: MemoryManager, ent
     with pytest.raises(InvalidInputError):
         WRONG_TYPES[entry](seeded)
     assert snapshot(seeded) == before
+
+
+# ---- numbers and times the columns cannot hold -------------------------------------------------
+
+PAST_UTC = "9999-12-31T23:59:59-14:00"  # a valid ISO time, but after the year 9999 once in UTC
+INT_OVER = 2**31  # one more than PostgreSQL's integer holds
+OUT_OF_RANGE_CASES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "item created_at": _set(("items", 0, "created_at"), PAST_UTC),
+    "item expires_at": _set(("items", 0, "expires_at"), PAST_UTC),
+    "event created_at": _set(("events", 0, "created_at"), PAST_UTC),
+    "message created_at": _set(("messages", 0, "created_at"), PAST_UTC),
+    "pending read_at": _set(("pending", 0, "read_at"), PAST_UTC),
+    "variable updated_at": _set(("variables", 0, "updated_at"), PAST_UTC),
+    "item count": _set(("items", 0, "count"), 10**30),
+    "item count just over": _set(("items", 0, "count"), INT_OVER),
+    "pending attempts": _set(("pending", 0, "attempts"), 10**30),
+    "pending watermark": _set(("pending", 0, "watermark"), INT_OVER),
+    "session summarized_messages": _set(("sessions", 0, "summarized_messages"), INT_OVER),
+    "item meta NaN": _set(("items", 0, "meta", "x"), float("nan")),
+    "item meta Infinity deep": _set(("items", 0, "meta", "x"), {"y": [float("inf")]}),
+    "item value -Infinity": _set(("items", 0, "value"), {"score": float("-inf")}),
+    "item confidence NaN": _set(("items", 0, "confidence"), float("nan")),
+    "event new NaN": _set(("events", 0, "new"), {"x": float("nan")}),
+    "message extra NaN": _set(("messages", 0, "extra", "n"), float("nan")),
+}
+
+
+@pytest.mark.parametrize("case", list(OUT_OF_RANGE_CASES), ids=list(OUT_OF_RANGE_CASES))
+def test_an_import_with_an_out_of_range_number_or_time_is_refused_whole(
+    seeded: MemoryManager, case: str
+) -> None:
+    doc = exported_as(seeded, "ivy")
+    OUT_OF_RANGE_CASES[case](doc)
+    before = snapshot(seeded)
+    with pytest.raises(InvalidInputError, match=r"out of range|less than or equal|finite number"):
+        seeded.import_user(doc)
+    assert snapshot(seeded) == before
+    assert "ivy" not in [u.user_id for u in seeded.list_users()]
+
+
+def test_an_import_at_the_column_limits_is_stored(seeded: MemoryManager) -> None:
+    doc = exported_as(seeded, "ivy")
+    doc["items"][0]["count"] = INT_OVER - 1
+    doc["pending"][0]["attempts"] = INT_OVER - 1
+    doc["items"][0]["created_at"] = "9999-12-31T23:59:59+00:00"
+    seeded.import_user(doc)
+    stored = seeded.export_user("ivy")
+    assert stored["items"][0]["count"] == INT_OVER - 1
+    assert stored["pending"][0]["attempts"] == INT_OVER - 1
+    assert stored["items"][0]["created_at"].startswith("9999-12-31T23:59:59")
+
+
+def test_an_expiry_past_what_utc_holds_is_refused(seeded: MemoryManager) -> None:
+    late = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-14)))
+    before = snapshot(seeded)
+    with pytest.raises(InvalidInputError, match=r"expires_at .* out of range"):
+        seeded.knowledge.add("Visits Mars", user_id=USER, expires_at=late)
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        seeded.knowledge.add("Visits Mars", user_id=USER, expires_at=datetime(2999, 1, 1))
+    assert snapshot(seeded) == before
+
+
+def test_checked_json_refuses_non_finite_numbers() -> None:
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(InvalidInputError, match="finite"):
+            checked_json({"a": [1.5, bad]}, "meta")
+    assert checked_json({"a": [1.5, -0.0, 10**40]}, "meta") == {"a": [1.5, -0.0, 10**40]}

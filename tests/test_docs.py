@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -58,9 +59,27 @@ def run_script(command: list[str], cwd: Path, home: Path) -> subprocess.Complete
     )
 
 
+SERVER_PORT = re.compile(r"(?<=:)87\d\d\b|(?<=--port )87\d\d\b")
+"""The ports the README's server blocks use (8765...): each run gets free ones instead, so the docs
+tests can run twice, or beside another run, without two servers on one port."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def with_free_ports(code: str) -> str:
+    """``code`` with each README port replaced by a port free just now (the same one each time)."""
+    chosen: dict[str, str] = {}
+    return SERVER_PORT.sub(lambda m: chosen.setdefault(m.group(0), str(free_port())), code)
+
+
 def run_twice(block: Block, command: list[str], tmp_path: Path) -> None:
     script = tmp_path / "block"
-    script.write_text(block.code, encoding="utf-8")
+    script.write_text(with_free_ports(block.code), encoding="utf-8")
     home, folder = tmp_path / "home", tmp_path / "work"
     home.mkdir()
     folder.mkdir()
@@ -92,3 +111,15 @@ def test_example_runs(example: Path, tmp_path: Path) -> None:
     result = run_script([sys.executable, str(example)], cwd=tmp_path, home=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
+
+
+def test_server_blocks_get_free_ports_and_wait_for_their_server() -> None:
+    served = [b for b in SHELL if "agentmem serve" in b.code]
+    assert served
+    for block in served:
+        assert SERVER_PORT.search(block.code), block.line
+        assert "8765" not in with_free_ports("agentmem serve --port 8765 x http://127.0.0.1:8765/docs")
+        # The server has exited when the block ends, so the next run can use the folder and port.
+        assert block.code.rstrip().splitlines()[-1].startswith("kill $!; wait $!"), block.line
+    moved = with_free_ports("--port 8765 http://127.0.0.1:8765/ http://127.0.0.1:8766/")
+    assert len(set(re.findall(r"\d{4,5}", moved))) == 2

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import InvalidInputError, NotFoundError
 from ..records import Change, MemoryItem, MemoryState
 from ..scope import Scope, check_id
-from ..validation import checked_text
+from ..validation import checked_text, checked_time
 from .changes import Entry, FieldPatch, NewEntries, NewItem, Patch
 
 if TYPE_CHECKING:
@@ -210,10 +210,8 @@ class CollectionHandle:
             values.append(self._layer.schema.validate_entry(entry, name))
         if replaces is not None:
             check_id(replaces, "replaces", required=True)
-        if expires_at is not None and (
-            not isinstance(expires_at, datetime) or expires_at.utcoffset() is None
-        ):
-            raise InvalidInputError(f"expires_at must be a timezone-aware datetime, got {expires_at!r}")
+        if expires_at is not None:
+            checked_time(expires_at, "expires_at")
         # Each manual call is one occurrence (feedback counts occurrences); a session is one too.
         occurrence = session or uuid.uuid4().hex
         patch = NewEntries(

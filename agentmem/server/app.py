@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
-from sqlalchemy.exc import SQLAlchemyError
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from .. import __version__
 from ..agent import Agent
 from ..errors import AgentMemError, ConfigurationError
 from ..manager import MemoryManager
-from ..store.migrations import stored_version
-from . import errors
+from . import errors, hosts
 from .auth import principal
 from .deps import Memory, Settings
 from .inspector import public_router as inspector_public
@@ -57,6 +59,7 @@ def create_app(
     agents: Mapping[str, Agent] | None = None,
     inspector_writes: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    allowed_hosts: Iterable[str] = (),
 ) -> FastAPI:
     """The REST server over ``memory``.
 
@@ -66,6 +69,11 @@ def create_app(
             its shutdown closes each (``Agent.close``), after the learning their runs started.
         inspector_writes: let the web inspector change memory (CSRF-protected); read-only otherwise.
         max_body_bytes: the largest request body accepted (larger: 413).
+        allowed_hosts: host names (or addresses) the server answers to in open mode besides the
+            loopback names (``localhost``, ``127.0.0.1``, ``::1``); ``agentmem serve`` adds the bound
+            host and each ``--allowed-host``. Open mode refuses any other ``Host`` (DNS rebinding) and
+            state-changing requests from another site's page (``server.hosts``); once a key exists,
+            neither check runs.
 
     Returns:
         The app; run it with any ASGI server (``agentmem serve`` uses uvicorn).
@@ -86,11 +94,15 @@ def create_app(
         description="Layered long-term memory of users for LLM agents, over HTTP. Keys: "
         "`Authorization: Bearer am_...` or `X-API-Key: am_...`.",
         lifespan=_closing(served),
+        docs_url=None,  # FastAPI's /docs loads Swagger UI from a CDN: served from swagger-ui-bundle below
     )
     app.state.memory = memory
     app.state.agents = served
     app.state.settings = Settings(inspector_writes=inspector_writes, max_body_bytes=max_body_bytes)
     app.state.keys = ApiKeys(memory)
+    if isinstance(allowed_hosts, str):  # one name, not its letters
+        raise ConfigurationError("allowed_hosts must be a list of host names, not a string")
+    app.state.allowed_hosts = hosts.allowed_hosts(allowed_hosts)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
 
@@ -108,15 +120,32 @@ def create_app(
     # Its sign-in page and stylesheet answer before a key is known (they read no memory).
     app.include_router(inspector_public, prefix="/inspector", include_in_schema=False)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"], summary="Is the server up?")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
     return app
+
+
+DOCS_ASSETS = "/docs/assets"
+
+
+def docs(request: Request) -> HTMLResponse:
+    """The interactive API docs: Swagger UI, its scripts and styles served by this server (from
+    swagger-ui-bundle), so they work without network access."""
+    root = request.scope.get("root_path", "")
+    return get_swagger_ui_html(
+        openapi_url=root + "/openapi.json",
+        title="agentmem API",
+        swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon-32x32.png",
+    )
 
 
 def healthz(mem: Memory) -> dict[str, Any]:
     """``{"status": "ok", "schema_version": N}`` while the database answers; 503 ``store_unavailable``
     otherwise. No key needed: it tells nothing about anyone's memory."""
     try:
-        with mem._store.engine.connect() as conn:
-            version = stored_version(conn)
-    except (AgentMemError, SQLAlchemyError) as exc:
+        version = mem.schema_version()
+    except AgentMemError as exc:  # StoreError, ClosedError: say no more than that it does not answer
         raise errors.ApiError(503, "store_unavailable", "the database does not answer") from exc
     return {"status": "ok", "schema_version": version}

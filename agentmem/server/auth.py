@@ -15,7 +15,9 @@ What a key reaches:
 
 **Open mode**: until the first key is created in the database, a request without a key is served as
 admin, for local development; ``agentmem serve`` then refuses to bind beyond loopback. Once a key
-exists (even if later revoked), every ``/v1`` and ``/inspector`` request needs a valid one.
+exists (even if later revoked), every ``/v1`` and ``/inspector`` request needs a valid one. In open
+mode a request for another host name (DNS rebinding) or a state-changing request from another site's
+page is refused (``server.hosts``).
 
 **The inspector** (``/inspector``) is used from a browser: its sign-in page puts the key in an HttpOnly,
 ``SameSite=Strict`` cookie (``INSPECTOR_COOKIE``), accepted on ``/inspector`` paths only (never by
@@ -37,6 +39,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from .deps import Keys
 from .errors import ApiError, not_found
+from .hosts import check_open_request
 
 _bearer = HTTPBearer(auto_error=False, description="An agentmem API key: `Authorization: Bearer am_...`")
 _header = APIKeyHeader(
@@ -107,6 +110,7 @@ def principal(
             raise _refused(
                 request, "an API key is required: 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
             )
+        check_open_request(request, request.app.state.allowed_hosts)
         return OPEN
     key = keys.find(given.pop())
     if key is None:

@@ -6,8 +6,10 @@ the message is for people and may change.
 status    code                          when
 ========  ============================  ===========================================================
 400       bad_request                   ConfigurationError raised by a request (e.g. an unknown layer)
+400       host_not_allowed              open mode: the Host is not a name the server answers to
 401       unauthorized                  no key, a malformed, unknown or revoked key
                                         (with ``WWW-Authenticate: Bearer``)
+403       cross_origin                  open mode: a state-changing request from another site's page
 404       not_found                     an unknown route; NotFoundError; a user, item or route the
                                         caller's key may not reach (answered exactly as a missing one)
 405       method_not_allowed            a known path with another method

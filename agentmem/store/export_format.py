@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import Table
 
 from .tables import EventRow, ItemRow, LearnedRow, MessageRow, PendingRow, SessionRow, VariableRow, table
@@ -28,7 +28,25 @@ VERSION = 4
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _utc(value: datetime) -> datetime:
+    """The time in UTC (a time without a zone is UTC); a ValueError for one UTC cannot hold."""
+    if value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is past the year 9999 in UTC
+        raise ValueError(f"{value.isoformat()} is out of range in UTC") from None
+
+
+Time = Annotated[datetime, AfterValidator(_utc)]
+"""A datetime of the document, in UTC once validated."""
+
+COLUMN_MAX = 2**31 - 1
+"""The largest integer the tables' integer columns hold (PostgreSQL's ``integer``)."""
+Count = Annotated[int, Field(ge=0, le=COLUMN_MAX)]
 
 
 class ExportedItem(_Strict):
@@ -42,14 +60,14 @@ class ExportedItem(_Strict):
     line: str
     source: str = Field(max_length=16)
     confidence: float = Field(ge=0, le=1)
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=COLUMN_MAX)
     explicit: bool
     meta: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    valid_to: datetime | None
+    created_at: Time
+    updated_at: Time
+    valid_to: Time | None
     superseded_by: str | None = Field(max_length=40)
-    expires_at: datetime | None = None  # version 4
+    expires_at: Time | None = None  # version 4
     session_scope: str | None = None  # version 4
 
 
@@ -64,8 +82,8 @@ class ExportedEvent(_Strict):
     new: Any
     reason: str | None
     source: str = Field(max_length=16)
-    created_at: datetime
-    observed_at: datetime | None = None  # version 3
+    created_at: Time
+    observed_at: Time | None = None  # version 3
     session_scope: str | None = None  # version 4
 
 
@@ -73,9 +91,9 @@ class ExportedSession(_Strict):
     session_id: str
     agent_id: str | None
     summary: str | None
-    summarized_messages: int = Field(ge=0)
-    created_at: datetime
-    updated_at: datetime
+    summarized_messages: Count
+    created_at: Time
+    updated_at: Time
 
 
 class ExportedMessage(_Strict):
@@ -83,7 +101,7 @@ class ExportedMessage(_Strict):
     role: str
     content: str
     extra: dict[str, Any]
-    created_at: datetime
+    created_at: Time
 
 
 class ExportedLearned(_Strict):
@@ -91,7 +109,7 @@ class ExportedLearned(_Strict):
 
     agent_id: str | None
     key: str = Field(min_length=1, max_length=64)
-    created_at: datetime
+    created_at: Time
     session_scope: str | None = None  # version 4
 
 
@@ -104,14 +122,14 @@ class ExportedPending(_Strict):
     key: str = Field(min_length=1, max_length=64)
     messages: list[dict[str, str]]
     error: str
-    attempts: int = Field(ge=0)
-    watermark: int | None = Field(ge=-1)
+    attempts: Count
+    watermark: int | None = Field(ge=-1, le=COLUMN_MAX)
     """The user's newest event when the input was read, as its position (1-based) in ``events``;
     0: the user had none; -1: that event is gone (the user was deleted since, so a retry skips the
     input); null: not recorded (written before schema 5)."""
-    read_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
+    read_at: Time | None
+    created_at: Time
+    updated_at: Time
 
 
 class ExportedVariable(_Strict):
@@ -122,8 +140,8 @@ class ExportedVariable(_Strict):
     session_id: str | None
     name: str
     value: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Time
+    updated_at: Time
 
 
 class Export(_Strict):

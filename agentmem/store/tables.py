@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Table, TypeDecorator, text
 from sqlmodel import Field, SQLModel
 
+from ..validation import checked_time
+
 # The largest LIMIT every backend takes (a signed 64-bit int); a larger one means "all rows".
 MAX_LIMIT = 2**63 - 1
 
@@ -21,9 +23,8 @@ class UtcDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.utcoffset() is None:
-            raise ValueError("agentmem stores timezone-aware datetimes only")
-        return value.astimezone(UTC)
+        # The last guard: the writes check their datetimes (validation.checked_time) before any SQL.
+        return checked_time(value, "a stored datetime").astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -403,9 +403,8 @@ def _stored(kind: RecordKind, record: Any, user_id: str) -> dict[str, Any]:
     return values
 
 
-def _taken(conn: Connection, column: Any, ids: list[str]) -> str | None:
-    found = conn.execute(select(column).where(column.in_(ids)).limit(1)).first() if ids else None
-    return None if found is None else str(found[0])
+def _taken(conn: Connection, column: Any, ids: list[str]) -> bool:
+    return bool(ids) and conn.execute(select(column).where(column.in_(ids)).limit(1)).first() is not None
 
 
 def import_user(conn: Connection, doc: Export) -> int:
@@ -427,15 +426,18 @@ def import_agent(conn: Connection, scope: Scope, doc: Export) -> int:
 
 
 def _import(conn: Connection, doc: Export, scope: Scope) -> int:
-    taken = _taken(conn, ITEMS.c.id, [i.id for i in doc.items])
-    if taken is not None:
-        raise ConflictError(f"item id {taken!r} already exists in this database")
-    taken = _taken(conn, PENDING.c.id, [p.id for p in doc.pending])
-    if taken is not None:
-        raise ConflictError(f"pending extraction id {taken!r} already exists in this database")
-    taken = _taken(conn, VARIABLE_TABLE.c.id, [v.id for v in doc.variables])
-    if taken is not None:
-        raise ConflictError(f"variable id {taken!r} already exists in this database")
+    # Ids are kept on import, and unique in the whole database. The error names no id: the id taken
+    # may be another user's, and an importer limited to one user must not learn which ids exist.
+    for what, column, ids in (
+        ("an item", ITEMS.c.id, [i.id for i in doc.items]),
+        ("a pending extraction", PENDING.c.id, [p.id for p in doc.pending]),
+        ("a variable", VARIABLE_TABLE.c.id, [v.id for v in doc.variables]),
+    ):
+        if _taken(conn, column, ids):
+            raise ConflictError(
+                f"{what} id in the document is already taken in this database "
+                "(imports keep ids: import a document once per database)"
+            )
     if doc.items:
         conn.execute(ITEMS.insert(), [_stored(_KIND["items"], item, doc.user_id) for item in doc.items])
         search.index_items(conn, scope.owner, [(item.id, item.text) for item in doc.items])

@@ -50,7 +50,8 @@ def _loopback_is_not_proxied(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def app(mem: MemoryManager) -> FastAPI:
-    return create_app(mem)
+    # TestClient sends ``Host: testserver``, which open mode answers only when allowed.
+    return create_app(mem, allowed_hosts=["testserver"])
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +21,8 @@ from agentmem.errors import (
 )
 from agentmem.server import create_app
 from agentmem.server.errors import not_found, status_of
+from agentmem.server.hosts import LOOPBACK_HOSTS, allowed_hosts, host_name
+from agentmem.server.keys import ApiKeys
 from agentmem.store.migrations import SCHEMA_VERSION
 
 from .conftest import ClientFor
@@ -49,6 +52,20 @@ def test_openapi_and_docs_are_served(client: TestClient) -> None:
     docs = client.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+def test_the_docs_page_loads_swagger_ui_from_this_server_not_a_cdn(client: TestClient) -> None:
+    page = client.get("/docs").text
+    scripts = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert "/docs/assets/swagger-ui-bundle.js" in scripts
+    assert "/docs/assets/swagger-ui.css" in scripts
+    assert all(url.startswith("/") for url in scripts), scripts  # nothing from another host
+    assert "cdn" not in page
+    for asset in scripts:
+        served = client.get(asset)
+        assert served.status_code == 200, asset
+        assert len(served.content) > 0
+    assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
 
 
 @pytest.mark.parametrize("path", ["/nope", "/v1/nope", "/inspector/nope", "/v2/me"])
@@ -133,7 +150,7 @@ def test_routes_raise_json_errors_with_the_helpers(raising_app: TestClient) -> N
 
 @pytest.fixture
 def small(mem: MemoryManager) -> Iterator[TestClient]:
-    with TestClient(create_app(mem, max_body_bytes=100)) as client:
+    with TestClient(create_app(mem, max_body_bytes=100, allowed_hosts=["testserver"])) as client:
         yield client
 
 
@@ -170,3 +187,86 @@ def test_create_app_refuses_bad_arguments(mem: MemoryManager) -> None:
         create_app(mem, max_body_bytes=0)
     with pytest.raises(ConfigurationError, match="agent_id"):
         create_app(mem, agents={"a": "not an agent"})  # type: ignore[dict-item]
+    with pytest.raises(ConfigurationError, match="allowed_hosts"):
+        create_app(mem, allowed_hosts="example.org")
+
+
+# ---- open mode: DNS rebinding and cross-site requests --------------------------------------------
+
+
+@pytest.fixture
+def open_client(mem: MemoryManager) -> Iterator[TestClient]:
+    """A keyless client of an open-mode app bound to 127.0.0.1:8765 that also answers to app.example."""
+    app = create_app(mem, allowed_hosts=["app.example"])
+    with TestClient(app, base_url="http://127.0.0.1:8765", follow_redirects=False) as client:
+        yield client
+
+
+@pytest.mark.parametrize("path", ["/v1/users", "/v1/me", "/inspector/", "/inspector/users/alice"])
+def test_open_mode_refuses_a_host_it_does_not_answer_to(
+    open_client: TestClient, mem: MemoryManager, path: str
+) -> None:
+    mem.knowledge.add("Likes tea", user_id="alice")
+    answer = open_client.get(path, headers={"Host": "rebind.attacker.example:8765"})
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "host_not_allowed"
+    assert "alice" not in answer.text
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST", "[::1]:8765", "app.example", "App.Example:80"]
+)
+def test_open_mode_answers_the_loopback_names_and_allowed_hosts(open_client: TestClient, host: str) -> None:
+    answer = open_client.get("/v1/me", headers={"Host": host})
+    assert answer.status_code == 200
+    assert answer.json()["admin"] is True
+
+
+def test_open_mode_refuses_state_changing_requests_from_another_site(
+    open_client: TestClient, mem: MemoryManager
+) -> None:
+    for origin in ("http://evil.example", "null", "http://127.0.0.1:9999", "https://127.0.0.1:8765"):
+        minted = open_client.post("/v1/keys", json={"admin": True}, headers={"Origin": origin})
+        assert minted.status_code == 403, origin
+        assert minted.json()["error"]["code"] == "cross_origin"
+        added = open_client.post(
+            "/v1/users/alice/items",
+            json={"layer": "knowledge", "text": "x"},
+            headers={"Origin": origin},
+        )
+        assert added.status_code == 403, origin
+        retry = open_client.post("/inspector/users/alice/pending/retry", headers={"Origin": origin})
+        assert retry.status_code == 403, origin
+    assert ApiKeys(mem).list() == []
+    assert mem.list_users() == []
+    # A read from another site's page is answered: the browser does not let that page see the answer.
+    assert open_client.get("/v1/me", headers={"Origin": "http://evil.example"}).status_code == 200
+
+
+def test_open_mode_serves_its_own_origin_and_clients_that_send_none(open_client: TestClient) -> None:
+    own = open_client.post("/v1/keys", json={"user_id": "alice"}, headers={"Origin": "http://127.0.0.1:8765"})
+    assert own.status_code == 201  # the key ends open mode
+    # A client without an Origin (curl, an SDK) was served the same way before the key existed.
+
+
+def test_a_keyless_client_without_origin_is_served_in_open_mode(open_client: TestClient) -> None:
+    assert open_client.post("/v1/keys", json={"admin": True}).status_code == 201
+
+
+def test_with_keys_any_host_and_origin_are_served_to_a_valid_key(mem: MemoryManager) -> None:
+    key = ApiKeys(mem).create(admin=True).secret
+    app = create_app(mem)
+    with TestClient(app, base_url="http://memory.internal", headers={"X-API-Key": key}) as client:
+        assert client.get("/v1/me").json()["admin"] is True
+        made = client.post("/v1/keys", json={"user_id": "bob"}, headers={"Origin": "https://ops.example"})
+        assert made.status_code == 201
+        keyless = client.get("/v1/me", headers={"X-API-Key": ""})
+    assert keyless.status_code == 401
+
+
+def test_host_names_are_compared_without_port_brackets_or_case() -> None:
+    assert host_name("[::1]:8000") == "::1"
+    assert host_name("::1") == "::1"
+    assert host_name("LocalHost:80") == "localhost"
+    assert host_name("example.org") == "example.org"
+    assert allowed_hosts(["Box.Example:8000", " "]) == LOOPBACK_HOSTS | {"box.example"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +17,7 @@ from agentmem.cli import is_loopback
 from agentmem.server.agents import load_agents
 from agentmem.store.migrations import SCHEMA_VERSION
 
-from .conftest import serve_command
+from .conftest import free_port, serve_command
 
 
 def test_a_served_process_runs_open_until_a_key_is_created(serve_process: str, db_url: str) -> None:
@@ -141,3 +142,45 @@ def test_serve_says_when_agents_cannot_be_loaded(sqlite_url: str) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr.startswith("error: cannot import 'no_such_module_here' for --agents")
+
+
+def test_serve_prints_where_it_listens_once_and_nothing_per_request(
+    serve_process: str, tmp_path: Path
+) -> None:
+    for _ in range(3):
+        assert httpx.get(f"{serve_process}/v1/me").status_code == 200
+    rebound = httpx.get(f"{serve_process}/v1/users", headers={"Host": "rebind.attacker.example"})
+    assert (rebound.status_code, rebound.json()["error"]["code"]) == (400, "host_not_allowed")
+    printed = (tmp_path / "serve.log").read_text()  # the fixture's stdout and stderr
+    port = serve_process.rsplit(":", 1)[1]
+    assert printed.splitlines() == [
+        f"agentmem serving on http://127.0.0.1:{port} (open mode: no API key exists, loopback only)"
+    ]
+
+
+def test_serve_answers_an_allowed_host_and_logs_requests_to_stderr_when_asked(sqlite_url: str) -> None:
+    port = free_port()
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_PROXY": "127.0.0.1,localhost"}
+    proc = subprocess.Popen(
+        serve_command(
+            "--db", sqlite_url, "--port", str(port), "--allowed-host", "box.example", "--access-log"
+        ),
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(600):  # up to a minute to start
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert httpx.get(f"{base}/v1/me", headers={"Host": "box.example"}).status_code == 200
+        assert httpx.get(f"{base}/v1/me", headers={"Host": "other.example"}).status_code == 400
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert out.splitlines() == [
+        f"agentmem serving on http://127.0.0.1:{port} (open mode: no API key exists, loopback only)"
+    ]
+    assert '"GET /v1/me HTTP/1.1" 200' in err

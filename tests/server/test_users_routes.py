@@ -96,6 +96,37 @@ def test_importing_over_an_existing_user_is_409_and_changes_nothing(
     assert answer.status_code == 409
     assert error_code(answer) == "conflict"
     assert client.get("/v1/users/sarah/export").json() == body
+    renamed = client.post("/v1/users/import", json={**body, "user_id": "ana"})  # ids taken by sarah
+    assert renamed.status_code == 409
+    assert renamed.json()["error"]["message"].startswith("an item id in the document is already taken")
+    assert all(item["id"] not in renamed.text for item in body["items"])
+
+
+PAST_UTC = "9999-12-31T23:59:59-14:00"  # after the year 9999 once in UTC
+
+
+def test_out_of_range_times_and_numbers_are_422_and_write_nothing(
+    client: TestClient, sarah: dict[str, Any], mem: MemoryManager
+) -> None:
+    added = client.post(
+        "/v1/users/sarah/items", json={"layer": "knowledge", "text": "x", "expires_at": PAST_UTC}
+    )
+    assert (added.status_code, error_code(added)) == (422, "invalid_input")
+    doc = {**client.get("/v1/users/sarah/export").json(), "user_id": "ana"}
+    client.delete("/v1/users/sarah")
+    item = doc["items"][0]
+    for bad in (
+        {"created_at": PAST_UTC},
+        {"expires_at": PAST_UTC},
+        {"count": 10**30},
+        {"meta": {"x": float("nan")}},
+        {"meta": {"x": [float("inf")]}},
+    ):
+        body = json.dumps({**doc, "items": [{**item, **bad}, *doc["items"][1:]]})  # NaN as JSON's NaN
+        answer = client.post("/v1/users/import", content=body, headers={"content-type": "application/json"})
+        assert answer.status_code == 422, (bad, answer.text)
+        assert error_code(answer) in ("invalid_request", "invalid_input"), bad
+    assert mem.list_users() == []
 
 
 def _bad_documents(doc: dict[str, Any]) -> list[Any]:
