@@ -10,14 +10,11 @@ where it fails instead.
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from server.conftest import READY_SECONDS, free_port, serve_command
+from server.conftest import serving
 from server.inspector_data import USER, seed
 
 from agentmem import MemoryManager
@@ -52,36 +49,8 @@ def served(db_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     seed(db_url)
     with MemoryManager(db=db_url) as mem:
         key = ApiKeys(mem).create(admin=True, label="browser test").secret
-    port = free_port()
-    log = tmp_path / "serve.log"
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_PROXY": "127.0.0.1,localhost"}
-    with log.open("wb") as out:
-        command = serve_command("--db", db_url, "--port", str(port), "--inspector-writes")
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"agentmem serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"agentmem serve did not answer /healthz in {READY_SECONDS} s:\n{log.read_text()}"
-                )
-            time.sleep(0.1)
+    with serving("--db", db_url, "--inspector-writes", log=tmp_path / "serve.log") as (base, _proc):
         yield base, key
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_every_screen_in_chromium_and_the_retry_button(

@@ -24,7 +24,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -111,16 +112,24 @@ def _env() -> dict[str, str]:
     return {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "NO_PROXY": "127.0.0.1,localhost"}
 
 
-@pytest.fixture
-def serve_process(db_url: str, tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def serving(
+    *args: str,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    stop_seconds: float = 15,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real ``agentmem serve ARGS`` on a free loopback port, its output in ``log``: yields the base URL
+    once ``/healthz`` answers (and the process, to stop it early); stops it (SIGTERM, then SIGKILL)."""
     port = free_port()
-    log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            serve_command("--db", db_url, "--port", str(port)),
+            serve_command(*args, "--port", str(port)),
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_env(),
+            env={**_env(), **(env or {})},
+            cwd=cwd,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -138,11 +147,17 @@ def serve_process(db_url: str, tmp_path: Path) -> Iterator[str]:
                     f"agentmem serve did not answer /healthz in {READY_SECONDS} s:\n{log.read_text()}"
                 )
             time.sleep(0.1)
-        yield base
+        yield base, proc
     finally:
-        proc.terminate()
+        proc.terminate()  # a graceful stop: the lifespan closes the served agents after their learning
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=stop_seconds)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def serve_process(db_url: str, tmp_path: Path) -> Iterator[str]:
+    with serving("--db", db_url, log=tmp_path / "serve.log") as (base, _proc):
+        yield base

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
-import subprocess
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +26,7 @@ from agentmem import Agent, MemoryManager
 from agentmem.server import create_app
 from agentmem.testing import Fault, LoopbackServer, ServerReply, ToolCall
 
-from .conftest import READY_SECONDS, ClientFor, MakeKey, free_port, serve_command
+from .conftest import ClientFor, MakeKey, serving
 
 MODEL = "openai/test-model"
 EXTRACTION_MARK = "You maintain a long-term memory of one user"  # prompts/extract.jinja
@@ -106,7 +103,7 @@ def agents(served: tuple[MemoryManager, dict[str, Agent]]) -> dict[str, Agent]:
 def app(served: tuple[MemoryManager, dict[str, Agent]]) -> FastAPI:
     """Replaces conftest's app: this one serves the agents."""
     memory, agents = served
-    return create_app(memory, agents=agents)
+    return create_app(memory, agents=agents, allowed_hosts=["testserver"])  # TestClient's Host
 
 
 def run(client: TestClient, agent_id: str, **body: Any) -> httpx.Response:
@@ -260,7 +257,7 @@ def test_concurrent_runs_for_many_users_each_answered_and_learned(
 
     async def all_at_once() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)  # open mode: no key was created
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
             return await asyncio.gather(
                 *(
                     http.post("/v1/agents/assistant/runs", json={"message": f"I am {user}", "user_id": user})
@@ -447,57 +444,30 @@ def test_agentmem_serve_runs_the_agents_of_a_module(
     db_url: str, tmp_path: Path, router: Router, loopback: LoopbackServer
 ) -> None:
     (tmp_path / "served_agents.py").write_text(AGENTS_MODULE)
-    port = free_port()
     log = tmp_path / "serve.log"
     env = {
-        **os.environ,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "NO_PROXY": "127.0.0.1,localhost",
         "RUNS_TEST_MODEL_URL": loopback.url,
         # The memory's own model (--model) learns through the loopback server too.
         "OPENAI_API_BASE": loopback.url,
         "OPENAI_API_KEY": "test-key",
     }
-    command = serve_command(
-        "--db", db_url, "--port", str(port), "--model", MODEL, "--agents", "served_agents:agents"
-    )
     router.add("chat", "Hello from the served helper.")
     router.add(
         "extract", {"profile": {"name": "Carol"}, "policies": {"set": {}, "remove": []}, "knowledge": []}
     )
-    base = f"http://127.0.0.1:{port}"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"agentmem serve exited with {proc.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"agentmem serve did not answer /healthz:\n{log.read_text()}")
-            time.sleep(0.1)
-
+    args = ("--db", db_url, "--model", MODEL, "--agents", "served_agents:agents")
+    with serving(*args, log=log, env=env, cwd=tmp_path, stop_seconds=60) as (base, proc):
         assert httpx.get(f"{base}/v1/agents").json() == {"agents": [{"agent_id": "helper", "model": MODEL}]}
         answered = httpx.post(
             f"{base}/v1/agents/helper/runs", json={"message": "I'm Carol.", "user_id": "carol"}, timeout=60
         )
         assert answered.status_code == 200, answered.text
         assert answered.json()["reply"] == "Hello from the served helper."
-    finally:
-        proc.terminate()  # a graceful stop: the lifespan closes the agent after its learning
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
     # uvicorn stops gracefully, then re-raises the signal it was stopped by.
     assert proc.returncode in (0, -signal.SIGTERM), log.read_text()
-    assert "Application shutdown complete" in log.read_text()
+    output = log.read_text()  # the startup line only: no traceback, no litellm noise
+    assert "Traceback" not in output
+    assert "Task was destroyed" not in output
     with MemoryManager(db=db_url) as after:
         assert after.get(user_id="carol", agent_id="helper").profile.name == "Carol"
         stored = after.sessions.messages(answered.json()["session_id"], user_id="carol", agent_id="helper")
