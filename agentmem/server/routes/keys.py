@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from ...scope import MAX_ID_LENGTH
 from ..auth import Admin, Caller
 from ..deps import Keys
-from ..keys import ApiKey
+from ..models import FromRecord
 from ..scoping import ID_PATTERN
 
 router = APIRouter()
@@ -28,7 +28,7 @@ class Me(BaseModel):
     admin: bool = Field(description="Reaches every user and the admin routes.")
 
 
-class KeyOut(BaseModel):
+class KeyOut(FromRecord):
     """A stored key, without its secret."""
 
     id: str
@@ -38,13 +38,6 @@ class KeyOut(BaseModel):
     label: str | None
     created_at: datetime
     revoked_at: datetime | None
-
-    @classmethod
-    def of(cls, key: ApiKey) -> KeyOut:
-        return cls(
-            id=key.id, user_id=key.user_id, agent_id=key.agent_id, admin=key.admin, label=key.label,
-            created_at=key.created_at, revoked_at=key.revoked_at,
-        )  # fmt: skip
 
 
 class NewKeyOut(KeyOut):

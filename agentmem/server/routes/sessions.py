@@ -22,6 +22,7 @@ from ...store.sessions import MAX_MESSAGE_CHARS, SessionInfo
 from ..auth import Caller, Principal, UserId, agent_for
 from ..deps import Memory
 from ..errors import not_found
+from ..models import FromRecord
 
 router = APIRouter()
 
@@ -36,7 +37,7 @@ AgentQuery = Annotated[
 ]
 
 
-class Session(BaseModel):
+class Session(FromRecord):
     """One conversation of a user."""
 
     session_id: str
@@ -46,14 +47,6 @@ class Session(BaseModel):
     summary: str | None
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, info: SessionInfo) -> Session:
-        return cls(
-            session_id=info.session_id, user_id=info.user_id, agent_id=info.agent_id,
-            messages=info.messages, summary=info.summary, created_at=info.created_at,
-            updated_at=info.updated_at,
-        )  # fmt: skip
 
 
 class SessionList(BaseModel):

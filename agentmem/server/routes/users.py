@@ -25,28 +25,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
 
-from ...records import PendingLearn, UserSummary
 from ...scope import check_id
 from ..auth import Admin, Caller, Principal, UserId, agent_for, user_not_found
 from ..deps import Memory
 from ..errors import ApiError, not_found
+from ..models import FromRecord
 
 router = APIRouter()
 
 
-class User(BaseModel):
+class User(FromRecord):
     """One user with memory, history or sessions."""
 
     user_id: str
     items: int = Field(description="Live items, shared and every agent's private ones.")
     sessions: int = Field(description="Conversations.")
     last_activity: datetime | None = Field(description="When the user's memory or a session last changed.")
-
-    @classmethod
-    def of(cls, user: UserSummary) -> User:
-        return cls(
-            user_id=user.user_id, items=user.items, sessions=user.sessions, last_activity=user.last_activity
-        )
 
 
 class UserList(BaseModel):
@@ -63,7 +57,7 @@ class Erased(BaseModel):
     items: int = Field(description="How many items were deleted (their history, sessions, keys went too).")
 
 
-class Pending(BaseModel):
+class Pending(FromRecord):
     """A learn whose extraction failed for good, kept for a retry (its messages redacted)."""
 
     id: str
@@ -74,14 +68,6 @@ class Pending(BaseModel):
     attempts: int = Field(description="Model calls made for it so far.")
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, pending: PendingLearn) -> Pending:
-        return cls(
-            id=pending.id, agent_id=pending.agent_id, session_id=pending.session_id,
-            messages=pending.messages, error=pending.error, attempts=pending.attempts,
-            created_at=pending.created_at, updated_at=pending.updated_at,
-        )  # fmt: skip
 
 
 class PendingList(BaseModel):
