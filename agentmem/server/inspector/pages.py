@@ -20,6 +20,7 @@ from ...errors import AgentMemError, InvalidInputError
 from ...manager import MemoryManager
 from ...records import UserSummary
 from ..auth import INSPECTOR_COOKIE, INSPECTOR_PATH, Caller, Principal, UserId, agent_for, user_not_found
+from ..context import context_report
 from ..deps import Keys, Memory, ServerSettings
 from ..errors import ApiError, not_found, status_of
 from ..routes.users import whole_user
@@ -283,9 +284,10 @@ def context_page(
     session = session_for(mem, who, user_id, acting, session_id.strip() or None)
     preview, error = None, None
     try:
-        preview = reads.preview(
+        # The very report GET /v1/users/{user_id}/context answers from: the page and the API agree.
+        preview = context_report(
             mem,
-            user_id,
+            user_id=user_id,
             query=query.strip() or None,
             token_budget=_budget(token_budget),
             agent_id=acting,

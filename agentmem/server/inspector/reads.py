@@ -1,23 +1,22 @@
 """What the inspector reads that the public memory API does not hand out whole: every item of a user
 (closed ones too, to show what replaced them, with the store's clock and expiry rules that say why one
-is closed), whether one user exists without listing them all, and the context preview (the report of
-``agentmem.server.context``, shared with the API). What the public API does hand out (pending learns,
-sessions, history) is read through it. Reads only; nothing here writes.
+is closed) and whether one user exists without listing them all. What the public API or the server's
+shared reports hand out (pending learns, sessions, history, the context report) is read through them.
+Reads only; nothing here writes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import or_, select
 
 from ...manager import MemoryManager
 from ...records import MemoryItem, PendingLearn
 from ...scope import Scope
+from ...store.expiry import Expiry
 from ...store.rows import EVENTS, ITEMS, item_from_row
 from ...store.sessions import SESSIONS
-from ..context import ContextReport, context_report
 
 SHARED = ""
 """The stored agent key of a user's shared memory."""
@@ -56,13 +55,12 @@ class ScopeView:
         return sum(len(layer.closed) for layer in self.layers)
 
 
-def _closed_reason(item: MemoryItem, mem: MemoryManager, now: datetime) -> str | None:
+def _closed_reason(item: MemoryItem, expiry: Expiry) -> str | None:
     if item.superseded_by is not None:
         return "superseded"
     if item.valid_to is not None:
         return "deleted"
-    expiry = mem._store.expiry(now)
-    if (item.expires_at is not None and item.expires_at <= now) or item.updated_at <= expiry.since(
+    if (item.expires_at is not None and item.expires_at <= expiry.now) or item.updated_at <= expiry.since(
         item.layer
     ):
         return "expired"
@@ -82,7 +80,7 @@ def user_layers(mem: MemoryManager, user_id: str, agent_id: str | None = None) -
     shared part when given) and by layer, closed items beside the live ones with their successors."""
     items = user_items(mem, user_id)
     by_id = {item.id: item for item in items}
-    now = mem._store.now()
+    expiry = mem._store.expiry()  # one moment for the whole page
     agents = sorted({item.agent_id for item in items if item.agent_id})
     if agent_id is not None:
         agents = [agent_id]
@@ -92,7 +90,7 @@ def user_layers(mem: MemoryManager, user_id: str, agent_id: str | None = None) -
         for item in items:
             if (item.agent_id or None) != agent:
                 continue
-            reason = _closed_reason(item, mem, now)
+            reason = _closed_reason(item, expiry)
             view = ItemView(item, reason, by_id.get(item.superseded_by) if item.superseded_by else None)
             layer = layers.setdefault(item.layer, LayerView(item.layer))
             (layer.closed if reason else layer.live).append(view)
@@ -117,19 +115,3 @@ def user_exists(mem: MemoryManager, user_id: str) -> bool:
     ]
     with mem._store.engine.connect() as conn:
         return bool(conn.execute(select(or_(*probes))).scalar())
-
-
-def preview(
-    mem: MemoryManager,
-    user_id: str,
-    *,
-    query: str | None,
-    token_budget: int | None,
-    agent_id: str | None,
-    session_id: str | None,
-) -> ContextReport:
-    """The context preview: the very report ``GET /v1/users/{user_id}/context`` answers from
-    (``agentmem.server.context``), so the page and the API never disagree."""
-    return context_report(
-        mem, user_id=user_id, agent_id=agent_id, session_id=session_id, query=query, token_budget=token_budget
-    )
