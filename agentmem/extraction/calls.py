@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TypeVar
 
@@ -111,12 +112,8 @@ class ModelCaller:
             with attempt:
                 async with self.limiter:
                     cost.model_calls += 1
-                    try:
+                    with self._own_errors():  # a model of the user's own fails at once
                         response = await self.model.generate(request)
-                    except AgentMemError:
-                        raise
-                    except Exception as exc:  # a model of the user's own: fails at once
-                        raise ModelError(f"{type(self.model).__name__}: {type(exc).__name__}: {exc}") from exc
                 if not isinstance(response, ModelResponse):
                     raise ConfigurationError(
                         f"{type(self.model).__name__}.generate returned {type(response).__name__}, "
@@ -167,15 +164,22 @@ class ModelCaller:
 
     async def _next(self, events: AsyncIterator[str | ModelResponse]) -> str | ModelResponse:
         """The stream's next item; its end before the whole reply, or a failure, as a ModelError."""
+        with self._own_errors():
+            try:
+                return await anext(events)
+            except StopAsyncIteration:
+                raise ModelError(
+                    f"{type(self.model).__name__}.stream ended without the whole reply (a ModelResponse)"
+                ) from None
+
+    @contextmanager
+    def _own_errors(self) -> Iterator[None]:
+        """A model's error that is not an AgentMemError raised as a ModelError, the original chained."""
         try:
-            return await anext(events)
-        except StopAsyncIteration:
-            raise ModelError(
-                f"{type(self.model).__name__}.stream ended without the whole reply (a ModelResponse)"
-            ) from None
+            yield
         except AgentMemError:
             raise
-        except Exception as exc:  # a model of the user's own
+        except Exception as exc:
             raise ModelError(f"{type(self.model).__name__}: {type(exc).__name__}: {exc}") from exc
 
     def call_text(self, messages: list[Message], parse: Callable[[str], T], cost: Cost) -> T:
