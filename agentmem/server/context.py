@@ -55,9 +55,9 @@ class ContextElement:
     """The XML element's name; ``""`` when every line of the layer was dropped."""
     tokens: int
     lines: int
-    """Candidate lines included."""
+    """The lines the element holds (each an included candidate)."""
     dropped: int
-    """Candidate lines the budget left out."""
+    """Candidate lines the budget left out (0 when the report was made without its candidates)."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class ContextReport:
     elements: list[ContextElement]
     """In the order the XML renders them; then layers with dropped lines only."""
     lines: list[ContextLine]
-    """Every candidate, by part (the agent's first), layer (in the memory's order) and score."""
+    """Every candidate, by part (the agent's first), layer (in the memory's order) and score; empty
+    when the report was made without them."""
 
     @property
     def included(self) -> list[ContextLine]:
@@ -88,8 +89,11 @@ def context_report(
     session_id: str | None,
     query: str | None,
     token_budget: int | None,
+    candidates: bool = True,
 ) -> ContextReport:
     """``memory.compile(...)`` for these arguments, and what it is made of (see the module docstring).
+    ``candidates=False`` leaves out the candidate lines (and so the dropped counts): finding them reads
+    every live item of the scope, where the budgeted compile reads only what its budget can reach.
 
     Raises:
         InvalidInputError: bad ids, query or budget (compile's own checks).
@@ -116,7 +120,7 @@ def context_report(
     for kind, part_scope, text in parts:
         rendered_lines = set(text.split("\n"))
         # The compile's own read (no public equivalent yet: see the report of fix-routes).
-        rows = memory._store.context_rows(part_scope, names, query)
+        rows = memory._store.context_rows(part_scope, names, query) if candidates else []
         part_lines = [
             ContextLine(
                 layer=row.layer,
@@ -144,7 +148,7 @@ def context_report(
                     memory=kind,
                     tag=match.group(1),
                     tokens=memory.count_tokens(match.group(0)),
-                    lines=sum(line.included for line in mine),
+                    lines=match.group(2).count("\n") + 1,
                     dropped=sum(not line.included for line in mine),
                 )
             )

@@ -487,6 +487,7 @@ def context(
         session_id=session_id,
         query=query,
         token_budget=token_budget,
+        candidates=dropped,  # finding the dropped lines reads the whole scope: only when asked
     )
     return ContextOut(
         xml=report.xml,
