@@ -55,6 +55,18 @@ def _checked_messages(messages: object) -> list[dict[str, Any]]:
     return out
 
 
+def clipped(text: str) -> str:
+    """``text`` as a stored message: cut to ``MAX_MESSAGE_CHARS`` with a marker when longer."""
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+
+    def marker(kept: int) -> str:
+        return f"\n[truncated: the message was {len(text)} characters; the first {kept} are kept]"
+
+    kept = MAX_MESSAGE_CHARS - len(marker(MAX_MESSAGE_CHARS))  # fewer digits never lengthen the marker
+    return text[:kept] + marker(kept)
+
+
 def offline_summary(messages: Sequence[Mapping[str, Any]]) -> str:
     """A short extractive summary: how long the session was and the user's own opening sentences."""
     said = [str(m["content"]) for m in messages if m["role"] == "user" and str(m["content"]).strip()]

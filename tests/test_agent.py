@@ -26,8 +26,9 @@ from agentmem import (
     ScopeError,
     TransientModelError,
 )
-from agentmem.agent import MEMORY_GUIDE, TOOLS_GUIDE, FunctionTool
+from agentmem.agent import FunctionTool
 from agentmem.conversations import MAX_MESSAGE_CHARS
+from agentmem.guides import MEMORY_GUIDE, TOOLS_GUIDE
 from agentmem.testing import ScriptedModel, ToolCall
 
 
@@ -335,7 +336,7 @@ def test_an_oversized_reply_is_returned_whole_and_stored_truncated(
     text, marker = stored.split("\n[truncated: ")
     assert text == reply[: len(text)]
     assert len(text) > MAX_MESSAGE_CHARS - 100
-    assert marker == f"the reply was {len(reply)} characters; the first {len(text)} are kept]"
+    assert marker == f"the message was {len(reply)} characters; the first {len(text)} are kept]"
 
 
 def test_invalid_ids_raise_scope_error(mem: MemoryManager, make_agent: MakeAgent) -> None:

@@ -21,7 +21,7 @@ from agentmem import (
     MemoryTemplate,
     ScopeError,
 )
-from agentmem.agent import MEMORY_GUIDE
+from agentmem.guides import MEMORY_GUIDE
 from agentmem.layers import CollectionLayer, DocumentLayer
 from agentmem.scope import Scope
 from agentmem.templates import RECENT_CHARS, RECENT_MESSAGES, LayerVariables, Templates

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from agentmem import Agent, MemoryManager
-from agentmem.agent import MEMORY_GUIDE, TOOLS_GUIDE
 from agentmem.conversations import offline_summary
+from agentmem.guides import MEMORY_GUIDE, TOOLS_GUIDE
 from agentmem.testing import Fault, LoopbackServer, ServerReply, ToolCall
 
 MODEL = "openai/test-model"  # the model id of the make_mem fixture (conftest.py)
