@@ -47,7 +47,7 @@ from .store.rows import utcnow
 from .store.variables import VARIABLES
 from .templates import LayerVariables, MemoryTemplate, Templates
 from .tokens import TokenCounter, default_counter
-from .tools import MemoryTools
+from .tools import MemoryTools, tool_definitions
 from .validation import checked_text
 from .variables import Variables
 from .writes import Writes
@@ -667,6 +667,12 @@ class MemoryManager:
             agent_scope=shared,
             session_scoped=session_scoped,
         )
+
+    def tool_definitions(self, *, agent_memory: bool = False) -> list[dict[str, Any]]:
+        """The memory tools' definitions (OpenAI function format) without binding them to anyone: what a
+        framework registers once, before any user is known. Calls go through :meth:`tools` for the
+        run's user (its ``dispatch``); ``agent_memory`` as there."""
+        return tool_definitions(self._layers, agent_memory=agent_memory)
 
     # ---- whole users -----------------------------------------------------------------------
 

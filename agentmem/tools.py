@@ -49,6 +49,50 @@ def _fn(name: str, description: str, properties: dict[str, Any], required: list[
     }
 
 
+def tool_definitions(layers: Mapping[str, Layer], *, agent_memory: bool = False) -> list[dict[str, Any]]:
+    """The memory tools in OpenAI function format for these layers; with ``agent_memory``,
+    ``memory_remember`` also takes ``scope="agent"``. Whose memory they act on is not part of them."""
+    return [
+        _fn(
+            "remember",
+            "Save something the user asked you to remember, or clearly stated about themselves. layer: "
+            + ", ".join(layer.tool_hint() for layer in layers.values())
+            + ". Other arguments apply to the layers named in their description.",
+            {
+                "layer": {"type": "string", "enum": list(layers)},
+                "value": {"type": "string", "description": "the value, or the fact as one sentence"},
+                **_layer_arguments(layers),
+                **(_SCOPE_ARGUMENT if agent_memory else {}),
+            },
+            ["layer", "value"],
+        ),
+        _fn(
+            "update",
+            "Correct a stored memory in place (ids come from memory_search).",
+            {
+                "item_id": {"type": "string"},
+                "value": {
+                    "type": "string",
+                    "description": "the corrected value; for a list, all of its items, comma-separated",
+                },
+            },
+            ["item_id", "value"],
+        ),
+        _fn(
+            "forget",
+            "Forget a memory when the user asks: by id (from memory_search), or by a description of it.",
+            {"item_id": {"type": "string"}, "description": {"type": "string"}},
+            [],
+        ),
+        _fn(
+            "search",
+            "Search what you remember about the user; returns ids for update and forget.",
+            {"query": {"type": "string"}},
+            ["query"],
+        ),
+    ]
+
+
 @dataclass
 class MemoryTools:
     """Memory tools for one scope: ``definitions`` for the model, ``dispatch`` to run a call.
@@ -76,46 +120,7 @@ class MemoryTools:
     @cached_property
     def definitions(self) -> list[dict[str, Any]]:
         """The tools in OpenAI function format (built once: the layers never change)."""
-        layers = self.manager.layers
-        return [
-            _fn(
-                "remember",
-                "Save something the user asked you to remember, or clearly stated about themselves. layer: "
-                + ", ".join(layer.tool_hint() for layer in layers.values())
-                + ". Other arguments apply to the layers named in their description.",
-                {
-                    "layer": {"type": "string", "enum": list(layers)},
-                    "value": {"type": "string", "description": "the value, or the fact as one sentence"},
-                    **_layer_arguments(layers),
-                    **(_SCOPE_ARGUMENT if self.agent_scope is not None else {}),
-                },
-                ["layer", "value"],
-            ),
-            _fn(
-                "update",
-                "Correct a stored memory in place (ids come from memory_search).",
-                {
-                    "item_id": {"type": "string"},
-                    "value": {
-                        "type": "string",
-                        "description": "the corrected value; for a list, all of its items, comma-separated",
-                    },
-                },
-                ["item_id", "value"],
-            ),
-            _fn(
-                "forget",
-                "Forget a memory when the user asks: by id (from memory_search), or by a description of it.",
-                {"item_id": {"type": "string"}, "description": {"type": "string"}},
-                [],
-            ),
-            _fn(
-                "search",
-                "Search what you remember about the user; returns ids for update and forget.",
-                {"query": {"type": "string"}},
-                ["query"],
-            ),
-        ]
+        return tool_definitions(self.manager.layers, agent_memory=self.agent_scope is not None)
 
     def dispatch(self, name: str, arguments: str | Mapping[str, Any]) -> str:
         """Run one tool call; returns the JSON text to send back to the model. Never raises for bad

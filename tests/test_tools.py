@@ -7,6 +7,7 @@ read nor change anyone else's memory, and bad arguments come back as ``{"ok": fa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -411,3 +412,14 @@ def test_forgetting_an_item_twice_is_not_found_the_second_time(mem: MemoryManage
     again = json.loads(tools.dispatch("memory_forget", {"item_id": fact}))
     assert again["ok"] is False
     assert "no live memory item" in again["error"]
+
+
+def test_tool_definitions_without_a_user_are_those_of_bound_tools(
+    make_mem: Callable[..., MemoryManager],
+) -> None:
+    mem = make_mem()
+    assert mem.tool_definitions() == mem.tools(user_id="sarah").definitions
+    with_agent = mem.tool_definitions(agent_memory=True)
+    assert with_agent == mem.tools(user_id="sarah", agent_id="coach", agent_memory=True).definitions
+    assert "scope" in with_agent[0]["function"]["parameters"]["properties"]
+    assert "scope" not in mem.tool_definitions()[0]["function"]["parameters"]["properties"]
