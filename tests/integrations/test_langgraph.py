@@ -10,17 +10,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    RemoveMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from pydantic import Field
 
 from agentmem import ConfigurationError, MemoryManager
@@ -70,9 +79,11 @@ def prompt_of(model: ScriptedModel, request: int) -> str:
 
 
 @pytest.fixture
-def backend() -> str:
-    """SQLite unless a test asks for ``db_url`` over both backends (the store is what differs)."""
-    return "sqlite"
+def mem(sqlite_url: str) -> Iterator[MemoryManager]:
+    """A SQLite memory, for the framework's side; tests where the store matters take ``db_url`` and
+    run on both backends."""
+    with MemoryManager(db=sqlite_url) as manager:
+        yield manager
 
 
 # ---- context in ---------------------------------------------------------------------------------
@@ -375,6 +386,28 @@ def test_without_a_checkpointer_a_run_given_its_history_learns_the_last_turn(mem
     assert (profile.role, profile.company, profile.location) == ("data scientist", "Acme", None)
 
 
+def test_a_thread_whose_history_was_cleared_learns_the_last_turn(mem: MemoryManager) -> None:
+    model = chat("Lovely city.", "Noted.")
+    agent = create_agent(model, middleware=[AgentMemMiddleware(mem)], checkpointer=InMemorySaver())
+    thread = {"configurable": {"thread_id": "t1"}}
+    sarah = MemoryContext(user_id="sarah")
+    agent.invoke(ask("I live in Lisbon."), config=thread, context=sarah)
+    # Another part of the app clears the thread: the message learned through is gone with it.
+    agent.update_state(thread, {"messages": [RemoveMessage(id=REMOVE_ALL_MESSAGES)]})
+    mem.delete_user("sarah")
+
+    history = [
+        {"role": "user", "content": "I speak Portuguese."},
+        {"role": "assistant", "content": "Óptimo."},
+        {"role": "user", "content": "I work as a data scientist at Acme."},
+    ]
+    agent.invoke({"messages": history}, config=thread, context=sarah)
+
+    profile = mem.get(user_id="sarah").profile
+    assert (profile.role, profile.company) == ("data scientist", "Acme")
+    assert (profile.location, profile.languages) == (None, [])
+
+
 def test_learning_uses_the_session_of_the_context(mem: MemoryManager) -> None:
     model = chat("ok")
     agent = create_agent(model, middleware=[AgentMemMiddleware(mem)])
@@ -424,7 +457,11 @@ def test_a_user_deleted_during_the_run_is_not_created_again(db_url: str) -> None
         out = agent.invoke(ask("I'm a data scientist. Close my account."), context=sarah)
 
         assert out["messages"][-1].text == "Your account is closed."
-        assert json.loads(out["messages"][4].text)["ok"] is False  # the tool's write was refused
+        refused = json.loads(out["messages"][4].text)  # the memory tool's write, after the deletion
+        assert refused == {
+            "ok": False,
+            "error": "user 'sarah' was deleted while this write was under way; nothing was written",
+        }
         assert mem.list_users() == []
         assert mem.export_user("sarah")["items"] == []
 
@@ -455,3 +492,28 @@ def test_the_async_path_reads_writes_and_learns(db_url: str) -> None:
         assert [k.text for k in state.knowledge] == ["Runs a bakery"]
         assert state.profile.location == "Lisbon"
         assert "I run a bakery and I live in Lisbon." in prompt_of(learner, 0)
+
+
+def test_the_async_path_reads_the_database_off_the_event_loop(
+    mem: MemoryManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: dict[str, set[int]] = {"compile": set(), "generation": set()}
+    for name, seen in threads.items():
+        real = getattr(mem, name)
+
+        def recording(*args: Any, _real: Any = real, _seen: set[int] = seen, **kwargs: Any) -> Any:
+            _seen.add(threading.get_ident())
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(mem, name, recording)
+    agent = create_agent(chat("ok"), middleware=[AgentMemMiddleware(mem, learn=False)])
+
+    async def run() -> int:
+        await agent.ainvoke(ask("hi"), context=MemoryContext(user_id="sarah"))
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(run())
+
+    assert threads["compile"]
+    assert threads["generation"]
+    assert loop_thread not in threads["compile"] | threads["generation"]
