@@ -40,6 +40,7 @@ from langgraph.runtime import Runtime
 from ..errors import ConfigurationError, ExtractionError
 from ..guides import tools_guide
 from ..manager import MemoryManager
+from ..scope import check_id
 from .common import learnable, memory_instructions
 
 __all__ = ["AgentMemMiddleware", "MemoryContext", "MemoryState"]
@@ -172,9 +173,15 @@ class AgentMemMiddleware(AgentMiddleware[MemoryState, Any, Any]):
     ) -> None:
         if not isinstance(memory, MemoryManager):
             raise ConfigurationError(f"memory must be a MemoryManager, got {memory!r}")
+        switches = {"add_context": add_context, "memory_tools": memory_tools, "learn": learn}
+        for name, value in switches.items():  # checked now, not at the first run
+            if value is not True and value is not False:
+                raise ConfigurationError(f"{name} must be a bool, got {value!r}")
+        if token_budget is not None and (type(token_budget) is not int or token_budget < 0):
+            raise ConfigurationError(f"token_budget must be an int >= 0 or None, got {token_budget!r}")
         super().__init__()
         self.memory = memory
-        self.agent_id = agent_id
+        self.agent_id = check_id(agent_id, "agent_id", required=False)
         self.add_context = add_context
         self.memory_tools = memory_tools
         self.learn = learn

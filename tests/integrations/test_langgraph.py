@@ -32,7 +32,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from pydantic import Field
 
-from agentmem import ConfigurationError, MemoryManager
+from agentmem import ConfigurationError, MemoryManager, ScopeError
 from agentmem.guides import MEMORY_GUIDE, TOOLS_GUIDE
 from agentmem.integrations.langgraph import AgentMemMiddleware, MemoryContext
 from agentmem.testing import ScriptedModel
@@ -209,9 +209,15 @@ def test_a_context_of_your_own_with_a_user_id_works(mem: MemoryManager) -> None:
     assert "name: Sarah" in model.system()
 
 
-def test_the_memory_middleware_rejects_what_is_not_a_memory() -> None:
+def test_the_options_are_checked_when_the_middleware_is_made(mem: MemoryManager) -> None:
     with pytest.raises(ConfigurationError, match="must be a MemoryManager"):
         AgentMemMiddleware("sqlite://")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="learn must be a bool"):
+        AgentMemMiddleware(mem, learn="yes")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="token_budget must be an int >= 0"):
+        AgentMemMiddleware(mem, token_budget=-1)
+    with pytest.raises(ScopeError):
+        AgentMemMiddleware(mem, agent_id="")
 
 
 # ---- tools --------------------------------------------------------------------------------------
