@@ -414,6 +414,19 @@ def test_a_thread_whose_history_was_cleared_learns_the_last_turn(mem: MemoryMana
     assert (profile.location, profile.languages) == (None, [])
 
 
+def test_a_streamed_run_shows_the_reply_before_it_learns(mem: MemoryManager) -> None:
+    agent = create_agent(chat("Nice to meet you!"), middleware=[AgentMemMiddleware(mem)])
+
+    updates = list(
+        agent.stream(ask("I'm learning Rust."), context=MemoryContext(user_id="sarah"), stream_mode="updates")
+    )
+
+    steps = [step for update in updates for step in update]
+    assert steps == ["AgentMemMiddleware.before_agent", "model", "AgentMemMiddleware.after_agent"]
+    assert updates[1]["model"]["messages"][-1].text == "Nice to meet you!"
+    assert [k.text for k in mem.get(user_id="sarah").knowledge] == ["Is learning Rust"]
+
+
 def test_learning_uses_the_session_of_the_context(mem: MemoryManager) -> None:
     model = chat("ok")
     agent = create_agent(model, middleware=[AgentMemMiddleware(mem)])
