@@ -35,7 +35,7 @@ from pydantic import Field
 from agentmem import ConfigurationError, MemoryManager, ScopeError
 from agentmem.guides import MEMORY_GUIDE, TOOLS_GUIDE
 from agentmem.integrations.langgraph import AgentMemMiddleware, MemoryContext
-from agentmem.testing import ScriptedModel
+from agentmem.testing import LoopbackServer, ScriptedModel
 
 MEMORY_TOOLS = ["memory_remember", "memory_update", "memory_forget", "memory_search"]
 
@@ -536,3 +536,23 @@ def test_the_async_path_reads_the_database_off_the_event_loop(
     assert threads["compile"]
     assert threads["generation"]
     assert loop_thread not in threads["compile"] | threads["generation"]
+
+
+@pytest.mark.parametrize("path", ["invoke", "ainvoke"])
+def test_learning_through_litellm_over_http(path: str, sqlite_url: str) -> None:
+    """The memory model behind real HTTP: learn from after_agent, and alearn on LangGraph's loop."""
+    with LoopbackServer([{"profile": {"location": "Lisbon"}}]) as server:
+        options = {"api_base": server.url, "api_key": "test-key"}
+        with MemoryManager(db=sqlite_url, model="openai/test-model", model_options=options) as mem:
+            agent = create_agent(chat("Lovely city."), middleware=[AgentMemMiddleware(mem)])
+            message, sarah = ask("I live in Lisbon."), MemoryContext(user_id="sarah")
+
+            if path == "invoke":
+                out = agent.invoke(message, context=sarah)
+            else:
+                out = asyncio.run(agent.ainvoke(message, context=sarah))
+
+            assert out["messages"][-1].text == "Lovely city."
+            assert mem.get(user_id="sarah").profile.location == "Lisbon"
+    assert [body["model"] for body in server.requests] == ["test-model"]
+    assert "I live in Lisbon." in json.dumps(server.requests[0]["messages"])
