@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -25,6 +25,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -556,3 +557,39 @@ def test_learning_through_litellm_over_http(path: str, sqlite_url: str) -> None:
             assert mem.get(user_id="sarah").profile.location == "Lisbon"
     assert [body["model"] for body in server.requests] == ["test-model"]
     assert "I live in Lisbon." in json.dumps(server.requests[0]["messages"])
+
+
+class RespondingModel(ChatModel):
+    """The fake chat model answering from a function of what it was sent, for runs at once."""
+
+    respond: Callable[[list[BaseMessage]], AIMessage]
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        self.requests.append(list(messages))
+        return ChatResult(generations=[ChatGeneration(message=self.respond(messages))])
+
+
+def test_runs_of_two_users_at_once_each_write_their_own_memory(db_url: str) -> None:
+    def remember_what_was_said(messages: list[BaseMessage]) -> AIMessage:
+        if isinstance(messages[-1], ToolMessage):
+            return AIMessage(content="Done.")
+        said = messages[-1].text.removeprefix("Remember: ")
+        return call("memory_remember", f"call_{said}", layer="knowledge", value=said)
+
+    with MemoryManager(db=db_url) as mem:
+        model = RespondingModel(messages=iter(()), respond=remember_what_was_said)
+        agent = create_agent(model, middleware=[AgentMemMiddleware(mem, learn=False)])
+        users = [f"user-{n}" for n in range(6)]
+
+        async def run_all() -> None:
+            await asyncio.gather(
+                *(
+                    agent.ainvoke(ask(f"Remember: {u} keeps bees"), context=MemoryContext(user_id=u))
+                    for u in users
+                )
+            )
+
+        asyncio.run(run_all())
+
+        for user in users:
+            assert [k.text for k in mem.get(user_id=user).knowledge] == [f"{user} keeps bees"]
