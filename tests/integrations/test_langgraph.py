@@ -593,3 +593,25 @@ def test_runs_of_two_users_at_once_each_write_their_own_memory(db_url: str) -> N
 
         for user in users:
             assert [k.text for k in mem.get(user_id=user).knowledge] == [f"{user} keeps bees"]
+
+
+def test_a_run_that_failed_is_learned_by_the_next_run_on_its_thread(mem: MemoryManager) -> None:
+    failures = [RuntimeError("the chat model is down")]
+
+    def down_once(messages: list[BaseMessage]) -> AIMessage:
+        if failures:
+            raise failures.pop()
+        return AIMessage(content="Noted.")
+
+    model = RespondingModel(messages=iter(()), respond=down_once)
+    agent = create_agent(model, middleware=[AgentMemMiddleware(mem)], checkpointer=InMemorySaver())
+    thread, sarah = {"configurable": {"thread_id": "t1"}}, MemoryContext(user_id="sarah")
+
+    with pytest.raises(RuntimeError, match="the chat model is down"):
+        agent.invoke(ask("I live in Lisbon."), config=thread, context=sarah)
+    assert mem.get(user_id="sarah").items == []  # the run ended before after_agent
+    agent.invoke(ask("I'm learning Rust."), config=thread, context=sarah)
+
+    state = mem.get(user_id="sarah")
+    assert state.profile.location == "Lisbon"
+    assert [k.text for k in state.knowledge] == ["Is learning Rust"]
