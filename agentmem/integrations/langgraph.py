@@ -235,10 +235,9 @@ class AgentMemMiddleware(AgentMiddleware[MemoryState, Any, Any]):
     # ---- tools ---------------------------------------------------------------------------------
 
     def _tools(self) -> list[BaseTool]:
-        # The definitions depend on the layers only, not on whose memory: read from tools made for a
-        # placeholder user, never dispatched. Each call binds to the run's user (see _call).
-        definitions = self.memory.tools(user_id="definitions", agent_id=self.agent_id).definitions
-        return [self._tool(d["function"]) for d in definitions]
+        # create_agent reads the tools once, before any user is known: each call binds to the run's
+        # user (see _call).
+        return [self._tool(d["function"]) for d in self.memory.tool_definitions()]
 
     def _tool(self, function: Mapping[str, Any]) -> BaseTool:
         name = function["name"]
