@@ -1,0 +1,532 @@
+"""The OpenAI Agents SDK adapter, driven by the real SDK over real HTTP.
+
+Each run goes Runner -> OpenAIChatCompletionsModel -> AsyncOpenAI -> a LoopbackServer on 127.0.0.1.
+The same server answers the memory's extraction requests (through litellm), so a test can check what
+the model was sent and what was stored. Tracing is off: nothing leaves this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from agents import (
+    Agent,
+    OpenAIChatCompletionsModel,
+    RunContextWrapper,
+    Runner,
+    RunResult,
+    Session,
+    TResponseInputItem,
+    set_tracing_disabled,
+)
+from openai import AsyncOpenAI
+
+from agentmem import MemoryManager
+from agentmem.errors import ConfigurationError, ScopeError
+from agentmem.guides import MEMORY_GUIDE, TOOLS_GUIDE
+from agentmem.integrations.openai_agents import AgentMemory, AgentMemorySession, UnsupportedError
+from agentmem.testing import Fault, LoopbackServer, ServerReply, ToolCall
+
+T = TypeVar("T")
+EXTRACTION_MARK = "You maintain a long-term memory of one user"  # prompts/extract.jinja
+
+
+Run = Callable[[Coroutine[Any, Any, T]], T]
+
+
+class Router:
+    """Answers the agent's chat requests and the memory's extraction requests from separate queues,
+    keeping each kind's bodies; a request with nothing queued gets a 400, so a test fails loudly."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, deque[ServerReply]] = {"chat": deque(), "extract": deque()}
+        self.received: dict[str, list[dict[str, Any]]] = {"chat": [], "extract": []}
+        self._lock = threading.Lock()
+
+    def add(self, kind: str, *replies: ServerReply) -> None:
+        with self._lock:
+            self.queues[kind].extend(replies)
+
+    def __call__(self, body: dict[str, Any]) -> ServerReply:
+        first = str((body.get("messages") or [{}])[0].get("content") or "")
+        kind = "extract" if "response_format" in body or EXTRACTION_MARK in first else "chat"
+        with self._lock:
+            self.received[kind].append(body)
+            if self.queues[kind]:
+                return self.queues[kind].popleft()
+        return Fault(400, {"error": {"message": f"no {kind} reply queued", "type": "invalid_request_error"}})
+
+
+@dataclass
+class Context:
+    """An application's run context: who the user is."""
+
+    user_id: str
+
+
+@pytest.fixture(autouse=True)
+def _offline_sdk(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_tracing_disabled(True)  # the SDK would export traces to OpenAI
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def run() -> Iterator[Run[Any]]:
+    """Runs coroutines on one event loop for the whole test (the OpenAI client keeps its connections
+    on the loop that opened them)."""
+    with asyncio.Runner() as runner:
+        yield runner.run
+
+
+@pytest.fixture
+def router() -> Router:
+    return Router()
+
+
+@pytest.fixture
+def server(router: Router) -> Iterator[LoopbackServer]:
+    with LoopbackServer(router) as running:
+        yield running
+
+
+@pytest.fixture
+def make_mem(server: LoopbackServer, tmp_path: Path) -> Iterator[Callable[..., MemoryManager]]:
+    """Managers on a SQLite file whose extraction model is the loopback server."""
+    made: list[MemoryManager] = []
+
+    def make(db: str | None = None, **options: Any) -> MemoryManager:
+        made.append(
+            MemoryManager(
+                db=db or f"sqlite:///{tmp_path / 'memory.db'}",
+                model="openai/test-model",
+                model_options={"api_base": server.url, "api_key": "test-key"},
+                **options,
+            )
+        )
+        return made[-1]
+
+    yield make
+    for manager in made:
+        manager.close()
+
+
+def sdk_agent(server: LoopbackServer, **options: Any) -> Agent[Any]:
+    client = AsyncOpenAI(base_url=server.url, api_key="test-key", max_retries=0)
+    model = OpenAIChatCompletionsModel(model="test-model", openai_client=client)
+    return Agent(name="assistant", model=model, **options)
+
+
+def system_of(body: dict[str, Any]) -> str:
+    first = body["messages"][0]
+    assert first["role"] == "system"
+    return str(first["content"])
+
+
+# ---- instructions ------------------------------------------------------------------------------
+
+
+def test_the_users_memory_reaches_the_system_instructions(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    mem.profile.update(user_id="sarah", name="Sarah", role="data scientist")
+    mem.policies.update(user_id="sarah", response_style="concise")
+    mem.profile.update(user_id="tom", name="Tom")
+    am = AgentMemory(mem)
+    agent = sdk_agent(server, instructions=am.instructions("You are a helpful assistant."))
+    router.add("chat", "Hello Sarah.", "Hello Tom.")
+
+    result = run(Runner.run(agent, "How do I clean data?", context=Context("sarah")))
+    run(Runner.run(agent, "Hi", context=Context("tom")))
+
+    assert result.final_output == "Hello Sarah."
+    sarah, tom = (system_of(body) for body in router.received["chat"])
+    assert sarah.startswith("You are a helpful assistant.\n\n" + MEMORY_GUIDE)
+    assert "name: Sarah" in sarah
+    assert "role: data scientist" in sarah
+    assert "response_style: concise" in sarah
+    assert TOOLS_GUIDE not in sarah  # the agent has no memory tools
+    assert "name: Tom" in tom
+    assert "Sarah" not in tom
+
+
+def test_memory_is_compiled_for_the_latest_user_message(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    for fact in ("Grows tomatoes on a balcony", "Builds a churn model in pandas", "Plays chess on Sundays"):
+        mem.knowledge.add(fact, user_id="sarah")
+    am = AgentMemory(mem, user_id="sarah", token_budget=30)  # room for one fact
+    agent = sdk_agent(server, instructions=am.instructions())
+    router.add("chat", "Use groupby.", "Water them daily.")
+
+    run(Runner.run(agent, "How should I tune the churn model?"))
+    run(Runner.run(agent, "My tomatoes look dry."))
+
+    churn, tomatoes = (system_of(body) for body in router.received["chat"])
+    assert "churn model" in churn
+    assert "tomatoes" not in churn
+    assert "tomatoes" in tomatoes
+    assert "churn" not in tomatoes
+
+
+def test_base_instructions_may_be_the_sdks_own_callable(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    mem.profile.update(user_id="sarah", name="Sarah")
+
+    async def base(ctx: RunContextWrapper[Context], agent: Agent[Context]) -> str:
+        return f"You are {agent.name}, talking to account {ctx.context.user_id}."
+
+    am = AgentMemory(mem, user_id=lambda ctx: ctx.context.user_id.lower())
+    agent = sdk_agent(server, instructions=am.instructions(base))
+    router.add("chat", "Hi.")
+
+    run(Runner.run(agent, "Hello", context=Context("SARAH")))
+
+    system = system_of(router.received["chat"][0])
+    assert system.startswith("You are assistant, talking to account SARAH.\n\n")
+    assert "name: Sarah" in system
+
+
+def test_a_run_without_a_user_is_a_configuration_error(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    am = AgentMemory(make_mem())
+    agent = sdk_agent(server, instructions=am.instructions("Hi"))
+    with pytest.raises(ConfigurationError, match="needs the run's user"):
+        run(Runner.run(agent, "Hello"))
+    assert router.received["chat"] == []
+    with pytest.raises(ConfigurationError):
+        AgentMemory(make_mem(), user_id=42)  # type: ignore[arg-type]
+
+
+# ---- tools -------------------------------------------------------------------------------------
+
+
+def test_a_tool_call_writes_the_memory_of_the_runs_user(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    am = AgentMemory(mem)
+    agent = sdk_agent(server, instructions=am.instructions("Be brief."), tools=am.tools())
+    router.add(
+        "chat",
+        ToolCall("memory_remember", {"layer": "knowledge", "value": "Builds a churn model"}),
+        "Noted.",
+        # The model names another user: arguments never choose whose memory it is.
+        ToolCall("memory_remember", {"layer": "knowledge", "value": "Grows tomatoes", "user_id": "sarah"}),
+        ToolCall("memory_remember", {"layer": "knowledge", "value": "Grows tomatoes"}),
+        "Noted too.",
+    )
+
+    first = run(Runner.run(agent, "Remember that I build a churn model.", context=Context("sarah")))
+    second = run(Runner.run(agent, "Remember that I grow tomatoes.", context=Context("tom")))
+
+    assert (first.final_output, second.final_output) == ("Noted.", "Noted too.")
+    assert [i.text for i in mem.get(user_id="sarah").knowledge] == ["Builds a churn model"]
+    tom = mem.get(user_id="tom").knowledge
+    assert [(i.text, i.source) for i in tom] == [("Grows tomatoes", "agentic")]
+    request = router.received["chat"][0]
+    assert TOOLS_GUIDE in system_of(request)
+    names = [tool["function"]["name"] for tool in request["tools"]]
+    assert names == ["memory_remember", "memory_update", "memory_forget", "memory_search"]
+    assert {tool["function"].get("strict") for tool in request["tools"]} == {False}
+    # Each tool's answer, an error included, went back to the model as the tool message.
+    answers = [json.loads(body["messages"][-1]["content"]) for body in router.received["chat"][1:4:2]]
+    assert answers[0]["ok"] is True
+    assert answers[1] == {"ok": False, "error": "memory_remember takes no argument(s) 'user_id'"}
+
+
+def test_a_tool_error_goes_back_to_the_model(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    am = AgentMemory(mem, user_id="sarah")
+    agent = sdk_agent(server, tools=am.tools())
+    router.add("chat", ToolCall("memory_update", {"item_id": "m_missing", "value": "x"}), "Sorry.")
+
+    result = run(Runner.run(agent, "Fix that."))
+
+    assert result.final_output == "Sorry."
+    answer = json.loads(router.received["chat"][1]["messages"][-1]["content"])
+    assert "error" in answer
+    assert mem.get(user_id="sarah").items == []
+
+
+# ---- learning after the run --------------------------------------------------------------------
+
+
+def test_the_hooks_learn_from_the_run_after_it_ends(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    am = AgentMemory(mem)
+    agent = sdk_agent(server, instructions=am.instructions())
+    router.add("chat", "Nice to meet you, Priya! Concise it is.")
+    router.add(
+        "extract",
+        {
+            "profile": {"name": "Priya", "role": "backend engineer"},
+            "policies": {"set": {"response_style": "concise"}, "remove": []},
+        },
+    )
+
+    result = run(
+        Runner.run(
+            agent, "I'm Priya, a backend engineer. Keep it concise.", context=Context("priya"), hooks=am.hooks
+        )
+    )
+
+    assert result.final_output == "Nice to meet you, Priya! Concise it is."
+    state = mem.get(user_id="priya")
+    assert (state.profile.name, state.profile.role) == ("Priya", "backend engineer")
+    assert state.policies.response_style == "concise"
+    assert {i.source for i in state.items} == {"extracted"}
+    [extraction] = router.received["extract"]
+    prompt = extraction["messages"][0]["content"]
+    assert "I'm Priya, a backend engineer" in prompt
+    assert "Nice to meet you, Priya!" in prompt
+    assert mem.get(user_id="someone-else").items == []
+
+
+def test_with_a_session_only_the_runs_new_turn_is_learned(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    am = AgentMemory(mem)
+    agent = sdk_agent(server)
+    session = am.session("priya", "chat-1")
+    router.add("chat", "Hi Priya! What are you working on?", "Go suits that.")
+    router.add(
+        "extract", {"profile": {"name": "Priya"}}, {"knowledge": [{"text": "Writes a payments service"}]}
+    )
+
+    run(Runner.run(agent, "I'm Priya.", context=Context("priya"), hooks=am.hooks, session=session))
+    run(
+        Runner.run(
+            agent, "A payments service in Go.", context=Context("priya"), hooks=am.hooks, session=session
+        )
+    )
+
+    # The second run's model call had the history; its learning read only the new turn and the
+    # question it answers.
+    assert [m["content"] for m in router.received["chat"][1]["messages"][-3:]] == [
+        "I'm Priya.",
+        "Hi Priya! What are you working on?",
+        "A payments service in Go.",
+    ]
+    prompt = router.received["extract"][1]["messages"][0]["content"]
+    assert "A payments service in Go." in prompt
+    assert "What are you working on?" in prompt
+    assert "I'm Priya." not in prompt
+    assert [i.text for i in mem.get(user_id="priya").knowledge] == ["Writes a payments service"]
+
+
+def test_a_failed_learning_is_logged_and_the_run_still_succeeds(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], caplog: Any, run: Run[Any]
+) -> None:
+    mem = make_mem()
+    am = AgentMemory(mem, user_id="priya")
+    agent = sdk_agent(server)
+    router.add("chat", "Noted.")
+    router.add("extract", Fault(400))
+
+    with caplog.at_level(logging.WARNING, logger="agentmem.integrations.openai_agents"):
+        result = run(Runner.run(agent, "I'm Priya, I live in Lisbon.", hooks=am.hooks))
+
+    assert result.final_output == "Noted."
+    assert "could not learn" in caplog.text
+    assert mem.get(user_id="priya").items == []
+    assert len(mem.pending(user_id="priya")) == 1  # kept for retry_pending, as every failed learn
+
+
+def test_a_user_deleted_during_the_run_is_not_recreated(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    mem.profile.update(user_id="priya", name="Priya")
+    am = AgentMemory(mem)
+    agent = sdk_agent(server, tools=am.tools())
+    session = am.session("priya", "chat-1")
+
+    def delete_then_call(body: dict[str, Any]) -> ServerReply:
+        mem.delete_user("priya")  # the user asks to be forgotten while the model is thinking
+        return ToolCall("memory_remember", {"layer": "knowledge", "value": "Lives in Lisbon"})
+
+    router.add("chat", delete_then_call, "Done.")
+    router.add("extract", {"knowledge": [{"text": "Lives in Lisbon"}]})
+
+    result = run(
+        Runner.run(agent, "I live in Lisbon.", context=Context("priya"), hooks=am.hooks, session=session)
+    )
+
+    assert result.final_output == "Done."
+    assert "error" in json.loads(router.received["chat"][1]["messages"][-1]["content"])
+    assert mem.export_user("priya")["items"] == []
+    assert mem.sessions.list(user_id="priya") == []
+    # A later run starts the user afresh.
+    router.add("chat", "Welcome back.")
+    run(Runner.run(agent, "Hello again.", context=Context("priya"), session=am.session("priya", "chat-2")))
+    assert [s.session_id for s in mem.sessions.list(user_id="priya")] == ["chat-2"]
+
+
+# ---- the session ---------------------------------------------------------------------------------
+
+ITEMS: list[Any] = [
+    {"role": "user", "content": "What's the weather in Oslo?"},
+    {"role": "system", "content": "Answer in metric units."},
+    {
+        "arguments": '{"city": "Oslo"}',
+        "call_id": "call_1",
+        "name": "weather",
+        "type": "function_call",
+        "id": "__fake_id__",
+        "provider_data": {"model": "test-model", "response_id": "chatcmpl-1"},
+    },
+    {"call_id": "call_1", "output": "Sunny, 21 °C", "type": "function_call_output"},
+    {
+        "id": "msg_1",
+        "content": [{"annotations": [], "text": "Sunny, 21 °C.", "type": "output_text", "logprobs": []}],
+        "role": "assistant",
+        "status": "completed",
+        "type": "message",
+    },
+    {"id": "rs_1", "summary": [{"text": "Looked it up.", "type": "summary_text"}], "type": "reasoning"},
+    {"role": "user", "content": [{"type": "input_text", "text": "And tomorrow?"}]},
+    {"role": "developer", "content": "Be brief."},
+    {"type": "message", "role": "user", "content": "typed"},
+    # Text that looks like a stored item stays text.
+    {"role": "user", "content": '{"type": "function_call", "call_id": "x"}'},
+    {"role": "assistant", "content": ""},
+]
+
+
+def test_the_session_round_trips_every_kind_of_item(db_url: str, run: Run[Any]) -> None:
+    mem = MemoryManager(db=db_url)
+    try:
+        session = AgentMemory(mem, agent_id="helper").session("sarah", "s1")
+        assert isinstance(session, Session)
+
+        async def story() -> None:
+            assert await session.get_items() == []
+            await session.add_items(ITEMS[:4])
+            await session.add_items(ITEMS[4:])
+            await session.add_items([])
+            assert await session.get_items() == ITEMS
+            assert await session.get_items(limit=3) == ITEMS[-3:]
+            assert await session.get_items(limit=0) == []
+            # A fresh object (another process, say) reads the same history.
+            assert (
+                await AgentMemorySession(mem, user_id="sarah", session_id="s1", agent_id="helper").get_items()
+                == ITEMS
+            )
+
+        run(story())
+        # agentmem reads the plain messages as they are; other items are JSON under a mark.
+        stored = mem.sessions.messages("s1", user_id="sarah")
+        assert stored[0] == {"role": "user", "content": "What's the weather in Oslo?"}
+        assert stored[2]["role"] == "tool"
+        assert stored[2]["name"] == "openai-agents-item"
+        assert stored[4]["role"] == "assistant"
+        assert mem.sessions.get("s1", user_id="sarah").agent_id == "helper"
+    finally:
+        mem.close()
+
+
+def test_sessions_are_isolated_between_users_sessions_and_agents(db_url: str, run: Run[Any]) -> None:
+    mem = MemoryManager(db=db_url)
+    try:
+        am = AgentMemory(mem, agent_id="helper")
+        sarah, tom = am.session("sarah", "s1"), am.session("tom", "s1")
+        other = am.session("sarah", "s2")
+        stranger = AgentMemory(mem, agent_id="other-agent").session("sarah", "s1")
+
+        async def story() -> None:
+            await sarah.add_items([ITEMS[0], ITEMS[2]])
+            await tom.add_items([{"role": "user", "content": "Tom here."}])
+            await other.add_items([{"role": "user", "content": "Another chat."}])
+            assert await sarah.get_items() == [ITEMS[0], ITEMS[2]]
+            assert await tom.get_items() == [{"role": "user", "content": "Tom here."}]
+            with pytest.raises(ScopeError):
+                await stranger.get_items()
+            with pytest.raises(ScopeError):
+                await stranger.add_items([{"role": "user", "content": "x"}])
+            with pytest.raises(ScopeError):
+                await stranger.clear_session()
+            await sarah.clear_session()
+            assert await sarah.get_items() == []
+            assert await tom.get_items() == [{"role": "user", "content": "Tom here."}]
+            assert await other.get_items() == [{"role": "user", "content": "Another chat."}]
+            await sarah.clear_session()  # clearing an empty session is fine
+
+        run(story())
+        assert {s.session_id for s in mem.sessions.list(user_id="sarah")} == {"s2"}
+    finally:
+        mem.close()
+
+
+def test_pop_item_is_refused_with_a_clear_error(sqlite_url: str, run: Run[Any]) -> None:
+    mem = MemoryManager(db=sqlite_url)
+    try:
+        session = AgentMemory(mem).session("sarah", "s1")
+        run(session.add_items([ITEMS[0]]))
+        with pytest.raises(UnsupportedError, match="cannot pop"):
+            run(session.pop_item())
+        with pytest.raises(NotImplementedError):
+            run(session.pop_item())
+        assert run(session.get_items()) == [ITEMS[0]]
+    finally:
+        mem.close()
+
+
+def test_the_session_keeps_a_tool_using_run_for_the_next_run(
+    router: Router,
+    server: LoopbackServer,
+    make_mem: Callable[..., MemoryManager],
+    backend: str,
+    db_url: str,
+    run: Run[Any],
+) -> None:
+    mem = make_mem(db=db_url)
+    am = AgentMemory(mem, agent_id="helper")
+    agent = sdk_agent(server, instructions=am.instructions(), tools=am.tools())
+    session = am.session("sarah", "chat-1")
+    router.add(
+        "chat",
+        ToolCall("memory_remember", {"layer": "profile", "field": "name", "value": "Sarah"}),
+        "Hi Sarah.",
+        "You told me your name.",
+    )
+    router.add("extract", {}, {})
+
+    first: RunResult = run(
+        Runner.run(agent, "Call me Sarah.", context=Context("sarah"), hooks=am.hooks, session=session)
+    )
+    history: list[TResponseInputItem] = run(session.get_items())
+    run(Runner.run(agent, "What do you know?", context=Context("sarah"), hooks=am.hooks, session=session))
+
+    assert history == first.to_input_list()
+    assert [item.get("type") for item in history] == [
+        None,
+        "function_call",
+        "function_call_output",
+        "message",
+    ]
+    # The next run sent the whole exchange, tool call and output included, back to the model.
+    sent = router.received["chat"][2]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool", "assistant", "user"]
+    assert sent[2]["tool_calls"][0]["function"]["name"] == "memory_remember"
+    assert "name: Sarah" in sent[0]["content"]
+    assert mem.get(user_id="sarah", agent_id="helper").profile.name == "Sarah"
