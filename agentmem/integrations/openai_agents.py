@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 
@@ -88,6 +90,9 @@ class AgentMemory:
         agent_id: the agent's own scope: it reads and learns the user's memory private to it as well,
             and owns the sessions it creates.
         token_budget: the most tokens the memory may take in the instructions (``None``: no limit).
+        learn_in_background: the hooks hand learning to a worker thread instead of awaiting it, so
+            ``Runner.run`` returns without waiting for the extraction; :meth:`wait_for_learning`
+            waits for it, :meth:`close` finishes it.
 
     Example::
 
@@ -103,6 +108,7 @@ class AgentMemory:
         user_id: UserId = None,
         agent_id: str | None = None,
         token_budget: int | None = None,
+        learn_in_background: bool = False,
     ) -> None:
         if not isinstance(memory, MemoryManager):
             raise ConfigurationError(f"memory must be a MemoryManager, got {type(memory).__name__}")
@@ -115,6 +121,7 @@ class AgentMemory:
         self.token_budget = token_budget
         self._user_id = user_id
         self._runs: _PerRun[_Run] = _PerRun()
+        self._learner = _BackgroundLearner(memory) if learn_in_background else None
         definitions = memory.tools(user_id=_PLACEHOLDER_USER, agent_id=self.agent_id).definitions
         self._definitions = [d["function"] for d in definitions]
         self.hooks = AgentMemoryHooks(self)
@@ -216,17 +223,71 @@ class AgentMemory:
             messages = learnable(_run_turns(ctx.turn_input, output))
             if not any(m["role"] == "user" for m in messages):
                 return
+            if self._learner is not None:
+                self._learner.submit(messages, run.user_id, self.agent_id, run.generation)
+                return
             await self.memory.alearn(
                 messages, user_id=run.user_id, agent_id=self.agent_id, generation=run.generation
             )
         except Exception:
             logger.warning("agentmem could not learn from an OpenAI Agents SDK run", exc_info=True)
 
+    def wait_for_learning(self, timeout: float | None = None) -> bool:
+        """Wait for background learning started so far; ``False`` if ``timeout`` ran out first
+        (always ``True`` without ``learn_in_background``)."""
+        return self._learner.wait(timeout) if self._learner is not None else True
+
+    async def await_learning(self, timeout: float | None = None) -> bool:
+        """The async twin of :meth:`wait_for_learning`."""
+        return await asyncio.to_thread(self.wait_for_learning, timeout)
+
+    def close(self) -> None:
+        """Finish background learning and stop its worker (the memory itself stays open)."""
+        if self._learner is not None:
+            self._learner.close()
+
     # ---- sessions ------------------------------------------------------------------------------
 
     def session(self, user_id: str, session_id: str) -> AgentMemorySession:
         """The user's conversation ``session_id`` as an SDK ``Session`` (owned by this ``agent_id``)."""
         return AgentMemorySession(self.memory, user_id=user_id, session_id=session_id, agent_id=self.agent_id)
+
+
+class _BackgroundLearner:
+    """One worker thread that learns finished runs in order, as ``agentmem.Agent`` does: the run's
+    reply never waits for it, and it outlives the event loop that ran the agent."""
+
+    def __init__(self, memory: MemoryManager) -> None:
+        self._memory = memory
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-sdk-learn")
+        self._futures: set[Future[None]] = set()
+        self._lock = threading.Lock()
+
+    def submit(
+        self, messages: list[dict[str, str]], user_id: str, agent_id: str | None, generation: str
+    ) -> None:
+        def learn() -> None:
+            try:
+                self._memory.learn(messages, user_id=user_id, agent_id=agent_id, generation=generation)
+            except Exception:
+                logger.warning("agentmem could not learn from an OpenAI Agents SDK run", exc_info=True)
+
+        future = self._pool.submit(learn)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def wait(self, timeout: float | None) -> bool:
+        with self._lock:
+            pending = set(self._futures)
+        return not wait(pending, timeout=timeout).not_done
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 class AgentMemoryHooks(RunHooks[Any]):

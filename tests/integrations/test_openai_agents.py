@@ -530,3 +530,64 @@ def test_the_session_keeps_a_tool_using_run_for_the_next_run(
     assert sent[2]["tool_calls"][0]["function"]["name"] == "memory_remember"
     assert "name: Sarah" in sent[0]["content"]
     assert mem.get(user_id="sarah", agent_id="helper").profile.name == "Sarah"
+
+
+def test_a_streamed_run_gets_memory_learns_and_keeps_its_session(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    mem.profile.update(user_id="priya", name="Priya")
+    am = AgentMemory(mem)
+    agent = sdk_agent(server, instructions=am.instructions())
+    session = am.session("priya", "chat-1")
+    router.add("chat", "Lisbon is lovely in spring.")
+    router.add("extract", {"profile": {"location": "Lisbon"}})
+
+    async def stream() -> tuple[str, Any]:
+        result = Runner.run_streamed(
+            agent, "I live in Lisbon.", context=Context("priya"), hooks=am.hooks, session=session
+        )
+        deltas = [
+            event.data.delta
+            async for event in result.stream_events()
+            if event.type == "raw_response_event" and event.data.type == "response.output_text.delta"
+        ]
+        return "".join(deltas), result.final_output
+
+    text, final = run(stream())
+
+    assert text == final == "Lisbon is lovely in spring."
+    assert router.received["chat"][0]["stream"] is True
+    assert "name: Priya" in system_of(router.received["chat"][0])
+    assert mem.get(user_id="priya").profile.location == "Lisbon"
+    assert [item.get("role") for item in run(session.get_items())] == ["user", "assistant"]
+
+
+def test_learning_in_the_background_does_not_hold_the_run(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    am = AgentMemory(mem, user_id="priya", learn_in_background=True)
+    agent = sdk_agent(server)
+    arrived, release = threading.Event(), threading.Event()
+
+    def held(body: dict[str, Any]) -> ServerReply:
+        arrived.set()
+        assert release.wait(30), "the test never released the extraction"
+        return {"profile": {"name": "Priya"}}
+
+    router.add("chat", "Hi Priya.")
+    router.add("extract", held)
+
+    result = run(Runner.run(agent, "I'm Priya.", hooks=am.hooks))
+
+    # The run is back while its extraction still waits at the server.
+    assert result.final_output == "Hi Priya."
+    assert arrived.wait(30)
+    assert am.wait_for_learning(timeout=0.2) is False
+    assert mem.get(user_id="priya").items == []
+    release.set()
+    assert run(am.await_learning(timeout=30)) is True
+    assert mem.get(user_id="priya").profile.name == "Priya"
+    am.close()
+    assert AgentMemory(mem, user_id="priya").wait_for_learning(timeout=0) is True
