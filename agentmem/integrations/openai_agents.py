@@ -73,10 +73,13 @@ class _PerRun(Generic[T]):
         return self._values[key]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Run:
+    """Whose run it is, the user's generation when it began, and its agentmem session (if any)."""
+
     user_id: str
     generation: str
+    session_id: str | None = None
 
 
 class AgentMemory:
@@ -160,6 +163,16 @@ class AgentMemory:
 
         return self._runs.get(ctx, begin)
 
+    def _join(self, ctx: RunContextWrapper[Any], session: AgentMemorySession) -> _Run:
+        """The run that uses ``session``: its memory reads and learning see the session's memory too."""
+        run = self._run(ctx)
+        if run.user_id != session.user_id:
+            raise ConfigurationError(
+                f"the session belongs to user {session.user_id!r}, but the run is user {run.user_id!r}'s"
+            )
+        run.session_id = session.session_id
+        return run
+
     # ---- instructions ------------------------------------------------------------------------
 
     def instructions(
@@ -181,6 +194,7 @@ class AgentMemory:
                 self.memory,
                 user_id=run.user_id,
                 agent_id=self.agent_id,
+                session_id=run.session_id,
                 query=_latest_user_text(ctx.turn_input),
                 token_budget=self.token_budget,
                 tools=has_tools,
@@ -201,7 +215,12 @@ class AgentMemory:
 
         async def invoke(ctx: ToolContext[Any], arguments: str) -> str:
             run = self._run(ctx)
-            tools = self.memory.tools(user_id=run.user_id, agent_id=self.agent_id, generation=run.generation)
+            tools = self.memory.tools(
+                user_id=run.user_id,
+                agent_id=self.agent_id,
+                session_id=run.session_id,
+                generation=run.generation,
+            )
             return await asyncio.to_thread(tools.dispatch, name, arguments)
 
         return FunctionTool(
@@ -224,10 +243,14 @@ class AgentMemory:
             if not any(m["role"] == "user" for m in messages):
                 return
             if self._learner is not None:
-                self._learner.submit(messages, run.user_id, self.agent_id, run.generation)
+                self._learner.submit(messages, run, self.agent_id)
                 return
             await self.memory.alearn(
-                messages, user_id=run.user_id, agent_id=self.agent_id, generation=run.generation
+                messages,
+                user_id=run.user_id,
+                agent_id=self.agent_id,
+                session_id=run.session_id,
+                generation=run.generation,
             )
         except Exception:
             logger.warning("agentmem could not learn from an OpenAI Agents SDK run", exc_info=True)
@@ -250,7 +273,11 @@ class AgentMemory:
 
     def session(self, user_id: str, session_id: str) -> AgentMemorySession:
         """The user's conversation ``session_id`` as an SDK ``Session`` (owned by this ``agent_id``)."""
-        return AgentMemorySession(self.memory, user_id=user_id, session_id=session_id, agent_id=self.agent_id)
+        session = AgentMemorySession(
+            self.memory, user_id=user_id, session_id=session_id, agent_id=self.agent_id
+        )
+        session._agent_memory = self
+        return session
 
 
 class _BackgroundLearner:
@@ -263,12 +290,16 @@ class _BackgroundLearner:
         self._futures: set[Future[None]] = set()
         self._lock = threading.Lock()
 
-    def submit(
-        self, messages: list[dict[str, str]], user_id: str, agent_id: str | None, generation: str
-    ) -> None:
+    def submit(self, messages: list[dict[str, str]], run: _Run, agent_id: str | None) -> None:
         def learn() -> None:
             try:
-                self._memory.learn(messages, user_id=user_id, agent_id=agent_id, generation=generation)
+                self._memory.learn(
+                    messages,
+                    user_id=run.user_id,
+                    agent_id=agent_id,
+                    session_id=run.session_id,
+                    generation=run.generation,
+                )
             except Exception:
                 logger.warning("agentmem could not learn from an OpenAI Agents SDK run", exc_info=True)
 
@@ -320,6 +351,9 @@ class AgentMemorySession:
     message named ``openai-agents-item``. As everywhere in agentmem, secrets are redacted when stored, so
     an item holding one comes back with ``[redacted]`` in its place.
 
+    Made by :meth:`AgentMemory.session`, it also joins the run that uses it to the session: the run's
+    instructions, tools and learning see and keep that session's own memory (``session_id``).
+
     ``pop_item`` raises :class:`UnsupportedError`: agentmem's history has no way to remove one message.
     ``clear_session`` deletes the session in agentmem: its messages, summary, variables and the memory
     learned into the session.
@@ -338,10 +372,13 @@ class AgentMemorySession:
         self.user_id, self.session_id = user, session
         self.agent_id = check_id(agent_id, "agent_id", required=False)
         self._generations: _PerRun[str] = _PerRun()
+        self._agent_memory: AgentMemory | None = None  # set by AgentMemory.session
 
     def _generation(self, wrapper: RunContextWrapper[Any] | None) -> str | None:
         if wrapper is None:
             return None  # not in a run: the write takes the generation when it begins
+        if self._agent_memory is not None:  # the run's memory reads and learning join this session
+            return self._agent_memory._join(wrapper, self).generation
         return self._generations.get(wrapper, lambda: self.memory.generation(user_id=self.user_id))
 
     async def get_items(

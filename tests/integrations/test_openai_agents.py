@@ -30,7 +30,7 @@ from agents import (
 )
 from openai import AsyncOpenAI
 
-from agentmem import MemoryManager
+from agentmem import LayerConfig, MemoryManager
 from agentmem.errors import ConfigurationError, ScopeError
 from agentmem.guides import MEMORY_GUIDE, TOOLS_GUIDE
 from agentmem.integrations.openai_agents import AgentMemory, AgentMemorySession, UnsupportedError
@@ -380,6 +380,52 @@ def test_a_user_deleted_during_the_run_is_not_recreated(
     router.add("chat", "Welcome back.")
     run(Runner.run(agent, "Hello again.", context=Context("priya"), session=am.session("priya", "chat-2")))
     assert [s.session_id for s in mem.sessions.list(user_id="priya")] == ["chat-2"]
+
+
+def test_a_runs_session_brings_its_session_memory(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    # Facts stay in the session they were learned in (README: Session memory).
+    mem = make_mem(layers={"knowledge": LayerConfig(session_scoped=True)})
+    am = AgentMemory(mem)
+    agent = sdk_agent(server, instructions=am.instructions(), tools=am.tools())
+    router.add(
+        "chat",
+        ToolCall("memory_remember", {"layer": "knowledge", "value": "The party is on Saturday"}),
+        "Saturday it is.",
+        "What about the cake?",
+        "Your taxes are due in April.",
+    )
+    router.add("extract", {"knowledge": [{"text": "Plans a surprise party for Ana"}]}, {}, {})
+
+    def turn(text: str, session_id: str) -> None:
+        session = am.session("sam", session_id)
+        run(Runner.run(agent, text, context=Context("sam"), hooks=am.hooks, session=session))
+
+    turn("I'm planning a surprise party for Ana; it's on Saturday.", "party")
+    turn("Any ideas?", "party")
+    turn("When are my taxes due?", "taxes")
+
+    party = mem.get(user_id="sam", session_id="party").knowledge
+    assert sorted(i.text for i in party) == ["Plans a surprise party for Ana", "The party is on Saturday"]
+    assert {i.session_scope for i in party} == {"party"}  # the tool's write and the learned fact
+    assert mem.get(user_id="sam").knowledge == []
+    second, third = (system_of(body) for body in router.received["chat"][2:])
+    assert "surprise party" in second
+    assert "Saturday" in second
+    assert "party" not in third
+
+
+def test_a_session_of_another_user_is_refused(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    am = AgentMemory(mem)
+    agent = sdk_agent(server, instructions=am.instructions())
+    with pytest.raises(ConfigurationError, match="belongs to user 'sarah'"):
+        run(Runner.run(agent, "Hi", context=Context("tom"), session=am.session("sarah", "s1")))
+    assert router.received["chat"] == []
+    assert mem.sessions.list(user_id="sarah") == []
 
 
 # ---- the session ---------------------------------------------------------------------------------
