@@ -5,7 +5,8 @@
 - :meth:`AgentMemory.instructions`: an instructions callable that adds the user's memory, compiled for
   their latest message, to your instructions on every turn;
 - :meth:`AgentMemory.tools`: the memory tools as ``FunctionTool`` objects, bound to the run's user;
-- :attr:`AgentMemory.hooks`: ``RunHooks`` that learn from the run once the agent has its final output;
+- :attr:`AgentMemory.hooks`: ``RunHooks`` that learn from the run once the agent has its final output
+  (or :attr:`AgentMemory.agent_hooks`, the same as one agent's ``AgentHooks``);
 - :meth:`AgentMemory.session`: a ``Session`` that keeps the SDK's conversation history in agentmem.
 
 Whose memory a run uses is decided per run, never by the model: ``user_id`` is a str, a function of the
@@ -26,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 
-from agents import Agent, FunctionTool, RunContextWrapper, RunHooks, TResponseInputItem
+from agents import Agent, AgentHooks, FunctionTool, RunContextWrapper, RunHooks, TResponseInputItem
 from agents.run_context import AgentHookContext
 from agents.tool_context import ToolContext
 
@@ -35,7 +36,14 @@ from ..manager import MemoryManager
 from ..scope import check_id
 from .common import learnable, memory_instructions
 
-__all__ = ["AgentMemory", "AgentMemoryHooks", "AgentMemorySession", "UnsupportedError", "UserId"]
+__all__ = [
+    "AgentMemory",
+    "AgentMemoryAgentHooks",
+    "AgentMemoryHooks",
+    "AgentMemorySession",
+    "UnsupportedError",
+    "UserId",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +127,8 @@ class AgentMemory:
             raise ConfigurationError("user_id must be a str, a function of the run context, or None")
         if isinstance(user_id, str):
             check_id(user_id, "user_id", required=True)
+        if token_budget is not None and (type(token_budget) is not int or token_budget < 0):
+            raise ConfigurationError(f"token_budget must be a non-negative int, got {token_budget!r}")
         self.memory = memory
         self.agent_id = check_id(agent_id, "agent_id", required=False)
         self.token_budget = token_budget
@@ -129,6 +139,8 @@ class AgentMemory:
         self._definitions = [d["function"] for d in definitions]
         self.hooks = AgentMemoryHooks(self)
         """Run hooks that learn from each run after its final output: ``Runner.run(..., hooks=am.hooks)``."""
+        self.agent_hooks = AgentMemoryAgentHooks(self)
+        """The same as agent hooks, ``Agent(hooks=am.agent_hooks)``, leaving ``Runner.run``'s hooks free."""
 
     # ---- whose run ---------------------------------------------------------------------------
 
@@ -234,6 +246,14 @@ class AgentMemory:
 
     # ---- learning ------------------------------------------------------------------------------
 
+    def begin_run(self, ctx: RunContextWrapper[Any]) -> None:
+        """Take the run's user and their generation now (the hooks do, as the agent starts), so a
+        ``delete_user`` during the run wins over its writes. Failures are logged, never raised."""
+        try:
+            self._run(ctx)
+        except Exception:
+            logger.warning("agentmem could not begin an OpenAI Agents SDK run", exc_info=True)
+
     async def learn_run(self, ctx: RunContextWrapper[Any], output: Any) -> None:
         """Learn from a finished run: its newest user turn(s), the assistant turn before them and the
         final output. Failures are logged, never raised: memory never fails a run."""
@@ -332,13 +352,25 @@ class AgentMemoryHooks(RunHooks[Any]):
         self.agent_memory = agent_memory
 
     async def on_agent_start(self, context: AgentHookContext[Any], agent: Agent[Any]) -> None:
-        # The generation is taken when the run begins, so a delete_user during the run wins.
-        try:
-            self.agent_memory._run(context)
-        except Exception:
-            logger.warning("agentmem could not begin an OpenAI Agents SDK run", exc_info=True)
+        self.agent_memory.begin_run(context)
 
     async def on_agent_end(self, context: AgentHookContext[Any], agent: Agent[Any], output: Any) -> None:
+        await self.agent_memory.learn_run(context, output)
+
+
+class AgentMemoryAgentHooks(AgentHooks[Any]):
+    """The learning of :class:`AgentMemoryHooks` as one agent's hooks (``AgentMemory.agent_hooks``), for
+    ``Agent(hooks=...)``: ``Runner.run``'s hooks stay free for your own. Give them to every agent a run
+    can hand off to; the run's final output is learned by the agent that produced it.
+    """
+
+    def __init__(self, agent_memory: AgentMemory) -> None:
+        self.agent_memory = agent_memory
+
+    async def on_start(self, context: AgentHookContext[Any], agent: Agent[Any]) -> None:
+        self.agent_memory.begin_run(context)
+
+    async def on_end(self, context: AgentHookContext[Any], agent: Agent[Any], output: Any) -> None:
         await self.agent_memory.learn_run(context, output)
 
 

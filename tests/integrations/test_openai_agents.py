@@ -22,12 +22,14 @@ from agents import (
     Agent,
     OpenAIChatCompletionsModel,
     RunContextWrapper,
+    RunHooks,
     Runner,
     RunResult,
     Session,
     TResponseInputItem,
     set_tracing_disabled,
 )
+from agents.run_context import AgentHookContext
 from openai import AsyncOpenAI
 
 from agentmem import LayerConfig, MemoryManager
@@ -299,6 +301,27 @@ def test_the_hooks_learn_from_the_run_after_it_ends(
     assert "I'm Priya, a backend engineer" in prompt
     assert "Nice to meet you, Priya!" in prompt
     assert mem.get(user_id="someone-else").items == []
+
+
+def test_agent_hooks_learn_and_leave_the_run_hooks_to_the_application(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    am = AgentMemory(mem)
+    agent = sdk_agent(server, hooks=am.agent_hooks)
+    ended: list[Any] = []
+
+    class AppHooks(RunHooks[Any]):
+        async def on_agent_end(self, context: AgentHookContext[Any], agent: Agent[Any], output: Any) -> None:
+            ended.append(output)
+
+    router.add("chat", "Hi Priya.")
+    router.add("extract", {"profile": {"name": "Priya"}})
+
+    run(Runner.run(agent, "I'm Priya.", context=Context("priya"), hooks=AppHooks()))
+
+    assert ended == ["Hi Priya."]
+    assert mem.get(user_id="priya").profile.name == "Priya"
 
 
 def test_with_a_session_only_the_runs_new_turn_is_learned(
