@@ -251,6 +251,44 @@ def test_a_tool_call_writes_the_memory_of_the_runs_user(
     assert answers[1] == {"ok": False, "error": "memory_remember takes no argument(s) 'user_id'"}
 
 
+def test_concurrent_runs_of_two_users_keep_to_their_own_memory(
+    router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
+) -> None:
+    mem = make_mem()
+    mem.profile.update(user_id="sarah", name="Sarah")
+    mem.profile.update(user_id="tom", name="Tom")
+    am = AgentMemory(mem)
+    agent = sdk_agent(server, instructions=am.instructions(), tools=am.tools())
+    both_asked = threading.Barrier(2, timeout=30)  # each run's first request waits for the other's
+
+    def model(body: dict[str, Any]) -> ServerReply:
+        last = body["messages"][-1]
+        if last["role"] == "tool":
+            return "Done."
+        both_asked.wait()
+        fact = str(last["content"]).removeprefix("Remember that I ")
+        return ToolCall("memory_remember", {"layer": "knowledge", "value": fact})
+
+    router.add("chat", model, model, model, model)
+
+    async def both() -> list[RunResult]:
+        return list(
+            await asyncio.gather(
+                Runner.run(agent, "Remember that I grow tomatoes", context=Context("tom")),
+                Runner.run(agent, "Remember that I build churn models", context=Context("sarah")),
+            )
+        )
+
+    results = run(both())
+
+    assert [r.final_output for r in results] == ["Done.", "Done."]
+    assert [i.text for i in mem.get(user_id="tom").knowledge] == ["grow tomatoes"]
+    assert [i.text for i in mem.get(user_id="sarah").knowledge] == ["build churn models"]
+    for body in router.received["chat"][:2]:
+        asked = body["messages"][-1]["content"]
+        assert ("name: Tom" in system_of(body)) == ("tomatoes" in asked)
+
+
 def test_a_tool_error_goes_back_to_the_model(
     router: Router, server: LoopbackServer, make_mem: Callable[..., MemoryManager], run: Run[Any]
 ) -> None:
@@ -510,6 +548,25 @@ def test_the_session_round_trips_every_kind_of_item(db_url: str, run: Run[Any]) 
         assert stored[2]["name"] == "openai-agents-item"
         assert stored[4]["role"] == "assistant"
         assert mem.sessions.get("s1", user_id="sarah").agent_id == "helper"
+    finally:
+        mem.close()
+
+
+def test_a_secret_in_a_stored_item_is_redacted_and_the_item_still_reads_back(
+    sqlite_url: str, run: Run[Any]
+) -> None:
+    mem = MemoryManager(db=sqlite_url)
+    try:
+        session = AgentMemory(mem).session("sarah", "s1")
+        key = "sk-proj-" + "a1B2c3D4e5F6g7H8i9J0" * 2
+        output = {"call_id": "call_1", "output": f"Your key is {key}", "type": "function_call_output"}
+        run(session.add_items([output, {"role": "user", "content": f"my key: {key}"}]))
+
+        stored, said = run(session.get_items())
+
+        assert stored == {**output, "output": "Your key is [redacted]"}
+        assert said == {"role": "user", "content": "my key: [redacted]"}
+        assert key not in json.dumps(mem.export_user("sarah"))
     finally:
         mem.close()
 
