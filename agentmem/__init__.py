@@ -28,6 +28,7 @@ from .errors import (
     SecretError,
     StoreError,
     TransientModelError,
+    UnsupportedError,
 )
 from .extraction.model import (
     LiteLLMModel,
@@ -119,6 +120,7 @@ __all__ = [
     "TextDelta",
     "ToolRequest",
     "TransientModelError",
+    "UnsupportedError",
     "Usage",
     "UserSummary",
     "Variable",

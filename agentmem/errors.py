@@ -42,6 +42,11 @@ class StoreError(AgentMemError):
     migration. The database driver's own error is chained (``__cause__``)."""
 
 
+class UnsupportedError(AgentMemError, NotImplementedError):
+    """A framework asked for something agentmem cannot do (e.g. removing one message from a session's
+    history)."""
+
+
 class ClosedError(AgentMemError):
     """The :class:`~agentmem.MemoryManager` (or :class:`~agentmem.Agent`) was closed and cannot be used."""
 

@@ -31,7 +31,7 @@ from agents import Agent, AgentHooks, FunctionTool, RunContextWrapper, RunHooks,
 from agents.run_context import AgentHookContext
 from agents.tool_context import ToolContext
 
-from ..errors import AgentMemError, ConfigurationError, ErasedError
+from ..errors import ConfigurationError, ErasedError, UnsupportedError
 from ..manager import MemoryManager
 from ..scope import check_id
 from .common import learnable, memory_instructions
@@ -41,7 +41,6 @@ __all__ = [
     "AgentMemoryAgentHooks",
     "AgentMemoryHooks",
     "AgentMemorySession",
-    "UnsupportedError",
     "UserId",
 ]
 
@@ -54,13 +53,8 @@ Instructions: TypeAlias = "str | Callable[[RunContextWrapper[Any], Agent[Any]], 
 
 ITEM_MARK = "openai-agents-item"
 """The ``name`` of a stored message whose content is an SDK item as JSON (plain messages have no name)."""
-_PLACEHOLDER_USER = "tool-definitions"  # definitions do not depend on the user; dispatch gets the real one
 
 T = TypeVar("T")
-
-
-class UnsupportedError(AgentMemError, NotImplementedError):
-    """The SDK asked for something agentmem's conversation history cannot do (removing one message)."""
 
 
 class _PerRun(Generic[T]):
@@ -135,8 +129,7 @@ class AgentMemory:
         self._user_id = user_id
         self._runs: _PerRun[_Run] = _PerRun()
         self._learner = _BackgroundLearner(memory) if learn_in_background else None
-        definitions = memory.tools(user_id=_PLACEHOLDER_USER, agent_id=self.agent_id).definitions
-        self._definitions = [d["function"] for d in definitions]
+        self._definitions = [d["function"] for d in memory.tool_definitions()]
         self.hooks = AgentMemoryHooks(self)
         """Run hooks that learn from each run after its final output: ``Runner.run(..., hooks=am.hooks)``."""
         self.agent_hooks = AgentMemoryAgentHooks(self)

@@ -32,10 +32,10 @@ from agents import (
 from agents.run_context import AgentHookContext
 from openai import AsyncOpenAI
 
-from agentmem import LayerConfig, MemoryManager
+from agentmem import LayerConfig, MemoryManager, UnsupportedError
 from agentmem.errors import ConfigurationError, ScopeError
 from agentmem.guides import MEMORY_GUIDE, TOOLS_GUIDE
-from agentmem.integrations.openai_agents import AgentMemory, AgentMemorySession, UnsupportedError
+from agentmem.integrations.openai_agents import AgentMemory, AgentMemorySession
 from agentmem.testing import Fault, LoopbackServer, ServerReply, ToolCall
 
 T = TypeVar("T")
