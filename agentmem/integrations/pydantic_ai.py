@@ -1,0 +1,266 @@
+"""pydantic-ai: the user's memory as a capability of an agent.
+
+``MemoryCapability`` gives a pydantic-ai agent, per run and for the run's user: the memory compiled for
+the user's prompt as instructions, the memory tools as a toolset bound to that user, and learning from
+the finished run. One agent serves many users at once: the user is resolved from each run's
+``RunContext`` (e.g. ``user_id=lambda ctx: ctx.deps.user_id``) into a per-run copy, never from
+anything the model sends.
+
+Needs the ``pydantic-ai`` extra (``pip install 'agentmem[pydantic-ai]'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass, field, replace
+from typing import Any, TypeAlias
+
+from pydantic_ai import RunContext
+from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.messages import (
+    InstructionPart,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    UserPromptPart,
+)
+from pydantic_ai.run import AgentRunResult
+from pydantic_ai.tools import AgentDepsT, ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+from pydantic_core import SchemaValidator, core_schema
+
+from ..errors import ConfigurationError, ErasedError, ExtractionError
+from ..manager import MemoryManager
+from ..tools import MemoryTools
+from .common import learnable, memory_instructions
+
+__all__ = ["MemoryCapability", "MemoryToolset", "openai_messages"]
+
+log = logging.getLogger("agentmem.integrations.pydantic_ai")
+
+Resolved: TypeAlias = "str | Callable[[RunContext[Any]], str]"
+"""An id given as is, or read from the run (``lambda ctx: ctx.deps.user_id``)."""
+
+# The tools check their own arguments and send errors back as the result, so any JSON object passes.
+_ANY_OBJECT = SchemaValidator(core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema()))
+
+
+class MemoryToolset(AbstractToolset[Any]):
+    """The memory tools (remember, update, forget, search) of one user, as a pydantic-ai toolset.
+
+    Bound to the :class:`~agentmem.tools.MemoryTools` it is given, so no argument the model sends can
+    reach another user's memory. Calls run one at a time, in a worker thread (the store is
+    synchronous). ``changes`` lists what the tools changed.
+    """
+
+    def __init__(self, tools: MemoryTools, *, id: str | None = None) -> None:
+        self._tools = tools
+        self._id = id
+
+    @property
+    def id(self) -> str | None:
+        return self._id
+
+    @property
+    def changes(self) -> list[Any]:
+        """Every change the tools made, in order."""
+        return list(self._tools.changes)
+
+    async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
+        tools = {}
+        for definition in self._tools.definitions:
+            function = definition["function"]
+            tool_def = ToolDefinition(
+                name=function["name"],
+                description=function["description"],
+                parameters_json_schema=function["parameters"],
+                sequential=True,  # writes to one user's memory: in the order the model asked
+            )
+            tools[tool_def.name] = ToolsetTool(
+                toolset=self, tool_def=tool_def, max_retries=1, args_validator=_ANY_OBJECT
+            )
+        return tools
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+    ) -> str:
+        return await asyncio.to_thread(self._tools.dispatch, name, tool_args)
+
+
+@dataclass
+class MemoryCapability(AbstractCapability[AgentDepsT]):
+    """A pydantic-ai capability that gives an agent the run's user's memory.
+
+    For each run: the user's memory, compiled for the run's prompt, goes into the instructions
+    (with the memory guide, and when to call the tools); the memory tools are offered, bound to the
+    run's user; and after the run, what the user said is learned (``memory.alearn``). Memory never
+    fails a run: a failed compile leaves the memory out, a failed learn is logged (and, when the
+    extraction model failed, kept for ``memory.retry_pending``).
+
+    Args:
+        memory: the :class:`~agentmem.MemoryManager` to read and write.
+        user_id: whose memory: an id, or a function of the run's ``RunContext`` returning it (one
+            agent, many users: ``lambda ctx: ctx.deps.user_id``).
+        agent_id: the agent's own id, if its memory is kept apart from the user's shared memory.
+        session_id: an id, a function of the ``RunContext`` (``lambda ctx: ctx.conversation_id``),
+            or ``None``: the session's own memory is read and written too.
+        token_budget: the memory in the instructions never exceeds this many tokens.
+        tools: offer the memory tools (``memory_remember``, ``memory_update``, ``memory_forget``,
+            ``memory_search``).
+        learn: learn from each finished run (the run waits for it; see the README).
+
+    Example::
+
+        agent = Agent(model, deps_type=Deps, capabilities=[
+            MemoryCapability(memory, user_id=lambda ctx: ctx.deps.user_id)])
+    """
+
+    memory: MemoryManager
+    _: KW_ONLY
+    user_id: Resolved
+    agent_id: str | None = None
+    session_id: Resolved | None = None
+    token_budget: int | None = None
+    tools: bool = True
+    learn: bool = True
+    _run: _Run | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.memory, MemoryManager):
+            raise ConfigurationError(f"memory must be a MemoryManager, got {self.memory!r}")
+        for name in ("user_id", "session_id"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) or callable(value) or (value is None and name == "session_id")):
+                raise ConfigurationError(f"{name} must be a str or a function of the RunContext: {value!r}")
+        if self.agent_id is not None and not isinstance(self.agent_id, str):
+            raise ConfigurationError(f"agent_id must be a str, got {self.agent_id!r}")
+
+    @classmethod
+    def get_serialization_name(cls) -> str | None:
+        return None  # holds a MemoryManager and functions: not for agent specs
+
+    async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractCapability[AgentDepsT]:
+        """A copy bound to this run's user and session; the agent's own instance stays unbound."""
+        user_id = _resolve(self.user_id, ctx, "user_id")
+        session_id = _resolve(self.session_id, ctx, "session_id") if self.session_id is not None else None
+        memory = self.memory
+        # Taken before anything is read: if the user is deleted during the run, nothing is written.
+        generation = await asyncio.to_thread(memory.generation, user_id=user_id)
+        tools = None
+        if self.tools:
+            tools = memory.tools(
+                user_id=user_id, agent_id=self.agent_id, session_id=session_id, generation=generation
+            )
+        run = _Run(user_id, session_id, generation, MemoryToolset(tools) if tools is not None else None)
+        bound = replace(self)
+        bound._run = run
+        return bound
+
+    def get_instructions(self) -> Any:
+        if self._run is None:
+            return None
+        return self._instructions
+
+    def get_toolset(self) -> Any:
+        return self._run.toolset if self._run is not None else None
+
+    async def _instructions(self, ctx: RunContext[AgentDepsT]) -> InstructionPart | None:
+        run = self._run
+        assert run is not None
+        if run.instructions is None:  # once per run: every step sees the memory the run began with
+            run.instructions = await asyncio.to_thread(self._compile, run, _prompt_text(ctx.prompt))
+        if not run.instructions:
+            return None
+        # Rewritten, not appended, when it changes between runs: a forgotten memory must not linger
+        # in the conversation's history.
+        return InstructionPart(run.instructions, dynamic=True, name="memory")
+
+    def _compile(self, run: _Run, prompt: str | None) -> str:
+        try:
+            return memory_instructions(
+                self.memory,
+                user_id=run.user_id,
+                agent_id=self.agent_id,
+                session_id=run.session_id,
+                query=prompt,
+                token_budget=self.token_budget,
+                tools=run.toolset is not None,
+            )
+        except Exception:  # the run goes on without memory rather than failing
+            log.exception("memory for user %r could not be compiled; the run goes on without it", run.user_id)
+            return ""
+
+    async def after_run(
+        self, ctx: RunContext[AgentDepsT], *, result: AgentRunResult[Any]
+    ) -> AgentRunResult[Any]:
+        run = self._run
+        if not self.learn or run is None:
+            return result
+        new = result.new_messages()
+        earlier = result.all_messages()[: len(result.all_messages()) - len(new)]
+        # The assistant turn the user's first message reacts to, as context for the extraction.
+        previous = [m for m in openai_messages(earlier) if m["role"] == "assistant"][-1:]
+        messages = learnable((m["role"], m["content"]) for m in [*previous, *openai_messages(new)])
+        if not any(m["role"] == "user" for m in messages):
+            return result
+        try:
+            await self.memory.alearn(
+                messages,
+                user_id=run.user_id,
+                agent_id=self.agent_id,
+                session_id=run.session_id,
+                generation=run.generation,
+            )
+        except ErasedError:
+            log.info("user %r was deleted during the run: nothing is learned from it", run.user_id)
+        except ExtractionError as exc:
+            log.warning("memory not learned yet (kept for retry_pending): %s", exc)
+        except Exception:  # the run's result must never fail on memory's account
+            log.exception("learning from the run failed for user %r", run.user_id)
+        return result
+
+
+@dataclass
+class _Run:
+    """What one run's copy of the capability is bound to."""
+
+    user_id: str
+    session_id: str | None
+    generation: str
+    toolset: MemoryToolset | None
+    instructions: str | None = None
+
+
+def _resolve(value: Resolved | None, ctx: RunContext[Any], name: str) -> str:
+    resolved = value(ctx) if callable(value) else value
+    if not isinstance(resolved, str) or not resolved:
+        raise ConfigurationError(f"{name} must resolve to a non-empty str for the run, got {resolved!r}")
+    return resolved
+
+
+def _prompt_text(prompt: str | Sequence[Any] | None) -> str | None:
+    """The text of a run's prompt (a multimodal prompt's text parts)."""
+    if prompt is None or isinstance(prompt, str):
+        return prompt
+    return "\n".join(part for part in prompt if isinstance(part, str)) or None
+
+
+def openai_messages(messages: Sequence[ModelMessage]) -> list[dict[str, str]]:
+    """pydantic-ai messages as OpenAI-style ``{"role", "content"}`` dicts: the user's prompts and the
+    model's text, in order (instructions, tool calls and tool results left out)."""
+    out = []
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            for part in message.parts:
+                if isinstance(part, UserPromptPart):
+                    text = _prompt_text(part.content)
+                    if text:
+                        out.append({"role": "user", "content": text})
+        elif isinstance(message, ModelResponse):
+            text = "".join(part.content for part in message.parts if isinstance(part, TextPart))
+            if text:
+                out.append({"role": "assistant", "content": text})
+    return out
