@@ -32,7 +32,7 @@ from pydantic_ai.tools import AgentDepsT, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_core import SchemaValidator, core_schema
 
-from ..errors import ConfigurationError, ErasedError, ExtractionError
+from ..errors import ConfigurationError, ExtractionError
 from ..manager import MemoryManager
 from ..tools import MemoryTools
 from .common import learnable, memory_instructions
@@ -96,9 +96,10 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
 
     For each run: the user's memory, compiled for the run's prompt, goes into the instructions
     (with the memory guide, and when to call the tools); the memory tools are offered, bound to the
-    run's user; and after the run, what the user said is learned (``memory.alearn``). Memory never
-    fails a run: a failed compile leaves the memory out, a failed learn is logged (and, when the
-    extraction model failed, kept for ``memory.retry_pending``).
+    run's user; and after the run, what the user said is learned (``memory.alearn``). Once the model
+    has answered, memory never fails the run: a failed learn is logged (and, when the extraction
+    model failed, kept for ``memory.retry_pending``). A store that fails before the model is asked
+    fails the run, as it would fail :class:`~agentmem.Agent`.
 
     Args:
         memory: the :class:`~agentmem.MemoryManager` to read and write.
@@ -179,19 +180,15 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
         return InstructionPart(run.instructions, dynamic=True, name="memory")
 
     def _compile(self, run: _Run, prompt: str | None) -> str:
-        try:
-            return memory_instructions(
-                self.memory,
-                user_id=run.user_id,
-                agent_id=self.agent_id,
-                session_id=run.session_id,
-                query=prompt,
-                token_budget=self.token_budget,
-                tools=run.toolset is not None,
-            )
-        except Exception:  # the run goes on without memory rather than failing
-            log.exception("memory for user %r could not be compiled; the run goes on without it", run.user_id)
-            return ""
+        return memory_instructions(
+            self.memory,
+            user_id=run.user_id,
+            agent_id=self.agent_id,
+            session_id=run.session_id,
+            query=prompt,
+            token_budget=self.token_budget,
+            tools=run.toolset is not None,
+        )
 
     async def after_run(
         self, ctx: RunContext[AgentDepsT], *, result: AgentRunResult[Any]
@@ -214,8 +211,6 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
                 session_id=run.session_id,
                 generation=run.generation,
             )
-        except ErasedError:
-            log.info("user %r was deleted during the run: nothing is learned from it", run.user_id)
         except ExtractionError as exc:
             log.warning("memory not learned yet (kept for retry_pending): %s", exc)
         except Exception:  # the run's result must never fail on memory's account
