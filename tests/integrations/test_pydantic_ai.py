@@ -354,6 +354,29 @@ def test_agent_iter_gets_memory_and_learns(manager: Callable[..., MemoryManager]
     assert mem.get(user_id="ana").profile.name == "Ana"
 
 
+def test_a_user_deleted_during_the_run_gets_nothing_written(manager: Callable[..., MemoryManager]) -> None:
+    extractor = ScriptedModel([{"profile": {"name": "Sarah"}}])
+    mem = manager(model=extractor)
+    mem.profile.update(user_id="sarah", name="Sarah")
+
+    def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if answered(messages):
+            return ModelResponse(parts=[TextPart("ok")])
+        mem.delete_user("sarah")  # erased while the run is under way
+        args = {"layer": "knowledge", "value": "I keep bees"}
+        return ModelResponse(parts=[ToolCallPart("memory_remember", args)])
+
+    model, seen = recording(reply)
+    agent = Agent(model, capabilities=[MemoryCapability(mem, user_id="sarah")])
+
+    assert agent.run_sync("I'm Sarah, remember that I keep bees.").output == "ok"
+
+    [result] = [p for p in seen.messages[1][-1].parts if isinstance(p, ToolReturnPart)]
+    assert json.loads(str(result.content))["ok"] is False
+    assert mem.get(user_id="sarah").items == []
+    assert mem.pending(user_id="sarah") == []
+
+
 # ---- configuration and helpers ------------------------------------------------------------------------
 
 
