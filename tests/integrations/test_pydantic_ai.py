@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +162,22 @@ def test_instructions_are_compiled_once_per_run(sqlite_url: str) -> None:
     assert seen.instructions[0] == seen.instructions[1]
     assert "Lisbon" not in str(seen.instructions[1])
     assert "location: Lisbon" in str(seen.instructions[2])
+    mem.close()
+
+
+def test_a_memory_forgotten_between_runs_of_a_conversation_is_not_sent_again(sqlite_url: str) -> None:
+    mem = MemoryManager(db=sqlite_url)
+    mem.knowledge.add("Is planning a surprise party for Ben", user_id="u")
+    model, seen = recording()
+    agent = Agent(model, capabilities=[MemoryCapability(mem, user_id="u", learn=False)])
+
+    first = agent.run_sync("Hi")
+    [item] = mem.get(user_id="u").items
+    mem.forget(item.id, user_id="u")
+    agent.run_sync("Hi again", message_history=first.all_messages())
+
+    assert "surprise party" in str(seen.instructions[0])
+    assert "surprise party" not in str(seen.instructions[1])  # rewritten, not appended to the history
     mem.close()
 
 
@@ -352,6 +368,30 @@ def test_agent_iter_gets_memory_and_learns(manager: Callable[..., MemoryManager]
     assert asyncio.run(run()) == "Hi Ana."
     assert "response_style: concise" in str(seen.instructions[0])
     assert mem.get(user_id="ana").profile.name == "Ana"
+
+
+def test_agent_run_stream_gets_memory_and_learns(sqlite_url: str) -> None:
+    extractor = ScriptedModel([{"profile": {"name": "Ana"}}])
+    mem = MemoryManager(db=sqlite_url, model=extractor)
+    mem.policies.update(user_id="ana", response_style="concise")
+    instructions: list[str | None] = []
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        instructions.append(info.instructions)
+        yield "Hi "
+        yield "Ana."
+
+    agent = Agent(FunctionModel(stream_function=stream), capabilities=[MemoryCapability(mem, user_id="ana")])
+
+    async def run() -> str:
+        async with agent.run_stream("I'm Ana.") as streamed:
+            return await streamed.get_output()
+
+    assert asyncio.run(run()) == "Hi Ana."
+    assert "response_style: concise" in str(instructions[0])
+    assert mem.get(user_id="ana").profile.name == "Ana"
+    assert "Hi Ana." in json.dumps(extractor.requests[0].messages)
+    mem.close()
 
 
 def test_a_user_deleted_during_the_run_gets_nothing_written(manager: Callable[..., MemoryManager]) -> None:
