@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Any, TypeAlias
 
@@ -24,6 +24,7 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelResponse,
+    TextContent,
     TextPart,
     UserPromptPart,
 )
@@ -44,16 +45,18 @@ log = logging.getLogger("agentmem.integrations.pydantic_ai")
 Resolved: TypeAlias = "str | Callable[[RunContext[Any]], str]"
 """An id given as is, or read from the run (``lambda ctx: ctx.deps.user_id``)."""
 
+_InstructionFunc: TypeAlias = Callable[[RunContext[AgentDepsT]], Awaitable[InstructionPart | None]]
+
 # The tools check their own arguments and send errors back as the result, so any JSON object passes.
 _ANY_OBJECT = SchemaValidator(core_schema.dict_schema(core_schema.str_schema(), core_schema.any_schema()))
 
 
-class MemoryToolset(AbstractToolset[Any]):
+class MemoryToolset(AbstractToolset[AgentDepsT]):
     """The memory tools (remember, update, forget, search) of one user, as a pydantic-ai toolset.
 
     Bound to the :class:`~agentmem.tools.MemoryTools` it is given, so no argument the model sends can
     reach another user's memory. Calls run one at a time, in a worker thread (the store is
-    synchronous). ``changes`` lists what the tools changed.
+    synchronous).
     """
 
     def __init__(self, tools: MemoryTools, *, id: str | None = None) -> None:
@@ -64,13 +67,8 @@ class MemoryToolset(AbstractToolset[Any]):
     def id(self) -> str | None:
         return self._id
 
-    @property
-    def changes(self) -> list[Any]:
-        """Every change the tools made, in order."""
-        return list(self._tools.changes)
-
-    async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
-        tools = {}
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        tools: dict[str, ToolsetTool[AgentDepsT]] = {}
         for definition in self._tools.definitions:
             function = definition["function"]
             tool_def = ToolDefinition(
@@ -85,7 +83,11 @@ class MemoryToolset(AbstractToolset[Any]):
         return tools
 
     async def call_tool(
-        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+        self,
+        name: str,
+        tool_args: dict[str, Any],
+        ctx: RunContext[AgentDepsT],
+        tool: ToolsetTool[AgentDepsT],
     ) -> str:
         return await asyncio.to_thread(self._tools.dispatch, name, tool_args)
 
@@ -160,12 +162,11 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
         bound._run = run
         return bound
 
-    def get_instructions(self) -> Any:
-        if self._run is None:
-            return None
-        return self._instructions
+    def get_instructions(self) -> _InstructionFunc[AgentDepsT] | None:
+        # Only the copy for_run binds to a user contributes; the agent's own instance has no user.
+        return self._instructions if self._run is not None else None
 
-    def get_toolset(self) -> Any:
+    def get_toolset(self) -> MemoryToolset[AgentDepsT] | None:
         return self._run.toolset if self._run is not None else None
 
     async def _instructions(self, ctx: RunContext[AgentDepsT]) -> InstructionPart | None:
@@ -196,8 +197,8 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
         run = self._run
         if not self.learn or run is None:
             return result
-        new = result.new_messages()
-        earlier = result.all_messages()[: len(result.all_messages()) - len(new)]
+        everything, new = result.all_messages(), result.new_messages()
+        earlier = everything[: len(everything) - len(new)]
         # The assistant turn the user's first message reacts to, as context for the extraction.
         previous = [m for m in openai_messages(earlier) if m["role"] == "assistant"][-1:]
         messages = learnable((m["role"], m["content"]) for m in [*previous, *openai_messages(new)])
@@ -225,7 +226,7 @@ class _Run:
     user_id: str
     session_id: str | None
     generation: str
-    toolset: MemoryToolset | None
+    toolset: MemoryToolset[Any] | None
     instructions: str | None = None
 
 
@@ -240,7 +241,8 @@ def _prompt_text(prompt: str | Sequence[Any] | None) -> str | None:
     """The text of a run's prompt (a multimodal prompt's text parts)."""
     if prompt is None or isinstance(prompt, str):
         return prompt
-    return "\n".join(part for part in prompt if isinstance(part, str)) or None
+    texts = [part.content if isinstance(part, TextContent) else part for part in prompt]
+    return "\n".join(text for text in texts if isinstance(text, str)) or None
 
 
 def openai_messages(messages: Sequence[ModelMessage]) -> list[dict[str, str]]:

@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from pydantic_ai import Agent
 from pydantic_ai.messages import (
+    CachePoint,
     ModelMessage,
     ModelRequest,
     ModelResponse,
+    TextContent,
     TextPart,
     ToolCallPart,
     ToolReturnPart,
@@ -27,7 +29,7 @@ from agentmem import MemoryManager
 from agentmem.errors import ConfigurationError
 from agentmem.guides import MEMORY_GUIDE, TOOLS_GUIDE
 from agentmem.integrations.common import memory_instructions
-from agentmem.integrations.pydantic_ai import MemoryCapability, openai_messages
+from agentmem.integrations.pydantic_ai import MemoryCapability, MemoryToolset, openai_messages
 from agentmem.testing import ScriptedModel
 
 
@@ -274,6 +276,25 @@ def test_the_memory_tools_search_and_forget_the_runs_user(manager: Callable[...,
     assert [i.text for i in mem.get(user_id="other").items] == ["Allergic to peanuts"]
 
 
+def test_the_toolset_alone_serves_an_agent_that_binds_the_user_itself(sqlite_url: str) -> None:
+    mem = MemoryManager(db=sqlite_url)
+
+    def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        if answered(messages):
+            return ModelResponse(parts=[TextPart("Noted.")])
+        args = {"layer": "knowledge", "value": "I keep bees"}
+        return ModelResponse(parts=[ToolCallPart("memory_remember", args)])
+
+    model, seen = recording(reply)
+    agent = Agent(model)
+
+    agent.run_sync("Remember I keep bees", toolsets=[MemoryToolset(mem.tools(user_id="u"))])
+
+    assert seen.tools[0] == ["memory_remember", "memory_update", "memory_forget", "memory_search"]
+    assert [i.text for i in mem.get(user_id="u").items] == ["I keep bees"]
+    mem.close()
+
+
 # ---- learning -----------------------------------------------------------------------------------------
 
 
@@ -448,7 +469,7 @@ def test_openai_messages_keep_user_prompts_and_model_text_only() -> None:
         ModelResponse(parts=[ToolCallPart("memory_remember", {"layer": "knowledge", "value": "bees"})]),
         ModelRequest(parts=[ToolReturnPart("memory_remember", '{"ok": true}', tool_call_id="c1")]),
         ModelResponse(parts=[TextPart("Noted, "), TextPart("bees it is.")]),
-        ModelRequest(parts=[UserPromptPart(["Look:", "what is this?"])]),
+        ModelRequest(parts=[UserPromptPart(["Look:", TextContent("what is this?"), CachePoint()])]),
     ]
 
     assert openai_messages(messages) == [
