@@ -176,8 +176,8 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
             run.instructions = await asyncio.to_thread(self._compile, run, _prompt_text(ctx.prompt))
         if not run.instructions:
             return None
-        # Rewritten, not appended, when it changes between runs: a forgotten memory must not linger
-        # in the conversation's history.
+        # Rewritten, not appended, when it changes between runs of a conversation: a memory forgotten
+        # in between is not sent again.
         return InstructionPart(run.instructions, dynamic=True, name="memory")
 
     def _compile(self, run: _Run, prompt: str | None) -> str:

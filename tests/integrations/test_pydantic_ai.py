@@ -24,13 +24,15 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
 
 from agentmem import MemoryManager
 from agentmem.errors import ConfigurationError
 from agentmem.guides import MEMORY_GUIDE, TOOLS_GUIDE
 from agentmem.integrations.common import memory_instructions
 from agentmem.integrations.pydantic_ai import MemoryCapability, MemoryToolset, openai_messages
-from agentmem.testing import ScriptedModel
+from agentmem.testing import LoopbackServer, ScriptedModel, ServerReply, ToolCall
 
 
 @dataclass
@@ -314,6 +316,44 @@ def test_a_finished_run_is_learned_from(manager: Callable[..., MemoryManager]) -
     assert "I'm Sarah and I live in Munich." in sent
     assert "Nice to meet you, Sarah!" in sent
     assert "Be brief." not in sent  # the agent's instructions are not the user's words
+
+
+def test_over_http_the_agent_and_the_extraction_reach_one_server(
+    manager: Callable[..., MemoryManager],
+) -> None:
+    def reply(body: dict[str, Any]) -> ServerReply:
+        if "response_format" in body:  # the extraction, after the run
+            return {"profile": {"name": "Sarah"}}
+        if body["messages"][-1]["role"] == "tool":
+            return "Noted, Sarah."
+        return ToolCall("memory_remember", {"layer": "knowledge", "value": "I keep bees"})
+
+    with LoopbackServer(reply) as server:
+        mem = manager(model="openai/extractor", model_options={"api_base": server.url, "api_key": "k"})
+        mem.policies.update(user_id="sarah", response_style="concise")
+        provider = OpenAIProvider(base_url=server.url, api_key="k")
+        agent = Agent(
+            OpenAIChatModel("assistant", provider=provider),
+            deps_type=Deps,
+            capabilities=[MemoryCapability(mem, user_id=lambda ctx: ctx.deps.user_id)],
+        )
+
+        result = agent.run_sync("I'm Sarah. Remember that I keep bees.", deps=Deps("sarah"))
+
+    assert result.output == "Noted, Sarah."
+    first = server.requests[0]
+    assert first["model"] == "assistant"
+    assert "response_style: concise" in first["messages"][0]["content"]
+    assert [t["function"]["name"] for t in first["tools"]] == [
+        "memory_remember",
+        "memory_update",
+        "memory_forget",
+        "memory_search",
+    ]
+    assert server.requests[-1]["model"] == "extractor"
+    state = mem.get(user_id="sarah")
+    assert state.profile.name == "Sarah"
+    assert [fact.text for fact in state.knowledge] == ["I keep bees"]
 
 
 def test_learning_reads_the_reply_the_user_reacts_to(sqlite_url: str) -> None:
