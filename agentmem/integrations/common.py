@@ -1,5 +1,5 @@
 """What every framework adapter does the same way: the memory part of the instructions, the query it
-is compiled for, and a finished conversation made learnable.
+is compiled for, a finished conversation made learnable, and learning it in the background.
 
 Framework input is not checked the way ``Agent`` checks its own: a user's message may be longer than a
 query, and a model's reply may hold characters no store keeps or run past a stored message's length.
@@ -8,9 +8,13 @@ Adapters pass text through here so a run never fails on memory's account.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from ..conversations import clipped
+from ..errors import ExtractionError
 from ..guides import memory_section, tools_guide
 from ..manager import MAX_QUERY, MemoryManager
 from ..validation import cleaned_text
@@ -54,3 +58,55 @@ def learnable(turns: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
         if role in ("user", "assistant") and text and text.strip():
             out.append({"role": role, "content": clipped(cleaned_text(text))})
     return out
+
+
+class BackgroundLearner:
+    """One worker thread that learns finished runs in order, as ``Agent`` does: the run's reply never
+    waits for it, and it outlives the event loop that ran the agent. A failed learn is logged to
+    ``log`` (an extraction failure stays pending for ``retry_pending``); ``submit`` after ``close``
+    raises ``RuntimeError``."""
+
+    def __init__(self, memory: MemoryManager, log: logging.Logger) -> None:
+        self._memory = memory
+        self._log = log
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-learn")
+        self._futures: set[Future[None]] = set()
+        self._lock = threading.Lock()
+
+    def submit(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        user_id: str,
+        agent_id: str | None,
+        session_id: str | None,
+        generation: str | None,
+    ) -> None:
+        def learn() -> None:
+            try:
+                self._memory.learn(
+                    messages, user_id=user_id, agent_id=agent_id, session_id=session_id, generation=generation
+                )
+            except ExtractionError as exc:
+                self._log.warning("memory not learned yet (kept for retry_pending): %s", exc)
+            except Exception:
+                self._log.exception("learning from a run failed for user %r", user_id)
+
+        future = self._pool.submit(learn)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(future)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the learns submitted so far; ``False`` if ``timeout`` ran out first."""
+        with self._lock:
+            pending = set(self._futures)
+        return not wait(pending, timeout=timeout).not_done
+
+    def close(self) -> None:
+        """Finish the learns submitted so far and stop the worker."""
+        self._pool.shutdown(wait=True)

@@ -12,9 +12,10 @@ Needs the ``pydantic-ai`` extra (``pip install 'agentmem[pydantic-ai]'``).
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import KW_ONLY, dataclass, field, replace
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, TypeAlias
 
 from pydantic_ai import RunContext
@@ -36,7 +37,7 @@ from pydantic_core import SchemaValidator, core_schema
 from ..errors import ConfigurationError, ExtractionError
 from ..manager import MemoryManager
 from ..tools import MemoryTools
-from .common import learnable, memory_instructions
+from .common import BackgroundLearner, learnable, memory_instructions
 
 __all__ = ["MemoryCapability", "MemoryToolset", "openai_messages"]
 
@@ -113,7 +114,9 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
         token_budget: the memory in the instructions never exceeds this many tokens.
         tools: offer the memory tools (``memory_remember``, ``memory_update``, ``memory_forget``,
             ``memory_search``).
-        learn: learn from each finished run (the run waits for it; see the README).
+        learn: learn from each finished run (as the run ends: the result waits for it).
+        learn_in_background: learn in a worker thread instead, so the result does not wait; see
+            :meth:`wait_for_learning` and :meth:`close`.
 
     Example::
 
@@ -129,7 +132,9 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
     token_budget: int | None = None
     tools: bool = True
     learn: bool = True
+    learn_in_background: bool = False
     _run: _Run | None = field(default=None, init=False, repr=False, compare=False)
+    _learner: BackgroundLearner | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.memory, MemoryManager):
@@ -140,6 +145,12 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
                 raise ConfigurationError(f"{name} must be a str or a function of the RunContext: {value!r}")
         if self.agent_id is not None and not isinstance(self.agent_id, str):
             raise ConfigurationError(f"agent_id must be a str, got {self.agent_id!r}")
+        for name in ("tools", "learn", "learn_in_background"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigurationError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.learn and self.learn_in_background:
+            # One worker for every run of the agent: learns of a user stay in order.
+            self._learner = BackgroundLearner(self.memory, log)
 
     @classmethod
     def get_serialization_name(cls) -> str | None:
@@ -158,7 +169,7 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
                 user_id=user_id, agent_id=self.agent_id, session_id=session_id, generation=generation
             )
         run = _Run(user_id, session_id, generation, MemoryToolset(tools) if tools is not None else None)
-        bound = replace(self)
+        bound = copy.copy(self)  # shares the background learner; per-run state is only in _run
         bound._run = run
         return bound
 
@@ -205,6 +216,18 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
         if not any(m["role"] == "user" for m in messages):
             return result
         try:
+            if self._learner is not None:
+                try:
+                    self._learner.submit(
+                        messages,
+                        user_id=run.user_id,
+                        agent_id=self.agent_id,
+                        session_id=run.session_id,
+                        generation=run.generation,
+                    )
+                except RuntimeError:  # closed: the result must still be returned
+                    log.warning("MemoryCapability is closed: the run is not learned (use memory.learn)")
+                return result
             await self.memory.alearn(
                 messages,
                 user_id=run.user_id,
@@ -217,6 +240,21 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
         except Exception:  # the run's result must never fail on memory's account
             log.exception("learning from the run failed for user %r", run.user_id)
         return result
+
+    def wait_for_learning(self, timeout: float | None = None) -> bool:
+        """Wait for background learning started so far; ``False`` if ``timeout`` ran out first
+        (always ``True`` without ``learn_in_background``)."""
+        return self._learner.wait(timeout) if self._learner is not None else True
+
+    async def await_learning(self, timeout: float | None = None) -> bool:
+        """The async twin of :meth:`wait_for_learning`."""
+        return await asyncio.to_thread(self.wait_for_learning, timeout)
+
+    def close(self) -> None:
+        """Finish background learning and stop its worker (the memory itself stays open); runs after
+        this still work but learn nothing."""
+        if self._learner is not None:
+            self._learner.close()
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -395,6 +396,34 @@ def test_a_failed_learn_does_not_fail_the_run_and_is_kept_for_retry(
     extractor.add({"profile": {"name": "Sarah"}})
     assert mem.retry_pending(user_id="sarah").still_pending == 0
     assert mem.get(user_id="sarah").profile.name == "Sarah"
+
+
+def test_learning_in_the_background_does_not_hold_the_result(
+    manager: Callable[..., MemoryManager], caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+
+    def extract(messages: list[dict[str, Any]]) -> dict[str, Any]:
+        assert release.wait(10), "the test never released the extraction"
+        return {"profile": {"name": "Sarah"}}
+
+    mem = manager(model=ScriptedModel(extract))
+    model, _ = recording()
+    memory = MemoryCapability(mem, user_id="sarah", learn_in_background=True)
+    agent = Agent(model, capabilities=[memory])
+
+    assert agent.run_sync("I'm Sarah.").output == "ok"  # returned while the extraction is held
+
+    assert mem.get(user_id="sarah").items == []
+    assert memory.wait_for_learning(timeout=0.05) is False
+    release.set()
+    assert memory.wait_for_learning(timeout=10) is True
+    assert mem.get(user_id="sarah").profile.name == "Sarah"
+
+    memory.close()
+    with caplog.at_level(logging.WARNING, logger="agentmem.integrations.pydantic_ai"):
+        assert agent.run_sync("I'm Sarah again.").output == "ok"  # closed: the run still answers
+    assert "MemoryCapability is closed: the run is not learned" in caplog.text
 
 
 def test_learn_false_learns_nothing(sqlite_url: str) -> None:
