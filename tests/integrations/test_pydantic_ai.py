@@ -426,6 +426,24 @@ def test_learning_in_the_background_does_not_hold_the_result(
     assert "MemoryCapability is closed: the run is not learned" in caplog.text
 
 
+def test_a_failed_background_learn_is_logged_and_kept_for_retry(
+    manager: Callable[..., MemoryManager], caplog: pytest.LogCaptureFixture
+) -> None:
+    mem = manager(model=ScriptedModel([ValueError("401 invalid api key")]))
+    model, _ = recording()
+    memory = MemoryCapability(mem, user_id="sarah", learn_in_background=True)
+    agent = Agent(model, capabilities=[memory])
+
+    with caplog.at_level(logging.WARNING, logger="agentmem.integrations.pydantic_ai"):
+        assert agent.run_sync("I'm Sarah and I live in Munich.").output == "ok"
+        assert memory.wait_for_learning(timeout=10) is True
+
+    assert "kept for retry_pending" in caplog.text
+    [pending] = mem.pending(user_id="sarah")
+    assert pending.messages[0]["content"] == "I'm Sarah and I live in Munich."
+    memory.close()
+
+
 def test_learn_false_learns_nothing(sqlite_url: str) -> None:
     extractor = ScriptedModel([{"profile": {"name": "Sarah"}}])
     mem = MemoryManager(db=sqlite_url, model=extractor)
