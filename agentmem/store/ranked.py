@@ -43,12 +43,17 @@ class RankedRead:
         self.params: dict[str, Any] = {"user": scope.user_id, **(self.match.params if self.match else {})}
         self.postgres = conn.dialect.name == "postgresql"
         self.ctes: list[str] = []  # what ``top`` reads twice, defined once in the statement
+        self._bound: dict[tuple[str, str], str] = {}
 
     def _bind(self, prefix: str, values: Iterable[str]) -> str:
+        """Bound names for ``values``; a value bound before keeps its name, so a statement of many
+        parts stays within psycopg's cache of parsed statements (at most 50 parameters)."""
         names = []
         for value in values:
-            name = f"{prefix}{len(self.params)}"
-            self.params[name] = value
+            name = self._bound.get((prefix, value))
+            if name is None:
+                name = self._bound[prefix, value] = f"{prefix}{len(self.params)}"
+                self.params[name] = value
             names.append(f":{name}")
         return ", ".join(names)
 
