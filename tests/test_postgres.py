@@ -99,3 +99,27 @@ def test_learn_is_idempotent(pg: MemoryManager, users: list[str]) -> None:
     again = pg.learn(turn, user_id=user)
     assert again.usage.skipped == "this input was already learned"
     assert len(pg.history(user_id=user)) == 2
+
+
+def test_compile_read_fits_psycopgs_statement_cache(pg: MemoryManager) -> None:
+    """A user's budgeted compile with a few-word query is one statement psycopg parses once and keeps
+    (its cache takes statements of at most 4,096 characters and 50 parameters): a longer one would be
+    parsed again on every compile."""
+    from psycopg._queries import MAX_CACHED_STATEMENT_LENGTH, MAX_CACHED_STATEMENT_PARAMS
+    from sqlalchemy import event
+
+    pg.knowledge.add_many(["Kestrel telemetry backfilling in Spark", "Prefers DuckDB"], user_id="u")
+    pg.feedback.add("short answers", user_id="u", sentiment="positive")
+    reads: list[tuple[str, int]] = []
+
+    def seen(conn: object, cursor: object, sql: str, params: object, *args: object) -> None:
+        if "fts_hits" in sql:
+            reads.append((sql, len(params) if isinstance(params, dict) else 0))
+
+    event.listen(pg._store.engine, "before_cursor_execute", seen)
+    output = pg.compile(user_id="u", query="Kestrel telemetry backfilling", token_budget=1800)
+    assert "Kestrel telemetry backfilling in Spark" in output
+    assert len(reads) == 1
+    sql, params = reads[0]
+    assert len(sql) <= MAX_CACHED_STATEMENT_LENGTH
+    assert params <= MAX_CACHED_STATEMENT_PARAMS

@@ -1,11 +1,13 @@
 """The compile read in SQL: a scope's live items scored by relevance, whole or only a layer's top rows.
 
 A layer's priority order (what a token budget takes first) is score, then recency, then count (for
-layers that rank by it), then id; best first. Its top ``limit`` rows are read as a few small arms, each
-an index range in that order with its own LIMIT: per visible agent key and session key, the rows
-matching the query (ranked by the full-text index) and the rows not matching (score 0, newest first
-through ``ix_agentmem_items_recent``). The union of the arms' tops holds the layer's top ``limit``, and
-the outer ORDER BY puts them first, so the read is exact without ever scoring or sorting every row.
+layers that rank by it), then id; best first. Its top ``limit`` rows are read as a few small parts,
+each with its own LIMIT: the rows matching the query, ranked as the full-text pool is read, in that
+order (a CTE, ``top_n``); then per visible agent key and session key, the rows not matching (score 0,
+newest first: an index range of ``ix_agentmem_items_recent``), read only as far as the matched top
+leaves room for them. The union of the parts holds the layer's top ``limit``, and the outer ORDER BY
+puts them first, so the read is exact without ever scoring or sorting every row. A layer read whole is
+one index range, joined to the pool for its matched rows' scores.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from ..scope import Scope
 from . import search
 from .expiry import Expiry, typed
 from .tables import MAX_LIMIT
+
+_COLUMNS = "i.id, i.layer, i.key, i.line, i.agent_id, i.updated_at, i.count"  # ContextRow's
 
 
 class Top(NamedTuple):
@@ -38,12 +42,18 @@ class RankedRead:
         self.match = search.text_match(conn, scope, query) if query else None
         self.params: dict[str, Any] = {"user": scope.user_id, **(self.match.params if self.match else {})}
         self.postgres = conn.dialect.name == "postgresql"
+        self.ctes: list[str] = []  # what ``top`` reads twice, defined once in the statement
+        self._bound: dict[tuple[str, str], str] = {}
 
     def _bind(self, prefix: str, values: Iterable[str]) -> str:
+        """Bound names for ``values``; a value bound before keeps its name, so a statement of many
+        parts stays within psycopg's cache of parsed statements (at most 50 parameters)."""
         names = []
         for value in values:
-            name = f"{prefix}{len(self.params)}"
-            self.params[name] = value
+            name = self._bound.get((prefix, value))
+            if name is None:
+                name = self._bound[prefix, value] = f"{prefix}{len(self.params)}"
+                self.params[name] = value
             names.append(f":{name}")
         return ", ".join(names)
 
@@ -88,37 +98,65 @@ class RankedRead:
             " OR (o.session_scope = i.session_scope AND o.agent_id <> '' AND i.agent_id = ''))))"
         )
 
-    def arms(
-        self,
-        layers: Sequence[str],
-        agents: Sequence[str],
-        limit: int | None,
-        by_count: bool,
-        sessions: Sequence[str] | None = None,
-    ) -> list[str]:
-        """SELECTs of the live rows of ``layers``, ``agents`` and ``sessions`` (default: all the scope
-        sees), the narrowest of each key; with ``limit``, each arm's top rows."""
-        sessions = self.scope.visible_session_keys if sessions is None else sessions
+    def whole(self, layers: Sequence[str]) -> list[str]:
+        """The SELECT of every live row of ``layers`` the scope sees, the narrowest of each key: one
+        range of the live-key index, joined to the query's pool for the matched rows' scores."""
+        agents, sessions = self.scope.visible_agent_keys, self.scope.visible_session_keys
         where = self.live(layers, agents, sessions) + self.narrowest(layers, agents, sessions)
-        tie = "i.count" if by_count else "0"
-        cols = f"i.id, i.layer, i.key, i.line, i.agent_id, i.updated_at, i.count, {{}} AS score, {tie} AS tie"
-        zero = "CAST(0 AS real)" if self.postgres else "0.0"  # ts_rank is a real
-        # Within an arm of score 0 the order starts at recency: the recency index then serves it.
-        recent = f"i.updated_at DESC{', i.count DESC' if by_count else ''}, {self.id_order('i.')}"
         if self.match is None:
-            arms = [(f"SELECT {cols.format(zero)} FROM agentmem_items i WHERE {where}", recent)]
-        else:
-            m = self.match
-            arms = [
-                (
-                    f"SELECT {cols.format(m.score)} FROM {m.source} WHERE {where}",
-                    f"score DESC, {recent}",
-                ),
-                (f"SELECT {cols.format(zero)} FROM agentmem_items i WHERE {m.unmatched} AND {where}", recent),
+            return [f"SELECT {self._cols(self._zero, '0')} FROM agentmem_items i WHERE {where}"]
+        score = f"COALESCE(f.rank, {self._zero})"
+        return [
+            f"SELECT {self._cols(score, '0')} FROM agentmem_items i"
+            f" LEFT JOIN fts_hits f ON f.pk = i.pk WHERE {where}"
+        ]
+
+    def top(self, layer: str, top: Top) -> list[str]:
+        """SELECTs holding the first ``top.limit`` live rows of ``layer`` the scope sees in its priority
+        order. Without a query, one arm per agent key and session key, each an index range in that
+        order. With one, the matched rows' top (``top_n``, from the pool), then, per key pair, the
+        unmatched rows (score 0, newest first) only as far as positive scores leave room: on
+        PostgreSQL none when the top holds ``limit`` of them, on SQLite a LIMIT of what is left."""
+        limit = min(int(top.limit), MAX_LIMIT)
+        tie = "i.count" if top.by_count else "0"
+        recent = f"i.updated_at DESC{', i.count DESC' if top.by_count else ''}, {self.id_order('i.')}"
+        pairs = [(a, s) for a in self.scope.visible_agent_keys for s in self.scope.visible_session_keys]
+        if self.match is None:
+            return [
+                f"SELECT {self._cols(self._zero, tie)} FROM agentmem_items i WHERE {self._where(layer, a, s)}"
+                f" ORDER BY {recent} LIMIT {limit}"
+                for a, s in pairs
             ]
-        if limit is None:
-            return [arm for arm, _ in arms]
-        return [f"{arm} ORDER BY {order} LIMIT {min(int(limit), MAX_LIMIT)}" for arm, order in arms]
+        agents, sessions = self.scope.visible_agent_keys, self.scope.visible_session_keys
+        matched = self.live([layer], agents, sessions) + self.narrowest([layer], agents, sessions)
+        name = f"top_n{len(self.ctes)}"
+        self.ctes.append(
+            f"{name} AS (SELECT {self._cols(self.match.score, tie)} FROM {self.match.source}"
+            f" WHERE {matched} ORDER BY score DESC, {recent} LIMIT {limit})"
+        )
+        positive = f"(SELECT count(*) FROM {name} WHERE score > 0)"
+        room = (
+            (f" AND {positive} < {limit}", str(limit))
+            if self.postgres
+            else ("", f"max(0, {limit} - {positive})")
+        )
+        return [f"SELECT * FROM {name}"] + [
+            f"SELECT {self._cols(self._zero, tie)} FROM agentmem_items i WHERE {self.match.unmatched}"
+            f" AND {self._where(layer, a, s)}{room[0]} ORDER BY {recent} LIMIT {room[1]}"
+            for a, s in pairs
+        ]
+
+    @property
+    def _zero(self) -> str:
+        return "CAST(0 AS real)" if self.postgres else "0.0"  # ts_rank is a real
+
+    @staticmethod
+    def _cols(score: str, tie: str) -> str:
+        """The columns every arm selects (``ContextRow``'s, then the tie breaker before the id)."""
+        return f"{_COLUMNS}, {score} AS score, {tie} AS tie"
+
+    def _where(self, layer: str, agent: str, session: str) -> str:
+        return self.live([layer], (agent,), (session,)) + self.narrowest([layer], (agent,), (session,))
 
     def id_order(self, prefix: str) -> str:
         """Ids compared as Python compares str (PostgreSQL would use the database's collation)."""
@@ -131,6 +169,8 @@ class RankedRead:
         union = " UNION ALL ".join(f"SELECT * FROM ({arm}) a{n}" for n, arm in enumerate(arms))
         # The compiler's priority: floats, timestamps, ints and ids compare in SQL as in Python.
         with_ = self.match.with_ if self.match else ""
+        if self.ctes:
+            with_ = (f"{with_.rstrip()}, " if with_ else "WITH ") + ", ".join(self.ctes) + " "
         order = f"layer, score DESC, updated_at DESC, tie DESC, {self.id_order('')}"
         sql = f"{with_}SELECT * FROM ({union}) u ORDER BY {order}"
         return list(self.conn.execute(typed(sql, self.params), self.params))

@@ -132,8 +132,9 @@ class TextMatch(NamedTuple):
     """A query's full-text match as SQL over ``agentmem_items`` aliased ``i`` (bound names start ``fts_``).
 
     ``with_`` starts the statement: it defines ``fts_hits``, the user's matching rows in the ranking pool
-    (see ``RANK_POOL``). ``source`` is the FROM clause of those rows as ``i`` (on PostgreSQL only the
-    columns of ``_POOLED``), ``score`` their relevance (higher is better, from the database's own
+    (see ``RANK_POOL``), each once with its rank (on PostgreSQL also ``fts_query``, the query's
+    tsquery). ``source`` is the FROM clause of those rows as ``i`` (on PostgreSQL only the columns of
+    ``_POOLED``), ``score`` their relevance (higher is better, from the database's own
     ranking) and ``unmatched`` the condition on ``i`` alone for every other row.
     """
 
@@ -179,25 +180,28 @@ def text_match(conn: Connection, scope: Scope, query: str) -> TextMatch | None:
         params: dict[str, Any] = {f"fts_{n}": f'"{tag}{term}"' for n, term in enumerate(terms)}
     else:
         # Each term on its own, OR-ed: a term that is only a stop word drops out instead of failing
-        # the query, and no term is ever parsed as query syntax.
+        # the query, and no term is ever parsed as query syntax. The OR of all terms, what rows are
+        # ranked by, is built once (``fts_query``), a value each pool reads (not a join, which could
+        # cost a pool its order and so its early stop).
         queries = [f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))]
         owned, owner_params = _owned(scope)
         # Each pool is the planner's choice by the term's frequency: a rare term's rows through the GIN
         # index, a common term's by walking the user's newest rows (``ix_agentmem_items_user_pk``) until
         # its share is found. A pool keeps the columns the statement's parts read and rank (so no
-        # row is read twice), and its rows are ranked once they are one set.
+        # row is read twice), each row ranked as its pool reads it; a row of several pools is merged
+        # by its primary key.
         pools = " UNION ALL ".join(
-            f"(SELECT {_POOLED}, search_vector FROM agentmem_items WHERE {owned} AND search_vector @@ {q}"
-            f" ORDER BY pk DESC LIMIT {share})"
-            for q in queries
+            f"(SELECT {_POOLED}, ts_rank(search_vector, (SELECT q FROM fts_query)) AS rank"
+            f" FROM agentmem_items WHERE {owned} AND search_vector @@ {query} ORDER BY pk DESC LIMIT {share})"
+            for query in queries
         )
-        hits = (
-            f"SELECT {_POOLED}, ts_rank(search_vector, {' || '.join(queries)}) AS rank"
-            f" FROM (SELECT DISTINCT ON (pk) * FROM ({pools}) p ORDER BY pk) d"
-        )
+        hits = f"SELECT DISTINCT ON (pk) * FROM ({pools}) p"
         params = {**owner_params, **{f"fts_{n}": term for n, term in enumerate(terms)}}
         return TextMatch(
-            with_=f"WITH fts_hits AS MATERIALIZED ({hits}) ",  # once, however many parts use it
+            with_=(
+                f"WITH fts_query AS (SELECT {' || '.join(queries)} AS q),"
+                f" fts_hits AS MATERIALIZED ({hits}) "  # once, however many parts use it
+            ),
             source="fts_hits i",
             score="i.rank",
             unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",

@@ -406,16 +406,9 @@ def _context_rows(
 ) -> list[ContextRow]:
     whole = [name for name in layers if name not in top]
     ranked = RankedRead(conn, scope, query, expiry)
-    parts = [ranked.arms(whole, scope.visible_agent_keys, None, False)] if whole else []
-    # One arm per agent key, session key and matched/unmatched: each an index range read in order.
-    parts += [
-        ranked.arms([name], (agent,), slice_.limit, slice_.by_count, (session,))
-        for name, slice_ in top.items()
-        if name in layers
-        for agent in scope.visible_agent_keys
-        for session in scope.visible_session_keys
-    ]
-    rows = ranked.run([arm for part in parts for arm in part])
+    arms = ranked.whole(whole) if whole else []
+    arms += [arm for name, slice_ in top.items() if name in layers for arm in ranked.top(name, slice_)]
+    rows = ranked.run(arms)
     taken: dict[str, int] = {}
     kept = []
     for row in rows:  # ordered by layer, then priority: the first ``limit`` of each are its top
