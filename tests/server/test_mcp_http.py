@@ -1,0 +1,124 @@
+"""``/mcp`` on a real ``agentmem serve`` process, through the MCP SDK's streamable HTTP client: the user
+is the one the key is bound to, and only a key bound to one user gets in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import httpx
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from agentmem import MemoryManager
+
+from .conftest import MakeKey
+
+T = TypeVar("T")
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "tests", "version": "1"},
+    },
+}
+
+
+def over_http(base: str, key: str, use: Callable[[Client], Awaitable[T]]) -> T:
+    async def main() -> T:
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+        async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
+            return await use(client)
+
+    return anyio.run(main)
+
+
+def text(result: types.CallToolResult) -> str:
+    block = result.content[0]
+    assert isinstance(block, types.TextContent)
+    return block.text
+
+
+def test_a_user_bound_key_reaches_its_user_and_no_other(
+    serve_process: str, mem: MemoryManager, make_key: MakeKey
+) -> None:
+    mem.knowledge.add("Bob keeps bees", user_id="bob")
+    key = make_key(user_id="alice")
+
+    async def use(client: Client) -> list[Any]:
+        listed = await client.list_tools()
+        added = await client.call_tool("memory_remember", {"layer": "knowledge", "value": "Likes green tea"})
+        search = await client.call_tool("memory_search", {"query": "bees"})
+        bad = await client.call_tool("memory_search", {"query": "bees", "user_id": "bob"})
+        context = (await client.read_resource("memory://context")).contents[0]
+        return [listed, added, search, bad, context]
+
+    listed, added, search, bad, context = over_http(serve_process, key, use)
+    assert "memory_learn" in {tool.name for tool in listed.tools}
+    assert not added.is_error
+    item_id = json.loads(text(added))["changes"][0]["id"]
+    assert mem.item(item_id, user_id="alice") is not None
+    assert json.loads(text(search))["results"] == []
+    assert bad.is_error
+    assert "takes no argument(s) 'user_id'" in text(bad)
+    assert isinstance(context, types.TextResourceContents)
+    assert "Likes green tea" in context.text
+    assert "bees" not in context.text
+
+
+def test_a_key_bound_to_a_user_and_an_agent_acts_as_that_agent(
+    serve_process: str, mem: MemoryManager, make_key: MakeKey
+) -> None:
+    mem.knowledge.add("Prefers tabs", user_id="alice", agent_id="coder")
+    mem.knowledge.add("Prefers window seats", user_id="alice", agent_id="travel")
+    key = make_key(user_id="alice", agent_id="coder")
+    result = over_http(serve_process, key, lambda c: c.call_tool("memory_context", {}))
+    assert "Prefers tabs" in text(result)
+    assert "window" not in text(result)
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [
+        ("admin", 403, "forbidden"),
+        ("agent", 403, "forbidden"),
+        ("none", 401, "unauthorized"),
+        ("unknown", 401, "unauthorized"),
+    ],
+)
+def test_only_a_key_bound_to_one_user_gets_in(
+    serve_process: str, make_key: MakeKey, kind: str, status: int, code: str
+) -> None:
+    headers = {"Accept": "application/json, text/event-stream"}
+    if kind == "admin":
+        headers["Authorization"] = f"Bearer {make_key(admin=True)}"
+    elif kind == "agent":
+        headers["X-API-Key"] = make_key(agent_id="coder")
+    elif kind == "unknown":
+        make_key(user_id="alice")
+        headers["Authorization"] = "Bearer am_not_a_key"
+    else:
+        make_key(user_id="alice")
+    answer = httpx.post(f"{serve_process}/mcp", json=INITIALIZE, headers=headers)
+    assert answer.status_code == status
+    assert answer.json()["error"]["code"] == code
+
+
+def test_open_mode_is_refused_too(serve_process: str) -> None:
+    # No key exists, so the REST routes are served as admin; /mcp has no user to act for.
+    answer = httpx.post(
+        f"{serve_process}/mcp", json=INITIALIZE, headers={"Accept": "application/json, text/event-stream"}
+    )
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "unauthorized"
+    rebound = httpx.post(f"{serve_process}/mcp", json=INITIALIZE, headers={"Host": "rebind.attacker.example"})
+    assert rebound.status_code == 400
+    assert rebound.json()["error"]["code"] == "host_not_allowed"
