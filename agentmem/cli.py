@@ -362,12 +362,17 @@ def _mcp(args: argparse.Namespace, out: TextIO) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s"))
     root = logging.getLogger()
+    level = root.level
     root.addHandler(handler)
     root.setLevel(args.log_level)
-    with MemoryManager(db=args.db, model=args.model) as mem:
-        server = memory_server(mem, user_id=args.user_id, agent_id=args.agent_id)
-        with contextlib.suppress(KeyboardInterrupt):
-            anyio.run(run_stdio, server)
+    try:
+        with MemoryManager(db=args.db, model=args.model) as mem:
+            server = memory_server(mem, user_id=args.user_id, agent_id=args.agent_id)
+            with contextlib.suppress(KeyboardInterrupt):
+                anyio.run(run_stdio, server)
+    finally:  # main() may run in a process of the caller's (tests do): leave its logging as it was
+        root.removeHandler(handler)
+        root.setLevel(level)
     return EXIT_OK
 
 

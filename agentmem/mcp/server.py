@@ -34,6 +34,7 @@ from mcp.server.context import CallNext, HandlerResult
 from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import __version__
 from ..errors import AgentMemError, ConfigurationError
 from ..guides import memory_section, tools_guide
 from ..integrations.common import learnable, query_of
@@ -174,8 +175,8 @@ class MemoryMcp:
     def __init__(self, memory: MemoryManager, identity: Callable[[], Identity]) -> None:
         self.memory = memory
         self.identity = identity
-        # The definitions depend only on the layers, never on the user: build them once.
-        self._definitions = memory.tools(user_id="schema").definitions
+        # The definitions depend only on the layers, never on the user: built once, for any user id.
+        self._definitions = memory.tools(user_id="any").definitions
 
     # ---- tools ----------------------------------------------------------------------------------
 
@@ -372,8 +373,6 @@ def build_server(
     if not isinstance(memory, MemoryManager):
         raise ConfigurationError(f"the MCP server needs a MemoryManager, not {type(memory).__name__}")
     handlers = MemoryMcp(memory, identity)
-    from .. import __version__
-
     return Server(
         name,
         version=__version__,

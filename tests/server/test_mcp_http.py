@@ -32,13 +32,14 @@ INITIALIZE = {
 }
 
 
-def over_http(base: str, key: str, use: Callable[[Client], Awaitable[T]]) -> T:
-    async def main() -> T:
-        http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
-        async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http)) as client:
-            return await use(client)
+async def connected(base: str, key: str, use: Callable[[Client], Awaitable[T]], mode: str = "auto") -> T:
+    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=mode) as client:
+        return await use(client)
 
-    return anyio.run(main)
+
+def over_http(base: str, key: str, use: Callable[[Client], Awaitable[T]], mode: str = "auto") -> T:
+    return anyio.run(connected, base, key, use, mode)
 
 
 def text(result: types.CallToolResult) -> str:
@@ -47,8 +48,10 @@ def text(result: types.CallToolResult) -> str:
     return block.text
 
 
+# The SDK serves the handshake era (initialize) and the per-request-envelope era on different paths.
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 def test_a_user_bound_key_reaches_its_user_and_no_other(
-    serve_process: str, mem: MemoryManager, make_key: MakeKey
+    serve_process: str, mem: MemoryManager, make_key: MakeKey, mode: str
 ) -> None:
     mem.knowledge.add("Bob keeps bees", user_id="bob")
     key = make_key(user_id="alice")
@@ -61,7 +64,7 @@ def test_a_user_bound_key_reaches_its_user_and_no_other(
         context = (await client.read_resource("memory://context")).contents[0]
         return [listed, added, search, bad, context]
 
-    listed, added, search, bad, context = over_http(serve_process, key, use)
+    listed, added, search, bad, context = over_http(serve_process, key, use, mode)
     assert "memory_learn" in {tool.name for tool in listed.tools}
     assert not added.is_error
     item_id = json.loads(text(added))["changes"][0]["id"]
@@ -72,6 +75,34 @@ def test_a_user_bound_key_reaches_its_user_and_no_other(
     assert isinstance(context, types.TextResourceContents)
     assert "Likes green tea" in context.text
     assert "bees" not in context.text
+
+
+def test_concurrent_callers_each_reach_only_their_own_user(
+    serve_process: str, mem: MemoryManager, make_key: MakeKey
+) -> None:
+    users = [f"user{i}" for i in range(4)]
+    for user in users:
+        mem.knowledge.add(f"The secret word of {user} is {user}-word", user_id=user)
+    keys = {user: make_key(user_id=user) for user in users}
+    seen: dict[str, list[str]] = {user: [] for user in users}
+
+    async def calls(client: Client, user: str) -> None:
+        for _ in range(5):
+            result = await client.call_tool("memory_context", {})
+            seen[user].append(text(result))
+
+    async def main() -> None:
+        # Every caller's requests interleave on the one stateless server.
+        async with anyio.create_task_group() as group:
+            for user in users:
+                group.start_soon(connected, serve_process, keys[user], lambda c, u=user: calls(c, u))
+
+    anyio.run(main)
+    for user, contexts in seen.items():
+        assert len(contexts) == 5
+        for context in contexts:
+            assert f"{user}-word" in context
+            assert sum(f"{other}-word" in context for other in users) == 1
 
 
 def test_a_key_bound_to_a_user_and_an_agent_acts_as_that_agent(
