@@ -15,6 +15,9 @@ Errors before the MCP server is reached are the REST server's JSON errors (``ser
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import anyio.to_thread
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.requests import Request
@@ -31,15 +34,30 @@ PATH = "/mcp"
 class McpEndpoint:
     """The ASGI app at ``/mcp``: authenticates the request, then hands it to the MCP session manager.
 
-    ``session_manager.run()`` must be entered for the app's lifetime (``create_app``'s lifespan does).
+    ``running()`` must be entered for the app's lifetime (``create_app``'s lifespan does).
     """
 
     def __init__(self, memory: MemoryManager) -> None:
-        server = build_server(memory, current_identity)
-        server.middleware.append(bind_identity)
-        self.session_manager = StreamableHTTPSessionManager(app=server, json_response=True, stateless=True)
+        self.server = build_server(memory, current_identity)
+        self.server.middleware.append(bind_identity)
+        self._manager: StreamableHTTPSessionManager | None = None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Serve ``/mcp`` while this is entered. A session manager runs only once, so each lifespan
+        (an app started again, as tests do) gets its own."""
+        manager = StreamableHTTPSessionManager(app=self.server, json_response=True, stateless=True)
+        async with manager.run():
+            self._manager = manager
+            try:
+                yield
+            finally:
+                self._manager = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        manager = self._manager
+        if manager is None:
+            raise RuntimeError("/mcp is served only while the app's lifespan runs (McpEndpoint.running)")
         who = await anyio.to_thread.run_sync(caller_of, Request(scope, receive))
         if who is OPEN:
             raise unauthorized("/mcp needs an API key bound to a user: 'Authorization: Bearer <key>'")
@@ -51,4 +69,4 @@ class McpEndpoint:
                 "(agentmem keys create --user U); admin and agent-wide keys cannot use it",
             )
         scope[IDENTITY_KEY] = Identity(who.user_id, who.agent_id)
-        await self.session_manager.handle_request(scope, receive, send)
+        await manager.handle_request(scope, receive, send)

@@ -48,7 +48,7 @@ def _closing(agents: Mapping[str, Agent], mcp: McpEndpoint) -> Any:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        async with mcp.session_manager.run():
+        async with mcp.running():
             yield
         for agent_id, agent in agents.items():
             try:

@@ -9,11 +9,13 @@ from typing import Any, TypeVar
 
 import anyio
 import httpx
+import httpx2
 import mcp_types as types
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from agentmem import MemoryManager
 
@@ -33,7 +35,7 @@ INITIALIZE = {
 
 
 async def connected(base: str, key: str, use: Callable[[Client], Awaitable[T]], mode: str = "auto") -> T:
-    http = create_mcp_http_client(headers={"Authorization": f"Bearer {key}"})
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=60)
     async with http, Client(streamable_http_client(f"{base}/mcp", http_client=http), mode=mode) as client:
         return await use(client)
 
@@ -153,3 +155,14 @@ def test_open_mode_is_refused_too(serve_process: str) -> None:
     rebound = httpx.post(f"{serve_process}/mcp", json=INITIALIZE, headers={"Host": "rebind.attacker.example"})
     assert rebound.status_code == 400
     assert rebound.json()["error"]["code"] == "host_not_allowed"
+
+
+def test_the_app_serves_mcp_each_time_it_starts(app: FastAPI, make_key: MakeKey) -> None:
+    key = make_key(user_id="alice")
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    headers = {"Authorization": f"Bearer {key}", "Accept": "application/json, text/event-stream"}
+    for _ in range(2):  # a session manager runs once: each lifespan needs its own
+        with TestClient(app) as client:
+            answer = client.post("/mcp", json=call, headers=headers)
+            assert answer.status_code == 200, answer.text
+            assert "memory_search" in {tool["name"] for tool in answer.json()["result"]["tools"]}
