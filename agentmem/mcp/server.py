@@ -35,11 +35,12 @@ from mcp.shared.exceptions import MCPError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import __version__
-from ..errors import AgentMemError, ConfigurationError
+from ..errors import AgentMemError, ConfigurationError, NotFoundError
 from ..guides import memory_section, tools_guide
 from ..integrations.common import learnable, query_of
 from ..manager import MemoryManager
 from ..scope import Scope
+from ..store.sessions import SessionInfo
 
 __all__ = ["Identity", "memory_server", "run_stdio"]
 
@@ -259,14 +260,19 @@ class MemoryMcp:
         sessions = self.memory.sessions
 
         def read() -> dict[str, Any]:
-            listed = sessions.list(user_id=who.user_id, agent_id=who.agent_id)
+            listed: list[SessionInfo] = []
             session_id = args.session_id
             if session_id is None:
+                listed = sessions.list(user_id=who.user_id, agent_id=who.agent_id)
                 if not listed:
                     return {"ok": True, "session_id": None, "messages": [], "sessions": []}
                 session_id = listed[0].session_id
             else:
-                sessions.get(session_id, user_id=who.user_id)  # NotFoundError: not one of the user's
+                # get: NotFoundError for a session the user does not have. Another agent's session is
+                # answered the same way.
+                owner = sessions.get(session_id, user_id=who.user_id).agent_id
+                if who.agent_id is not None and owner != who.agent_id:
+                    raise NotFoundError(f"user {who.user_id!r} has no session {session_id!r}")
             messages = sessions.messages(
                 session_id, user_id=who.user_id, agent_id=who.agent_id, limit=args.limit
             )

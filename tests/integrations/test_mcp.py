@@ -139,6 +139,20 @@ def test_history_reads_the_sessions_of_the_user(mem: MemoryManager) -> None:
     assert "bobs" in other
 
 
+def test_an_agent_reads_only_its_own_sessions(mem: MemoryManager) -> None:
+    mem.sessions.add("mine", [{"role": "user", "content": "tabs please"}], user_id="alice", agent_id="coder")
+    mem.sessions.add("trip", [{"role": "user", "content": "to Porto"}], user_id="alice", agent_id="travel")
+
+    async def use(client: Client) -> tuple[dict[str, Any], str]:
+        latest = ok(await client.call_tool("memory_history", {}))
+        return latest, failed(await client.call_tool("memory_history", {"session_id": "trip"}))
+
+    latest, other = run(memory_server(mem, user_id="alice", agent_id="coder"), use)
+    assert [s["session_id"] for s in latest["sessions"]] == ["mine"]
+    assert latest["messages"] == [{"role": "user", "content": "tabs please"}]
+    assert json.loads(other)["error"] == "user 'alice' has no session 'trip'"
+
+
 def test_learn_from_a_conversation_through_a_real_model(tmp_path: Path) -> None:
     reply = {
         "profile": {"name": "Priya", "location": "Lisbon"},
