@@ -189,7 +189,7 @@ class MemoryMcp:
                 name=d["function"]["name"],
                 description=d["function"]["description"],
                 input_schema=d["function"]["parameters"],
-                annotations=_ANNOTATIONS[d["function"]["name"]],
+                annotations=_ANNOTATIONS.get(d["function"]["name"]),
             )
             for d in self._definitions
         ]
