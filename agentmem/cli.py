@@ -1,15 +1,17 @@
 """The ``agentmem`` command: list users, inspect, export, import and delete their memory, list their
 memory variables; delete what is older than a retention period; back up and restore the whole database;
 run the offline demo; copy the default extraction prompts into a folder to customise them; run the REST
-server and manage its API keys.
+server and manage its API keys; serve one user's memory to an MCP client over stdio (``mcp``).
 
 Stdlib ``argparse`` only. Nothing here (or anything it imports) loads litellm, so every command
-starts fast and works without an API key or network; ``serve`` alone imports FastAPI and uvicorn.
+starts fast and works without an API key or network; ``serve`` alone imports FastAPI and uvicorn, and
+``mcp`` the MCP SDK's server.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import os
@@ -348,6 +350,32 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _mcp(args: argparse.Namespace, out: TextIO) -> int:
+    """Serve one user's memory over stdio: stdout carries the protocol, so nothing else is printed there
+    (log records go to stderr, at ``--log-level``)."""
+    import logging
+
+    import anyio
+
+    from .mcp import memory_server, run_stdio
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(args.log_level)
+    try:
+        with MemoryManager(db=args.db, model=args.model) as mem:
+            server = memory_server(mem, user_id=args.user_id, agent_id=args.agent_id)
+            with contextlib.suppress(KeyboardInterrupt):
+                anyio.run(run_stdio, server)
+    finally:  # main() may run in a process of the caller's (tests do): leave its logging as it was
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return EXIT_OK
+
+
 def _uvicorn_logging(access_log: bool) -> dict[str, Any]:
     """uvicorn's logging for ``serve``: its warnings and errors on stderr; one line per request on
     stderr only with ``--access-log`` (serve's own startup line says where it listens)."""
@@ -593,6 +621,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--access-log", action="store_true", help="log one line per request to stderr (default: off)"
     )
 
+    mcp = sub.add_parser(
+        "mcp",
+        parents=[common],
+        help="serve one user's memory to an MCP client over stdio",
+        description="Serve one user's memory as an MCP server over stdin/stdout: tools, resources and a "
+        "prompt. The user (and agent) are fixed here; no tool call can reach another user's memory.",
+    )
+    mcp.add_argument("--user-id", metavar="U", required=True, help="the user whose memory is served")
+    mcp.add_argument("--agent-id", metavar="A", help="act as this agent (its private memory of the user too)")
+    mcp.add_argument(
+        "--model", metavar="MODEL", help="litellm model id for memory_learn (default: the offline extractor)"
+    )
+    mcp.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        default="WARNING",
+        help="log records at this level and above go to stderr (default: WARNING)",
+    )
+
     keys = sub.add_parser("keys", help="create, list and revoke the REST server's API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     create = keys_sub.add_parser(
@@ -638,6 +685,8 @@ def main(argv: list[str] | None = None) -> int:
             return _prompts_export(args, out)
         if args.command == "serve":  # its own MemoryManager, with the model
             return _serve(args, out)
+        if args.command == "mcp":  # its own MemoryManager, with the model
+            return _mcp(args, out)
         handlers = {
             "show": _show,
             "variables": _variables,

@@ -1,5 +1,6 @@
 """The FastAPI app of ``agentmem serve``: versioned routes under ``/v1``, the inspector at ``/inspector``,
-``/healthz``, OpenAPI at ``/openapi.json`` and interactive docs at ``/docs``.
+the MCP server at ``/mcp`` (``agentmem.mcp.http``), ``/healthz``, OpenAPI at ``/openapi.json`` and
+interactive docs at ``/docs``.
 
 Every answer that is not a success is the JSON error of ``server.errors``; bodies are limited in size
 (``server.limits``); keys are checked by the ``server.auth`` dependencies each router declares.
@@ -17,12 +18,15 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
 from swagger_ui_bundle import swagger_ui_path
 
 from .. import __version__
 from ..agent import Agent
 from ..errors import AgentMemError, ConfigurationError
 from ..manager import MemoryManager
+from ..mcp.http import PATH as MCP_PATH
+from ..mcp.http import McpEndpoint
 from . import errors, hosts
 from .auth import principal
 from .deps import Memory, Settings
@@ -37,13 +41,15 @@ DEFAULT_MAX_BODY_BYTES = 1_000_000
 log = logging.getLogger("agentmem.server")
 
 
-def _closing(agents: Mapping[str, Agent]) -> Any:
-    """The app's lifespan: on shutdown, each served agent finishes the learning its runs left in its
-    background worker (``Agent.close``), so a stopped server loses no turn it already answered."""
+def _closing(agents: Mapping[str, Agent], mcp: McpEndpoint) -> Any:
+    """The app's lifespan: the MCP session manager runs while the app does; on shutdown, each served
+    agent finishes the learning its runs left in its background worker (``Agent.close``), so a stopped
+    server loses no turn it already answered."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with mcp.running():
+            yield
         for agent_id, agent in agents.items():
             try:
                 await asyncio.to_thread(agent.close)
@@ -88,12 +94,13 @@ def create_app(
             raise ConfigurationError(
                 f"agents must map each agent's agent_id to the Agent; {agent_id!r} does not"
             )
+    mcp = McpEndpoint(memory)
     app = FastAPI(
         title="agentmem",
         version=__version__,
         description="Layered long-term memory of users for LLM agents, over HTTP. Keys: "
         "`Authorization: Bearer am_...` or `X-API-Key: am_...`.",
-        lifespan=_closing(served),
+        lifespan=_closing(served, mcp),
         docs_url=None,  # FastAPI's /docs loads Swagger UI from a CDN: served from swagger-ui-bundle below
     )
     app.state.memory = memory
@@ -119,6 +126,8 @@ def create_app(
     app.include_router(inspector_router, prefix="/inspector", dependencies=keyed, include_in_schema=False)
     # Its sign-in page and stylesheet answer before a key is known (they read no memory).
     app.include_router(inspector_public, prefix="/inspector", include_in_schema=False)
+    # The MCP server for the user of the caller's key (agentmem.mcp.http checks the key itself).
+    app.router.routes.append(Route(MCP_PATH, mcp, include_in_schema=False))
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"], summary="Is the server up?")
     app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
     app.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)

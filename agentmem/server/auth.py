@@ -36,8 +36,9 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
-from .deps import Keys
+from .deps import Keys, get_keys
 from .errors import ApiError, not_found
 from .hosts import check_open_request
 
@@ -119,6 +120,19 @@ def principal(
 
 
 Caller = Annotated[Principal, Depends(principal)]
+
+
+def caller_of(request: Request) -> Principal:
+    """The caller of a request served outside FastAPI's dependencies (the ``/mcp`` mount): the key read
+    from the same headers with the same rules and errors as :func:`principal`. Sync: it reads the
+    database, so call it from a worker thread."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    bearer = (
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=token)
+        if scheme.lower() == "bearer" and token
+        else None
+    )
+    return principal(request, bearer, request.headers.get("x-api-key") or None, get_keys(request))
 
 
 def user_access(who: Principal, user_id: str) -> str:
