@@ -8,10 +8,12 @@ Adapters pass text through here so a run never fails on memory's account.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 
 from ..conversations import clipped
 from ..errors import ExtractionError
@@ -60,11 +62,23 @@ def learnable(turns: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return out
 
 
+@contextmanager
+def learning_logged(log: logging.Logger, user_id: str) -> Iterator[None]:
+    """Around learning from a finished run, whose reply is already there: a failure is logged, never
+    raised (an extraction failure stays pending for ``retry_pending``)."""
+    try:
+        yield
+    except ExtractionError as exc:
+        log.warning("memory not learned yet (kept for retry_pending): %s", exc)
+    except Exception:
+        log.exception("learning from a run failed for user %r", user_id)
+
+
 class BackgroundLearner:
     """One worker thread that learns finished runs in order, as ``Agent`` does: the run's reply never
     waits for it, and it outlives the event loop that ran the agent. A failed learn is logged to
-    ``log`` (an extraction failure stays pending for ``retry_pending``); ``submit`` after ``close``
-    raises ``RuntimeError``."""
+    ``log`` (an extraction failure stays pending for ``retry_pending``), and so is a run submitted
+    after ``close``, which is not learned."""
 
     def __init__(self, memory: MemoryManager, log: logging.Logger) -> None:
         self._memory = memory
@@ -83,16 +97,16 @@ class BackgroundLearner:
         generation: str | None,
     ) -> None:
         def learn() -> None:
-            try:
+            with learning_logged(self._log, user_id):
                 self._memory.learn(
                     messages, user_id=user_id, agent_id=agent_id, session_id=session_id, generation=generation
                 )
-            except ExtractionError as exc:
-                self._log.warning("memory not learned yet (kept for retry_pending): %s", exc)
-            except Exception:
-                self._log.exception("learning from a run failed for user %r", user_id)
 
-        future = self._pool.submit(learn)
+        try:
+            future = self._pool.submit(learn)
+        except RuntimeError:  # closed: the run's reply must still reach its caller
+            self._log.warning("background learning is closed: a run for user %r is not learned", user_id)
+            return
         with self._lock:
             self._futures.add(future)
         future.add_done_callback(self._done)
@@ -110,3 +124,24 @@ class BackgroundLearner:
     def close(self) -> None:
         """Finish the learns submitted so far and stop the worker."""
         self._pool.shutdown(wait=True)
+
+
+class LearningInBackground:
+    """What an adapter that may learn on a :class:`BackgroundLearner` (its ``_learner``) offers."""
+
+    _learner: BackgroundLearner | None
+
+    def wait_for_learning(self, timeout: float | None = None) -> bool:
+        """Wait for background learning started so far; ``False`` if ``timeout`` ran out first
+        (always ``True`` without ``learn_in_background``)."""
+        return self._learner.wait(timeout) if self._learner is not None else True
+
+    async def await_learning(self, timeout: float | None = None) -> bool:
+        """The async twin of :meth:`wait_for_learning`."""
+        return await asyncio.to_thread(self.wait_for_learning, timeout)
+
+    def close(self) -> None:
+        """Finish background learning and stop its worker (the memory itself stays open); runs after
+        this still work but learn nothing in the background."""
+        if self._learner is not None:
+            self._learner.close()

@@ -37,11 +37,11 @@ from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMes
 from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.runtime import Runtime
 
-from ..errors import ConfigurationError, ExtractionError
+from ..errors import ConfigurationError
 from ..guides import tools_guide
 from ..manager import MemoryManager
 from ..scope import check_id
-from .common import learnable, memory_instructions
+from .common import learnable, learning_logged, memory_instructions
 
 __all__ = ["AgentMemMiddleware", "MemoryContext", "MemoryState"]
 
@@ -270,12 +270,9 @@ class AgentMemMiddleware(AgentMiddleware[MemoryState, Any, Any]):
             return None
         messages, update = self._finished(state)
         if messages:
-            try:
-                self.memory.learn(messages, **self._learn_scope(runtime, state))
-            except ExtractionError as exc:  # the input is kept: memory.retry_pending() learns it later
-                log.warning("memory not learned yet (kept for retry_pending): %s", exc)
-            except Exception:  # the reply is there: memory must never fail the run
-                log.exception("learning from the run failed")
+            scope = self._learn_scope(runtime, state)
+            with learning_logged(log, scope["user_id"]):
+                self.memory.learn(messages, **scope)
         return update
 
     async def aafter_agent(self, state: MemoryState, runtime: Runtime[Any]) -> dict[str, Any] | None:
@@ -283,12 +280,9 @@ class AgentMemMiddleware(AgentMiddleware[MemoryState, Any, Any]):
             return None
         messages, update = self._finished(state)
         if messages:
-            try:
-                await self.memory.alearn(messages, **self._learn_scope(runtime, state))
-            except ExtractionError as exc:  # the input is kept: memory.retry_pending() learns it later
-                log.warning("memory not learned yet (kept for retry_pending): %s", exc)
-            except Exception:  # the reply is there: memory must never fail the run
-                log.exception("learning from the run failed")
+            scope = self._learn_scope(runtime, state)
+            with learning_logged(log, scope["user_id"]):
+                await self.memory.alearn(messages, **scope)
         return update
 
     def _finished(self, state: MemoryState) -> tuple[list[dict[str, str]], dict[str, Any] | None]:

@@ -20,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Generic, TypeAlias, TypeVar, cast
 
@@ -34,7 +32,7 @@ from agents.tool_context import ToolContext
 from ..errors import ConfigurationError, ErasedError, UnsupportedError
 from ..manager import MemoryManager
 from ..scope import check_id
-from .common import learnable, memory_instructions
+from .common import BackgroundLearner, LearningInBackground, learnable, learning_logged, memory_instructions
 
 __all__ = [
     "AgentMemory",
@@ -84,7 +82,7 @@ class _Run:
     session_id: str | None = None
 
 
-class AgentMemory:
+class AgentMemory(LearningInBackground):
     """A ``MemoryManager`` for OpenAI Agents SDK agents.
 
     Args:
@@ -128,7 +126,7 @@ class AgentMemory:
         self.token_budget = token_budget
         self._user_id = user_id
         self._runs: _PerRun[_Run] = _PerRun()
-        self._learner = _BackgroundLearner(memory) if learn_in_background else None
+        self._learner = BackgroundLearner(memory, logger) if learn_in_background else None
         self._definitions = [d["function"] for d in memory.tool_definitions()]
         self.hooks = AgentMemoryHooks(self)
         """Run hooks that learn from each run after its final output: ``Runner.run(..., hooks=am.hooks)``."""
@@ -252,35 +250,23 @@ class AgentMemory:
         final output. Failures are logged, never raised: memory never fails a run."""
         try:
             run = self._run(ctx)
+        except Exception:
+            logger.warning("agentmem could not tell whose run ended", exc_info=True)
+            return
+        with learning_logged(logger, run.user_id):
             messages = learnable(_run_turns(ctx.turn_input, output))
             if not any(m["role"] == "user" for m in messages):
                 return
+            scope: dict[str, Any] = {
+                "user_id": run.user_id,
+                "agent_id": self.agent_id,
+                "session_id": run.session_id,
+                "generation": run.generation,
+            }
             if self._learner is not None:
-                self._learner.submit(messages, run, self.agent_id)
-                return
-            await self.memory.alearn(
-                messages,
-                user_id=run.user_id,
-                agent_id=self.agent_id,
-                session_id=run.session_id,
-                generation=run.generation,
-            )
-        except Exception:
-            logger.warning("agentmem could not learn from an OpenAI Agents SDK run", exc_info=True)
-
-    def wait_for_learning(self, timeout: float | None = None) -> bool:
-        """Wait for background learning started so far; ``False`` if ``timeout`` ran out first
-        (always ``True`` without ``learn_in_background``)."""
-        return self._learner.wait(timeout) if self._learner is not None else True
-
-    async def await_learning(self, timeout: float | None = None) -> bool:
-        """The async twin of :meth:`wait_for_learning`."""
-        return await asyncio.to_thread(self.wait_for_learning, timeout)
-
-    def close(self) -> None:
-        """Finish background learning and stop its worker (the memory itself stays open)."""
-        if self._learner is not None:
-            self._learner.close()
+                self._learner.submit(messages, **scope)
+            else:
+                await self.memory.alearn(messages, **scope)
 
     # ---- sessions ------------------------------------------------------------------------------
 
@@ -291,47 +277,6 @@ class AgentMemory:
         )
         session._agent_memory = self
         return session
-
-
-class _BackgroundLearner:
-    """One worker thread that learns finished runs in order, as ``agentmem.Agent`` does: the run's
-    reply never waits for it, and it outlives the event loop that ran the agent."""
-
-    def __init__(self, memory: MemoryManager) -> None:
-        self._memory = memory
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentmem-sdk-learn")
-        self._futures: set[Future[None]] = set()
-        self._lock = threading.Lock()
-
-    def submit(self, messages: list[dict[str, str]], run: _Run, agent_id: str | None) -> None:
-        def learn() -> None:
-            try:
-                self._memory.learn(
-                    messages,
-                    user_id=run.user_id,
-                    agent_id=agent_id,
-                    session_id=run.session_id,
-                    generation=run.generation,
-                )
-            except Exception:
-                logger.warning("agentmem could not learn from an OpenAI Agents SDK run", exc_info=True)
-
-        future = self._pool.submit(learn)
-        with self._lock:
-            self._futures.add(future)
-        future.add_done_callback(self._done)
-
-    def _done(self, future: Future[None]) -> None:
-        with self._lock:
-            self._futures.discard(future)
-
-    def wait(self, timeout: float | None) -> bool:
-        with self._lock:
-            pending = set(self._futures)
-        return not wait(pending, timeout=timeout).not_done
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
 
 
 class AgentMemoryHooks(RunHooks[Any]):

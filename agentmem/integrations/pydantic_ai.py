@@ -34,10 +34,10 @@ from pydantic_ai.tools import AgentDepsT, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_core import SchemaValidator, core_schema
 
-from ..errors import ConfigurationError, ExtractionError
+from ..errors import ConfigurationError
 from ..manager import MemoryManager
 from ..tools import MemoryTools
-from .common import BackgroundLearner, learnable, memory_instructions
+from .common import BackgroundLearner, LearningInBackground, learnable, learning_logged, memory_instructions
 
 __all__ = ["MemoryCapability", "MemoryToolset", "openai_messages"]
 
@@ -94,7 +94,7 @@ class MemoryToolset(AbstractToolset[AgentDepsT]):
 
 
 @dataclass
-class MemoryCapability(AbstractCapability[AgentDepsT]):
+class MemoryCapability(LearningInBackground, AbstractCapability[AgentDepsT]):
     """A pydantic-ai capability that gives an agent the run's user's memory.
 
     For each run: the user's memory, compiled for the run's prompt, goes into the instructions
@@ -215,46 +215,18 @@ class MemoryCapability(AbstractCapability[AgentDepsT]):
         messages = learnable((m["role"], m["content"]) for m in [*previous, *openai_messages(new)])
         if not any(m["role"] == "user" for m in messages):
             return result
-        try:
-            if self._learner is not None:
-                try:
-                    self._learner.submit(
-                        messages,
-                        user_id=run.user_id,
-                        agent_id=self.agent_id,
-                        session_id=run.session_id,
-                        generation=run.generation,
-                    )
-                except RuntimeError:  # closed: the result must still be returned
-                    log.warning("MemoryCapability is closed: the run is not learned (use memory.learn)")
-                return result
-            await self.memory.alearn(
-                messages,
-                user_id=run.user_id,
-                agent_id=self.agent_id,
-                session_id=run.session_id,
-                generation=run.generation,
-            )
-        except ExtractionError as exc:
-            log.warning("memory not learned yet (kept for retry_pending): %s", exc)
-        except Exception:  # the run's result must never fail on memory's account
-            log.exception("learning from the run failed for user %r", run.user_id)
-        return result
-
-    def wait_for_learning(self, timeout: float | None = None) -> bool:
-        """Wait for background learning started so far; ``False`` if ``timeout`` ran out first
-        (always ``True`` without ``learn_in_background``)."""
-        return self._learner.wait(timeout) if self._learner is not None else True
-
-    async def await_learning(self, timeout: float | None = None) -> bool:
-        """The async twin of :meth:`wait_for_learning`."""
-        return await asyncio.to_thread(self.wait_for_learning, timeout)
-
-    def close(self) -> None:
-        """Finish background learning and stop its worker (the memory itself stays open); runs after
-        this still work but learn nothing."""
+        scope: dict[str, Any] = {
+            "user_id": run.user_id,
+            "agent_id": self.agent_id,
+            "session_id": run.session_id,
+            "generation": run.generation,
+        }
         if self._learner is not None:
-            self._learner.close()
+            self._learner.submit(messages, **scope)
+            return result
+        with learning_logged(log, run.user_id):
+            await self.memory.alearn(messages, **scope)
+        return result
 
 
 @dataclass

@@ -176,8 +176,7 @@ class MemoryMcp:
     def __init__(self, memory: MemoryManager, identity: Callable[[], Identity]) -> None:
         self.memory = memory
         self.identity = identity
-        # The definitions depend only on the layers, never on the user: built once, for any user id.
-        self._definitions = memory.tools(user_id="any").definitions
+        self._definitions = memory.tool_definitions()  # the layers', whoever a request acts for
 
     # ---- tools ----------------------------------------------------------------------------------
 

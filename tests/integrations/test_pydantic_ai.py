@@ -423,7 +423,7 @@ def test_learning_in_the_background_does_not_hold_the_result(
     memory.close()
     with caplog.at_level(logging.WARNING, logger="agentmem.integrations.pydantic_ai"):
         assert agent.run_sync("I'm Sarah again.").output == "ok"  # closed: the run still answers
-    assert "MemoryCapability is closed: the run is not learned" in caplog.text
+    assert "background learning is closed" in caplog.text
 
 
 def test_a_failed_background_learn_is_logged_and_kept_for_retry(
