@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
+from typing import Any
 
 from ..conversations import clipped
 from ..errors import ExtractionError
@@ -130,6 +131,30 @@ class LearningInBackground:
     """What an adapter that may learn on a :class:`BackgroundLearner` (its ``_learner``) offers."""
 
     _learner: BackgroundLearner | None
+
+    async def _learn_finished(
+        self,
+        memory: MemoryManager,
+        log: logging.Logger,
+        messages: list[dict[str, str]],
+        *,
+        user_id: str,
+        agent_id: str | None,
+        session_id: str | None,
+        generation: str | None,
+    ) -> None:
+        """Learn a finished run: handed to the learner when there is one, else now; never raises."""
+        scope: dict[str, Any] = {
+            "user_id": user_id,
+            "agent_id": agent_id,
+            "session_id": session_id,
+            "generation": generation,
+        }
+        if self._learner is not None:
+            self._learner.submit(messages, **scope)
+            return
+        with learning_logged(log, user_id):
+            await memory.alearn(messages, **scope)
 
     def wait_for_learning(self, timeout: float | None = None) -> bool:
         """Wait for background learning started so far; ``False`` if ``timeout`` ran out first

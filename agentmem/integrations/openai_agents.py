@@ -253,20 +253,19 @@ class AgentMemory(LearningInBackground):
         except Exception:
             logger.warning("agentmem could not tell whose run ended", exc_info=True)
             return
-        with learning_logged(logger, run.user_id):
+        messages: list[dict[str, str]] = []
+        with learning_logged(logger, run.user_id):  # an SDK item of a shape not foreseen
             messages = learnable(_run_turns(ctx.turn_input, output))
-            if not any(m["role"] == "user" for m in messages):
-                return
-            scope: dict[str, Any] = {
-                "user_id": run.user_id,
-                "agent_id": self.agent_id,
-                "session_id": run.session_id,
-                "generation": run.generation,
-            }
-            if self._learner is not None:
-                self._learner.submit(messages, **scope)
-            else:
-                await self.memory.alearn(messages, **scope)
+        if any(m["role"] == "user" for m in messages):
+            await self._learn_finished(
+                self.memory,
+                logger,
+                messages,
+                user_id=run.user_id,
+                agent_id=self.agent_id,
+                session_id=run.session_id,
+                generation=run.generation,
+            )
 
     # ---- sessions ------------------------------------------------------------------------------
 

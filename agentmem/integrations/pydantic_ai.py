@@ -37,7 +37,7 @@ from pydantic_core import SchemaValidator, core_schema
 from ..errors import ConfigurationError
 from ..manager import MemoryManager
 from ..tools import MemoryTools
-from .common import BackgroundLearner, LearningInBackground, learnable, learning_logged, memory_instructions
+from .common import BackgroundLearner, LearningInBackground, learnable, memory_instructions
 
 __all__ = ["MemoryCapability", "MemoryToolset", "openai_messages"]
 
@@ -215,17 +215,15 @@ class MemoryCapability(LearningInBackground, AbstractCapability[AgentDepsT]):
         messages = learnable((m["role"], m["content"]) for m in [*previous, *openai_messages(new)])
         if not any(m["role"] == "user" for m in messages):
             return result
-        scope: dict[str, Any] = {
-            "user_id": run.user_id,
-            "agent_id": self.agent_id,
-            "session_id": run.session_id,
-            "generation": run.generation,
-        }
-        if self._learner is not None:
-            self._learner.submit(messages, **scope)
-            return result
-        with learning_logged(log, run.user_id):
-            await self.memory.alearn(messages, **scope)
+        await self._learn_finished(
+            self.memory,
+            log,
+            messages,
+            user_id=run.user_id,
+            agent_id=self.agent_id,
+            session_id=run.session_id,
+            generation=run.generation,
+        )
         return result
 
 
