@@ -29,9 +29,12 @@ from agents import Agent, AgentHooks, FunctionTool, RunContextWrapper, RunHooks,
 from agents.run_context import AgentHookContext
 from agents.tool_context import ToolContext
 
-from ..errors import ConfigurationError, ErasedError, UnsupportedError
+from ..conversations import clipped
+from ..errors import ConfigurationError, ErasedError, InvalidInputError, ScopeError, UnsupportedError
 from ..manager import MemoryManager
 from ..scope import check_id
+from ..secret_filter import redact
+from ..validation import cleaned_text
 from .common import BackgroundLearner, LearningInBackground, learnable, learning_logged, memory_instructions
 
 __all__ = [
@@ -382,6 +385,10 @@ class AgentMemorySession:
             )
         except ErasedError:
             logger.info("user %r was deleted during the run; its session items are not stored", self.user_id)
+        except ScopeError:  # another agent's session: refused, as every read of it is
+            raise
+        except InvalidInputError as exc:  # e.g. a tool output over a message's length: the run has its reply
+            logger.warning("a turn's items are not stored in session %r: %s", self.session_id, exc)
 
     async def pop_item(self, *, wrapper: RunContextWrapper[Any] | None = None) -> TResponseInputItem | None:
         """Not supported: agentmem's conversation history cannot remove one message.
@@ -417,13 +424,34 @@ def _is_plain(item: Mapping[str, Any]) -> bool:
     )
 
 
+def _storable(value: Any) -> Any:
+    """``value`` with every string made storable and its secrets redacted, inside JSON held in a string
+    too (a tool call's arguments, its output): redacting the dumped JSON as text would miss a secret
+    behind escaped quotes, or cut an escape and leave JSON that no longer parses."""
+    if isinstance(value, str):
+        text = redact(cleaned_text(value))
+        if text[:1] in ("{", "["):
+            try:
+                inner = json.loads(text)
+            except ValueError:
+                return text
+            return json.dumps(_storable(inner), ensure_ascii=False)
+        return text
+    if isinstance(value, Mapping):
+        return {key: _storable(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_storable(inner) for inner in value]
+    return value
+
+
 def _message_of(item: Mapping[str, Any]) -> dict[str, Any]:
     """An SDK item as a stored message: a plain message as is, any other item as its JSON."""
     if _is_plain(item):
-        return {"role": item["role"], "content": item["content"]}
+        return {"role": item["role"], "content": clipped(cleaned_text(item["content"]))}
     role = item.get("role")
     stored_role = role if role in ("user", "assistant", "system") else "tool"
-    return {"role": stored_role, "content": json.dumps(item, ensure_ascii=False), "name": ITEM_MARK}
+    content = json.dumps(_storable(item), ensure_ascii=False)
+    return {"role": stored_role, "content": content, "name": ITEM_MARK}
 
 
 def _item_of(message: Mapping[str, Any]) -> TResponseInputItem:

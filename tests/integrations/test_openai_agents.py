@@ -571,6 +571,31 @@ def test_a_secret_in_a_stored_item_is_redacted_and_the_item_still_reads_back(
         mem.close()
 
 
+def test_a_named_password_in_a_tool_calls_json_is_redacted_and_the_item_stays_json(
+    sqlite_url: str, run: Run[Any], caplog: Any
+) -> None:
+    mem = MemoryManager(db=sqlite_url)
+    try:
+        session = AgentMemory(mem).session("sarah", "s1")
+        arguments = json.dumps({"username": "bob", "password": "Hunter2pass!"})
+        call = {"type": "function_call", "call_id": "c1", "name": "login", "arguments": arguments}
+        said = "the password for the VPN is Hunter2pass!"
+        output = {"type": "function_call_output", "call_id": "c1", "output": said}
+        huge = {"type": "function_call_output", "call_id": "c2", "output": "x" * 150_000}
+        run(session.add_items([call, output]))
+        with caplog.at_level(logging.WARNING, logger="agentmem.integrations.openai_agents"):
+            run(session.add_items([huge, {"role": "user", "content": "nul\x00 here"}]))  # never fails the run
+
+        stored_call, stored_output = run(session.get_items())
+
+        assert "Hunter2pass" not in json.dumps(mem.export_user("sarah"))
+        assert json.loads(stored_call["arguments"])["username"] == "bob"  # still JSON, still a call
+        assert stored_output["call_id"] == "c1"
+        assert "are not stored" in caplog.text
+    finally:
+        mem.close()
+
+
 def test_sessions_are_isolated_between_users_sessions_and_agents(db_url: str, run: Run[Any]) -> None:
     mem = MemoryManager(db=db_url)
     try:
