@@ -58,6 +58,10 @@ class McpEndpoint:
         manager = self._manager
         if manager is None:
             raise RuntimeError("/mcp is served only while the app's lifespan runs (McpEndpoint.running)")
+        if scope["method"] != "POST":
+            # Stateless: nothing is ever sent on a GET stream, which would stay open (and outlive a
+            # revoked key); sessions are never made, so there is nothing to DELETE either.
+            raise ApiError(405, "method_not_allowed", "/mcp takes POST (stateless streamable HTTP)")
         who = await anyio.to_thread.run_sync(caller_of, Request(scope, receive))
         if who is OPEN:
             raise unauthorized("/mcp needs an API key bound to a user: 'Authorization: Bearer <key>'")

@@ -166,3 +166,12 @@ def test_the_app_serves_mcp_each_time_it_starts(app: FastAPI, make_key: MakeKey)
             answer = client.post("/mcp", json=call, headers=headers)
             assert answer.status_code == 200, answer.text
             assert "memory_search" in {tool["name"] for tool in answer.json()["result"]["tools"]}
+
+
+def test_only_post_is_served_so_no_stream_is_left_open(app: FastAPI, make_key: MakeKey) -> None:
+    headers = {"Authorization": f"Bearer {make_key(user_id='alice')}", "Accept": "text/event-stream"}
+    with TestClient(app) as client:
+        for method in ("GET", "DELETE", "PUT"):
+            answer = client.request(method, "/mcp", headers=headers)
+            assert answer.status_code == 405, method
+            assert answer.json()["error"]["code"] == "method_not_allowed"
