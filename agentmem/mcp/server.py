@@ -20,6 +20,7 @@ drop arguments they do not know, where every tool here refuses them.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from ..store.sessions import SessionInfo
 
 __all__ = ["Identity", "memory_server", "run_stdio"]
 
+log = logging.getLogger("agentmem.mcp")
 SERVER_NAME = "agentmem"
 HISTORY_LIMIT = 20
 MAX_HISTORY_LIMIT = 200
@@ -378,7 +380,7 @@ def build_server(
     if not isinstance(memory, MemoryManager):
         raise ConfigurationError(f"the MCP server needs a MemoryManager, not {type(memory).__name__}")
     handlers = MemoryMcp(memory, identity)
-    return Server(
+    server: Server[Any] = Server(
         name,
         version=__version__,
         instructions=f"{tools_guide()} {MCP_GUIDE}",
@@ -390,6 +392,8 @@ def build_server(
         on_list_prompts=handlers.list_prompts,
         on_get_prompt=handlers.get_prompt,
     )
+    server.middleware.append(hide_internal_errors)
+    return server
 
 
 def memory_server(
@@ -421,6 +425,18 @@ def current_identity() -> Identity:
     if who is None:  # the mount authenticates every request before the server sees it
         raise MCPError(types.INVALID_REQUEST, "this request carries no identity")
     return who
+
+
+async def hide_internal_errors(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Server middleware: an unexpected failure is logged and answered as an internal error, never with
+    its own text (which may name a database or a path)."""
+    try:
+        return await call_next(ctx)
+    except (MCPError, AgentMemError):
+        raise
+    except Exception:
+        log.exception("an MCP request failed")
+        raise MCPError(types.INTERNAL_ERROR, "internal server error") from None
 
 
 async def bind_identity(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -262,6 +263,33 @@ def test_an_unknown_tool_resource_or_prompt_is_a_protocol_error(mem: MemoryManag
     assert resource.error.code == -32002
     assert "memory://knowledge" in resource.error.message
     assert prompt.error.code == types.INVALID_PARAMS
+
+
+def test_an_unexpected_failure_is_an_internal_error_without_its_text(
+    mem: MemoryManager, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(**_: Any) -> str:
+        raise RuntimeError("postgresql://admin:pw@db/x")
+
+    monkeypatch.setattr(mem, "compile", broken)
+
+    async def use(client: Client) -> list[MCPError]:
+        raised = []
+        for call in (
+            lambda: client.read_resource("memory://context"),
+            lambda: client.get_prompt("use_memory"),
+        ):
+            with pytest.raises(MCPError) as caught:
+                await call()
+            raised.append(caught.value)
+        return raised
+
+    with caplog.at_level(logging.ERROR, logger="agentmem.mcp"):
+        errors = run(memory_server(mem, user_id="alice"), use)
+    assert [(e.error.code, e.error.message) for e in errors] == [
+        (types.INTERNAL_ERROR, "internal server error")
+    ] * 2
+    assert "postgresql://admin" in caplog.text  # logged for the operator, not sent to the client
 
 
 def test_a_server_for_one_user_cannot_reach_another(mem: MemoryManager) -> None:
