@@ -427,16 +427,23 @@ def _is_plain(item: Mapping[str, Any]) -> bool:
 def _storable(value: Any) -> Any:
     """``value`` with every string made storable and its secrets redacted, inside JSON held in a string
     too (a tool call's arguments, its output): redacting the dumped JSON as text would miss a secret
-    behind escaped quotes, or cut an escape and leave JSON that no longer parses."""
+    behind escaped quotes, or cut an escape and leave JSON that no longer parses. A string is rewritten
+    only where something in it changed, so items round-trip exactly."""
     if isinstance(value, str):
-        text = redact(cleaned_text(value))
-        if text[:1] in ("{", "["):
-            try:
-                inner = json.loads(text)
-            except ValueError:
-                return text
-            return json.dumps(_storable(inner), ensure_ascii=False)
-        return text
+        text = cleaned_text(value)
+        redacted = redact(text)
+        if text[:1] not in ("{", "["):
+            return redacted
+        try:
+            original = json.loads(text)
+        except ValueError:
+            return redacted
+        try:  # named secrets ("password": "...") are found in the JSON text, one level of quotes
+            inner = json.loads(redacted)
+        except ValueError:  # the redaction cut the JSON: redact its strings one by one instead
+            inner = original
+        kept = _storable(inner)
+        return text if kept == original else json.dumps(kept, ensure_ascii=False)
     if isinstance(value, Mapping):
         return {key: _storable(inner) for key, inner in value.items()}
     if isinstance(value, list):

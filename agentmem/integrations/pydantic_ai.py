@@ -6,7 +6,7 @@ the finished run. One agent serves many users at once: the user is resolved from
 ``RunContext`` (e.g. ``user_id=lambda ctx: ctx.deps.user_id``) into a per-run copy, never from
 anything the model sends.
 
-Needs the ``pydantic-ai`` extra (``pip install 'agentmem[pydantic-ai]'``).
+Needs the ``pydantic-ai`` extra (``pip install 'agentmem-layers[pydantic-ai]'``).
 """
 
 from __future__ import annotations

@@ -590,6 +590,10 @@ def test_a_named_password_in_a_tool_calls_json_is_redacted_and_the_item_stays_js
 
         assert "Hunter2pass" not in json.dumps(mem.export_user("sarah"))
         assert json.loads(stored_call["arguments"])["username"] == "bob"  # still JSON, still a call
+        # Without a secret, JSON text in an item is kept to the letter, not re-formatted.
+        compact = {"type": "function_call", "call_id": "c3", "name": "find", "arguments": '{"q":[1.10,2.50]}'}
+        run(session.add_items([compact]))
+        assert run(session.get_items(limit=1)) == [compact]
         assert stored_output["call_id"] == "c1"
         assert "are not stored" in caplog.text
     finally:
