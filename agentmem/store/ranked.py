@@ -12,7 +12,7 @@ one index range, joined to the pool for its matched rows' scores.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
@@ -35,11 +35,14 @@ class Top(NamedTuple):
 class RankedRead:
     """Builds the arms of one compile read and runs them as one statement; ``search`` uses its parts."""
 
-    def __init__(self, conn: Connection, scope: Scope, query: str | None, expiry: Expiry) -> None:
+    def __init__(
+        self, conn: Connection, scope: Scope, scores: Mapping[int, float] | None, expiry: Expiry
+    ) -> None:
+        """``scores``: the relevance of the rows that have any (``recall.relevance``), by pk."""
         self.conn = conn
         self.scope = scope
         self.expiry = expiry
-        self.match = search.text_match(conn, scope, query) if query else None
+        self.match = search.scored(conn, scores) if scores else None
         self.params: dict[str, Any] = {"user": scope.user_id, **(self.match.params if self.match else {})}
         self.postgres = conn.dialect.name == "postgresql"
         self.ctes: list[str] = []  # what ``top`` reads twice, defined once in the statement
