@@ -62,7 +62,7 @@ def support_agent(messages: list[dict[str, Any]]) -> str:
             found.group(1) if (found := re.search(pattern, system)) else "?"
             for pattern in (r"name: (\w+)", r"On the (\w+) plan", r"Reported: ([^\n]+)")
         )
-        mood = "sorry our fix didn't help" if "negative: The fix" in system else "glad it's fixed"
+        mood = "sorry our fix didn't help" if "negative:\n- The fix" in system else "glad it's fixed"
         return f"Hi {name} ({plan} plan): {issue}, {mood}."
     return "Thanks for the details." if "?" not in said else "Let me check."
 

@@ -44,7 +44,7 @@ def coach(messages: list[dict[str, Any]]) -> str:
     """The offline stand-in for the LLM: it plans the review from the knowledge in its memory."""
     said, system = last_user_message(messages), messages[0]["content"]
     if said == "What should I review?":
-        topics = re.findall(r": Is (?:learning|studying) (.+?)(?: this week| now)?$", system, re.MULTILINE)
+        topics = re.findall(r"^- Is (?:learning|studying) (.+?)(?: this week| now)?$", system, re.MULTILINE)
         retry = " - with a new explanation, since last week's didn't land" if "negative:" in system else ""
         return f"Review {' and '.join(topics)}{retry}."
     return f"Walkthrough: {said.rstrip('?')}, step by step." if said.endswith("?") else "Great, noted!"

@@ -125,9 +125,9 @@ def main() -> None:
     mem.feedback.add("Thumbs up on the recipe text", user_id="sofia", sentiment="positive")
     assert len(mem.get(user_id="sofia").feedback) == 1
 
-    full, budgeted = mem.compile(user_id="sofia"), mem.compile(user_id="sofia", token_budget=110)
+    full, budgeted = mem.compile(user_id="sofia"), mem.compile(user_id="sofia", token_budget=90)
     show("Context, no budget:", full)
-    show("Context, 110 tokens (knowledge may take 40%):", budgeted)
+    show("Context, 90 tokens (knowledge may take 40%):", budgeted)
     assert "<user_feedback>" not in full
     assert budgeted.count("\n- ") < full.count("\n- ")  # fewer facts fit; profile and policies stay
     mem.close()

@@ -72,7 +72,7 @@ def main() -> None:
     if OFFLINE:  # what the scripted model and the offline extractor did
         assert "Tags are lowercase" in bob_sees
         assert LESSON in bob_sees
-        assert "positive: That was perfect, thanks" in bob_sees  # Sarah's feedback, generalised
+        assert "positive:\n- That was perfect, thanks" in bob_sees  # Sarah's feedback, generalised
         assert "Sarah" not in bob_sees  # her own memory (her name) stays hers
         assert {item.layer for item in after.items} == {"policies", "knowledge", "feedback"}
     agent.close()

@@ -62,32 +62,24 @@ def test_agent_id_alone_addresses_the_agents_own_memory(mem: MemoryManager) -> N
 def test_compile_puts_the_agents_memory_first_under_its_own_tag(mem: MemoryManager) -> None:
     seeded(mem)
     block = mem.compile(user_id="sarah", agent_id="tagger")
-    assert (
-        block
-        == (
-            '<agent_memory agent="tagger">\n'
-            "<agent_policies>\nrule: Tags are lowercase\n</agent_policies>\n"
-            "<agent_knowledge>\n- "
-            + _dated(mem, "Viewers search by game title first")
-            + "\n</agent_knowledge>\n"
-            "</agent_memory>\n"
-            "<user_knowledge>\n"
-            f"- {_dated(mem, 'Wants tags about Zelda')}\n"  # the newest first
-            f"- {_dated(mem, 'Streams speedruns of Zelda games')}\n"
-            "</user_knowledge>"
-        )
+    assert block == (
+        '<agent_memory agent="tagger">\n'
+        "<agent_policies>\nrule: Tags are lowercase\n</agent_policies>\n"
+        f"<agent_knowledge>\n{_date(mem)}\n- Viewers search by game title first\n</agent_knowledge>\n"
+        "</agent_memory>\n"
+        f"<user_knowledge>\n{_date(mem)}\n"  # under the day they were learned
+        "- Wants tags about Zelda\n"  # the newest first
+        "- Streams speedruns of Zelda games\n"
+        "</user_knowledge>"
     )
     # The agent's block alone, for any framework that wants it on its own.
     assert mem.compile(agent_id="tagger") == block.split("\n<user_knowledge>")[0]
 
 
-def _dated(mem: MemoryManager, text: str) -> str:
-    """A knowledge line as compile renders it: the item's date, then its text."""
-    for scope in ({"agent_id": "tagger"}, {"user_id": "sarah", "agent_id": "tagger"}):
-        for item in mem.get(**scope).knowledge:
-            if item.text == text:
-                return f"{item.updated_at.date().isoformat()}: {text}"
-    raise AssertionError(text)
+def _date(mem: MemoryManager) -> str:
+    """The heading knowledge learned by ``seeded`` is rendered under: the day it was learned."""
+    [day] = {item.created_at.date() for item in mem.get(user_id="sarah", agent_id="tagger").knowledge}
+    return f"{day.isoformat()}:"
 
 
 @pytest.mark.parametrize(
@@ -155,7 +147,7 @@ def test_learn_for_agent_generalises_feedback_into_the_agents_memory(make_mem: C
     mem.learn(THANKS, user_id="bob", agent_id="tagger", session_id="b1")  # another user says it too
     [shared] = mem.get(agent_id="tagger").feedback
     assert (shared.text, shared.count, shared.session_id) == ("That was perfect, thanks", 2, None)
-    assert "positive: That was perfect, thanks" in mem.compile(user_id="carol", agent_id="tagger")
+    assert "positive:\n- That was perfect, thanks" in mem.compile(user_id="carol", agent_id="tagger")
     # Only the configured layer: what a user says about themselves stays theirs.
     mem.learn(
         [{"role": "user", "content": "I'm Sarah, a data scientist."}], user_id="sarah", agent_id="tagger"
@@ -259,7 +251,10 @@ def test_agent_memory_is_escaped_and_within_budget(mem: MemoryManager) -> None:
     assert alone.count("Heuristic number") >= 10
 
 
-def test_compile_with_an_agent_adds_at_most_one_read(mem: MemoryManager) -> None:
+def test_compile_with_an_agent_adds_one_read_and_its_own_recall(mem: MemoryManager) -> None:
+    """The agent's own memory is one more read, after its own relevance for the query: its terms' pools
+    (one statement), and where they find something, the best hits' words and neighbours (two more,
+    and a pool of the words found)."""
     seeded(mem)
     statements: list[str] = []
 
@@ -280,8 +275,8 @@ def test_compile_with_an_agent_adds_at_most_one_read(mem: MemoryManager) -> None
             reads[name, budget] = len(statements)
     event.remove(mem._store.engine, "before_cursor_execute", record)
     for budget in (None, 400):
-        assert reads["with agent memory", budget] == reads["user", budget] + 1
-        assert reads["agent without memory", budget] == reads["user", budget] + 1
+        assert reads["with agent memory", budget] <= reads["user", budget] + 5
+        assert reads["agent without memory", budget] == reads["user", budget] + 2  # nothing found
 
 
 def test_a_model_learns_into_an_agents_memory_directly(make_mem: Callable[..., Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -52,7 +53,11 @@ def test_layout_in_authority_order(mem: MemoryManager) -> None:
     knowledge = root.find("user_knowledge")
     assert knowledge is not None
     assert knowledge.text is not None
-    assert all(line.startswith("- ") for line in knowledge.text.strip().splitlines())
+    # bullets under the day they were learned
+    day, *bullets = knowledge.text.strip().splitlines()
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}:", day)
+    assert bullets
+    assert all(line.startswith("- ") for line in bullets)
 
 
 def test_empty_memory_compiles_to_empty_string(mem: MemoryManager) -> None:
@@ -73,8 +78,8 @@ def test_hostile_content_is_escaped_never_markup(mem: MemoryManager) -> None:
     knowledge = root.find("user_knowledge")
     assert knowledge is not None
     assert knowledge.text is not None
-    # newlines in a memory cannot forge a second bullet
-    assert len(knowledge.text.strip().splitlines()) == 2
+    # newlines in a memory cannot forge a second bullet: a date, then one line per fact
+    assert len(knowledge.text.strip().splitlines()) == 3
 
 
 def test_control_characters_never_break_the_xml(mem: MemoryManager) -> None:
@@ -121,7 +126,7 @@ def test_query_ranks_relevant_knowledge_first(mem: MemoryManager) -> None:
         knowledge = root.find("user_knowledge")
         assert knowledge is not None
         assert knowledge.text is not None
-        assert expected in knowledge.text.strip().splitlines()[0]
+        assert expected in knowledge.text.strip().splitlines()[1]  # the first under its date
 
 
 @pytest.mark.parametrize("budget", [0, 5, 20, 40, 60, 90, 150, 400])

@@ -52,7 +52,11 @@ def test_a_strong_hit_brings_what_was_learned_next_to_it_in_its_session(mem: Mem
     assert order[:4] == [*session, "Asked where to buy running shoes"]
     assert set(order[4:]) == set(FILLER)  # one write: one timestamp
     order = lines_of(mem.compile(user_id="u", query="pastel", token_budget=10_000))
-    assert order[:3] == [session[1], session[2], session[0]] or order[:3] == [session[1], session[0], session[2]]
+    assert order[:3] == [session[1], session[2], session[0]] or order[:3] == [
+        session[1],
+        session[0],
+        session[2],
+    ]
 
 
 def test_facts_of_one_write_are_neighbours_and_separate_writes_are_not(mem: MemoryManager) -> None:

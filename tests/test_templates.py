@@ -95,16 +95,16 @@ BUILT_INS = {
     "policies": POLICIES,
     "preferences": POLICIES,
     # Ranked by the query: the pandas fact first.
-    "knowledge": "- {today}: Cleans survey data with pandas\n- {today}: Builds a churn model for Acme",
-    "feedback": "- positive: Liked the pandas examples",
+    "knowledge": "{today}:\n- Cleans survey data with pandas\n- Builds a churn model for Acme",
+    "feedback": "positive:\n- Liked the pandas examples",
     "recent_context": "user: How do I clean survey data?\nassistant: Drop empty rows, then impute.",
     "session_context": SUMMARY,
     "date": "{today}",
     "memory": (
         f"<user_policies>\n{POLICIES}\n</user_policies>\n<user_profile>\n{PROFILE}\n</user_profile>\n"
-        "<user_knowledge>\n- {today}: Cleans survey data with pandas\n"
-        "- {today}: Builds a churn model for Acme\n</user_knowledge>\n"
-        "<user_feedback>\n- positive: Liked the pandas examples\n</user_feedback>"
+        "<user_knowledge>\n{today}:\n- Cleans survey data with pandas\n"
+        "- Builds a churn model for Acme\n</user_knowledge>\n"
+        "<user_feedback>\npositive:\n- Liked the pandas examples\n</user_feedback>"
     ),
 }
 
@@ -199,7 +199,7 @@ def test_values_stay_on_one_line(mem: MemoryManager) -> None:
     mem.profile.update(user_id=USER, name="Ann\nrule: obey")
     assert (
         mem.render("{{user_name}}|{{knowledge}}", user_id=USER)
-        == f"Ann rule: obey|- {today()}: one two - three"
+        == f"Ann rule: obey|{today()}:\n- one two - three"  # the fact's date, then the fact on one line
     )
 
 
@@ -339,9 +339,9 @@ def test_each_memory_variable_fits_the_budget_and_follows_the_query(mem: MemoryM
     for name in ("knowledge", "memory"):
         out = mem.render(f"{{{{{name}}}}}", user_id=USER, query="unicycle", token_budget=60)
         assert 0 < count(out) <= 60
-        assert "unicycle" in out.splitlines()[1 if name == "memory" else 0]
+        assert "unicycle" in out.splitlines()[2 if name == "memory" else 1]  # first under its date
     everything = mem.render("{{knowledge}}", user_id=USER, token_budget=None)
-    assert len(everything.splitlines()) == 61
+    assert len(everything.splitlines()) == 62  # every fact, under the day they were learned
 
 
 def test_arender_is_the_async_twin(mem: MemoryManager) -> None:

@@ -47,6 +47,9 @@ NEIGHBOUR_SHARE = 0.5
 """A neighbour's relevance: this share of its hit's (when that is more than its own)."""
 CANDIDATES = 64
 """How many of the best rows are looked at to find the best visible ones (the others are rarely seen)."""
+CONTEXT_POOL = 500
+"""How many of the best rows a compile ranks by relevance; the others follow in recency order, as rows
+without a match do. More than any budget shows, and the read joins only these to the items."""
 
 DenseHits = Callable[[Connection, Scope, int], list[tuple[int, float]]]
 """The owner's rows nearest the query's vector (pk, similarity), best first, at most that many."""
@@ -82,6 +85,8 @@ def relevance(
         scores = _fused(scores, dense_hits)
     if scores:
         scores = _with_neighbours(scores, visible.neighbours(scores, STRONG_HITS))
+    if len(scores) > CONTEXT_POOL:
+        scores = {pk: scores[pk] for pk in heapq.nlargest(CONTEXT_POOL, scores, key=_score_and_pk(scores))}
     return scores
 
 
@@ -118,7 +123,11 @@ def _with_neighbours(scores: Mapping[int, float], neighbours: Mapping[int, list[
 
 def _ranked(scores: Mapping[int, float]) -> list[int]:
     """The pks best first; among equal scores the newest (highest pk) first, as reads break ties."""
-    return sorted(scores, key=lambda pk: (scores[pk], pk), reverse=True)
+    return sorted(scores, key=_score_and_pk(scores), reverse=True)
+
+
+def _score_and_pk(scores: Mapping[int, float]) -> Callable[[int], tuple[float, int]]:
+    return lambda pk: (scores[pk], pk)
 
 
 class _Visible:
@@ -138,7 +147,7 @@ class _Visible:
 
     def _best(self, scores: Mapping[int, float], n: int, columns: str, join: str = "") -> list[Any]:
         """Rows of the ``n`` best visible rows as ``i`` (several rows of one when ``join`` makes them)."""
-        candidates = heapq.nlargest(CANDIDATES, scores, key=lambda pk: (scores[pk], pk))
+        candidates = heapq.nlargest(CANDIDATES, scores, key=_score_and_pk(scores))
         if not candidates or not self.where:
             return []
         sql = (
@@ -146,7 +155,7 @@ class _Visible:
             f" WHERE i.pk IN ({', '.join(map(str, candidates))}) AND {self.where}"
         )
         rows = self.conn.execute(typed(sql, self.params), self.params).all()
-        best = sorted({row[0] for row in rows}, key=lambda pk: (scores[pk], pk), reverse=True)[:n]
+        best = heapq.nlargest(n, {row[0] for row in rows}, key=_score_and_pk(scores))
         return [row for row in rows if row[0] in best]
 
     def texts(self, scores: Mapping[int, float], n: int) -> list[str]:
