@@ -438,6 +438,28 @@ def _v10(op: Operations) -> None:
         step(op)
 
 
+def _v11_vectors(op: Operations) -> None:
+    """Embeddings for semantic search: one vector per item (float32, little-endian), of the model
+    named beside it, with the item's owner for the scan of one owner's vectors. Deleting an item
+    deletes its vector (the foreign key cascades; SQLite's connections turn foreign keys on). Items
+    written before this step have none: they are pending embedding."""
+    op.create_table(
+        "agentmem_vectors",
+        sa.Column(
+            "pk",
+            sa.Integer,
+            sa.ForeignKey("agentmem_items.pk", ondelete="CASCADE"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("model"),
+        sa.Column("vector", sa.LargeBinary, nullable=False),
+    )
+    op.create_index("ix_agentmem_vectors_owner", "agentmem_vectors", ["user_id", "model", "agent_id"])
+
+
 class Migration(NamedTuple):
     name: str
     run: Callable[[Operations], None]
@@ -455,6 +477,7 @@ MIGRATIONS: dict[int, Migration] = {
     8: Migration("ranked reads: recency index, and full-text search on PostgreSQL", _v8_ranked_reads),
     9: Migration("word index, memory variables, items that expire, session-scoped memory", _v9),
     10: Migration("full-text words tagged by owner, the rank pools' index, API keys", _v10),
+    11: Migration("embeddings for semantic search", _v11_vectors),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

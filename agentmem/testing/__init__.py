@@ -24,11 +24,13 @@ For expiry and retention, a :class:`ManualClock` stands still until your test mo
 """
 
 from .clock import ManualClock
+from .embedder import HashingEmbedder
 from .scripted import ScriptedModel, ScriptedRequest, ToolCall
 from .server import Fault, LoopbackServer, ServerReply, Slow
 
 __all__ = [
     "Fault",
+    "HashingEmbedder",
     "LoopbackServer",
     "ManualClock",
     "ScriptedModel",
