@@ -87,6 +87,7 @@ class Store:
     ) -> None:
         self.url = url
         self.embedder = embedder
+        self._vectors = vectors.VectorCache()
         self._clock = clock
         self._ttls = dict(ttls or {})
         self._ephemeral: Path | None = None
@@ -160,8 +161,8 @@ class Store:
                 )
             yield writer
         # Committed, the write lock released: a slow embedding model holds up this call only.
-        for owner in sorted(writer.written, key=lambda o: o.owner):
-            self.embed_pending(owner, EMBED_BACKLOG, quiet=True)
+        for owner, count in sorted(writer.written.items(), key=lambda o: o[0].owner):
+            self.embed_pending(owner, count + EMBED_BACKLOG, quiet=True)
 
     # ---- embeddings ----------------------------------------------------------------------
 
@@ -254,7 +255,7 @@ class Store:
             raise ConfigurationError(
                 "dense_hits needs an embedding model (MemoryManager(embedding_model=...))"
             )
-        return vectors.dense_hits(conn, scope, self.embedder.name, vector, k, self.expiry())
+        return vectors.dense_hits(conn, scope, self.embedder.name, vector, k, self.expiry(), self._vectors)
 
     def generation(self, scope: Scope) -> str:
         """The user's current generation, begun now if there is none. Work that spans a model call takes

@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     Table,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlmodel import Field, SQLModel
@@ -272,18 +273,19 @@ class VectorRow(SQLModel, table=True):
     """An item's embedding for semantic search (v11): float32 little-endian bytes of the model ``model``
     (see agentmem/embeddings.py). Deleted with its item; a live item of an owner without a vector of
     the configured model is pending embedding. ``user_id`` and ``agent_id`` are the item's, so one
-    owner's vectors are read through the index without touching other rows (see store/vectors.py)."""
+    owner's vectors are read through the index alone. ``id`` only grows (a changed vector is a new
+    row), so an owner's (count, largest id) tells whether its vectors changed (see store/vectors.py)."""
 
     __tablename__ = "agentmem_vectors"
-    __table_args__ = (Index("ix_agentmem_vectors_owner", "user_id", "model", "agent_id"),)
+    __table_args__ = (
+        UniqueConstraint("pk", name="ux_agentmem_vectors_pk"),
+        Index("ix_agentmem_vectors_owner", "user_id", "model", "agent_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
+    id: int | None = Field(default=None, primary_key=True)
     pk: int = Field(
-        sa_column=Column(
-            Integer,
-            ForeignKey("agentmem_items.pk", ondelete="CASCADE"),
-            primary_key=True,
-            autoincrement=False,
-        )
+        sa_column=Column(Integer, ForeignKey("agentmem_items.pk", ondelete="CASCADE"), nullable=False)
     )
     user_id: str = Field(max_length=255)
     agent_id: str = Field(max_length=255)

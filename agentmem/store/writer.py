@@ -59,13 +59,13 @@ class Writer:
     the transaction's moment, ``now``."""
 
     def __init__(
-        self, conn: Connection, scope: Scope, expiry: Expiry, written: set[Scope] | None = None
+        self, conn: Connection, scope: Scope, expiry: Expiry, written: dict[Scope, int] | None = None
     ) -> None:
         self.conn, self.scope, self.expiry, self.now = conn, scope, expiry, expiry.now
         self._observed_at: datetime | None = None
-        self.written: set[Scope] = set() if written is None else written
-        """The owners (see ``owner_scope``) whose items this transaction gave new text, shared by every
-        writer of the transaction: the store embeds their pending items once it commits."""
+        self.written: dict[Scope, int] = {} if written is None else written
+        """How many items of each owner (see ``owner_scope``) this transaction gave new text, shared by
+        every writer of the transaction: the store embeds them once it commits."""
 
     def live(self, layer: str) -> list[MemoryItem]:
         """The live items of ``layer`` in exactly this scope (what a merge works against)."""
@@ -354,7 +354,8 @@ class Writer:
         # drop theirs (a deleted item's goes with its row).
         vectors.drop(conn, [*(item_id for item_id, _ in batch.reindexed), *(r["_id"] for r in batch.closed)])
         if batch.added or batch.reindexed:
-            self.written.add(owner_scope(self.scope))
+            owner = owner_scope(self.scope)
+            self.written[owner] = self.written.get(owner, 0) + len(batch.added) + len(batch.reindexed)
         if batch.deleted:
             conn.execute(_DELETE_ITEMS, {"ids": batch.deleted})
         if batch.closed:
