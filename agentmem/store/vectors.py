@@ -36,7 +36,8 @@ VECTORS = table(VectorRow)
 # Stores a vector only while its item is live and still says the embedded text: a write that changed
 # or closed the item while the model was called wins, and the item stays pending. A new row each time
 # (never an update in place): ids only grow, which is what tells a cache the owner's vectors changed.
-_DELETE = VECTORS.delete().where(VECTORS.c.pk == bindparam("pk"))
+_STILL_SAYS = "SELECT pk FROM agentmem_items WHERE pk = :pk AND text = :text AND valid_to IS NULL"
+_DELETE = text(f"DELETE FROM agentmem_vectors WHERE pk IN ({_STILL_SAYS})")
 _STORE = text(
     "INSERT INTO agentmem_vectors (pk, user_id, agent_id, model, vector)"
     " SELECT pk, user_id, agent_id, :model, :vector FROM agentmem_items"
@@ -61,7 +62,7 @@ def store(conn: Connection, model: str, embedded: Sequence[tuple[int, str, Any]]
     """Store (pk, text, vector) where the item still holds that text; return how many were stored."""
     stored = 0
     for pk, item_text, vector in embedded:  # one by one: an executemany's rowcount is not reliable
-        conn.execute(_DELETE, {"pk": pk})
+        conn.execute(_DELETE, {"pk": pk, "text": item_text})
         row = {"pk": pk, "text": item_text, "model": model, "vector": to_blob(vector)}
         stored += conn.execute(_STORE, row).rowcount
     return stored
@@ -125,13 +126,13 @@ class VectorCache:
 
 def _refresh(conn: Connection, where: Sequence[Any], cached: _Matrix | None) -> _Matrix:
     np = numpy()
+    if cached is not None and not len(cached.ids):
+        cached = None  # nothing to keep: read whatever is there now
     after = cached.version[1] if cached is not None else -1
     stmt = select(VECTORS.c.id, VECTORS.c.pk, VECTORS.c.vector).where(*where, VECTORS.c.id > after)
     rows = conn.execute(stmt.order_by(VECTORS.c.id)).all()
     blobs = [bytes(r.vector) for r in rows]
-    width = cached.rows.shape[1] * 4 if cached is not None and len(cached.ids) else None
-    if width is None:
-        width = max((len(b) for b in blobs), default=0)
+    width = cached.rows.shape[1] * 4 if cached is not None else max((len(b) for b in blobs), default=0)
     # One model's vectors have one length; a row of another (a model renamed without `reembed`)
     # cannot be compared and is left out.
     keep = [i for i, blob in enumerate(blobs) if len(blob) == width]
