@@ -111,7 +111,7 @@ class VectorCache:
             if cached is not None and cached.version == version:
                 self._entries.move_to_end(key)
                 return cached
-        read = _refresh(conn, where, cached)
+        read = _refresh(conn, where, cached, version[0])
         with self._lock:
             old = self._entries.pop(key, None)
             self._bytes -= old.size if old is not None else 0
@@ -124,7 +124,9 @@ class VectorCache:
         return read
 
 
-def _refresh(conn: Connection, where: Sequence[Any], cached: _Matrix | None) -> _Matrix:
+def _refresh(conn: Connection, where: Sequence[Any], cached: _Matrix | None, count: int) -> _Matrix:
+    """The owner's vectors: ``cached`` ones still stored and those added since, or all when nothing is
+    cached. ``count``: how many the owner had when this read began."""
     np = numpy()
     if cached is not None and not len(cached.ids):
         cached = None  # nothing to keep: read whatever is there now
@@ -140,14 +142,27 @@ def _refresh(conn: Connection, where: Sequence[Any], cached: _Matrix | None) -> 
     pks = np.array([rows[i].pk for i in keep], dtype=np.int64)
     matrix = np.frombuffer(b"".join(blobs[i] for i in keep), dtype="<f4").reshape(len(keep), width // 4)
     if cached is not None:
-        stored = np.array(conn.execute(select(VECTORS.c.id).where(*where)).scalars().all(), dtype=np.int64)
-        still = np.isin(cached.ids, stored)
+        if count == len(cached.ids) + len(rows):  # none deleted (ids only grow): keep every cached row
+            still = np.ones(len(cached.ids), dtype=bool)
+        else:
+            stored = conn.execute(select(VECTORS.c.id).where(*where)).scalars().all()
+            still = np.isin(cached.ids, np.array(stored, dtype=np.int64))
         ids = np.concatenate([cached.ids[still], ids])
         pks = np.concatenate([cached.pks[still], pks])
         matrix = np.concatenate([cached.rows[still], matrix]) if len(matrix) else cached.rows[still]
     # The version of what was read (not of the first query: a write may have committed since), so a
     # later check finds any change: an insert raises the largest id, a deletion alone lowers the count.
     return _Matrix((len(ids), int(ids.max()) if len(ids) else 0), ids, pks, matrix)
+
+
+def _live(pks: Sequence[int], expiry: Expiry) -> Any:
+    """Which of these items are live. Their rows are found by pk in a subquery the planner keeps
+    apart (OFFSET 0): flattened, PostgreSQL would rather walk every live item of the database through
+    a partial index whenever its statistics undercount them (after a bulk write, before ANALYZE)."""
+    columns = (ITEMS.c.pk, ITEMS.c.valid_to, ITEMS.c.expires_at, ITEMS.c.updated_at, ITEMS.c.layer)
+    rows = select(*columns).where(ITEMS.c.pk.in_(pks)).offset(0).subquery(ITEMS.name)
+    # The expiry clause names ``agentmem_items.<column>``: the subquery's alias.
+    return select(rows.c.pk).where(rows.c.valid_to.is_(None), expiry.clause())
 
 
 def dense_hits(
@@ -168,11 +183,7 @@ def dense_hits(
     for start in range(0, len(order), 2 * k + 16):
         part = order[start : start + 2 * k + 16]
         pks = [int(p) for p in found.pks[part]]
-        live = set(
-            conn.execute(
-                select(ITEMS.c.pk).where(ITEMS.c.pk.in_(pks), ITEMS.c.valid_to.is_(None), expiry.clause())
-            ).scalars()
-        )
+        live = set(conn.execute(_live(pks, expiry)).scalars())
         hits += [(pk, float(scores[i])) for pk, i in zip(pks, part, strict=True) if pk in live]
         if len(hits) >= k:
             break
