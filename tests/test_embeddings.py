@@ -4,6 +4,7 @@ re-embedding after a model change, and litellm's real HTTP path through Loopback
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -16,7 +17,7 @@ from agentmem import ConfigurationError, EmbeddingError, MemoryManager
 from agentmem.cli import main
 from agentmem.embeddings import BATCH_SIZE, Embedder
 from agentmem.scope import Scope
-from agentmem.testing import Fault, HashingEmbedder, LoopbackServer
+from agentmem.testing import Fault, HashingEmbedder, LoopbackServer, ScriptedModel
 
 
 class Flaky:
@@ -392,3 +393,23 @@ def test_a_query_vector_of_another_length_is_refused(sqlite_url: str, managers: 
     managers.append(without)
     with without._store.engine.connect() as conn, pytest.raises(ConfigurationError):
         without._store.dense_hits(conn, Scope.of("sarah"), [1.0], 5)
+
+
+def test_learned_items_are_embedded_too(db_url: str, managers: list[MemoryManager]) -> None:
+    embedder = HashingEmbedder()
+    model = ScriptedModel([{"profile": {"name": "Sarah"}, "knowledge": [{"text": "Lives in Berlin"}]}])
+    mem = MemoryManager(db=db_url, model=model, embedding_model=embedder)
+    managers.append(mem)
+    mem.learn([{"role": "user", "content": "I'm Sarah, I live in Berlin."}], user_id="sarah", agent_id="bot")
+    assert len(embedder.calls) == 1
+    assert sorted(embedder.calls[0]) == sorted(i.text for i in mem.get(user_id="sarah", agent_id="bot").items)
+    assert hits(mem, Scope.of("sarah"), "Where does she live?")[0][0] == "Lives in Berlin"
+
+
+def test_alearn_embeds_its_items(sqlite_url: str, managers: list[MemoryManager]) -> None:
+    embedder = HashingEmbedder()
+    model = ScriptedModel([{"knowledge": [{"text": "Lives in Berlin"}]}])
+    mem = MemoryManager(db=sqlite_url, model=model, embedding_model=embedder)
+    managers.append(mem)
+    asyncio.run(mem.alearn([{"role": "user", "content": "I live in Berlin."}], user_id="sarah"))
+    assert embedder.calls == [["Lives in Berlin"]]
