@@ -413,3 +413,51 @@ def test_alearn_embeds_its_items(sqlite_url: str, managers: list[MemoryManager])
     managers.append(mem)
     asyncio.run(mem.alearn([{"role": "user", "content": "I live in Berlin."}], user_id="sarah"))
     assert embedder.calls == [["Lives in Berlin"]]
+
+
+def test_hashing_embedder_is_deterministic_unit_length_and_shares_word_parts() -> None:
+    embedder = HashingEmbedder()
+    first, again = embedder(["Where does she live?"]), HashingEmbedder()(["Where does she live?"])
+    assert first == again
+    assert len(first[0]) == 256
+    assert sum(v * v for v in first[0]) == pytest.approx(1.0)
+    assert sum(v * v for v in embedder.vector("")) == pytest.approx(1.0)  # no words: still a vector
+
+    def cosine(a: str, b: str) -> float:
+        return sum(x * y for x, y in zip(embedder.vector(a), embedder.vector(b), strict=True))
+
+    assert cosine("Where does she live?", "Lives in Berlin") > cosine("Where does she live?", "Likes tea")
+    assert cosine("She lives in Berlin", "Sarah lives in Berlin") > 0.5
+    with pytest.raises(ValueError, match="dimensions"):
+        HashingEmbedder(4)
+
+
+def test_loopback_embeddings_endpoint_answers_in_openai_format() -> None:
+    import json
+    import urllib.error
+    import urllib.request
+
+    def post(url: str, body: object) -> tuple[int, Any]:
+        request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    with LoopbackServer() as server:
+        status, body = post(f"{server.url}/embeddings", {"model": "m", "input": ["a b", "c"]})
+        assert status == 200
+        assert [d["index"] for d in body["data"]] == [0, 1]
+        assert body["data"][0]["embedding"] == HashingEmbedder().vector("a b")
+        status, body = post(f"{server.url}/embeddings", {"model": "m", "input": "one text"})
+        assert (status, len(body["data"])) == (200, 1)
+        assert post(f"{server.url}/embeddings", {"model": "m", "input": [1, 2]})[0] == 400
+        server.embedding_fault = Fault(429)
+        assert post(f"{server.url}/embeddings", {"model": "m", "input": ["a"]})[0] == 429
+        assert post(f"{server.url}/nothing", {})[0] == 404
+        assert len(server.embedding_requests) == 4
+    with LoopbackServer(embedder=lambda texts: 1 / 0) as broken:  # type: ignore[arg-type,return-value]
+        status, body = post(f"{broken.url}/embeddings", {"model": "m", "input": ["a"]})
+        assert status == 500
+        assert "ZeroDivisionError" in body["error"]["message"]

@@ -8,7 +8,6 @@ import re
 from collections.abc import Sequence
 
 _WORD = re.compile(r"\w+")
-_SUFFIXES = ("ing", "ies", "ed", "es", "s")
 # Words in nearly every sentence: left out, or they would make every two texts look alike.
 _STOP_WORDS = frozenset(
     [
@@ -69,11 +68,15 @@ _STOP_WORDS = frozenset(
 
 
 def _stem(word: str) -> str:
-    """A crude English stem, enough that "lives" and "live", "cities" and "city" meet."""
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
+    """A crude English stem, enough that "live", "lives", "lived" and "living" meet, and "cities" and
+    "city": an ending taken off, then a final "e"."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and not word.endswith("ss") and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 class HashingEmbedder:
