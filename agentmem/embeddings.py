@@ -27,6 +27,9 @@ BATCH_SIZE = 64
 """Texts sent in one embedding call: providers cap a request's inputs (OpenAI at 2048, many local
 servers far lower), and a failed call then loses one batch's work, not a whole re-embedding's."""
 
+MAX_NAME = 255
+"""The longest model name the vectors' ``model`` column holds."""
+
 _INSTALL_HINT = "pip install 'agentmem-layers[embeddings]'"
 
 
@@ -63,6 +66,10 @@ class Embedder:
         else:
             raise ConfigurationError(
                 f"embedding_model must be a litellm model id or a function, got {type(model).__name__}"
+            )
+        if len(self.name) > MAX_NAME:
+            raise ConfigurationError(
+                f"the embedding model's name is {len(self.name)} characters; at most {MAX_NAME}"
             )
         if options is not None and not isinstance(options, Mapping):
             raise ConfigurationError(f"embedding_options must be a dict, got {type(options).__name__}")

@@ -358,6 +358,10 @@ def test_bad_embedding_configuration_and_answers_are_clear_errors() -> None:
         MemoryManager(db="sqlite://", embedding_model=42)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="non-empty"):
         Embedder(" ")
+    with pytest.raises(ConfigurationError, match="at most 255"):
+        Embedder("openai/" + "x" * 300)
+    with pytest.raises(ConfigurationError, match="not a function"):
+        Embedder(HashingEmbedder(), {"api_base": "http://127.0.0.1:9"})
 
     def answers(vectors: list[Any]) -> Embedder:
         def model(texts: Sequence[str]) -> list[Any]:
