@@ -132,27 +132,37 @@ def _refresh(conn: Connection, where: Sequence[Any], cached: _Matrix | None, cou
         cached = None  # nothing to keep: read whatever is there now
     after = cached.version[1] if cached is not None else -1
     stmt = select(VECTORS.c.id, VECTORS.c.pk, VECTORS.c.vector).where(*where, VECTORS.c.id > after)
-    rows = conn.execute(stmt.order_by(VECTORS.c.id)).all()
-    blobs = [bytes(r.vector) for r in rows]
+    rows = _raw(conn, stmt.order_by(VECTORS.c.id))
+    blobs = [bytes(r[2]) for r in rows]
     width = cached.rows.shape[1] * 4 if cached is not None else max((len(b) for b in blobs), default=0)
     # One model's vectors have one length; a row of another (a model renamed without `reembed`)
     # cannot be compared and is left out.
     keep = [i for i, blob in enumerate(blobs) if len(blob) == width]
-    ids = np.array([rows[i].id for i in keep], dtype=np.int64)
-    pks = np.array([rows[i].pk for i in keep], dtype=np.int64)
+    ids = np.array([rows[i][0] for i in keep], dtype=np.int64)
+    pks = np.array([rows[i][1] for i in keep], dtype=np.int64)
     matrix = np.frombuffer(b"".join(blobs[i] for i in keep), dtype="<f4").reshape(len(keep), width // 4)
     if cached is not None:
         if count == len(cached.ids) + len(rows):  # none deleted (ids only grow): keep every cached row
             still = np.ones(len(cached.ids), dtype=bool)
         else:
-            stored = conn.execute(select(VECTORS.c.id).where(*where)).scalars().all()
-            still = np.isin(cached.ids, np.array(stored, dtype=np.int64))
+            stored = _raw(conn, select(VECTORS.c.id).where(*where))
+            still = np.isin(cached.ids, np.array([r[0] for r in stored], dtype=np.int64))
         ids = np.concatenate([cached.ids[still], ids])
         pks = np.concatenate([cached.pks[still], pks])
         matrix = np.concatenate([cached.rows[still], matrix]) if len(matrix) else cached.rows[still]
     # The version of what was read (not of the first query: a write may have committed since), so a
     # later check finds any change: an insert raises the largest id, a deletion alone lowers the count.
     return _Matrix((len(ids), int(ids.max()) if len(ids) else 0), ids, pks, matrix)
+
+
+def _raw(conn: Connection, stmt: Any) -> list[Any]:
+    """The driver's own rows (tuples of ints and bytes): building SQLAlchemy rows for an owner's
+    thousands of vectors took longer than reading them."""
+    result = conn.execute(stmt)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def _live(pks: Sequence[int], expiry: Expiry) -> Any:
