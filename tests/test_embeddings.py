@@ -465,3 +465,29 @@ def test_loopback_embeddings_endpoint_answers_in_openai_format() -> None:
         status, body = post(f"{broken.url}/embeddings", {"model": "m", "input": ["a"]})
         assert status == 500
         assert "ZeroDivisionError" in body["error"]["message"]
+
+
+def test_dense_for_embeds_the_query_once_and_degrades_to_none(
+    sqlite_url: str, managers: list[MemoryManager], caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky = Flaky()
+    mem = MemoryManager(db=sqlite_url, embedding_model=flaky)
+    managers.append(mem)
+    mem.knowledge.add_many(["Lives in Berlin", "Likes pandas"], user_id="sarah")
+    flaky.calls.clear()
+    dense = mem._store.dense_for("Where does she live?")
+    assert dense is not None
+    assert flaky.calls == [["Where does she live?"]]
+    with mem._store.engine.connect() as conn:
+        first = dense(conn, Scope.of("sarah"), 1)
+        assert len(dense(conn, Scope.of("sarah"), 5)) == 2
+    assert len(first) == 1
+    assert flaky.calls == [["Where does she live?"]]  # the query was embedded once
+    assert mem._store.dense_for(None) is None
+    assert mem._store.dense_for("  ") is None
+    flaky.down = True
+    assert mem._store.dense_for("Where does she live?") is None  # the read ranks by words alone
+    assert "ranking by its words alone" in caplog.text
+    without = MemoryManager(db=sqlite_url)
+    managers.append(without)
+    assert without._store.dense_for("Where does she live?") is None

@@ -242,6 +242,21 @@ class Store:
         with self.write(owner) as writer:
             writer.conn.execute(vectors.VECTORS.delete().where(owned(vectors.VECTORS, owner)))
 
+    def dense_for(
+        self, query: str | None
+    ) -> Callable[[Connection, Scope, int], list[tuple[int, float]]] | None:
+        """``dense_hits`` of the query's meaning, for a read to call with its connection, scope and k:
+        the query is embedded now, once for the whole read. None without an embedding model or a
+        query, or when the model fails (logged): the read then ranks by words alone."""
+        if self.embedder is None or query is None or not query.strip():
+            return None
+        try:
+            vector = self.embedder.embed([query])[0]
+        except EmbeddingError as exc:
+            log.warning("embedding the query failed; ranking by its words alone: %s", exc)
+            return None
+        return lambda conn, scope, k: self.dense_hits(conn, scope, vector, k)
+
     def dense_hits(self, conn: Connection, scope: Scope, vector: Any, k: int) -> list[tuple[int, float]]:
         """(pk, cosine similarity) of the ``k`` live items of the scope's owner (``Scope.owner``: all of
         a user's rows, every agent's and session's of the user included, or one agent's own memory)
