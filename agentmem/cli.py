@@ -1,11 +1,12 @@
 """The ``agentmem`` command: list users, inspect, export, import and delete their memory, list their
 memory variables; delete what is older than a retention period; back up and restore the whole database;
 run the offline demo; copy the default extraction prompts into a folder to customise them; run the REST
-server and manage its API keys; serve one user's memory to an MCP client over stdio (``mcp``).
+server and manage its API keys; serve one user's memory to an MCP client over stdio (``mcp``); embed
+items for semantic search after a change of embedding model (``reembed``).
 
 Stdlib ``argparse`` only. Nothing here (or anything it imports) loads litellm, so every command
-starts fast and works without an API key or network; ``serve`` alone imports FastAPI and uvicorn, and
-``mcp`` the MCP SDK's server.
+starts fast and works without an API key or network; ``serve`` alone imports FastAPI and uvicorn,
+``mcp`` the MCP SDK's server, and ``reembed`` litellm and numpy.
 """
 
 from __future__ import annotations
@@ -252,6 +253,14 @@ def _cleanup(mem: MemoryManager, args: argparse.Namespace, out: TextIO) -> int:
     report = mem.cleanup(older_than=args.older_than, what=kinds, user_id=args.user)
     counts = ", ".join(f"{count} {kind}" for kind, count in report if kind in kinds)
     print(f"deleted {counts}{f' of {args.user}' if args.user else ''}", file=out)
+    return EXIT_OK
+
+
+def _reembed(args: argparse.Namespace, out: TextIO) -> int:
+    options = {"api_base": args.api_base} if args.api_base else None
+    with MemoryManager(db=args.db, embedding_model=args.model, embedding_options=options) as mem:
+        count = mem.reembed(user_id=args.user, everything=args.all)
+    print(f"embedded {count} items{f' of {args.user}' if args.user else ''} with {args.model}", file=out)
     return EXIT_OK
 
 
@@ -580,6 +589,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cleanup.add_argument("--user", metavar="USER", help="only this user's (default: every user's)")
 
+    reembed = sub.add_parser(
+        "reembed",
+        parents=[common],
+        help="embed the live items that have no vector of an embedding model (after a model change: all)",
+        description="Embed, in batches, every live item without a vector of MODEL: after a change of "
+        "embedding model, every item. The model's API key is read from its usual environment variable "
+        "(OPENAI_API_KEY ...).",
+    )
+    reembed.add_argument("--model", metavar="MODEL", required=True, help="the litellm embedding model id")
+    reembed.add_argument("--api-base", metavar="URL", help="the model server's URL (a local server)")
+    reembed.add_argument("--user", metavar="USER", help="only this user's items (default: everyone's)")
+    reembed.add_argument(
+        "--all", action="store_true", help="re-embed items that already have a vector of MODEL too"
+    )
+
     demo = sub.add_parser(
         "demo",
         help="learn from three users' conversations and print their context (offline, no API key)",
@@ -687,6 +711,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args, out)
         if args.command == "mcp":  # its own MemoryManager, with the model
             return _mcp(args, out)
+        if args.command == "reembed":  # its own MemoryManager, with the embedding model
+            return _reembed(args, out)
         handlers = {
             "show": _show,
             "variables": _variables,

@@ -80,6 +80,12 @@ class ContextLengthError(ModelError):
     """The request is longer than the model's context window. Never retried."""
 
 
+class EmbeddingError(AgentMemError):
+    """An embedding model failed or answered with vectors agentmem cannot use (wrong count, shape or
+    dimension, not finite). A write never raises it: its items are stored and stay pending embedding
+    (see ``MemoryManager.retry_pending``). The model's own error, if any, is chained (``__cause__``)."""
+
+
 class ExtractionError(AgentMemError):
     """Extraction from a conversation failed for good; nothing was written.
 

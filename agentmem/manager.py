@@ -18,6 +18,7 @@ from .agent_memory import compile_scope
 from .compiler import compile_context
 from .config import LayerConfig
 from .conversations import Sessions
+from .embeddings import Embedder, EmbeddingModel
 from .errors import ConfigurationError, InvalidInputError, StoreError
 from .extraction.calls import Limiter, ModelCaller
 from .extraction.learner import Learner
@@ -53,6 +54,9 @@ from .variables import Variables
 from .writes import Writes
 
 MAX_QUERY = 4000
+EMBED_RETRY = 1024
+"""Items pending embedding that one ``retry_pending`` embeds per user (or agent memory)."""
+MAX_REEMBED = 2**62
 TEMPLATE_TOKEN_BUDGET = 1500
 """``render``'s default budget for each memory variable ({{memory}}, {{knowledge}} ...)."""
 SUMMARY_TEMPLATE = "session_summary.jinja"
@@ -137,6 +141,15 @@ class MemoryManager:
         clock: what time it is: a function returning timezone-aware datetimes, used for every
             timestamp written and every expiry. Default: the system clock in UTC. Tests pass one they
             control, e.g. :class:`agentmem.testing.ManualClock`.
+        embedding_model: opt-in semantic search: a litellm embedding model id
+            (``"text-embedding-3-small"``, ``"ollama/nomic-embed-text"``, ``"openai/<name>"`` of a
+            local OpenAI-compatible server with ``embedding_options={"api_base": ...}``) or a function
+            from texts to vectors. Items are embedded after each write, in batches; when the call
+            fails the write still stands and its items stay pending (:meth:`retry_pending` or the
+            next write embeds them). Needs numpy: ``pip install 'agentmem-layers[embeddings]'``.
+            ``None`` (default): no embeddings, and no model call on any read.
+        embedding_options: passed through to ``litellm.embedding`` (``api_base``, ``api_key``,
+            ``dimensions`` ...).
     """
 
     def __init__(
@@ -165,6 +178,8 @@ class MemoryManager:
         enable_session_summaries: bool = False,
         token_counter: TokenCounter | None = None,
         clock: Callable[[], datetime] | None = None,
+        embedding_model: EmbeddingModel | None = None,
+        embedding_options: Mapping[str, Any] | None = None,
     ) -> None:
         schemas = {
             "profile": profile_schema,
@@ -210,7 +225,13 @@ class MemoryManager:
         ttls = {
             name: layer.config.ttl for name, layer in self._layers.items() if layer.config.ttl is not None
         }
-        self._store = Store(resolve_url(db), clock=clock or utcnow, ttls=ttls)
+        if embedding_model is None and embedding_options:
+            raise ConfigurationError("embedding_options need an embedding_model")
+        self._embedder: Embedder | None = (
+            Embedder(embedding_model, embedding_options) if embedding_model is not None else None
+        )
+        """Embeds texts for semantic search (None: not configured, and no read calls a model)."""
+        self._store = Store(resolve_url(db), clock=clock or utcnow, ttls=ttls, embedder=self._embedder)
         self._learner = Learner(
             self._store,
             extracted,
@@ -316,10 +337,40 @@ class MemoryManager:
         )
 
     def retry_pending(self, *, user_id: str | None = None) -> RetryReport:
-        """Re-run extractions that failed (of one user, or of everyone); successes leave the queue."""
+        """Re-run extractions that failed (of one user, or of everyone); successes leave the queue.
+        With an ``embedding_model``, also embed items still pending embedding (up to
+        ``EMBED_RETRY`` per user or agent memory; the report's ``embedded`` counts them). A failed
+        embedding call is logged and leaves its items pending."""
         if user_id is not None:
             Scope.of(user_id)
-        return self._learner.retry_pending(user_id)
+        report = self._learner.retry_pending(user_id)
+        embedded = sum(
+            self._store.embed_pending(owner, EMBED_RETRY, quiet=True)
+            for owner in self._store.pending_owners(user_id)
+        )
+        return replace(report, embedded=embedded) if embedded else report
+
+    def reembed(self, *, user_id: str | None = None, everything: bool = False) -> int:
+        """Embed every live item without a vector of the configured embedding model (of one user, or
+        of every user and agent memory); return how many. After a model change that is all of them.
+        ``everything``: drop the existing vectors first, to re-embed with a model that kept its name.
+
+        Raises:
+            ConfigurationError: no embedding model is configured.
+            EmbeddingError: the model failed; the items embedded before stay embedded.
+        """
+        if self._embedder is None:
+            raise ConfigurationError("reembed needs an embedding_model")
+        if everything is not True and everything is not False:
+            raise ConfigurationError(f"everything must be a bool, got {everything!r}")
+        if user_id is not None:
+            Scope.of(user_id)
+        if everything:
+            for owner in self._store.pending_owners(user_id, every=True):
+                self._store.drop_vectors(owner)
+        return sum(
+            self._store.embed_pending(owner, MAX_REEMBED) for owner in self._store.pending_owners(user_id)
+        )
 
     def pending(self, *, user_id: str | None = None) -> list[PendingLearn]:
         """The learns whose extraction failed and that :meth:`retry_pending` would re-run, oldest first:

@@ -203,6 +203,8 @@ class RetryReport:
     retried: int
     results: list[LearnResult]
     still_pending: int
+    embedded: int = 0
+    """Items pending embedding that were embedded (only with an ``embedding_model``)."""
 
 
 @dataclass(frozen=True, slots=True)

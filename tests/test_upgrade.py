@@ -24,12 +24,13 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 from agentmem import ExtractionError, MemoryManager
+from agentmem.scope import Scope
 from agentmem.server.keys import ApiKeys
 from agentmem.store.migrations import SCHEMA_VERSION
-from agentmem.testing import ScriptedModel
+from agentmem.testing import HashingEmbedder, ScriptedModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
-VERSIONS = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+VERSIONS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
 CASES = [
     pytest.param(
         v, backend, id=f"v{v}-{backend}", marks=[pytest.mark.postgres] if backend == "postgres" else []
@@ -197,6 +198,18 @@ def test_an_old_database_is_opened_used_and_exported(
     # ...takes the REST server's API keys (schema 10)...
     made = ApiKeys(mem).create(user_id="sam", label="upgraded")
     assert ApiKeys(mem).find(made.secret) == made.key
+    # ...embeds the old items, all pending embedding (schema 11), and finds them by their vectors...
+    embedder = HashingEmbedder()
+    semantic = MemoryManager(db=url, embedding_model=embedder)
+    managers.append(semantic)
+    assert semantic.reembed(user_id="sarah") >= 8  # every live item of hers, none of marco's
+    assert semantic.reembed(user_id="sarah") == 0
+    with semantic._store.engine.connect() as conn:
+        query = semantic._embedder.embed(["What does she build for retail?"])[0]  # type: ignore[union-attr]
+        best, _score = semantic._store.dense_hits(conn, Scope.of("sarah"), query, 1)[0]
+    found = semantic.item(_item_id(semantic, best), user_id="sarah")
+    assert found is not None
+    assert found.text == "Builds a demand forecast for the retail team"
 
     # ...keeps a failed extraction as pending (an ExtractionError, not a database error)...
     failing = MemoryManager(db=url, model=ScriptedModel(lambda _m: NEVER_VALID), max_retries=0)
@@ -226,6 +239,11 @@ def test_an_old_database_is_opened_used_and_exported(
     assert [v["name"] for v in mem.export_user("sam")["variables"]] == ["current_task"]
 
 
+def _item_id(mem: MemoryManager, pk: int) -> str:
+    with mem._store.engine.connect() as conn:
+        return str(conn.exec_driver_sql(f"SELECT id FROM agentmem_items WHERE pk = {int(pk)}").scalar_one())
+
+
 def test_every_fixture_is_older_than_the_current_schema() -> None:
     assert list(range(1, SCHEMA_VERSION)) == VERSIONS, (
         "add a fixture for each earlier schema version: its commit in build_fixtures.COMMITS, then run it"
@@ -238,3 +256,4 @@ def test_every_fixture_is_older_than_the_current_schema() -> None:
     assert (FIXTURES / "v7.pg.sql").exists()
     assert (FIXTURES / "v8.pg.sql").exists()
     assert (FIXTURES / "v9.pg.sql").exists()
+    assert (FIXTURES / "v10.pg.sql").exists()

@@ -213,4 +213,6 @@ TABLES_LEFT_OUT = {
     "agentmem_meta": "the database's schema version: no user's data",
     "agentmem_generations": "a random token that stops writes begun before a delete_user: no user's data",
     "agentmem_api_keys": "the REST server's credentials, not memory; a user's own are erased with the user",
+    "agentmem_vectors": "derived from each item's text by the embedding model; an imported item is pending "
+    "embedding (the next write, retry_pending or reembed embeds it), and a model may change meanwhile",
 }

@@ -438,6 +438,27 @@ def _v10(op: Operations) -> None:
         step(op)
 
 
+def _v11_vectors(op: Operations) -> None:
+    """Embeddings for semantic search: one vector per item (float32, little-endian) of the model named
+    beside it, with the item's owner for the scan of one owner's vectors. Deleting an item deletes its
+    vector (the foreign key cascades; SQLite's connections turn foreign keys on). ``id`` only grows (no
+    reuse, AUTOINCREMENT on SQLite): an owner's (count, largest id) changes with every change of its
+    vectors, which is how a cached copy is checked (see ``store/vectors.py``). Items written before
+    this step have no vector: they are pending embedding."""
+    op.create_table(
+        "agentmem_vectors",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("pk", sa.Integer, sa.ForeignKey("agentmem_items.pk", ondelete="CASCADE"), nullable=False),
+        _id("user_id"),
+        _id("agent_id"),
+        _id("model"),
+        sa.Column("vector", sa.LargeBinary, nullable=False),
+        sa.UniqueConstraint("pk", name="ux_agentmem_vectors_pk"),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_agentmem_vectors_owner", "agentmem_vectors", ["user_id", "model", "agent_id", "id"])
+
+
 class Migration(NamedTuple):
     name: str
     run: Callable[[Operations], None]
@@ -455,6 +476,7 @@ MIGRATIONS: dict[int, Migration] = {
     8: Migration("ranked reads: recency index, and full-text search on PostgreSQL", _v8_ranked_reads),
     9: Migration("word index, memory variables, items that expire, session-scoped memory", _v9),
     10: Migration("full-text words tagged by owner, the rank pools' index, API keys", _v10),
+    11: Migration("embeddings for semantic search", _v11_vectors),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

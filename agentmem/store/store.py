@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import uuid
@@ -11,15 +12,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Float, bindparam, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import ClosedError, ConfigurationError, ErasedError, StoreError
+from ..errors import ClosedError, ConfigurationError, EmbeddingError, ErasedError, StoreError
 from ..records import MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
-from . import retention
+from . import retention, vectors
 from .engine import WRITE, is_ephemeral, make_engine
 from .expiry import Expiry, before, typed
 from .migrations import migrate
@@ -37,12 +38,22 @@ from .rows import (
     generation_of,
     is_learned,
     item_from_row,
+    owned,
     recent_ids,
     utcnow,
     visible,
 )
 from .tables import MAX_LIMIT
-from .writer import AGENT_GENERATION, Writer, lock
+from .writer import AGENT_GENERATION, Writer, lock, owner_scope
+
+if TYPE_CHECKING:
+    from ..embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+EMBED_BACKLOG = 256
+"""Pending items a write embeds besides its own (in batches): a backlog left by failed embedding calls
+shrinks with every write, and no write waits on a whole memory's re-embedding."""
 
 _WATERMARK = select(  # built once, as the statements every learn runs are (see rows.py)
     select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == bindparam("user_id")).scalar_subquery(),
@@ -63,7 +74,8 @@ class Store:
     are ``pending(None)``, the maintenance queue behind ``retry_pending()``, and ``cleanup``.
 
     ``clock``: what time it is (aware datetimes), for every timestamp written and every expiry read;
-    ``ttls``: per layer name, how long its items live after their last update.
+    ``ttls``: per layer name, how long its items live after their last update; ``embedder``: embeds
+    the items each write gives new text, once it commits (None: no embeddings, no model calls).
     """
 
     def __init__(
@@ -72,8 +84,11 @@ class Store:
         *,
         clock: Callable[[], datetime] = utcnow,
         ttls: Mapping[str, timedelta] | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.url = url
+        self.embedder = embedder
+        self._vectors = vectors.VectorCache()
         self._clock = clock
         self._ttls = dict(ttls or {})
         self._ephemeral: Path | None = None
@@ -146,6 +161,117 @@ class Store:
                     f"user {scope.user_id!r} was deleted while this write was under way; nothing was written"
                 )
             yield writer
+        # Committed, the write lock released: a slow embedding model holds up this call only.
+        for owner, count in sorted(writer.written.items(), key=lambda o: o[0].owner):
+            self.embed_pending(owner, count + EMBED_BACKLOG, quiet=True)
+
+    # ---- embeddings ----------------------------------------------------------------------
+
+    def embed_pending(self, owner: Scope, limit: int, *, quiet: bool = False) -> int:
+        """Embed up to ``limit`` of the owner's live items pending embedding, oldest first, a batch per
+        model call, each batch stored in a short transaction of its own; return how many were stored.
+
+        ``quiet``: a failed call is logged and ends the work (its items stay pending) instead of
+        raising EmbeddingError: what a write does, whose items are stored whatever the model says.
+        """
+        embedder = self.embedder
+        if embedder is None:
+            return 0
+        from ..embeddings import BATCH_SIZE
+
+        owner = owner_scope(owner)
+        stored = 0
+        while stored < limit:
+            with self.engine.connect() as conn:
+                batch = vectors.pending(
+                    conn, owner, embedder.name, self.expiry(), min(BATCH_SIZE, limit - stored)
+                )
+            if not batch:
+                break
+            try:
+                embedded = embedder.embed([text for _pk, text in batch])
+            except EmbeddingError as exc:
+                if not quiet:
+                    raise
+                log.warning(
+                    "embedding %d item(s) of %s failed; they stay pending: %s",
+                    len(batch),
+                    owner.describe(),
+                    exc,
+                )
+                break
+            with self.write(owner) as writer:
+                count = vectors.store(
+                    writer.conn,
+                    embedder.name,
+                    [(pk, t, v) for (pk, t), v in zip(batch, embedded, strict=True)],
+                )
+            stored += count
+            if count < len(batch):  # changed meanwhile: the next write embeds their new text
+                break
+        return stored
+
+    def pending_owners(self, user_id: str | None, *, every: bool = False) -> list[Scope]:
+        """Owners with live items pending embedding (``every``: with live items at all): the user, or
+        every user and agent memory."""
+        embedder = self.embedder
+        if embedder is None:
+            return []
+        has_vector = (
+            select(vectors.VECTORS.c.pk)
+            .where(vectors.VECTORS.c.pk == ITEMS.c.pk, vectors.VECTORS.c.model == embedder.name)
+            .exists()
+        )
+        stmt = (
+            select(ITEMS.c.user_id, ITEMS.c.agent_id)
+            .distinct()
+            .where(ITEMS.c.valid_to.is_(None), self.expiry().clause())
+        )
+        if not every:
+            stmt = stmt.where(~has_vector)
+        if user_id is not None:
+            stmt = stmt.where(ITEMS.c.user_id == user_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return sorted(
+            {owner_scope(Scope(r.user_id, r.agent_id or None)) for r in rows}, key=lambda o: o.owner
+        )
+
+    def drop_vectors(self, owner: Scope) -> None:
+        """Drop every vector of the owner: all of its items are pending (``reembed``)."""
+        owner = owner_scope(owner)
+        with self.write(owner) as writer:
+            writer.conn.execute(vectors.VECTORS.delete().where(owned(vectors.VECTORS, owner)))
+
+    def dense_for(
+        self, query: str | None
+    ) -> Callable[[Connection, Scope, int], list[tuple[int, float]]] | None:
+        """``dense_hits`` of the query's meaning, for a read to call with its connection, scope and k:
+        the query is embedded now, once for the whole read. None without an embedding model or a
+        query, or when the model fails (logged): the read then ranks by words alone."""
+        if self.embedder is None or query is None or not query.strip():
+            return None
+        try:
+            vector = self.embedder.embed([query])[0]
+        except EmbeddingError as exc:
+            log.warning("embedding the query failed; ranking by its words alone: %s", exc)
+            return None
+        return lambda conn, scope, k: self.dense_hits(conn, scope, vector, k)
+
+    def dense_hits(self, conn: Connection, scope: Scope, vector: Any, k: int) -> list[tuple[int, float]]:
+        """(pk, cosine similarity) of the ``k`` live items of the scope's owner (``Scope.owner``: all of
+        a user's rows, every agent's and session's of the user included, or one agent's own memory)
+        nearest to ``vector``, best first. Items pending embedding are not among them.
+
+        Raises:
+            ConfigurationError: no embedding model is configured.
+            EmbeddingError: ``vector`` does not have the stored vectors' length, or is all zeros.
+        """
+        if self.embedder is None:
+            raise ConfigurationError(
+                "dense_hits needs an embedding model (MemoryManager(embedding_model=...))"
+            )
+        return vectors.dense_hits(conn, scope, self.embedder.name, vector, k, self.expiry(), self._vectors)
 
     def generation(self, scope: Scope) -> str:
         """The user's current generation, begun now if there is none. Work that spans a model call takes

@@ -5,7 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Dialect, Index, Table, TypeDecorator, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from ..validation import checked_time
@@ -254,6 +267,30 @@ class ApiKeyRow(SQLModel, table=True):
     label: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(sa_type=UtcDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class VectorRow(SQLModel, table=True):
+    """An item's embedding for semantic search (v11): float32 little-endian bytes of the model ``model``
+    (see agentmem/embeddings.py). Deleted with its item; a live item of an owner without a vector of
+    the configured model is pending embedding. ``user_id`` and ``agent_id`` are the item's, so one
+    owner's vectors are read through the index alone. ``id`` only grows (a changed vector is a new
+    row), so an owner's (count, largest id) tells whether its vectors changed (see store/vectors.py)."""
+
+    __tablename__ = "agentmem_vectors"
+    __table_args__ = (
+        UniqueConstraint("pk", name="ux_agentmem_vectors_pk"),
+        Index("ix_agentmem_vectors_owner", "user_id", "model", "agent_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    pk: int = Field(
+        sa_column=Column(Integer, ForeignKey("agentmem_items.pk", ondelete="CASCADE"), nullable=False)
+    )
+    user_id: str = Field(max_length=255)
+    agent_id: str = Field(max_length=255)
+    model: str = Field(max_length=255)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class MetaRow(SQLModel, table=True):

@@ -14,7 +14,7 @@ from ..errors import NotFoundError
 from ..layers.changes import Add, Delete, Expire, NewItem, Op, Supersede, Update
 from ..records import Change, MemoryItem
 from ..scope import Scope, prefer_agent
-from . import search
+from . import search, vectors
 from .expiry import Expiry
 from .rows import (
     EVENTS,
@@ -49,13 +49,23 @@ def lock(conn: Connection, scope: Scope) -> None:
         )
 
 
+def owner_scope(scope: Scope) -> Scope:
+    """The scope of all of the scope's owner's rows: the user's, or the agent's own memory."""
+    return Scope(scope.user_id, scope.agent_id if scope.kind == "agent" else None)
+
+
 class Writer:
     """A write transaction for one exact scope, holding the write lock. ``expiry``: the expiry rule at
     the transaction's moment, ``now``."""
 
-    def __init__(self, conn: Connection, scope: Scope, expiry: Expiry) -> None:
+    def __init__(
+        self, conn: Connection, scope: Scope, expiry: Expiry, written: dict[Scope, int] | None = None
+    ) -> None:
         self.conn, self.scope, self.expiry, self.now = conn, scope, expiry, expiry.now
         self._observed_at: datetime | None = None
+        self.written: dict[Scope, int] = {} if written is None else written
+        """How many items of each owner (see ``owner_scope``) this transaction gave new text, shared by
+        every writer of the transaction: the store embeds them once it commits."""
 
     def live(self, layer: str) -> list[MemoryItem]:
         """The live items of ``layer`` in exactly this scope (what a merge works against)."""
@@ -198,7 +208,7 @@ class Writer:
     def scoped(self, scope: Scope) -> Writer:
         """The same transaction, writing on behalf of another scope of the same user."""
         assert scope.user_id == self.scope.user_id
-        return Writer(self.conn, scope, self.expiry)
+        return Writer(self.conn, scope, self.expiry, self.written)
 
     def in_scope(self, item: MemoryItem) -> Writer:
         """The same transaction, writing where ``item`` lives (its agent, its session)."""
@@ -210,7 +220,7 @@ class Writer:
         target = self.scope.agent_memory
         assert target is not None, "only a user's scope with an agent_id has an agent memory"
         lock(self.conn, target)
-        return Writer(self.conn, target, self.expiry)
+        return Writer(self.conn, target, self.expiry, self.written)
 
     def delete_session_items(self, session_id: str) -> list[Change]:
         """Delete every item of the user scoped to this session (of any agent): live ones with a
@@ -340,6 +350,12 @@ class Writer:
         what leaves the live set (deleted, closed) goes before what joins it (added)."""
         conn = self.conn
         search.unindex_ids(conn, [*batch.deleted, *(item_id for item_id, _ in batch.reindexed)])
+        # A changed text's vector no longer says it, and a closed item is out of every search: both
+        # drop theirs (a deleted item's goes with its row).
+        vectors.drop(conn, [*(item_id for item_id, _ in batch.reindexed), *(r["_id"] for r in batch.closed)])
+        if batch.added or batch.reindexed:
+            owner = owner_scope(self.scope)
+            self.written[owner] = self.written.get(owner, 0) + len(batch.added) + len(batch.reindexed)
         if batch.deleted:
             conn.execute(_DELETE_ITEMS, {"ids": batch.deleted})
         if batch.closed:

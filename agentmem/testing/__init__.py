@@ -19,16 +19,23 @@ with LoopbackServer([{"profile": {"name": "Sarah"}}]) as server:
     mem.learn([{"role": "user", "content": "I'm Sarah"}], user_id="sarah")
 assert server.requests[0]["model"] == "test-model"
 
+For embeddings, :class:`HashingEmbedder` is a deterministic offline embedding function (a test double:
+shared words and word parts make texts similar, nothing semantic), ``embedding_model=HashingEmbedder()``;
+``LoopbackServer`` answers ``POST /v1/embeddings`` with it, for ``embedding_model="openai/any-name"``
+with the same ``embedding_options={"api_base": server.url, "api_key": "test-key"}``.
+
 For expiry and retention, a :class:`ManualClock` stands still until your test moves it:
 ``MemoryManager(db="sqlite://", clock=clock)``, then ``clock.advance(timedelta(days=31))``.
 """
 
 from .clock import ManualClock
+from .embedder import HashingEmbedder
 from .scripted import ScriptedModel, ScriptedRequest, ToolCall
 from .server import Fault, LoopbackServer, ServerReply, Slow
 
 __all__ = [
     "Fault",
+    "HashingEmbedder",
     "LoopbackServer",
     "ManualClock",
     "ScriptedModel",

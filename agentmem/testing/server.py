@@ -1,4 +1,5 @@
-"""LoopbackServer: an OpenAI-compatible chat-completions server on 127.0.0.1, standard library only."""
+"""LoopbackServer: an OpenAI-compatible chat-completions and embeddings server on 127.0.0.1, standard
+library only."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeAlias
 
+from .embedder import HashingEmbedder
 from .scripted import ToolCall
 
 # ---- an OpenAI-compatible server on loopback --------------------------------------------------
@@ -48,6 +50,7 @@ ServerReply: TypeAlias = (
 a delayed reply, a tool call, or a function of the request body that returns one of these."""
 
 _CHAT_PATH = "/v1/chat/completions"
+_EMBEDDINGS_PATH = "/v1/embeddings"
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.owner._serve(self)
 
     def do_GET(self) -> None:
-        self.send(404, _error(f"LoopbackServer serves POST {_CHAT_PATH} only", "not_found", 404))
+        self.send(
+            404, _error(f"LoopbackServer serves POST {_CHAT_PATH} and {_EMBEDDINGS_PATH}", "not_found", 404)
+        )
 
     def body(self) -> bytes | None:
         length = self.headers.get("Content-Length")
@@ -160,10 +165,16 @@ class LoopbackServer:
     ``stream_options.include_usage`` asks for it, then ``data: [DONE]``; a :class:`Fault` is still
     a plain HTTP error.
 
+    ``POST /v1/embeddings`` answers in OpenAI's format with ``embedder``'s vectors (default: a
+    :class:`HashingEmbedder`), so ``embedding_model="openai/any-name"`` with the same
+    ``api_base`` runs litellm's real embedding path; while :attr:`embedding_fault` is set, every
+    embeddings request gets that error instead.
+
     Args:
         replies: the queue of replies, or one function ``(request_body) -> reply`` that answers
             every request.
         delay: seconds slept before each reply (simulated model latency); settable later.
+        embedder: a function from texts to vectors, for ``/embeddings``.
 
     Attributes:
         requests: the JSON bodies received on the chat endpoint, in order of arrival.
@@ -172,6 +183,7 @@ class LoopbackServer:
         handler_seconds: total seconds spent in request handlers, summed over concurrent requests
             and including ``delay``; a benchmark subtracts it to get the client's own time.
         peak_concurrency: the most requests the server was handling at one moment.
+        embedding_requests: the JSON bodies received on the embeddings endpoint, in order.
     """
 
     def __init__(
@@ -179,6 +191,7 @@ class LoopbackServer:
         replies: Iterable[ServerReply] | Callable[[dict[str, Any]], ServerReply] = (),
         *,
         delay: float = 0.0,
+        embedder: Callable[[Sequence[str]], Sequence[Sequence[float]]] | None = None,
     ) -> None:
         self._respond = replies if callable(replies) else None
         self._queue: deque[ServerReply] = deque() if callable(replies) else deque(replies)
@@ -192,6 +205,9 @@ class LoopbackServer:
         self.completions: list[dict[str, Any]] = []
         self.handler_seconds = 0.0
         self.peak_concurrency = 0
+        self.embedder = embedder if embedder is not None else HashingEmbedder()
+        self.embedding_fault: Fault | None = None
+        self.embedding_requests: list[dict[str, Any]] = []
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -258,14 +274,21 @@ class LoopbackServer:
         handler.send(status, payload)
 
     def _answer(self, path: str, raw: bytes | None) -> tuple[int, str | Mapping[str, Any] | _Stream]:
-        if path.split("?", 1)[0].rstrip("/") != _CHAT_PATH:
-            return 404, _error(f"LoopbackServer serves POST {_CHAT_PATH} only, not {path}", "not_found", 404)
+        route = path.split("?", 1)[0].rstrip("/")
+        if route not in (_CHAT_PATH, _EMBEDDINGS_PATH):
+            return 404, _error(
+                f"LoopbackServer serves POST {_CHAT_PATH} and {_EMBEDDINGS_PATH}, not {path}",
+                "not_found",
+                404,
+            )
         try:
             body = json.loads(raw) if raw is not None else None
         except ValueError:
             body = None
         if not isinstance(body, dict):
             return 400, _error("the request body must be a JSON object", "invalid_request_error", 400)
+        if route == _EMBEDDINGS_PATH:
+            return self._embeddings(body)
         with self._lock:
             self.requests.append(body)
             number = len(self.requests)
@@ -282,6 +305,37 @@ class LoopbackServer:
         except Exception as exc:  # a broken reply function or an unencodable reply: say so, never hang
             message = f"LoopbackServer could not build reply #{number}: {type(exc).__name__}: {exc}"
             return 500, _error(message, "server_error", 500)
+
+    def _embeddings(self, body: dict[str, Any]) -> tuple[int, str | Mapping[str, Any]]:
+        with self._lock:
+            self.embedding_requests.append(body)
+            fault = self.embedding_fault
+        texts = body.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            return 400, _error("input must be a string or a list of strings", "invalid_request_error", 400)
+        if self.delay > 0:
+            time.sleep(self.delay)
+        if fault is not None:
+            if fault.body is None:
+                return fault.status, _error(
+                    f"LoopbackServer fault {fault.status}", "server_error", fault.status
+                )
+            return fault.status, fault.body
+        try:
+            vectors = [[float(x) for x in vector] for vector in self.embedder(texts)]
+        except Exception as exc:  # a broken embedder: say so, never hang
+            return 500, _error(
+                f"LoopbackServer's embedder failed: {type(exc).__name__}: {exc}", "server_error", 500
+            )
+        tokens = sum(len(text.split()) for text in texts)
+        return 200, {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+            "model": str(body.get("model", "")),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     def _reply(
         self, body: dict[str, Any], number: int, reply: ServerReply | None
