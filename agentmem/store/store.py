@@ -23,7 +23,7 @@ from . import retention
 from .engine import WRITE, is_ephemeral, make_engine
 from .expiry import Expiry, before, typed
 from .migrations import migrate
-from .ranked import RankedRead, Top
+from .ranked import RankedRead, Top, TopicFilter
 from .rows import (
     EVENTS,
     GENERATIONS,
@@ -244,6 +244,7 @@ class Store:
         query: str | None,
         top: Mapping[str, Top] | None = None,
         *,
+        topics: TopicFilter | None = None,
         conn: Connection | None = None,
     ) -> list[ContextRow]:
         """The compile read: the scope's live items of ``layers``, scored by relevance to ``query`` in
@@ -251,25 +252,35 @@ class Store:
 
         ``top``: layers of which only the first ``limit`` rows in the budget's priority order are read
         (score, recency, then count when ``by_count``, then id; the best first); the others are read whole.
-        ``conn``: read on this connection (see ``context_reader``), not a new one.
+        ``topics``: only the rows the filter keeps. ``conn``: read on this connection (see
+        ``context_reader``), not a new one.
         """
         with self.reading(conn) as c:
-            return _context_rows(c, scope, layers, query, top or {}, self.expiry())
+            return _context_rows(c, scope, layers, query, top or {}, self.expiry(), topics)
 
     @contextmanager
-    def context_reader(self) -> Iterator[ContextReader]:
+    def context_reader(self, topics: TopicFilter | None = None) -> Iterator[ContextReader]:
         """``context_rows`` for several scopes on one connection: one compile of a user's memory and
         an agent's own memory reads them in one transaction, and opens one connection."""
         with self.reading() as conn:
-            yield lambda scope, layers, query, top: self.context_rows(scope, layers, query, top, conn=conn)
+            yield lambda scope, layers, query, top: self.context_rows(
+                scope, layers, query, top, topics=topics, conn=conn
+            )
 
     def search(
-        self, scope: Scope, query: str, layers: Sequence[str], limit: int, *, conn: Connection | None = None
+        self,
+        scope: Scope,
+        query: str,
+        layers: Sequence[str],
+        limit: int,
+        *,
+        topics: TopicFilter | None = None,
+        conn: Connection | None = None,
     ) -> list[SearchHit]:
         if not layers:  # an empty IN () is not SQL everywhere
             return []
         with self.reading(conn) as conn:
-            ranked = RankedRead(conn, scope, query, self.expiry())
+            ranked = RankedRead(conn, scope, query, self.expiry(), topics)
             match = ranked.match
             if match is None:
                 return []
@@ -403,9 +414,10 @@ def _context_rows(
     query: str | None,
     top: Mapping[str, Top],
     expiry: Expiry,
+    topics: TopicFilter | None = None,
 ) -> list[ContextRow]:
     whole = [name for name in layers if name not in top]
-    ranked = RankedRead(conn, scope, query, expiry)
+    ranked = RankedRead(conn, scope, query, expiry, topics)
     arms = ranked.whole(whole) if whole else []
     arms += [arm for name, slice_ in top.items() if name in layers for arm in ranked.top(name, slice_)]
     rows = ranked.run(arms)
