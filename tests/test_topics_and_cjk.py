@@ -3,6 +3,7 @@ filters search and compile, and Chinese, Japanese and Korean text is found and r
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -171,3 +172,14 @@ def test_cjk_text_keeps_dedupe(mem: MemoryManager) -> None:
     ]
     assert 0.5 < similarity("我每天早上喝咖啡", "我每天早上都喝咖啡") < 1
     assert similarity("我喜欢喝茶", "서울에서 데이터 분석을 합니다") == 0
+
+
+def test_the_memory_search_tool_takes_topics(work_and_home: MemoryManager) -> None:
+    tools = work_and_home.tools(user_id="u")
+    (search,) = [d["function"] for d in tools.definitions if d["function"]["name"] == "memory_search"]
+    assert search["parameters"]["properties"]["topics"]["items"] == {"type": "string"}
+    found = json.loads(tools.dispatch("memory_search", {"query": "deploys", "topics": ["work"]}))
+    assert [r["text"] for r in found["results"]] == ["Deploys services with Kubernetes"]
+    refused = json.loads(tools.dispatch("memory_search", {"query": "deploys", "topics": "work"}))
+    assert refused["ok"] is False
+    assert "topics must be a list" in refused["error"]
