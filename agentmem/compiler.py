@@ -37,10 +37,16 @@ class _Line:
     bullet: bool
     score: float
     recency: Any  # updated_at as the backend returns it: comparable within one database
+    heading: str | None  # rendered once above the lines of its layer that share it (Layer.heading)
 
     @property
     def text(self) -> str:
         return ("- " if self.bullet else "") + xml_text(self.raw)
+
+
+def _line(layer: Layer, row: ContextRow) -> _Line:
+    heading, rest = layer.heading(row.line) or (None, row.line)
+    return _Line(layer.name, rest, layer.bullets, row.score, row.updated_at, heading)
 
 
 def _per_layer(layers: Sequence[Layer], rows: Sequence[ContextRow]) -> dict[str, list[_Line]]:
@@ -48,22 +54,29 @@ def _per_layer(layers: Sequence[Layer], rows: Sequence[ContextRow]) -> dict[str,
     of: dict[str, list[ContextRow]] = {layer.name: [] for layer in layers}
     for row in rows:
         of[row.layer].append(row)
-    return {
-        layer.name: [
-            _Line(layer.name, r.line, layer.bullets, r.score, r.updated_at)
-            for r in layer.order(of[layer.name])
-        ]
-        for layer in layers
-    }
+    return {layer.name: [_line(layer, r) for r in layer.order(of[layer.name])] for layer in layers}
+
+
+def _body(lines: Sequence[_Line]) -> list[str]:
+    """One layer's lines as rendered: the lines without a heading first, then each heading (in the
+    order its first line comes) above its lines, each in the layer's order."""
+    groups: dict[str | None, list[_Line]] = {None: []}
+    for line in lines:
+        groups.setdefault(line.heading, []).append(line)
+    return [
+        text
+        for heading, members in groups.items()
+        for text in ([] if heading is None else [xml_text(heading)]) + [line.text for line in members]
+    ]
 
 
 def _render(layers: Sequence[Layer], lines: Sequence[_Line], tags: Mapping[str, str], elements: bool) -> str:
-    if not elements:  # the lines alone (a template places them), still one escaped line per item
-        return "\n".join(line.text for line in lines)
     blocks = []
     for layer in layers:
-        body = [line.text for line in lines if line.layer == layer.name]
-        if body:
+        body = _body([line for line in lines if line.layer == layer.name])
+        if not elements:  # the lines alone (a template places them), still one escaped line each
+            blocks += body
+        elif body:
             tag = tags[layer.name]
             blocks.append(f"<{tag}>\n" + "\n".join(body) + f"\n</{tag}>")
     return "\n".join(blocks)
@@ -135,10 +148,14 @@ def _fit(
     shares = {layer.name: layer.config.budget_share for layer in layers}
     left = {name: len(lines) for name, lines in per_layer.items()}
     used: dict[str, int] = {}
+    headed: set[tuple[str, str | None]] = {(name, None) for name in tags}
     total = 0
     kept: list[_Line] = []
     for line in _priority(layers, per_layer):
         cost = count_tokens(line.text + "\n") + (0 if line.layer in used else tag_cost[line.layer])
+        if (line.layer, line.heading) not in headed:
+            assert line.heading is not None
+            cost += count_tokens(xml_text(line.heading) + "\n")
         share = shares.get(line.layer)
         over_share = share is not None and used.get(line.layer, 0) + cost > share * token_budget
         if not over_share and total + cost > token_budget:
@@ -147,6 +164,7 @@ def _fit(
         if over_share:
             continue  # this layer is full; others may still fit
         kept.append(line)
+        headed.add((line.layer, line.heading))
         used[line.layer] = used.get(line.layer, 0) + cost
         total += cost
     return kept, {name for name, n in left.items() if n == 0}

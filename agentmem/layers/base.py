@@ -171,6 +171,13 @@ class Layer(ABC):
     competing with other layers' items by relevance."""
     bullets: ClassVar[bool] = True
     """Render items as ``- item`` bullets (else as they are: ``key: value`` lines)."""
+
+    def heading(self, line: str) -> tuple[str, str] | None:
+        """A heading the stored ``line`` shares with others, and the rest of it; ``compile`` renders
+        the heading once, above the rests of the lines that share it, so a budget is not spent on
+        repeating it (default: none)."""
+        return None
+
     ranked_in_sql: ClassVar[bool] = False
     """``order`` is the store's ranked order: score, then count when ``rank_by_count``, then recency,
     then id (each best first). Under a token budget the store then reads only the top rows of this layer

@@ -50,6 +50,11 @@ class FeedbackLayer(CollectionLayer):
         times = f" [x{count}]" if count > 1 else ""
         return f"{value.get('sentiment', 'neutral')}: {value['text']}{about}{times}"
 
+    def heading(self, line: str) -> tuple[str, str] | None:
+        """The sentiment: feedback of one sentiment is rendered under it."""
+        sentiment, sep, rest = line.partition(": ")
+        return (sentiment + ":", rest) if sep and sentiment.isidentifier() else None
+
     def eviction_order(self, item: MemoryItem) -> tuple[Any, ...]:
         return (item.count, item.updated_at, item.id)
 

@@ -8,6 +8,7 @@ recently updated facts expire.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +38,9 @@ def _union(*topic_lists: list[Any]) -> list[Any]:
     return list(merged.values())[:MAX_LIST]
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 class KnowledgeLayer(CollectionLayer):
     name = "knowledge"
     tag = "user_knowledge"
@@ -47,6 +51,11 @@ class KnowledgeLayer(CollectionLayer):
 
     def line(self, value: Mapping[str, Any], count: int, since: datetime) -> str:
         return f"{since.date().isoformat()}: {value['text']}"
+
+    def heading(self, line: str) -> tuple[str, str] | None:
+        """The date a fact was learned: facts of one day are rendered under it."""
+        date, sep, rest = line.partition(": ")
+        return (date + ":", rest) if sep and _DATE.fullmatch(date) else None
 
     def first_value(self, value: dict[str, Any]) -> dict[str, Any]:
         if "topics" not in value:  # a custom schema may have none

@@ -13,7 +13,7 @@ one index range, joined to the pool for its matched rows' scores.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection
@@ -57,14 +57,16 @@ class RankedRead:
         self,
         conn: Connection,
         scope: Scope,
-        query: str | None,
+        scores: Mapping[int, float] | None,
         expiry: Expiry,
         topics: TopicFilter | None = None,
     ) -> None:
+        """``scores``: the relevance of the rows that have any (``recall.relevance``), by pk.
+        ``topics``: keep only the rows the filter keeps (in every arm: see ``live``)."""
         self.conn = conn
         self.scope = scope
         self.expiry = expiry
-        self.match = search.text_match(conn, scope, query) if query else None
+        self.match = search.scored(conn, scores) if scores else None
         self.params: dict[str, Any] = {"user": scope.user_id, **(self.match.params if self.match else {})}
         self.postgres = conn.dialect.name == "postgresql"
         self.topics = topics

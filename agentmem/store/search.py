@@ -24,8 +24,10 @@ PostgreSQL, and on SQLite a topic word only adds a candidate the caller then com
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -155,14 +157,76 @@ def query_terms(query: str) -> list[str]:
     return list(dict.fromkeys(w for w in words(query) if w not in STOP_WORDS))[:MAX_TERMS]
 
 
-class TextMatch(NamedTuple):
-    """A query's full-text match as SQL over ``agentmem_items`` aliased ``i`` (bound names start ``fts_``).
+class Term(NamedTuple):
+    """A query word and how much a match of it counts (1 for the query's own words)."""
 
-    ``with_`` starts the statement: it defines ``fts_hits``, the user's matching rows in the ranking pool
-    (see ``RANK_POOL``), each once with its rank (on PostgreSQL also ``fts_query``, the query's
-    tsquery). ``source`` is the FROM clause of those rows as ``i`` (on PostgreSQL only the columns of
-    ``_POOLED``), ``score`` their relevance (higher is better, from the database's own
-    ranking) and ``unmatched`` the condition on ``i`` alone for every other row.
+    word: str
+    weight: float = 1.0
+
+
+# Ranking scores every row it considers, so it considers a bounded pool: each query term's newest
+# matches, RANK_POOL shared among the terms (at least MIN_TERM_POOL each). A term rarer than its share
+# brings every row that has it; a common one, which says little about relevance, only its newest. Rows
+# left out read as unmatched (still in the recency order). So a read costs the same however many of a
+# large memory's rows share a common word, and an old fact is still found by its rarer words.
+RANK_POOL = 2_000
+MIN_TERM_POOL = 100
+
+
+def term_scores(conn: Connection, scope: Scope, terms: Sequence[Term]) -> dict[int, float]:
+    """The scope owner's rows in the terms' pools, by pk, each with its relevance (higher is better):
+    the sum over the terms it has of the term's weight times its score for the term.
+
+    SQLite: BM25 (FTS5, porter stems), which weighs a term by how few of the owner's rows have it.
+    PostgreSQL: ``ts_rank`` (frequency in the row, ``english`` stems) times the term's rarity in its
+    pool (``ts_rank`` alone knows nothing of how common a word is: "the user's name" would count as much
+    as "kayak")."""
+    if not terms:
+        return {}
+    share = max(MIN_TERM_POOL, RANK_POOL // len(terms))
+    params: dict[str, Any]
+    if uses_fts(conn):
+        fts, tag = FTS_TABLE, owner_tag(owner_token(scope.owner))
+        # words() yields only \w, "+" and "#", so quoting each term makes it a safe FTS5 string.
+        pools = " UNION ALL ".join(
+            f"SELECT * FROM (SELECT rowid, -bm25({fts}), {n} FROM {fts}"
+            f" WHERE {fts} MATCH :fts_{n} ORDER BY rowid DESC LIMIT {share})"
+            for n in range(len(terms))
+        )
+        params = {f"fts_{n}": f'"{tag}{term.word}"' for n, term in enumerate(terms)}
+    else:
+        # Each term on its own: a term that is only a stop word matches nothing instead of failing
+        # the query, and no term is ever parsed as query syntax. Each pool is the planner's choice by
+        # the term's frequency: a rare term's rows through the GIN index, a common term's by walking
+        # the user's newest rows (``ix_agentmem_items_user_pk``) until its share is found.
+        owned, params = _owned(scope)
+        pools = " UNION ALL ".join(
+            f"(SELECT pk, ts_rank(search_vector, q), {n} FROM agentmem_items,"
+            f" plainto_tsquery('{TS_CONFIG}', :fts_{n}) q"
+            f" WHERE {owned} AND search_vector @@ q ORDER BY pk DESC LIMIT {share})"
+            for n in range(len(terms))
+        )
+        params |= {f"fts_{n}": term.word for n, term in enumerate(terms)}
+    rows = conn.execute(text(pools), params).all()
+    weights = [term.weight for term in terms]
+    if not uses_fts(conn):  # BM25's inverse document frequency, of the pool (RANK_POOL rows at most)
+        found = [0] * len(terms)
+        for _, _, n in rows:
+            found[n] += 1
+        weights = [w * math.log(1 + RANK_POOL / max(1, f)) for w, f in zip(weights, found, strict=True)]
+    scores: dict[int, float] = {}
+    for pk, score, n in rows:
+        scores[pk] = scores.get(pk, 0.0) + weights[n] * score
+    return scores
+
+
+class TextMatch(NamedTuple):
+    """Relevance scores as SQL over ``agentmem_items`` aliased ``i`` (bound names start ``fts_``).
+
+    ``with_`` starts the statement: it defines ``fts_hits``, the scored rows, each once with its rank.
+    ``source`` is the FROM clause of those rows as ``i`` (on PostgreSQL only the columns of
+    ``_POOLED``), ``score`` their relevance (higher is better) and ``unmatched`` the condition on ``i``
+    alone for every other row.
     """
 
     with_: str
@@ -174,74 +238,35 @@ class TextMatch(NamedTuple):
 
 # The item columns a PostgreSQL rank pool keeps: what the compile read and search select, rank and
 # filter on (``ranked.RankedRead``: its scope, liveness and narrowest-item conditions, its columns).
-_POOLED = (
-    "pk, id, user_id, agent_id, session_scope, layer, key, line, updated_at, count, valid_to, expires_at"
-)
-
-# Ranking scores every row it considers, so it considers a bounded pool: each query term's newest
-# matches, RANK_POOL shared among the terms (at least MIN_TERM_POOL each). A term rarer than its share
-# brings every row that has it; a common one, which says little about relevance, only its newest. Rows
-# left out read as unmatched (still in the recency order). So a read costs the same however many of a
-# large memory's rows share a common word, and an old fact is still found by its rarer words.
-RANK_POOL = 2_000
-MIN_TERM_POOL = 100
+_POOLED = "i.pk, i.id, i.user_id, i.agent_id, i.session_scope, i.layer, i.key, i.line, i.updated_at, i.count,"
+_POOLED += " i.valid_to, i.expires_at"
 
 
-def text_match(conn: Connection, scope: Scope, query: str) -> TextMatch | None:
-    """The query's match on this connection's backend; None when the query has no words."""
-    terms = query_terms(query)
-    if not terms:
-        return None
-    share = max(MIN_TERM_POOL, RANK_POOL // len(terms))
+def scored(conn: Connection, scores: Mapping[int, float]) -> TextMatch:
+    """The rows of ``scores`` (pk: relevance) as a statement's ``fts_hits``: two bound values, so a
+    statement keeps its shape (and its place in the driver's statement cache) whatever the scores."""
     if uses_fts(conn):
-        fts, tag = FTS_TABLE, owner_tag(owner_token(scope.owner))
-        # BM25 adds up over the query's terms, so a row's score is the sum of its per-term scores:
-        # exact for the terms whose pool holds it. words() yields only \w, "+" and "#", so quoting each
-        # term makes it a safe FTS5 string.
-        pools = " UNION ALL ".join(
-            f"SELECT * FROM (SELECT rowid AS pk, bm25({fts}) AS rank FROM {fts}"
-            f" WHERE {fts} MATCH :fts_{n} ORDER BY rowid DESC LIMIT {share})"
-            for n in range(len(terms))
-        )
-        hits = f"SELECT pk, -sum(rank) AS rank FROM ({pools}) GROUP BY pk"
-        params: dict[str, Any] = {f"fts_{n}": f'"{tag}{term}"' for n, term in enumerate(terms)}
-    else:
-        # Each term on its own, OR-ed: a term that is only a stop word drops out instead of failing
-        # the query, and no term is ever parsed as query syntax. The OR of all terms, what rows are
-        # ranked by, is built once (``fts_query``), a value each pool reads (not a join, which could
-        # cost a pool its order and so its early stop).
-        queries = [f"plainto_tsquery('{TS_CONFIG}', :fts_{n})" for n in range(len(terms))]
-        owned, owner_params = _owned(scope)
-        # Each pool is the planner's choice by the term's frequency: a rare term's rows through the GIN
-        # index, a common term's by walking the user's newest rows (``ix_agentmem_items_user_pk``) until
-        # its share is found. A pool keeps the columns the statement's parts read and rank (so no
-        # row is read twice), each row ranked as its pool reads it; a row of several pools is merged
-        # by its primary key.
-        pools = " UNION ALL ".join(
-            f"(SELECT {_POOLED}, ts_rank(search_vector, (SELECT q FROM fts_query)) AS rank"
-            f" FROM agentmem_items WHERE {owned} AND search_vector @@ {query} ORDER BY pk DESC LIMIT {share})"
-            for query in queries
-        )
-        hits = f"SELECT DISTINCT ON (pk) * FROM ({pools}) p"
-        params = {**owner_params, **{f"fts_{n}": term for n, term in enumerate(terms)}}
         return TextMatch(
-            with_=(
-                f"WITH fts_query AS (SELECT {' || '.join(queries)} AS q),"
-                f" fts_hits AS MATERIALIZED ({hits}) "  # once, however many parts use it
-            ),
-            source="fts_hits i",
-            score="i.rank",
+            # SQLite materializes a CTE used twice.
+            with_="WITH fts_hits AS (SELECT CAST(key AS INTEGER) AS pk, value AS rank"
+            " FROM json_each(:fts_pool)) ",
+            # SQLite would rather walk the scope's index range (every row of a large scope) and probe
+            # the pool for each; CROSS JOIN makes it read the pool first, as PostgreSQL's planner does.
+            source="fts_hits f CROSS JOIN agentmem_items i ON i.pk = f.pk",
+            score="f.rank",
             unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",
-            params=params,
+            params={"fts_pool": json.dumps(scores)},
         )
     return TextMatch(
-        with_=f"WITH fts_hits AS ({hits}) ",  # SQLite materializes a CTE used twice
-        # SQLite would rather walk the scope's index range (every row of a large scope) and probe the
-        # pool for each; CROSS JOIN makes it read the pool first, as PostgreSQL's planner does itself.
-        source="fts_hits f CROSS JOIN agentmem_items i ON i.pk = f.pk",
-        score="f.rank",
+        with_=(
+            f"WITH fts_hits AS MATERIALIZED (SELECT {_POOLED}, v.rank FROM"  # once, however many parts use it
+            " unnest(CAST(:fts_pks AS bigint[]), CAST(:fts_ranks AS float8[])) v(pk, rank)"
+            " JOIN agentmem_items i ON i.pk = v.pk) "
+        ),
+        source="fts_hits i",
+        score="i.rank",
         unmatched="i.pk NOT IN (SELECT pk FROM fts_hits)",
-        params=params,
+        params={"fts_pks": list(scores), "fts_ranks": list(scores.values())},
     )
 
 

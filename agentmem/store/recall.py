@@ -1,0 +1,173 @@
+"""What a query recalls: each of the scope owner's relevant rows with its relevance, computed once per
+compile or search, before the read that orders and cuts by it (``ranked.RankedRead``).
+
+1. Lexical: the query's words (no stop words) scored per term by each backend's full-text index
+   (``search.term_scores``).
+2. Pseudo-relevance feedback: the words the best few visible hits share, which the query did not say,
+   are searched too at a lower weight. A question says "When did she go to the support group?"; the
+   facts it needs say "LGBTQ support group", "group meeting", "transgender": the first hits bring them.
+3. Meaning (when an embedding model is configured): the rows nearest the query's vector, fused with
+   the lexical ranking by reciprocal rank (each list counts by rank, not by its incomparable scores).
+4. Neighbours: what was learned right before and after a strong hit, in the same session, scored just
+   below it. A fact's context (the question before an answer, the turn that says when) is often in
+   the turn next to it, in words the query does not share.
+
+Every step reads only the owner's rows; which of them the scope sees, and which are live, is decided
+by the conditions ``RankedRead.live`` renders, so a session's or another agent's rows never give a
+hit, feedback words or neighbours to a scope that does not see them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection
+
+from ..scope import Scope
+from ..text import words
+from . import search
+from .expiry import Expiry, typed
+
+FEEDBACK_HITS = 5
+"""How many of the best visible hits lend their words to the query."""
+FEEDBACK_TERMS = 8
+"""At most this many feedback words, the ones most of those hits share."""
+FEEDBACK_WEIGHT = 0.3
+"""A feedback word counts this much of a query word (times the share of the hits that have it)."""
+RRF_K = 60
+"""Reciprocal rank fusion's constant: a row's fused score is the sum of 1 / (RRF_K + its rank)."""
+DENSE_HITS = 100
+"""How many of the nearest rows by meaning join the ranking."""
+STRONG_HITS = 8
+"""Of how many of the best visible hits the neighbours are recalled."""
+NEIGHBOUR_SHARE = 0.5
+"""A neighbour's relevance: this share of its hit's (when that is more than its own)."""
+CANDIDATES = 64
+"""How many of the best rows are looked at to find the best visible ones (the others are rarely seen)."""
+
+DenseHits = Callable[[Connection, Scope, int], list[tuple[int, float]]]
+"""The owner's rows nearest the query's vector (pk, similarity), best first, at most that many."""
+
+
+def relevance(
+    conn: Connection,
+    scope: Scope,
+    query: str,
+    layers: Sequence[str],
+    expiry: Expiry,
+    dense: DenseHits | None = None,
+    *,
+    context: bool = True,
+) -> dict[int, float]:
+    """The relevance to ``query`` of the scope owner's rows that have any (pk: score, higher is better).
+
+    ``layers``: those whose rows lend feedback words and neighbours (the ranked ones of the read).
+    ``context``: for a context to read (compile), with feedback words and neighbours; without, only
+    rows that match the query's own words or meaning (search: what it returns must show why)."""
+    terms = [search.Term(word) for word in search.query_terms(query)]
+    scores = search.term_scores(conn, scope, terms)
+    if dense is not None:
+        dense_hits = dense(conn, scope, DENSE_HITS)
+    if not context:
+        return _fused(scores, dense_hits) if dense is not None else scores
+    visible = _Visible(conn, scope, layers, expiry)
+    if scores:
+        extra = _feedback_terms(terms, visible.texts(scores, FEEDBACK_HITS))
+        for pk, score in search.term_scores(conn, scope, extra).items():  # a pool of their own
+            scores[pk] = scores.get(pk, 0.0) + score
+    if dense is not None:
+        scores = _fused(scores, dense_hits)
+    if scores:
+        scores = _with_neighbours(scores, visible.neighbours(scores, STRONG_HITS))
+    return scores
+
+
+def _feedback_terms(terms: Sequence[search.Term], hits: Sequence[str]) -> list[search.Term]:
+    """The words most of the hits share that the query does not have, each weighed by that share."""
+    said = {term.word for term in terms}
+    counts = Counter(
+        word
+        for text in hits
+        for word in set(words(text))
+        if word not in said and word not in search.STOP_WORDS and not word.isdigit()
+    )
+    shared = [(word, n) for word, n in counts.most_common(FEEDBACK_TERMS) if n > 1]
+    room = search.MAX_TERMS - len(terms)
+    return [search.Term(word, FEEDBACK_WEIGHT * n / len(hits)) for word, n in shared[:room]]
+
+
+def _fused(lexical: Mapping[int, float], dense: Sequence[tuple[int, float]]) -> dict[int, float]:
+    """Reciprocal rank fusion of the lexical scores and the nearest rows by meaning."""
+    fused: dict[int, float] = {}
+    for ranking in (_ranked(lexical), [pk for pk, _ in dense]):
+        for rank, pk in enumerate(ranking, 1):
+            fused[pk] = fused.get(pk, 0.0) + 1 / (RRF_K + rank)
+    return fused
+
+
+def _with_neighbours(scores: Mapping[int, float], neighbours: Mapping[int, list[int]]) -> dict[int, float]:
+    raised = dict(scores)
+    for hit, near in neighbours.items():
+        for pk in near:
+            raised[pk] = max(raised.get(pk, 0.0), NEIGHBOUR_SHARE * scores[hit])
+    return raised
+
+
+def _ranked(scores: Mapping[int, float]) -> list[int]:
+    """The pks best first; among equal scores the newest (highest pk) first, as reads break ties."""
+    return sorted(scores, key=lambda pk: (scores[pk], pk), reverse=True)
+
+
+class _Visible:
+    """Reads of the best-scored rows the scope sees live in ``layers``."""
+
+    def __init__(self, conn: Connection, scope: Scope, layers: Sequence[str], expiry: Expiry) -> None:
+        from .ranked import RankedRead  # it reads what this module computes
+
+        self.conn = conn
+        self.postgres = conn.dialect.name == "postgresql"
+        read = RankedRead(conn, scope, None, expiry)
+        agents, sessions = scope.visible_agent_keys, scope.visible_session_keys
+        self.where = (
+            read.live(layers, agents, sessions) + read.narrowest(layers, agents, sessions) if layers else ""
+        )
+        self.params: dict[str, Any] = read.params
+
+    def _best(self, scores: Mapping[int, float], n: int, columns: str, join: str = "") -> list[Any]:
+        """Rows of the ``n`` best visible rows as ``i`` (several rows of one when ``join`` makes them)."""
+        candidates = heapq.nlargest(CANDIDATES, scores, key=lambda pk: (scores[pk], pk))
+        if not candidates or not self.where:
+            return []
+        sql = (
+            f"SELECT i.pk, {columns} FROM agentmem_items i{join}"
+            f" WHERE i.pk IN ({', '.join(map(str, candidates))}) AND {self.where}"
+        )
+        rows = self.conn.execute(typed(sql, self.params), self.params).all()
+        best = sorted({row[0] for row in rows}, key=lambda pk: (scores[pk], pk), reverse=True)[:n]
+        return [row for row in rows if row[0] in best]
+
+    def texts(self, scores: Mapping[int, float], n: int) -> list[str]:
+        """The text of the ``n`` best visible rows."""
+        return [row[1] for row in self._best(scores, n, "i.text")]
+
+    def neighbours(self, scores: Mapping[int, float], n: int) -> dict[int, list[int]]:
+        """Of the ``n`` best visible rows, the open rows of the same owner, agent key and layer learned
+        right before and after each, when in the same session, or in the same write (one learn, one
+        ``add_many``) for rows of no session (the read checks the rest). Only the very next rows are
+        looked at (each one step of ``ix_agentmem_items_user``): one of another session ends the walk."""
+        next_ = (
+            "(SELECT o.pk FROM agentmem_items o WHERE o.user_id = i.user_id AND o.agent_id = i.agent_id"
+            " AND o.layer = i.layer AND o.pk {op} i.pk ORDER BY o.pk {order} LIMIT 1)"
+        )
+        join = (
+            f" LEFT JOIN agentmem_items n ON n.pk IN ({next_.format(op='<', order='DESC')},"
+            f" {next_.format(op='>', order='ASC')}) AND n.valid_to IS NULL AND (n.session_id = i.session_id"
+            " OR (i.session_id IS NULL AND n.session_id IS NULL AND n.created_at = i.created_at))"
+        )
+        found: dict[int, list[int]] = {}
+        for pk, near in self._best(scores, n, "n.pk", join):
+            found.setdefault(pk, []).extend([near] if near is not None else [])
+        return found

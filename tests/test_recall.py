@@ -1,0 +1,105 @@
+"""What compile recalls beyond the query's own words, on both backends: the words the best hits share
+(pseudo-relevance feedback) and the facts learned next to a strong hit; never across scopes, and never
+in ``search``, whose hits must show why they match. Plus the compact rendering of dated facts."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentmem import MemoryManager
+from agentmem.testing import ManualClock
+
+FILLER = [f"Collects stamps from country number {n}" for n in range(12)]
+
+
+def lines_of(xml: str) -> list[str]:
+    return [line[2:] for line in xml.splitlines() if line.startswith("- ")]
+
+
+def test_words_the_best_hits_share_find_what_the_query_did_not_say(mem: MemoryManager) -> None:
+    story = [
+        "Went to the support group for transgender people on Tuesday",
+        "The support group met again; the transgender speakers were inspiring",
+        "Support group friends organised a picnic",
+    ]
+    # Written one by one (no neighbours: different writes): found only by words of the first hits.
+    for text in ["Mentors transgender teenagers at the youth centre", *FILLER, *story]:
+        mem.knowledge.add(text, user_id="u")
+    xml = mem.compile(user_id="u", query="support group", token_budget=10_000)
+    order = lines_of(xml)
+    assert order[:3] == list(reversed(story)) or set(order[:3]) == set(story)
+    # "transgender" is in most of the best hits: the fact that shares only it now ranks above the
+    # unrelated ones, which a query of its own words alone would have left in recency order.
+    mentor = order.index("Mentors transgender teenagers at the youth centre")
+    assert mentor == 3
+    assert all(order.index(text) > mentor for text in FILLER)
+    # search returns only what matches the query itself
+    assert {hit.item.text for hit in mem.search("support group", user_id="u")} == set(story)
+
+
+def test_a_strong_hit_brings_what_was_learned_next_to_it_in_its_session(mem: MemoryManager) -> None:
+    mem.knowledge.add_many(FILLER, user_id="u", session_id="s0")
+    mem.knowledge.add_many(["Asked where to buy running shoes"], user_id="u", session_id="s1")
+    session = [
+        "Asked which city has the best bakeries",
+        "Recommended Lisbon for its pastel de nata",
+        "Said thanks and booked a flight",
+    ]
+    mem.knowledge.add_many(session, user_id="u", session_id="s2")
+    order = lines_of(mem.compile(user_id="u", query="bakeries", token_budget=10_000))
+    # The hit, then the turn right after it in its session; the turn before it is of another session,
+    # and the turn two after is no neighbour: both stay in recency order with the rest.
+    assert order[:4] == [*session, "Asked where to buy running shoes"]
+    assert set(order[4:]) == set(FILLER)  # one write: one timestamp
+    order = lines_of(mem.compile(user_id="u", query="pastel", token_budget=10_000))
+    assert order[:3] == [session[1], session[2], session[0]] or order[:3] == [session[1], session[0], session[2]]
+
+
+def test_facts_of_one_write_are_neighbours_and_separate_writes_are_not(mem: MemoryManager) -> None:
+    mem.knowledge.add("Plays the cello", user_id="u")
+    mem.knowledge.add_many(["Moved flats last spring", "The new flat has a garden"], user_id="u")
+    mem.knowledge.add("Grows tomatoes", user_id="u")
+    order = lines_of(mem.compile(user_id="u", query="garden", token_budget=10_000))
+    assert order[:2] == ["The new flat has a garden", "Moved flats last spring"]
+    assert set(order[2:]) == {"Plays the cello", "Grows tomatoes"}
+
+
+@pytest.mark.parametrize("reader", ["other session", "other agent", "other user"])
+def test_recall_never_reaches_rows_the_scope_does_not_see(mem: MemoryManager, reader: str) -> None:
+    """Rows another session, agent or user holds give a scope neither feedback words nor neighbours:
+    its compile orders its own rows exactly as if they did not exist."""
+    own = ["Keeps bees in the garden", "Sells honey at the market", *FILLER]
+    mem.knowledge.add_many(own[:1], user_id="u")
+    mem.knowledge.add_many(own[2:], user_id="u")
+    mem.knowledge.add("Sells honey at the market", user_id="u")
+    expected = mem.compile(user_id="u", query="bees garden", token_budget=10_000)
+    hidden = ["Keeps bees in the garden shed", "Harvested honey market stamps country"]
+    if reader == "other session":
+        mem.knowledge.add_many(hidden, user_id="u", session_id="private", session_scoped=True)
+    elif reader == "other agent":
+        mem.knowledge.add_many(hidden, user_id="u", agent_id="a2")
+    else:
+        mem.knowledge.add_many(hidden, user_id="v")
+    assert mem.compile(user_id="u", query="bees garden", token_budget=10_000) == expected
+
+
+def test_facts_of_one_day_are_listed_under_their_date(db_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    clock = ManualClock(datetime(2026, 5, 8, 13, 0, tzinfo=UTC))
+    with MemoryManager(db=db_url, clock=clock) as mem:
+        mem.knowledge.add_many(["Started a pottery class", "Bought a kiln"], user_id="u")
+        clock.advance(timedelta(days=32))
+        mem.knowledge.add("Sold the first vase", user_id="u")
+        mem.feedback.add("short answers", user_id="u", sentiment="positive")
+        xml = mem.compile(user_id="u", query="pottery")  # the class, then its neighbour, then the rest
+        assert xml == (
+            "<user_knowledge>\n2026-05-08:\n- Started a pottery class\n- Bought a kiln\n"
+            "2026-06-09:\n- Sold the first vase\n</user_knowledge>\n"
+            "<user_feedback>\npositive:\n- short answers\n</user_feedback>"
+        )
+        # A budget counts each date once: what fits is exactly what the rendering holds.
+        for budget in range(0, mem.count_tokens(xml) + 1):
+            cut = mem.compile(user_id="u", query="pottery", token_budget=budget)
+            assert mem.count_tokens(cut) <= budget
+        assert mem.compile(user_id="u", query="pottery", token_budget=mem.count_tokens(xml)) == xml
