@@ -498,9 +498,8 @@ class MemoryManager:
             return ""
         names = [layer.name for layer in layers]
         counter = self._counter()
-        with self._store.context_reader(
-            topics=topics
-        ) as read_rows:  # the user's and the agent's: one connection
+        # The user's and the agent's: one connection.
+        with self._store.context_reader(topics=topics) as read_rows:
 
             def read(target: Scope, top: Mapping[str, Top]) -> list[ContextRow]:
                 return read_rows(target, names, query, top)
