@@ -43,6 +43,7 @@ from .scope import Scope, check_id, check_session_scoped, prefer_agent
 from .store import ContextRow, Store, Top, backup, transfer, users
 from .store.engine import resolve_url
 from .store.migrations import stored_version
+from .store.ranked import TopicFilter
 from .store.retention import DEFAULT_CLEANUP, CleanupKind, CleanupReport, checked_kinds
 from .store.rows import utcnow
 from .store.variables import VARIABLES
@@ -57,6 +58,8 @@ MAX_QUERY = 4000
 EMBED_RETRY = 1024
 """Items pending embedding that one ``retry_pending`` embeds per user (or agent memory)."""
 MAX_REEMBED = 2**62
+MAX_TOPICS = 20  # topics= of compile and search
+MAX_TOPIC = 200
 TEMPLATE_TOKEN_BUDGET = 1500
 """``render``'s default budget for each memory variable ({{memory}}, {{knowledge}} ...)."""
 SUMMARY_TEMPLATE = "session_summary.jinja"
@@ -512,6 +515,7 @@ class MemoryManager:
         session_id: str | None = None,
         query: str | None = None,
         token_budget: int | None = None,
+        topics: Sequence[str] | None = None,
     ) -> str:
         """The scope's memory as escaped XML for a system message ("" when there is none).
 
@@ -523,10 +527,14 @@ class MemoryManager:
             session_id: also that session's own memory (without it: user-wide memory only).
             query: rank knowledge and feedback by relevance to this text (e.g. the user's message).
             token_budget: the output never exceeds this many tokens; lowest-ranked items drop first.
+            topics: of the layers whose schema has a ``topics`` field (knowledge), only the items
+                listing one of these (ignoring case); the other layers (profile, policies ...) are
+                compiled as without it.
         """
         scope = Scope.addressed(user_id, agent_id, session_id)
         layers = [layer for layer in self._layers.values() if layer.config.inject]
-        return self._compile(scope, layers, _check_query(query), _check_budget(token_budget), True)
+        wanted = self._topic_filter(topics, layers)
+        return self._compile(scope, layers, _check_query(query), _check_budget(token_budget), True, wanted)
 
     def _compile(
         self,
@@ -535,12 +543,14 @@ class MemoryManager:
         query: str | None,
         token_budget: int | None,
         elements: bool,
+        topics: TopicFilter | None = None,
     ) -> str:
         if not layers:
             return ""
         names = [layer.name for layer in layers]
         counter = self._counter()
-        with self._store.context_reader() as read_rows:  # the user's and the agent's: one connection
+        # The user's and the agent's: one connection.
+        with self._store.context_reader(topics=topics) as read_rows:
 
             def read(target: Scope, top: Mapping[str, Top]) -> list[ContextRow]:
                 return read_rows(target, names, query, top)
@@ -651,9 +661,14 @@ class MemoryManager:
         session_id: str | None = None,
         layers: Sequence[str] | None = None,
         limit: int = 10,
+        topics: Sequence[str] | None = None,
     ) -> list[SearchHit]:
         """Live items of the scope ranked by relevance to ``query`` (BM25 on SQLite); ``agent_id``
-        alone searches the agent's own memory; with ``session_id``, that session's own items too."""
+        alone searches the agent's own memory; with ``session_id``, that session's own items too.
+
+        A query word matches an item's text or its topics; Chinese, Japanese and Korean text is
+        matched by its character pairs. ``topics``: only items listing one of these (ignoring case),
+        so only of the layers whose schema has a ``topics`` field (knowledge)."""
         scope = Scope.addressed(user_id, agent_id, session_id)
         text = _check_query(query)
         if text is None:
@@ -664,7 +679,28 @@ class MemoryManager:
             raise ConfigurationError(f"unknown layer(s) {', '.join(unknown)}")
         if type(limit) is not int or limit < 1:  # bool is an int subclass, not a count
             raise InvalidInputError(f"limit must be a positive int, got {limit!r}")
-        return self._store.search(scope, text, names, limit)
+        wanted = self._topic_filter(topics, [self._layers[name] for name in names])
+        if wanted is not None:
+            names = [name for name in names if name in wanted.layers]
+        return self._store.search(scope, text, names, limit, topics=wanted)
+
+    @staticmethod
+    def _topic_filter(topics: object, layers: Sequence[Layer]) -> TopicFilter | None:
+        """The checked ``topics=`` of ``compile`` and ``search``, applying to ``layers`` that have topics."""
+        if topics is None:
+            return None
+        if isinstance(topics, str) or not isinstance(topics, Sequence):
+            raise InvalidInputError(f"topics must be a list of str, not {type(topics).__name__}")
+        if not 0 < len(topics) <= MAX_TOPICS:
+            raise InvalidInputError(f"topics must name 1 to {MAX_TOPICS} topics, got {len(topics)}")
+        for topic in topics:
+            if not isinstance(topic, str) or not topic.strip():
+                raise InvalidInputError(f"each topic must be a non-empty str, got {topic!r}")
+            if len(topic) > MAX_TOPIC:
+                raise InvalidInputError(f"a topic is {len(topic)} characters; the limit is {MAX_TOPIC}")
+            checked_text(topic, "a topic")
+        with_topics = frozenset(layer.name for layer in layers if "topics" in layer.schema.fields)
+        return TopicFilter(tuple(topics), with_topics)
 
     def history(
         self,

@@ -11,6 +11,14 @@ _WORD = re.compile(r"\w[\w+#]*", re.UNICODE)
 # Characters XML 1.0 forbids even when escaped; a memory must never make the block unparsable.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _SPACE = re.compile(r"\s+")
+# Scripts written without spaces between words (Chinese, Japanese) or with particles joined to them
+# (Korean): Hangul Jamo and syllables, CJK radicals, ideographic marks, kana, CJK ideographs.
+_CJK = (
+    "\u1100-\u11ff\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3031-\u3035\u3038-\u303c\u3040-\u30ff"
+    "\u3130-\u318f\u31a0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff"
+    "\U00020000-\U0003134f"
+)
+_CJK_RUN = re.compile(f"[{_CJK}]+")
 
 
 def normalize(text: str) -> str:
@@ -20,7 +28,35 @@ def normalize(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    """The text's words, folded; a word with CJK characters is followed by its ``cjk_parts``."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    found = _WORD.findall(folded)
+    if not _CJK_RUN.search(folded):
+        return found
+    return [part for word in found for part in (word, *cjk_parts(word))]
+
+
+def cjk_words(text: str) -> list[str]:
+    """What ``words`` adds to the text's own words: the ``cjk_parts`` of each."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if not _CJK_RUN.search(folded):
+        return []
+    return [part for word in _WORD.findall(folded) for part in cjk_parts(word)]
+
+
+def cjk_parts(word: str) -> list[str]:
+    """The parts a word with CJK characters is found by, besides itself: each run of CJK characters
+    as its overlapping character pairs (a lone character as itself), and the rest's words. Chinese
+    and Japanese leave no space between words, so "我喜欢喝咖啡" is one ``\\w`` run, which "咖啡" alone
+    would never match; its pair "咖啡" does. In Korean, "서울" is found in "서울에서"; in
+    "pythonで書いた", "python" too. Pairs make word-set similarity meaningful for these texts as well.
+    """
+    runs = _CJK_RUN.findall(word)
+    if not runs:
+        return []
+    pairs = (run[i : i + 2] for run in runs for i in range(max(1, len(run) - 1)))
+    rest = _WORD.findall(_CJK_RUN.sub(" ", word))
+    return [part for part in dict.fromkeys([*pairs, *rest]) if part != word]
 
 
 @lru_cache(maxsize=65536)

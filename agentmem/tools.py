@@ -87,10 +87,24 @@ def tool_definitions(layers: Mapping[str, Layer], *, agent_memory: bool = False)
         _fn(
             "search",
             "Search what you remember about the user; returns ids for update and forget.",
-            {"query": {"type": "string"}},
+            {"query": {"type": "string"}, **_topics_argument(layers)},
             ["query"],
         ),
     ]
+
+
+def _topics_argument(layers: Mapping[str, Layer]) -> dict[str, Any]:
+    """``memory_search``'s ``topics``, where some layer's items list topics (``search(topics=)``)."""
+    with_topics = [name for name, layer in layers.items() if "topics" in layer.schema.fields]
+    if not with_topics:
+        return {}
+    return {
+        "topics": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": f"only {', '.join(with_topics)} memories listing one of these topics",
+        }
+    }
 
 
 @dataclass
@@ -241,15 +255,15 @@ class MemoryTools:
             }
         return {"ok": False, "error": "no memory clearly matches; use memory_search and forget by id"}
 
-    def _search(self, query: str) -> dict[str, Any]:
-        hits = self._hits(query, limit=SEARCH_LIMIT)
+    def _search(self, query: str, topics: list[str] | None = None) -> dict[str, Any]:
+        hits = self._hits(query, limit=SEARCH_LIMIT, topics=topics)
         results = [{"id": h.item.id, "layer": h.item.layer, "text": h.item.text} for h in hits]
         if self.agent_scope is not None:
             for result, hit in zip(results, hits, strict=True):
                 result["scope"] = "agent" if hit.item.user_id == self.agent_scope.user_id else "user"
         return {"ok": True, "results": results}
 
-    def _hits(self, query: str, limit: int = 10) -> list[SearchHit]:
+    def _hits(self, query: str, limit: int = 10, topics: list[str] | None = None) -> list[SearchHit]:
         scopes = [self.scope] if self.agent_scope is None else [self.scope, self.agent_scope]
         hits = [
             hit
@@ -260,6 +274,7 @@ class MemoryTools:
                 agent_id=scope.agent_id,
                 session_id=scope.session_id,
                 limit=limit,
+                topics=topics,
             )
         ]
         # One index scores both scopes alike; on a tie the user's own memory comes first (stable sort).

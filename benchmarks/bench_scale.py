@@ -320,7 +320,7 @@ def seed_user(mem: MemoryManager, engine: Engine, user: str, facts: Sequence[dic
             conn.execute(ITEMS.insert(), items[start : start + 5_000])
             conn.execute(EVENTS.insert(), events[start : start + 5_000])
         # The word index, as the writer keeps it (SQLite's FTS5 rows, PostgreSQL's words arrays).
-        search.index_items(conn, user, [(item["id"], item["text"]) for item in items])
+        search.index_items(conn, user, [(item["id"], item["text"], item["value"]) for item in items])
     if facts:  # the rows must be real items to the read and merge paths
         # The newest fact: search ranks each term's newest matches (search.RANK_POOL), and every word of
         # these templated facts recurs in thousands of others, so an older one may rank below the third.

@@ -89,7 +89,7 @@ def seed(mem: MemoryManager) -> None:
         )
     with mem._store.engine.begin() as conn:
         conn.execute(ITEMS.insert(), rows)
-        search.index_items(conn, "big", [(row["id"], row["text"]) for row in rows])
+        search.index_items(conn, "big", [(row["id"], row["text"], row["value"]) for row in rows])
 
 
 def learn_big(url: str, outcomes: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentmem.secret_filter import find_secret
-from agentmem.text import normalize, similarity, xml_text
+from agentmem.text import cjk_words, normalize, similarity, words, xml_text
 from agentmem.tokens import default_counter, estimate_tokens
 
 
@@ -35,6 +35,18 @@ def test_normalize_and_similarity() -> None:
     assert normalize("  Works remotely, from LISBON! ") == "works remotely from lisbon"
     assert similarity("Likes Python a lot", "likes python a lot!") == 1.0
     assert similarity("Likes Python", "Hates Java") == 0.0
+
+
+def test_cjk_words_are_followed_by_their_character_pairs() -> None:
+    assert words("我喜欢咖啡") == ["我喜欢咖啡", "我喜", "喜欢", "欢咖", "咖啡"]
+    assert words("猫 and 犬") == ["猫", "and", "犬"]  # a lone character is its own part
+    assert words("서울에서 일해요") == ["서울에서", "서울", "울에", "에서", "일해요", "일해", "해요"]
+    # Kana and kanji are one run; the Latin word inside is a part of its own; halfwidth kana fold.
+    assert words("Pythonで書く") == ["pythonで書く", "で書", "書く", "python"]
+    assert words("ｺｰﾋｰ") == ["コーヒー", "コー", "ーヒ", "ヒー"]
+    assert words("C++ and naïve café") == ["c++", "and", "naïve", "café"]  # other text as before
+    assert cjk_words("iPhone用 case") == ["用", "iphone"]
+    assert cjk_words("plain text") == []
 
 
 def test_xml_text_escapes_and_flattens() -> None:

@@ -186,6 +186,20 @@ def test_an_old_database_is_opened_used_and_exported(
         "Builds a demand forecast for the retail team"
     ]
     assert "Uses pandas and DuckDB" in mem.compile(user_id="sarah", query="duckdb", token_budget=200)
+    # A topic finds its item, and filters, once schema 11 indexed the old rows' topics.
+    assert [h.item.text for h in mem.search("stack", user_id="sarah")] == ["Uses pandas and DuckDB"]
+    filtered = mem.compile(user_id="sarah", topics=["Stack"])
+    assert "Uses pandas and DuckDB" in filtered
+    assert "demand forecast" not in filtered
+    if version >= 10:  # Chinese, Japanese and Korean text the old code wrote, found by its words
+        for query, text in (
+            ("咖啡", "我每天早上喝咖啡"),
+            ("日常", "我每天早上喝咖啡"),
+            ("東京", "東京でPythonを教えています"),
+            ("python", "東京でPythonを教えています"),
+            ("서울", "서울에서 데이터 분석을 합니다"),
+        ):
+            assert [h.item.text for h in mem.search(query, user_id="mei")] == [text]
 
     # The current code learns into it...
     learned = mem.learn([{"role": "user", "content": "Hi, I'm Sam, a nurse in Leeds."}], user_id="sam")

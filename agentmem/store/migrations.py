@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine, inspect
@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 
 from ..errors import StoreError
 from ..text import normalize, word_set
-from .search import owner_tag, owner_token, tagged
+from .search import owner_tag, owner_token, search_document, searched_text, tagged
 from .tables import UtcDateTime
 
 if TYPE_CHECKING:  # alembic is imported only when a database needs a step (it costs ~0.1 s)
@@ -459,6 +459,71 @@ def _v11_vectors(op: Operations) -> None:
     op.create_index("ix_agentmem_vectors_owner", "agentmem_vectors", ["user_id", "model", "agent_id", "id"])
 
 
+def _v12_cjk_and_topics(op: Operations) -> None:
+    """Full-text search finds Chinese, Japanese and Korean words (``text.cjk_parts``, also in the words
+    merge candidates are found by) and items by their topics (see ``search.index_items``). SQLite: the
+    FTS5 rows of texts with other than ASCII characters or of values with topics are written anew (an
+    ASCII text without topics indexes as before). PostgreSQL: ``search_vector`` becomes a column the
+    code writes (its parser cannot cut CJK text): every row's is computed in one statement from its
+    text as before, then rows of such texts or values get theirs and their ``words`` anew."""
+    conn = op.get_bind()
+    postgres = conn.dialect.name == "postgresql"
+    items = _ITEMS
+    if postgres:
+        op.execute("ALTER TABLE agentmem_items DROP COLUMN search_vector")  # and its index
+        op.execute("ALTER TABLE agentmem_items ADD COLUMN search_vector tsvector")
+        op.execute("UPDATE agentmem_items SET search_vector = to_tsvector('english'::regconfig, text)")
+    octets = (
+        sa.func.octet_length(items.c.text)
+        if postgres
+        else sa.func.length(sa.cast(items.c.text, sa.LargeBinary))
+    )
+    other = sa.or_(
+        sa.func.length(items.c.text) != octets,
+        sa.cast(items.c.value, sa.Text).contains('"topics"'),
+    )
+    update = sa.text(
+        "UPDATE agentmem_items SET words = :words,"
+        " search_vector = to_tsvector('english'::regconfig, :document) WHERE pk = :pk"
+    ).bindparams(sa.bindparam("words", type_=postgresql.ARRAY(sa.Text)))
+    last = -1
+    while rows := conn.execute(
+        sa.select(items.c.pk, items.c.user_id, items.c.agent_id, items.c.text, items.c.value)
+        .where(items.c.pk > last, other)
+        .order_by(items.c.pk)
+        .limit(1000)
+    ).all():
+        last = rows[-1].pk
+        if postgres:
+            conn.execute(
+                update,
+                [
+                    {
+                        "pk": r.pk,
+                        "words": sorted(word_set(r.text)),
+                        "document": search_document(r.text, r.value),
+                    }
+                    for r in rows
+                ],
+            )
+            continue
+        conn.exec_driver_sql(f"DELETE FROM {FTS_TABLE} WHERE rowid = ?", [(r.pk,) for r in rows])
+        conn.exec_driver_sql(
+            f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (?, ?)",
+            [(r.pk, tagged(owner_tag(owner_token(_owner(r))), searched_text(r.text, r.value))) for r in rows],
+        )
+    if postgres:
+        op.execute(
+            "CREATE INDEX ix_agentmem_items_search ON agentmem_items USING gin (search_vector)"
+            " WITH (fastupdate = off)"
+        )
+
+
+def _owner(row: Any) -> str:
+    """The row's ``Scope.owner``: its user id, or for an agent's own memory (user id "") the agent's."""
+    return f"\x1fagent:{row.agent_id}" if row.user_id == "" else str(row.user_id)
+
+
 class Migration(NamedTuple):
     name: str
     run: Callable[[Operations], None]
@@ -477,6 +542,7 @@ MIGRATIONS: dict[int, Migration] = {
     9: Migration("word index, memory variables, items that expire, session-scoped memory", _v9),
     10: Migration("full-text words tagged by owner, the rank pools' index, API keys", _v10),
     11: Migration("embeddings for semantic search", _v11_vectors),
+    12: Migration("full-text search of CJK text and of topics", _v12_cjk_and_topics),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -12,6 +12,7 @@ one index range, joined to the pool for its matched rows' scores.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -32,19 +33,45 @@ class Top(NamedTuple):
     by_count: bool = False
 
 
+class TopicFilter(NamedTuple):
+    """Of the rows of ``layers``, keep those whose value's ``topics`` list has one of ``topics``, compared
+    lowercased (each given topic is matched by its lowercase form and by itself with only ASCII
+    letters lowercased, as SQLite's ``lower`` folds a stored one); rows of other layers are kept."""
+
+    topics: tuple[str, ...]
+    layers: frozenset[str]
+
+    @property
+    def spellings(self) -> list[str]:
+        return sorted({form for t in self.topics for form in (t.lower(), _ascii_lower(t))})
+
+
+def _ascii_lower(text: str) -> str:
+    return "".join(c.lower() if c.isascii() else c for c in text)
+
+
 class RankedRead:
     """Builds the arms of one compile read and runs them as one statement; ``search`` uses its parts."""
 
     def __init__(
-        self, conn: Connection, scope: Scope, scores: Mapping[int, float] | None, expiry: Expiry
+        self,
+        conn: Connection,
+        scope: Scope,
+        scores: Mapping[int, float] | None,
+        expiry: Expiry,
+        topics: TopicFilter | None = None,
     ) -> None:
-        """``scores``: the relevance of the rows that have any (``recall.relevance``), by pk."""
+        """``scores``: the relevance of the rows that have any (``recall.relevance``), by pk.
+        ``topics``: keep only the rows the filter keeps (in every arm: see ``live``)."""
         self.conn = conn
         self.scope = scope
         self.expiry = expiry
         self.match = search.scored(conn, scores) if scores else None
         self.params: dict[str, Any] = {"user": scope.user_id, **(self.match.params if self.match else {})}
         self.postgres = conn.dialect.name == "postgresql"
+        self.topics = topics
+        if topics is not None:  # one parameter however many topics: a JSON array on SQLite
+            self.params["topics"] = topics.spellings if self.postgres else json.dumps(topics.spellings)
         self.ctes: list[str] = []  # what ``top`` reads twice, defined once in the statement
         self._bound: dict[tuple[str, str], str] = {}
 
@@ -70,8 +97,30 @@ class RankedRead:
             f"i.user_id = :user AND i.agent_id IN ({self._bind('a', agents)})"
             f" AND i.session_scope IN ({self._bind('s', sessions)})"
             f" AND i.layer IN ({self._bind('l', layers)}) AND i.valid_to IS NULL"
-            f" AND {self.expiry.live('i.', layers, self.params)}"
+            f" AND {self.expiry.live('i.', layers, self.params)}{self._topical(layers)}"
         )
+
+    def _topical(self, layers: Sequence[str]) -> str:
+        """The topic filter's condition on ``i`` for rows of ``layers`` (empty when none applies). On
+        PostgreSQL ``i`` may be the rank pool, without ``value``: the row is looked up by its pk."""
+        filtered = [layer for layer in layers if self.topics is not None and layer in self.topics.layers]
+        if not filtered:
+            return ""
+        if self.postgres:
+            listed = "CASE WHEN json_typeof(v.value -> 'topics') = 'array' THEN v.value -> 'topics' END"
+            has = (
+                f"EXISTS (SELECT 1 FROM agentmem_items v, json_array_elements_text({listed}) t(topic)"
+                " WHERE v.pk = i.pk AND lower(t.topic) = ANY(:topics))"
+            )
+        else:
+            listed = "CASE json_type(i.value, '$.topics') WHEN 'array' THEN i.value END"
+            has = (
+                f"EXISTS (SELECT 1 FROM json_each({listed}, '$.topics') t"
+                " WHERE lower(t.value) IN (SELECT value FROM json_each(:topics)))"
+            )
+        if len(filtered) == len(layers):
+            return f" AND {has}"
+        return f" AND (i.layer NOT IN ({self._bind('l', filtered)}) OR {has})"
 
     def narrowest(self, layers: Sequence[str], agents: Sequence[str], sessions: Sequence[str]) -> str:
         """A condition on ``i`` (empty when none is needed) keeping, of rows of one key the scope sees

@@ -10,11 +10,15 @@ that owner's rows of each term, and BM25 weighs a term by how many of the owner'
 9 and before scoped by a separate ``owner`` phrase ANDed to each term, whose frequency BM25 worked out
 by walking all of the owner's rows once per term: 3 ms per term at 100k rows.)
 
-PostgreSQL: the generated column ``search_vector`` (``to_tsvector('english', text)``, schema 8) with a
+PostgreSQL: the column ``search_vector`` (a ``tsvector`` of the ``english`` configuration) with a
 GIN index, ranked by ``ts_rank``. The ``english`` configuration stems words as SQLite's porter
 tokenizer does; it also leaves out stop words, which carry next to no relevance under BM25 either.
-The column is computed by the database, so every write (and every row older than schema 8) is indexed
-without the code writing it.
+Since schema 12 the code writes it (``index_items``), as it writes the ``words`` array: from the text
+plus what PostgreSQL's parser cannot make of it, the CJK parts of ``text.words`` (see ``cjk_parts``).
+
+Both backends index an item's topics (``topics_of``) with its text, so a topic's word finds the item;
+the words merge candidates are found by (``may_have_words``) stay those of the text alone on
+PostgreSQL, and on SQLite a topic word only adds a candidate the caller then compares by its text.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     column,
+    func,
     literal_column,
     or_,
     select,
@@ -43,7 +48,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 
 from ..scope import Scope
-from ..text import word_set, words
+from ..text import cjk_words, word_set, words
 
 FTS_TABLE = "agentmem_items_fts"
 TS_CONFIG = "english"
@@ -73,14 +78,32 @@ def tagged(owner_tag: str, text: str) -> str:
     return " ".join(owner_tag + word for word in words(text))
 
 
-def index_items(conn: Connection, owner: str, items: Sequence[tuple[str, str]]) -> None:
-    """Index the text of these stored items (id, text) of one owner (``Scope.owner``): one statement.
+def topics_of(value: Any) -> list[str]:
+    """The topics an item's value lists (layers whose schema has a ``topics`` field); [] otherwise."""
+    topics = value.get("topics") if isinstance(value, dict) else None
+    return [t for t in topics if isinstance(t, str)] if isinstance(topics, list) else []
+
+
+def searched_text(text: str, value: Any) -> str:
+    """What full-text search finds an item by: its text, then its topics."""
+    topics = topics_of(value)
+    return "\n".join([text, " ".join(topics)]) if topics else text
+
+
+def search_document(text: str, value: Any) -> str:
+    """PostgreSQL's ``search_vector`` source: the searched text, then the CJK parts of its words."""
+    searched = searched_text(text, value)
+    return "\n".join([searched, *cjk_words(searched)])
+
+
+def index_items(conn: Connection, owner: str, items: Sequence[tuple[str, str, Any]]) -> None:
+    """Index these stored items (id, text, value) of one owner (``Scope.owner``): one statement.
 
     Both backends index the text's words as ``text.words`` splits them, the words merge candidates
-    are looked up by (see ``may_have_words``): SQLite's FTS5 row holds them tagged (``tagged``) and
-    joined by spaces, which its tokenizer cuts exactly where it cuts each word alone; PostgreSQL keeps
-    them as the array ``words`` (GIN-indexed, schema 9), beside the ``search_vector`` it computes
-    itself for ranked search.
+    are looked up by (see ``may_have_words``): SQLite's FTS5 row holds them, and the topics' words
+    (``searched_text``), tagged (``tagged``) and joined by spaces, which its tokenizer cuts exactly
+    where it cuts each word alone; PostgreSQL keeps the text's as the array ``words`` (GIN-indexed,
+    schema 9), beside the ``search_vector`` of ranked search (``search_document``).
     """
     if not items:
         return
@@ -88,11 +111,15 @@ def index_items(conn: Connection, owner: str, items: Sequence[tuple[str, str]]) 
         tag = owner_tag(owner_token(owner))
         conn.exec_driver_sql(
             f"INSERT INTO {FTS_TABLE}(rowid, text) SELECT pk, ? FROM agentmem_items WHERE id = ?",
-            [(tagged(tag, text), item_id) for item_id, text in items],
+            [(tagged(tag, searched_text(text, value)), item_id) for item_id, text, value in items],
         )
     else:
         conn.execute(
-            _SET_WORDS, [{"_id": item_id, "words": sorted(word_set(text))} for item_id, text in items]
+            _SET_WORDS,
+            [
+                {"_id": item_id, "words": sorted(word_set(text)), "document": search_document(text, value)}
+                for item_id, text, value in items
+            ],
         )
 
 
@@ -309,8 +336,11 @@ def _owned(scope: Scope) -> tuple[str, dict[str, str]]:
 _HAS_TOKEN = re.compile(r"[^_+#]")
 _WORDS = column("words", postgresql.ARRAY(Text))
 _SET_WORDS = (
-    table("agentmem_items", column("id"), _WORDS)
+    table("agentmem_items", column("id"), _WORDS, column("search_vector"))
     .update()
     .where(column("id") == bindparam("_id"))
-    .values(words=bindparam("words", type_=_WORDS.type))
+    .values(
+        words=bindparam("words", type_=_WORDS.type),
+        search_vector=func.to_tsvector(literal_column(f"'{TS_CONFIG}'::regconfig"), bindparam("document")),
+    )
 )

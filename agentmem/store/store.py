@@ -24,7 +24,7 @@ from . import retention, vectors
 from .engine import WRITE, is_ephemeral, make_engine
 from .expiry import Expiry, before, typed
 from .migrations import migrate
-from .ranked import RankedRead, Top
+from .ranked import RankedRead, Top, TopicFilter
 from .recall import DenseHits, relevance
 from .rows import (
     EVENTS,
@@ -371,6 +371,7 @@ class Store:
         query: str | None,
         top: Mapping[str, Top] | None = None,
         *,
+        topics: TopicFilter | None = None,
         conn: Connection | None = None,
         dense: DenseHits | None = None,
         known: dict[Any, dict[int, float]] | None = None,
@@ -381,7 +382,8 @@ class Store:
 
         ``top``: layers of which only the first ``limit`` rows in the budget's priority order are read
         (score, recency, then count when ``by_count``, then id; the best first); the others are read whole.
-        ``conn``: read on this connection (see ``context_reader``), not a new one.
+        ``topics``: only the rows the filter keeps. ``conn``: read on this connection (see
+        ``context_reader``), not a new one.
         ``dense``: the owner's rows nearest the query by meaning, fused into the ranking.
         ``known``: relevance worked out by an earlier read of the same compile, kept there for the next.
         """
@@ -394,17 +396,19 @@ class Store:
                 if key not in known:
                     known[key] = relevance(c, scope, query, layers, expiry, dense)
                 scores = known[key]
-            return _context_rows(c, scope, layers, scores, top or {}, expiry)
+            return _context_rows(c, scope, layers, scores, top or {}, expiry, topics)
 
     @contextmanager
-    def context_reader(self, dense: DenseHits | None = None) -> Iterator[ContextReader]:
+    def context_reader(
+        self, dense: DenseHits | None = None, topics: TopicFilter | None = None
+    ) -> Iterator[ContextReader]:
         """``context_rows`` for several scopes on one connection: one compile of a user's memory and
         an agent's own memory reads them in one transaction, and opens one connection. A scope's
         relevance is worked out once, however many reads a budget takes."""
         known: dict[Any, dict[int, float]] = {}
         with self.reading() as conn:
             yield lambda scope, layers, query, top: self.context_rows(
-                scope, layers, query, top, conn=conn, dense=dense, known=known
+                scope, layers, query, top, topics=topics, conn=conn, dense=dense, known=known
             )
 
     def search(
@@ -414,6 +418,7 @@ class Store:
         layers: Sequence[str],
         limit: int,
         *,
+        topics: TopicFilter | None = None,
         conn: Connection | None = None,
         dense: DenseHits | None = None,
     ) -> list[SearchHit]:
@@ -422,7 +427,7 @@ class Store:
         with self.reading(conn) as conn:
             expiry = self.expiry()
             scores = relevance(conn, scope, query, layers, expiry, dense, context=False)
-            ranked = RankedRead(conn, scope, scores, expiry)
+            ranked = RankedRead(conn, scope, scores, expiry, topics)
             match = ranked.match
             if match is None:
                 return []
@@ -556,9 +561,10 @@ def _context_rows(
     scores: Mapping[int, float] | None,
     top: Mapping[str, Top],
     expiry: Expiry,
+    topics: TopicFilter | None = None,
 ) -> list[ContextRow]:
     whole = [name for name in layers if name not in top]
-    ranked = RankedRead(conn, scope, scores, expiry)
+    ranked = RankedRead(conn, scope, scores, expiry, topics)
     arms = ranked.whole(whole) if whole else []
     arms += [arm for name, slice_ in top.items() if name in layers for arm in ranked.top(name, slice_)]
     rows = ranked.run(arms)

@@ -89,12 +89,13 @@ class ItemRow(SQLModel, table=True):
             postgresql_where=text("expires_at IS NOT NULL AND valid_to IS NULL"),
         ),
     )
-    # Not modelled: the full-text index over ``text``, which the code never reads or writes as a
-    # column (see store/search.py): SQLite's FTS5 table, and on PostgreSQL the generated column
-    # ``search_vector`` with its GIN index ``ix_agentmem_items_search`` (v8) and the index its rank
-    # pools walk, ``ix_agentmem_items_user_pk`` (v10); and the words of each text for merge candidates
-    # (v9): SQLite's FTS5 row holds them, on PostgreSQL the ``words`` array with its GIN index
-    # ``ix_agentmem_items_words``, written by ``search.index_items``.
+    # Not modelled: the full-text index over ``text`` (and topics), which the code reads and writes
+    # only as SQL of its own (see store/search.py): SQLite's FTS5 table, and on PostgreSQL the column
+    # ``search_vector`` (v8, written by the code since v12) with its GIN index
+    # ``ix_agentmem_items_search`` and the index its rank pools walk, ``ix_agentmem_items_user_pk``
+    # (v10); and the words of each text for merge candidates (v9): SQLite's FTS5 row holds them, on
+    # PostgreSQL the ``words`` array with its GIN index ``ix_agentmem_items_words``, written by
+    # ``search.index_items``.
 
     pk: int | None = Field(default=None, primary_key=True)
     id: str = Field(max_length=40, unique=True)

@@ -440,7 +440,7 @@ def _import(conn: Connection, doc: Export, scope: Scope) -> int:
             )
     if doc.items:
         conn.execute(ITEMS.insert(), [_stored(_KIND["items"], item, doc.user_id) for item in doc.items])
-        search.index_items(conn, scope.owner, [(item.id, item.text) for item in doc.items])
+        search.index_items(conn, scope.owner, [(item.id, item.text, item.value) for item in doc.items])
     event_ids: list[int] = []
     for event in doc.events:
         inserted = conn.execute(EVENTS.insert().values(**_stored(_KIND["events"], event, doc.user_id)))

@@ -122,8 +122,8 @@ class Writer:
                         "updated_at": self.now,
                     }
                 )
-                if op.text != target.text:
-                    batch.reindexed.append((target.id, op.text))
+                if search.searched_text(op.text, op.value) != search.searched_text(target.text, target.value):
+                    batch.reindexed.append((target.id, op.text, op.value))
                 batch.event(
                     Change("update", target.layer, target.id, target.key, target.value, op.value), op.reason
                 )
@@ -349,10 +349,12 @@ class Writer:
         """The batch's statements, in an order the live-key index accepts whatever the ops' order:
         what leaves the live set (deleted, closed) goes before what joins it (added)."""
         conn = self.conn
-        search.unindex_ids(conn, [*batch.deleted, *(item_id for item_id, _ in batch.reindexed)])
+        search.unindex_ids(conn, [*batch.deleted, *(item_id for item_id, _, _ in batch.reindexed)])
         # A changed text's vector no longer says it, and a closed item is out of every search: both
         # drop theirs (a deleted item's goes with its row).
-        vectors.drop(conn, [*(item_id for item_id, _ in batch.reindexed), *(r["_id"] for r in batch.closed)])
+        vectors.drop(
+            conn, [*(item_id for item_id, _, _ in batch.reindexed), *(r["_id"] for r in batch.closed)]
+        )
         if batch.added or batch.reindexed:
             owner = owner_scope(self.scope)
             self.written[owner] = self.written.get(owner, 0) + len(batch.added) + len(batch.reindexed)
@@ -365,7 +367,9 @@ class Writer:
         if batch.added:
             conn.execute(_INSERT_ITEM, batch.added)
         search.index_items(
-            conn, self.scope.owner, [*((r["id"], r["text"]) for r in batch.added), *batch.reindexed]
+            conn,
+            self.scope.owner,
+            [*((r["id"], r["text"], r["value"]) for r in batch.added), *batch.reindexed],
         )
         self.record(batch.events, source=source, session_id=session_id)
 
@@ -431,8 +435,8 @@ class _Batch:
     edited: list[dict[str, Any]] = field(default_factory=list)
     closed: list[dict[str, Any]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-    reindexed: list[tuple[str, str]] = field(default_factory=list)  # (id, new text)
-    """Edited items whose text changed: their full-text rows are rebuilt."""
+    reindexed: list[tuple[str, str, Any]] = field(default_factory=list)  # (id, new text, new value)
+    """Edited items whose text or topics changed: their full-text rows are rebuilt."""
     events: list[tuple[Change, str | None]] = field(default_factory=list)
     """Every change with its reason, in the order of the operations."""
 

@@ -56,6 +56,8 @@ def test_a_user_bound_key_reaches_its_user_and_no_other(
     serve_process: str, mem: MemoryManager, make_key: MakeKey, mode: str
 ) -> None:
     mem.knowledge.add("Bob keeps bees", user_id="bob")
+    mem.knowledge.add("Alice grows tomatoes", user_id="alice", topics=["garden"])
+    mem.knowledge.add("Alice sells tomatoes", user_id="alice", topics=["work"])
     key = make_key(user_id="alice")
 
     async def use(client: Client) -> list[Any]:
@@ -64,9 +66,11 @@ def test_a_user_bound_key_reaches_its_user_and_no_other(
         search = await client.call_tool("memory_search", {"query": "bees"})
         bad = await client.call_tool("memory_search", {"query": "bees", "user_id": "bob"})
         context = (await client.read_resource("memory://context")).contents[0]
-        return [listed, added, search, bad, context]
+        topical = await client.call_tool("memory_search", {"query": "tomatoes", "topics": ["GARDEN"]})
+        return [listed, added, search, bad, context, topical]
 
-    listed, added, search, bad, context = over_http(serve_process, key, use, mode)
+    listed, added, search, bad, context, topical = over_http(serve_process, key, use, mode)
+    assert [r["text"] for r in json.loads(text(topical))["results"]] == ["Alice grows tomatoes"]
     assert "memory_learn" in {tool.name for tool in listed.tools}
     assert not added.is_error
     item_id = json.loads(text(added))["changes"][0]["id"]

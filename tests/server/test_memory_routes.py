@@ -412,6 +412,14 @@ def test_search_ranks_and_filters_by_layer(client: TestClient) -> None:
     assert len(one) == 1
 
 
+def test_search_filters_by_topics(client: TestClient, mem: MemoryManager) -> None:
+    mem.knowledge.add("Deploys services with Kubernetes", user_id="sarah", topics=["work"])
+    mem.knowledge.add("Deploys a garden irrigation system", user_id="sarah", topics=["home"])
+    hits = client.get(f"{SARAH}/search", params={"query": "deploys", "topics": ["WORK", "infra"]}).json()
+    assert [h["item"]["text"] for h in hits["hits"]] == ["Deploys services with Kubernetes"]
+    error(client.get(f"{SARAH}/search", params={"query": "deploys", "topics": " "}), 422, "invalid_input")
+
+
 def test_the_users_history_is_oldest_first_and_limited(client: TestClient, mem: MemoryManager) -> None:
     first = add(client, "Builds a churn model")
     client.patch(f"{SARAH}/items/{first['id']}", json={"text": "Builds a churn model in R"})

@@ -565,6 +565,12 @@ def search(
     ] = None,
     agent_id: AgentParam = None,
     session_id: SessionParam = None,
+    topics: Annotated[
+        list[str] | None,
+        Query(
+            description="Only items listing one of these topics, ignoring case (repeated or comma-separated)."
+        ),
+    ] = None,
 ) -> SearchOut:
     session_id = session_for(memory, who, user_id, agent_id, session_id)
     names = _split(layers)
@@ -581,6 +587,7 @@ def search(
         session_id=session_id,
         layers=names or None,
         limit=limit,
+        topics=_split(topics),
     )
     return SearchOut(hits=[SearchHitOut.of(hit) for hit in hits])
 
