@@ -550,7 +550,8 @@ class MemoryManager:
         names = [layer.name for layer in layers]
         counter = self._counter()
         # The user's and the agent's: one connection.
-        with self._store.context_reader(topics=topics) as read_rows:
+        dense = self._store.dense_for(query)  # the query's one embedding call, before the read
+        with self._store.context_reader(dense, topics) as read_rows:
 
             def read(target: Scope, top: Mapping[str, Top]) -> list[ContextRow]:
                 return read_rows(target, names, query, top)
@@ -682,7 +683,8 @@ class MemoryManager:
         wanted = self._topic_filter(topics, [self._layers[name] for name in names])
         if wanted is not None:
             names = [name for name in names if name in wanted.layers]
-        return self._store.search(scope, text, names, limit, topics=wanted)
+        dense = self._store.dense_for(text) if names else None  # the query's one embedding call
+        return self._store.search(scope, text, names, limit, topics=wanted, dense=dense)
 
     @staticmethod
     def _topic_filter(topics: object, layers: Sequence[Layer]) -> TopicFilter | None:

@@ -4,10 +4,15 @@ in ``search``, whose hits must show why they match. Plus the compact rendering o
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+
 import pytest
 
 from agentmem import MemoryManager
+from agentmem.store import recall
 from agentmem.testing import ManualClock
+from agentmem.text import words
 
 FILLER = [f"Collects stamps from country number {n}" for n in range(12)]
 
@@ -107,3 +112,70 @@ def test_facts_of_one_day_are_listed_under_their_date(db_url: str) -> None:
             cut = mem.compile(user_id="u", query="pottery", token_budget=budget)
             assert mem.count_tokens(cut) <= budget
         assert mem.compile(user_id="u", query="pottery", token_budget=mem.count_tokens(xml)) == xml
+
+
+class Concepts:
+    """A test embedding model that knows a few paraphrases: each word counts toward its concept's axis
+    (one per word otherwise), so "Where does she live?" and "Moved to Berlin" are near while they share
+    no word. Counts its calls."""
+
+    def __init__(self) -> None:
+        self.same = {"live": "home", "lives": "home", "moved": "home", "flat": "home", "city": "home"}
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(list(texts))
+        vectors = []
+        for text in texts:
+            vector = [0.0] * 64
+            for word in words(text):
+                concept = self.same.get(word, word)
+                vector[int(hashlib.sha256(concept.encode()).hexdigest(), 16) % 64] += 1.0
+            vectors.append(vector)
+        return vectors
+
+
+def test_meaning_finds_what_shares_no_word_and_fuses_with_words(db_url: str) -> None:
+    concepts = Concepts()
+    facts = ["Moved to Berlin last spring", "Where the office is: Hamburg harbour", *FILLER]
+    with MemoryManager(db=db_url, embedding_model=concepts) as mem:
+        for text in facts:  # separate writes: no neighbours
+            mem.knowledge.add(text, user_id="u")
+        mem.knowledge.add("Moved flat twice in Munich", user_id="other")  # another user's: never read
+        concepts.calls.clear()
+        order = lines_of(mem.compile(user_id="u", query="Where does she live?", token_budget=10_000))
+        assert concepts.calls == [["Where does she live?"]]  # the query, once per compile
+        # "Moved to Berlin" by meaning alone, then the fact that shares a word ("where" is a stop word:
+        # none), then the rest in recency order.
+        assert order[0] == "Moved to Berlin last spring"
+        assert "Moved flat twice in Munich" not in order
+        hits = mem.search("Where does she live?", user_id="u")
+        assert hits[0].item.text == "Moved to Berlin last spring"
+    with MemoryManager(db=db_url) as words_only:  # no model: the same memory ranked by words alone
+        order = lines_of(words_only.compile(user_id="u", query="Where does she live?", token_budget=10_000))
+        assert order[0] != "Moved to Berlin last spring"
+
+
+def test_one_embedding_call_serves_the_users_and_the_agents_memory(db_url: str) -> None:
+    concepts = Concepts()
+    with MemoryManager(db=db_url, embedding_model=concepts) as mem:
+        mem.knowledge.add("Moved to Berlin last spring", user_id="u")
+        mem.knowledge.add("Users ask about their city first", agent_id="guide")
+        concepts.calls.clear()
+        xml = mem.compile(user_id="u", agent_id="guide", query="Where does she live?", token_budget=500)
+        assert concepts.calls == [["Where does she live?"]]
+        assert "Users ask about their city first" in xml
+        assert "Moved to Berlin last spring" in xml
+        mem.compile(user_id="u", agent_id="guide")  # no query: no call
+        assert len(concepts.calls) == 1
+
+
+def test_fusion_counts_each_list_by_rank() -> None:
+    """Reciprocal rank fusion: a row both lists rank counts more than a row either ranks first alone;
+    the lexical scores' scale (BM25's, ts_rank's) does not matter, only their order."""
+    lexical = {1: 900.0, 2: 3.0, 3: 2.0}
+    dense = [(4, 0.9), (3, 0.8)]
+    fused = recall._fused(lexical, dense)
+    assert max(fused, key=fused.__getitem__) == 3
+    assert fused[1] == fused[4]  # each first in one list
+    assert recall._fused({1: 1e-9, 2: 5e-10}, []) == recall._fused({1: 9.0, 2: 1.0}, [])

@@ -30,7 +30,7 @@ from agentmem.store.migrations import SCHEMA_VERSION
 from agentmem.testing import HashingEmbedder, ScriptedModel
 
 FIXTURES = Path(__file__).parent / "fixtures"
-VERSIONS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+VERSIONS = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
 CASES = [
     pytest.param(
         v, backend, id=f"v{v}-{backend}", marks=[pytest.mark.postgres] if backend == "postgres" else []

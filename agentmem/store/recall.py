@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -30,6 +30,9 @@ from ..scope import Scope
 from ..text import words
 from . import search
 from .expiry import Expiry, typed
+
+if TYPE_CHECKING:
+    from .ranked import TopicFilter
 
 FEEDBACK_HITS = 5
 """How many of the best visible hits lend their words to the query."""
@@ -62,12 +65,13 @@ def relevance(
     layers: Sequence[str],
     expiry: Expiry,
     dense: DenseHits | None = None,
+    topics: TopicFilter | None = None,
     *,
     context: bool = True,
 ) -> dict[int, float]:
     """The relevance to ``query`` of the scope owner's rows that have any (pk: score, higher is better).
 
-    ``layers``: those whose rows lend feedback words and neighbours (the ranked ones of the read).
+    ``layers``, ``topics``: those rows lend feedback words and neighbours (the rows the read shows).
     ``context``: for a context to read (compile), with feedback words and neighbours; without, only
     rows that match the query's own words or meaning (search: what it returns must show why)."""
     terms = [search.Term(word) for word in search.query_terms(query)]
@@ -76,7 +80,7 @@ def relevance(
         dense_hits = dense(conn, scope, DENSE_HITS)
     if not context:
         return _fused(scores, dense_hits) if dense is not None else scores
-    visible = _Visible(conn, scope, layers, expiry)
+    visible = _Visible(conn, scope, layers, expiry, topics)
     if scores:
         extra = _feedback_terms(terms, visible.texts(scores, FEEDBACK_HITS))
         for pk, score in search.term_scores(conn, scope, extra).items():  # a pool of their own
@@ -133,12 +137,18 @@ def _score_and_pk(scores: Mapping[int, float]) -> Callable[[int], tuple[float, i
 class _Visible:
     """Reads of the best-scored rows the scope sees live in ``layers``."""
 
-    def __init__(self, conn: Connection, scope: Scope, layers: Sequence[str], expiry: Expiry) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        scope: Scope,
+        layers: Sequence[str],
+        expiry: Expiry,
+        topics: TopicFilter | None,
+    ) -> None:
         from .ranked import RankedRead  # it reads what this module computes
 
         self.conn = conn
-        self.postgres = conn.dialect.name == "postgresql"
-        read = RankedRead(conn, scope, None, expiry)
+        read = RankedRead(conn, scope, None, expiry, topics)
         agents, sessions = scope.visible_agent_keys, scope.visible_session_keys
         self.where = (
             read.live(layers, agents, sessions) + read.narrowest(layers, agents, sessions) if layers else ""

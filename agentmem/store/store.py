@@ -394,7 +394,7 @@ class Store:
                 key = (scope, query, tuple(layers))
                 known = {} if known is None else known
                 if key not in known:
-                    known[key] = relevance(c, scope, query, layers, expiry, dense)
+                    known[key] = relevance(c, scope, query, layers, expiry, dense, topics)
                 scores = known[key]
             return _context_rows(c, scope, layers, scores, top or {}, expiry, topics)
 
@@ -426,7 +426,7 @@ class Store:
             return []
         with self.reading(conn) as conn:
             expiry = self.expiry()
-            scores = relevance(conn, scope, query, layers, expiry, dense, context=False)
+            scores = relevance(conn, scope, query, layers, expiry, dense, topics, context=False)
             ranked = RankedRead(conn, scope, scores, expiry, topics)
             match = ranked.match
             if match is None:
