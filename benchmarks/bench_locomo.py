@@ -17,7 +17,7 @@ Variants, all in the same run, on the same stored items, with the same token cou
 (``mem.count_tokens``) and the same rendering (``<user_knowledge>`` with one ``- YYYY-MM-DD: text`` line
 per item, the longest prefix of the ranking that fits, as compile fills a budget):
 
-- recency: newest first (the layer's stored recency, ``updated_at``; ties: later stored first).
+- recency: newest first (the items' ``updated_at``; among a session's turns, the later first).
 - bm25: plain Okapi BM25 (k1=1.2, b=0.75) over lowercase ``\\w+`` tokens of the item texts, no stop
   words, no stemming; best first, ties newest first.
 - agentmem lexical: ``compile`` as configured.
@@ -277,7 +277,9 @@ class Baselines:
         layer = mem.layers["knowledge"]
         assert isinstance(layer, CollectionLayer)
         live = [i for i in mem.get(user_id=stored.user).items if i.layer == "knowledge"]
-        live.sort(key=lambda i: (i.updated_at, i.created_at, i.id), reverse=True)  # newest first
+        # Turns of a session share its time: the later stored of them is the newer.
+        position = {item_id: n for n, item_id in enumerate(stored.item_of.values())}
+        live.sort(key=lambda i: (i.updated_at, position.get(i.id, -1)), reverse=True)  # newest first
         self.items = [Item(i.id, i.text, layer.line(i.value, i.count, i.created_at)) for i in live]
         self.count = mem.count_tokens
         self.costs = [self.count(f"- {xml_text(i.line)}\n") for i in self.items]
