@@ -340,6 +340,11 @@ class Tally:
     compile_ms: dict[str, dict[int, list[float]]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(list))
     )
+    conversation_hits: dict[str, dict[str, dict[int, int]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(lambda: defaultdict(int)))
+    )
+    conversation_evidence: dict[str, int] = field(default_factory=dict)
+    read_embedding_calls: int = 0  # embedding calls made by compile (the hybrid variant's queries)
 
     def recall(self, variant: str, budget: int) -> float:
         return self.hits[variant][budget] / self.evidence if self.evidence else 0.0
@@ -360,26 +365,35 @@ def evaluate(
     stores = {name: store(conv, workdir / f"{conv.name}-{name}.db", e) for name, e in variants.items()}
     for name, stored in stores.items():
         tally.store_seconds[name] += stored.seconds
-    lexical = stores["lexical"]
-    baselines = Baselines(lexical)
-    text_of = {item.id: xml_text(item.text) for item in baselines.items}
+    baselines = Baselines(stores["lexical"])
+    text_of = {  # per store: item id -> its text as the context escapes it
+        name: {i.id: xml_text(i.text) for i in stored.mem.get(user_id=stored.user).items}
+        for name, stored in stores.items()
+    }
     tally.questions += len(conv.questions)
     tally.evidence += sum(len(q.evidence) for q in conv.questions)
     tally.dropped_evidence += conv.dropped_evidence
+    tally.conversation_evidence[conv.name] = sum(len(q.evidence) for q in conv.questions)
 
-    def count(variant: str, budget: int, context: str, stored: Stored, question: Question) -> None:
+    def count(variant: str, budget: int, context: str, store_name: str, question: Question) -> None:
         texts = recalled_texts(context)
-        tally.hits[variant][budget] += sum(text_of[stored.item_of[e]] in texts for e in question.evidence)
+        item_of, held = stores[store_name].item_of, text_of[store_name]
+        hits = sum(held[item_of[e]] in texts for e in question.evidence)
+        tally.hits[variant][budget] += hits
+        tally.conversation_hits[conv.name][variant][budget] += hits
 
+    calls_before = embedding.calls if isinstance(embedding, TimedEmbedder) else 0
     for question in conv.questions:
         for budget in budgets:
-            count("recency", budget, baselines.recency(question.text, budget), lexical, question)
-            count("bm25", budget, baselines.bm25_context(question.text, budget), lexical, question)
+            count("recency", budget, baselines.recency(question.text, budget), "lexical", question)
+            count("bm25", budget, baselines.bm25_context(question.text, budget), "lexical", question)
             for name, stored in stores.items():
                 started = time.perf_counter()
                 context = stored.mem.compile(user_id=stored.user, query=question.text, token_budget=budget)
                 tally.compile_ms[name][budget].append((time.perf_counter() - started) * 1000)
-                count(name, budget, context, stored, question)
+                count(name, budget, context, name, question)
+    if isinstance(embedding, TimedEmbedder):
+        tally.read_embedding_calls += embedding.calls - calls_before
     for stored in stores.values():
         stored.mem.close()
 
@@ -455,6 +469,17 @@ def results(
         "budgets": list(budgets),
         "recall": {v: {str(b): round(tally.recall(v, b), 4) for b in budgets} for v in variants},
         "hits": {v: {str(b): tally.hits[v][b] for b in budgets} for v in variants},
+        "per_conversation": {
+            name: {
+                "evidence_turns": evidence,
+                "recall": {
+                    v: {str(b): round(tally.conversation_hits[name][v][b] / evidence, 4) for b in budgets}
+                    for v in variants
+                },
+            }
+            for name, evidence in tally.conversation_evidence.items()
+            if evidence
+        },
         "store_seconds": {v: round(s, 3) for v, s in tally.store_seconds.items()},
         "compile_ms": {
             v: {
@@ -494,8 +519,13 @@ def print_table(result: Mapping[str, Any]) -> None:
         print(
             f"  embedding model: {e['model']} (package {e['package']}); {e['query_ms']:.1f} ms to embed one "
             f"question (median of {e['query_samples']}); {e['calls']:,} calls, {e['texts']:,} texts, "
-            f"{e['seconds']:.1f} s in the run"
+            f"{e['seconds']:.1f} s in the run ({e['compile_calls']:,} calls by compile)"
         )
+        if not e["compile_calls"]:
+            print(
+                "  NOTE: compile made no embedding call: this agentmem stores embeddings but does not rank "
+                "with them yet, so hybrid equals lexical"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             print("agentmem LOCOMO evidence recall benchmark")
             print(f"  python {platform.python_version()} ({platform.platform()}), {os.cpu_count()} CPUs")
+            print(f"  load average at start {os.getloadavg()[0]:.2f} (other work on the machine skews timings)")
             print(f"  data {args.data}; budgets {', '.join(f'{b:,}' for b in budgets)} tokens", flush=True)
         tally = Tally()
         with tempfile.TemporaryDirectory(prefix="agentmem-locomo-") as tmp:
@@ -545,7 +576,10 @@ def main(argv: list[str] | None = None) -> int:
                 evaluate(conv, budgets, tally, Path(tmp), embedding)
         if embedding is not None:
             extra["embedding"].update(
-                calls=embedding.calls, texts=embedding.texts, seconds=round(embedding.seconds, 3)
+                calls=embedding.calls,
+                texts=embedding.texts,
+                seconds=round(embedding.seconds, 3),
+                compile_calls=tally.read_embedding_calls,
             )
     except BenchError as error:
         print(f"bench_locomo: {error}", file=sys.stderr)
