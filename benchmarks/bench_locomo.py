@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             print("agentmem LOCOMO evidence recall benchmark")
             print(f"  python {platform.python_version()} ({platform.platform()}), {os.cpu_count()} CPUs")
-            print(f"  load average at start {os.getloadavg()[0]:.2f} (other work on the machine skews timings)")
+            print(f"  load average at start {os.getloadavg()[0]:.2f} (other work skews timings)")
             print(f"  data {args.data}; budgets {', '.join(f'{b:,}' for b in budgets)} tokens", flush=True)
         tally = Tally()
         with tempfile.TemporaryDirectory(prefix="agentmem-locomo-") as tmp:
