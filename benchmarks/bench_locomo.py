@@ -92,6 +92,7 @@ LABELS = {
     "lexical": "agentmem lexical",
     "hybrid": "agentmem hybrid",
 }
+TARGETS = {("lexical", 1_800): 0.70, ("hybrid", 1_800): 0.76}  # recall, all ten conversations
 NOT_INJECTED = ("profile", "policies", "feedback")
 
 Embedder = Callable[[Sequence[str]], Sequence[Sequence[float]]]
@@ -506,6 +507,13 @@ def print_table(result: Mapping[str, Any]) -> None:
     for variant, per_budget in result["recall"].items():
         cells = "".join(f"{per_budget[str(b)]:>10.3f}" for b in budgets)
         print(f"  {LABELS.get(variant, variant):<24}{cells}")
+    targets = [(v, b, goal) for (v, b), goal in TARGETS.items() if v in result["recall"] and b in budgets]
+    if targets:
+        print("  targets (issue 11, for all ten conversations):")
+        for variant, budget, goal in targets:
+            recall = result["recall"][variant][str(budget)]
+            verdict = "PASS" if recall >= goal else "MISS"
+            print(f"    {verdict}  {LABELS[variant]} at {budget:,}: {recall:.3f} (target >= {goal:.2f})")
     print()
     print("agentmem cost")
     for variant, seconds in result["store_seconds"].items():
