@@ -187,6 +187,7 @@ def test_command_line_prints_json_and_a_table(data: Path, capsys: pytest.Capture
     assert bench.main(["--data", str(data), "--conversations", "1"]) == 0
     table = capsys.readouterr().out
     assert "1 conversation(s), 3 questions (categories 1-4), 3 evidence turns" in table
+    assert "PASS  agentmem lexical at 1,800: 1.000 (target >= 0.70)" in table  # all 13 items fit
     assert "  agentmem lexical" in table
     assert "  plain BM25" in table
     assert "  recency (newest first)" in table
