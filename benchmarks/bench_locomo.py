@@ -42,6 +42,9 @@ pull a multi-GB CUDA build):
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
         /work/bench-venv/bin/python benchmarks/bench_locomo.py --embedding minilm
 
+To measure another checkout's agentmem with this venv: ``PYTHONPATH=/path/to/checkout`` (the header
+prints where agentmem was imported from).
+
 Run:  python benchmarks/bench_locomo.py [--budgets 900,1800,3600] [--conversations N] [--data PATH]
           [--embedding none|minilm] [--json]
 """
@@ -69,6 +72,7 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before litellm is ever imported
 
+import agentmem
 from agentmem import LayerConfig, MemoryManager
 from agentmem.layers import CollectionLayer
 from agentmem.testing import ManualClock
@@ -577,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
             print("agentmem LOCOMO evidence recall benchmark")
             print(f"  python {platform.python_version()} ({platform.platform()}), {os.cpu_count()} CPUs")
             print(f"  load average at start {os.getloadavg()[0]:.2f} (other work skews timings)")
+            print(f"  agentmem from {Path(agentmem.__file__).parent}")
             print(f"  data {args.data}; budgets {', '.join(f'{b:,}' for b in budgets)} tokens", flush=True)
         tally = Tally()
         with tempfile.TemporaryDirectory(prefix="agentmem-locomo-") as tmp:
