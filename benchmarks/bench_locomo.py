@@ -368,6 +368,20 @@ def evaluate(
     if embedding is not None:
         variants["hybrid"] = embedding
     stores = {name: store(conv, workdir / f"{conv.name}-{name}.db", e) for name, e in variants.items()}
+    try:
+        count_recall(conv, budgets, tally, stores, embedding)
+    finally:
+        for stored in stores.values():
+            stored.mem.close()
+
+
+def count_recall(
+    conv: Conversation,
+    budgets: Sequence[int],
+    tally: Tally,
+    stores: Mapping[str, Stored],
+    embedding: Embedder | None,
+) -> None:
     for name, stored in stores.items():
         tally.store_seconds[name] += stored.seconds
     baselines = Baselines(stores["lexical"])
@@ -399,8 +413,6 @@ def evaluate(
                 count(name, budget, context, name, question)
     if isinstance(embedding, TimedEmbedder):
         tally.read_embedding_calls += embedding.calls - calls_before
-    for stored in stores.values():
-        stored.mem.close()
 
 
 # ---- the embedding model ------------------------------------------------------------------------------
