@@ -382,6 +382,7 @@ def count_recall(
     stores: Mapping[str, Stored],
     embedding: Embedder | None,
 ) -> None:
+    """For every question and budget, the evidence turns each variant's context holds, into ``tally``."""
     for name, stored in stores.items():
         tally.store_seconds[name] += stored.seconds
     baselines = Baselines(stores["lexical"])
@@ -446,11 +447,16 @@ def minilm() -> Embedder:
             f"--embedding minilm needs {EMBEDDING_PACKAGE} and sentence-transformers ({error}); "
             "see this script's docstring for the install"
         ) from error
+    import torch  # type: ignore[import-not-found, unused-ignore]
+
+    # One thread: a question is a few dozen tokens, too little to split, and on a shared machine
+    # threads wait for each other (median 24 ms a question on one thread, 116 ms on two, under load).
+    torch.set_num_threads(1)
     model = SentenceTransformer(str(get_model_path()), device="cpu")
 
     def embed(texts: Sequence[str]) -> list[list[float]]:
         vectors = model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
-        return [[float(x) for x in v] for v in vectors]
+        return [[float(x) for x in v] for v in vectors.tolist()]
 
     return embed
 
