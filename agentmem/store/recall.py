@@ -44,6 +44,8 @@ RRF_K = 60
 """Reciprocal rank fusion's constant: a row's fused score is the sum of 1 / (RRF_K + its rank)."""
 DENSE_HITS = 100
 """How many of the nearest rows by meaning join the ranking."""
+DENSE_WEIGHT = 1.0
+"""What a rank in the list by meaning counts, against the same rank in the list by words."""
 STRONG_HITS = 8
 """Of how many of the best visible hits the neighbours are recalled."""
 NEIGHBOUR_SHARE = 0.5
@@ -111,9 +113,9 @@ def _feedback_terms(terms: Sequence[search.Term], hits: Sequence[str]) -> list[s
 def _fused(lexical: Mapping[int, float], dense: Sequence[tuple[int, float]]) -> dict[int, float]:
     """Reciprocal rank fusion of the lexical scores and the nearest rows by meaning."""
     fused: dict[int, float] = {}
-    for ranking in (_ranked(lexical), [pk for pk, _ in dense]):
+    for ranking, weight in ((_ranked(lexical), 1.0), ([pk for pk, _ in dense], DENSE_WEIGHT)):
         for rank, pk in enumerate(ranking, 1):
-            fused[pk] = fused.get(pk, 0.0) + 1 / (RRF_K + rank)
+            fused[pk] = fused.get(pk, 0.0) + weight / (RRF_K + rank)
     return fused
 
 
