@@ -171,7 +171,7 @@ def test_the_users_memory_is_in_the_system_message_of_the_chat_request(
         "expertise: pandas, SQL",
     ]
     assert section(system, "user_policies") == ["response_style: concise", "format: code first"]
-    facts = [line.split(": ", 1)[1] for line in section(system, "user_knowledge")]
+    facts = [line.removeprefix("- ") for line in section(system, "user_knowledge")[1:]]  # under their date
     assert facts[0] == "Cleans messy survey data every week"
     assert sorted(facts[1:]) == ["Is learning Japanese for a trip", "Plays the cello in an amateur orchestra"]
     assert system.index("<user_policies>") < system.index("<user_profile>") < system.index("<user_knowledge>")
