@@ -148,7 +148,7 @@ def context_report(
                     memory=kind,
                     tag=match.group(1),
                     tokens=memory.count_tokens(match.group(0)),
-                    lines=match.group(2).count("\n") + 1,
+                    lines=sum(line.included for line in mine),
                     dropped=sum(not line.included for line in mine),
                 )
             )
@@ -166,5 +166,8 @@ def context_report(
 
 
 def _rendered(memory: MemoryManager, layer: str, line: str) -> str:
-    """The line as compile writes it in the layer's element (escaped; a bullet when the layer has them)."""
-    return ("- " if memory.layers[layer].bullets else "") + xml_text(line)
+    """The line as compile writes it in the layer's element (escaped; a bullet when the layer has
+    them; under its heading, without it: see ``Layer.heading``)."""
+    of = memory.layers[layer]
+    _heading, rest = of.heading(line) or (None, line)
+    return ("- " if of.bullets else "") + xml_text(rest)

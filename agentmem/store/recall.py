@@ -12,14 +12,17 @@ compile or search, before the read that orders and cuts by it (``ranked.RankedRe
    below it. A fact's context (the question before an answer, the turn that says when) is often in
    the turn next to it, in words the query does not share.
 
-Every step reads only the owner's rows; which of them the scope sees, and which are live, is decided
-by the conditions ``RankedRead.live`` renders, so a session's or another agent's rows never give a
-hit, feedback words or neighbours to a scope that does not see them.
+Only the rows the scope sees are ranked: hits, feedback words, neighbours and fused ranks come from
+rows that pass the conditions ``RankedRead.live`` renders (live, of the scope's agents, sessions,
+layers and topics), so another agent's or session's rows never change what this scope reads, nor a
+visible row's rank. What the index knows of a word across the owner's rows (BM25's document
+frequency; PostgreSQL's rarity weight) is the one statistic drawn from all of them.
 """
 
 from __future__ import annotations
 
 import heapq
+import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,22 +37,28 @@ from .expiry import Expiry, typed
 if TYPE_CHECKING:
     from .ranked import TopicFilter
 
-FEEDBACK_HITS = 5
+FEEDBACK_HITS = 3
 """How many of the best visible hits lend their words to the query."""
 FEEDBACK_TERMS = 8
 """At most this many feedback words, the ones most of those hits share."""
 FEEDBACK_WEIGHT = 0.3
 """A feedback word counts this much of a query word (times the share of the hits that have it)."""
-RRF_K = 60
+RRF_K = 10
 """Reciprocal rank fusion's constant: a row's fused score is the sum of 1 / (RRF_K + its rank)."""
-DENSE_HITS = 100
+DENSE_HITS = 200
 """How many of the nearest rows by meaning join the ranking."""
 DENSE_WEIGHT = 1.0
+SEARCH_SIMILARITY = 0.3
+"""The cosine similarity a row found by meaning alone needs to be a ``search`` hit (compile ranks all of
+the nearest rows: the least near only fill a budget's end)."""
 """What a rank in the list by meaning counts, against the same rank in the list by words."""
 STRONG_HITS = 8
 """Of how many of the best visible hits the neighbours are recalled."""
-NEIGHBOUR_SHARE = 0.5
-"""A neighbour's relevance: this share of its hit's (when that is more than its own)."""
+NEIGHBOUR_SHARE = 0.7
+"""A neighbour's relevance: this share of its hit's (when that is more than its own), for each row
+between them."""
+NEIGHBOUR_STEPS = 2
+"""How many rows on each side of a strong hit are its neighbours."""
 CANDIDATES = 64
 """How many of the best rows are looked at to find the best visible ones (the others are rarely seen)."""
 CONTEXT_POOL = 500
@@ -77,18 +86,23 @@ def relevance(
     ``context``: for a context to read (compile), with feedback words and neighbours; without, only
     rows that match the query's own words or meaning (search: what it returns must show why)."""
     terms = [search.Term(word) for word in search.query_terms(query)]
-    scores = search.term_scores(conn, scope, terms)
-    if dense is not None:
-        dense_hits = dense(conn, scope, DENSE_HITS)
-    if not context:
-        return _fused(scores, dense_hits) if dense is not None else scores
+    lexical = search.term_scores(conn, scope, terms)
+    nearest = dense(conn, scope, DENSE_HITS) if dense is not None else []
     visible = _Visible(conn, scope, layers, expiry, topics)
-    if scores:
-        extra = _feedback_terms(terms, visible.texts(scores, FEEDBACK_HITS))
+    if not context:  # search: a row found by meaning alone must be near enough to show why
+        nearest = [(pk, similarity) for pk, similarity in nearest if similarity >= SEARCH_SIMILARITY]
+    elif lexical:  # the words the best hits by words share (not by meaning: their words may be noise)
+        extra = _feedback_terms(terms, visible.texts(lexical, FEEDBACK_HITS))
         for pk, score in search.term_scores(conn, scope, extra).items():  # a pool of their own
-            scores[pk] = scores.get(pk, 0.0) + score
-    if dense is not None:
-        scores = _fused(scores, dense_hits)
+            lexical[pk] = lexical.get(pk, 0.0) + score
+    # Only the rows the scope sees are ranked: a row another agent or session keeps (or the topics
+    # filter leaves out) must not change a visible row's rank or score.
+    seen = visible.only([*lexical, *(pk for pk, _ in nearest)])
+    lexical = {pk: score for pk, score in lexical.items() if pk in seen}
+    nearest = [(pk, similarity) for pk, similarity in nearest if pk in seen]
+    scores = _fused(lexical, nearest) if dense is not None else lexical
+    if not context:
+        return scores
     if scores:
         scores = _with_neighbours(scores, visible.neighbours(scores, STRONG_HITS))
     if len(scores) > CONTEXT_POOL:
@@ -120,10 +134,14 @@ def _fused(lexical: Mapping[int, float], dense: Sequence[tuple[int, float]]) -> 
 
 
 def _with_neighbours(scores: Mapping[int, float], neighbours: Mapping[int, list[int]]) -> dict[int, float]:
+    """Each neighbour at least NEIGHBOUR_SHARE of its hit's score, to the power of its distance in rows."""
     raised = dict(scores)
     for hit, near in neighbours.items():
-        for pk in near:
-            raised[pk] = max(raised.get(pk, 0.0), NEIGHBOUR_SHARE * scores[hit])
+        before = sorted((pk for pk in near if pk < hit), reverse=True)
+        after = sorted(pk for pk in near if pk > hit)
+        for side in (before, after):
+            for step, pk in enumerate(side, 1):
+                raised[pk] = max(raised.get(pk, 0.0), NEIGHBOUR_SHARE**step * scores[hit])
     return raised
 
 
@@ -170,6 +188,21 @@ class _Visible:
         best = heapq.nlargest(n, {row[0] for row in rows}, key=_score_and_pk(scores))
         return [row for row in rows if row[0] in best]
 
+    def only(self, pks: Sequence[int]) -> set[int]:
+        """Those of ``pks`` that are rows the scope sees (live, of its layers and topics)."""
+        if not pks or not self.where:
+            return set()
+        params = {**self.params, "seen_pks": sorted(set(pks))}
+        if self.conn.dialect.name == "postgresql":
+            among = "i.pk = ANY(CAST(:seen_pks AS bigint[]))"
+        else:
+            among, params["seen_pks"] = (
+                "i.pk IN (SELECT value FROM json_each(:seen_pks))",
+                json.dumps(params["seen_pks"]),
+            )
+        sql = f"SELECT i.pk FROM agentmem_items i WHERE {among} AND {self.where}"
+        return {row[0] for row in self.conn.execute(typed(sql, params), params)}
+
     def texts(self, scores: Mapping[int, float], n: int) -> list[str]:
         """The text of the ``n`` best visible rows."""
         return [row[1] for row in self._best(scores, n, "i.text")]
@@ -181,11 +214,16 @@ class _Visible:
         looked at (each one step of ``ix_agentmem_items_user``): one of another session ends the walk."""
         next_ = (
             "(SELECT o.pk FROM agentmem_items o WHERE o.user_id = i.user_id AND o.agent_id = i.agent_id"
-            " AND o.layer = i.layer AND o.pk {op} i.pk ORDER BY o.pk {order} LIMIT 1)"
+            " AND o.layer = i.layer AND o.pk {op} i.pk ORDER BY o.pk {order} LIMIT 1 OFFSET {step})"
+        )
+        near = ", ".join(
+            next_.format(op=op, order=order, step=step)
+            for op, order in (("<", "DESC"), (">", "ASC"))
+            for step in range(NEIGHBOUR_STEPS)
         )
         join = (
-            f" LEFT JOIN agentmem_items n ON n.pk IN ({next_.format(op='<', order='DESC')},"
-            f" {next_.format(op='>', order='ASC')}) AND n.valid_to IS NULL AND (n.session_id = i.session_id"
+            f" LEFT JOIN agentmem_items n ON n.pk IN ({near}) AND n.valid_to IS NULL"
+            " AND (n.session_id = i.session_id"
             " OR (i.session_id IS NULL AND n.session_id IS NULL AND n.created_at = i.created_at))"
         )
         found: dict[int, list[int]] = {}

@@ -161,9 +161,15 @@ class Store:
                     f"user {scope.user_id!r} was deleted while this write was under way; nothing was written"
                 )
             yield writer
-        # Committed, the write lock released: a slow embedding model holds up this call only.
+        # Committed, the write lock released: a slow embedding model holds up this call only, and
+        # nothing it meets (a model's error, a busy database) may fail a write that has been made.
         for owner, count in sorted(writer.written.items(), key=lambda o: o[0].owner):
-            self.embed_pending(owner, count + EMBED_BACKLOG, quiet=True)
+            try:
+                self.embed_pending(owner, count + EMBED_BACKLOG, quiet=True)
+            except Exception:
+                log.exception(
+                    "embedding after a write of %s failed; its items stay pending", owner.describe()
+                )
 
     # ---- embeddings ----------------------------------------------------------------------
 
@@ -256,7 +262,15 @@ class Store:
         except EmbeddingError as exc:
             log.warning("embedding the query failed; ranking by its words alone: %s", exc)
             return None
-        return lambda conn, scope, k: self.dense_hits(conn, scope, vector, k)
+
+        def nearest(conn: Connection, scope: Scope, k: int) -> list[tuple[int, float]]:
+            try:
+                return self.dense_hits(conn, scope, vector, k)
+            except EmbeddingError as exc:  # e.g. a model of the same name that changed its length
+                log.warning("the query's vector cannot be compared; ranking by its words alone: %s", exc)
+                return []
+
+        return nearest
 
     def dense_hits(self, conn: Connection, scope: Scope, vector: Any, k: int) -> list[tuple[int, float]]:
         """(pk, cosine similarity) of the ``k`` live items of the scope's owner (``Scope.owner``: all of

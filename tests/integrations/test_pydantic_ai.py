@@ -132,7 +132,7 @@ def test_memory_is_compiled_for_the_users_prompt(sqlite_url: str) -> None:
     for fact in facts:
         mem.knowledge.add(fact, user_id="u")
     prompt = "How do I keep my beehives healthy over winter?"
-    budget = 90
+    budget = 62  # a few facts: the one the query names, or the newest ones
     ranked = memory_instructions(mem, user_id="u", query=prompt, token_budget=budget, tools=True)
     unranked = memory_instructions(mem, user_id="u", token_budget=budget, tools=True)
     assert "beehives" in ranked
