@@ -150,7 +150,7 @@ def test_chinese_japanese_and_korean_text_is_found_and_ranked(
         assert found.count(best) == 1
         # The compile read ranks it first too: the first fact under a small budget.
         block = mem.compile(user_id="u", query=query, token_budget=40)
-        assert [line for line in block.splitlines() if line.startswith("- ")][0] == f"- {best}"
+        assert next(line for line in block.splitlines() if line.startswith("- ")) == f"- {best}"
 
 
 def test_whole_ranking_of_a_chinese_query(mem: MemoryManager) -> None:
