@@ -41,6 +41,8 @@ FEEDBACK_HITS = 3
 """How many of the best visible hits lend their words to the query."""
 FEEDBACK_TERMS = 8
 """At most this many feedback words, the ones most of those hits share."""
+FEEDBACK_POOL = 500
+"""The rows the feedback words' pools consider (at least ``search.MIN_TERM_POOL`` each)."""
 FEEDBACK_WEIGHT = 0.3
 """A feedback word counts this much of a query word (times the share of the hits that have it)."""
 RRF_K = 10
@@ -62,8 +64,9 @@ NEIGHBOUR_STEPS = 2
 CANDIDATES = 64
 """How many of the best rows are looked at to find the best visible ones (the others are rarely seen)."""
 CONTEXT_POOL = 500
-"""How many of the best rows a compile ranks by relevance; the others follow in recency order, as rows
-without a match do. More than any budget shows, and the read joins only these to the items."""
+"""How many of the best rows by words are ranked (compile: with their neighbours, the best this many of
+all); the others follow in recency order, as rows without a match do. More than any budget shows, and
+the read joins only these to the items."""
 
 DenseHits = Callable[[Connection, Scope, int], list[tuple[int, float]]]
 """The owner's rows nearest the query's vector (pk, similarity), best first, at most that many."""
@@ -93,11 +96,14 @@ def relevance(
         nearest = [(pk, similarity) for pk, similarity in nearest if similarity >= SEARCH_SIMILARITY]
     elif lexical:  # the words the best hits by words share (not by meaning: their words may be noise)
         extra = _feedback_terms(terms, visible.texts(lexical, FEEDBACK_HITS))
-        for pk, score in search.term_scores(conn, scope, extra).items():  # a pool of their own
+        # A pool of their own, smaller: a feedback word counts less, and is often a common one.
+        for pk, score in search.term_scores(conn, scope, extra, FEEDBACK_POOL).items():
             lexical[pk] = lexical.get(pk, 0.0) + score
     # Only the rows the scope sees are ranked: a row another agent or session keeps (or the topics
     # filter leaves out) must not change a visible row's rank or score.
-    seen = visible.only([*lexical, *(pk for pk, _ in nearest)])
+    # (Of the best CONTEXT_POOL by words: the read ranks no more, and the check costs per row.)
+    best = heapq.nlargest(CONTEXT_POOL, lexical, key=_score_and_pk(lexical))
+    seen = visible.only([*best, *(pk for pk, _ in nearest)])
     lexical = {pk: score for pk, score in lexical.items() if pk in seen}
     nearest = [(pk, similarity) for pk, similarity in nearest if pk in seen]
     scores = _fused(lexical, nearest) if dense is not None else lexical
