@@ -174,7 +174,7 @@ MIN_TERM_POOL = 100
 
 
 def term_scores(
-    conn: Connection, scope: Scope, terms: Sequence[Term], pool: int = RANK_POOL
+    conn: Connection, scope: Scope, terms: Sequence[Term], pool: int | None = None
 ) -> dict[int, float]:
     """The scope owner's rows in the terms' pools, by pk, each with its relevance (higher is better):
     the sum over the terms it has of the term's weight times its score for the term.
@@ -182,10 +182,10 @@ def term_scores(
     SQLite: BM25 (FTS5, porter stems), which weighs a term by how few of the owner's rows have it.
     PostgreSQL: ``ts_rank`` (frequency in the row, ``english`` stems) times the term's rarity in its
     pool (``ts_rank`` alone knows nothing of how common a word is: "the user's name" would count as much
-    as "kayak"). ``pool``: the rows considered, shared among the terms (see ``RANK_POOL``)."""
+    as "kayak"). ``pool``: the rows considered, shared among the terms (default ``RANK_POOL``)."""
     if not terms:
         return {}
-    share = max(MIN_TERM_POOL, pool // len(terms))
+    share = max(MIN_TERM_POOL, (RANK_POOL if pool is None else pool) // len(terms))
     params: dict[str, Any]
     if uses_fts(conn):
         fts, tag = FTS_TABLE, owner_tag(owner_token(scope.owner))
