@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -49,11 +49,9 @@ RRF_K = 10
 """Reciprocal rank fusion's constant: a row's fused score is the sum of 1 / (RRF_K + its rank)."""
 DENSE_HITS = 200
 """How many of the nearest rows by meaning join the ranking."""
-DENSE_WEIGHT = 1.0
 SEARCH_SIMILARITY = 0.3
 """The cosine similarity a row found by meaning alone needs to be a ``search`` hit (compile ranks all of
 the nearest rows: the least near only fill a budget's end)."""
-"""What a rank in the list by meaning counts, against the same rank in the list by words."""
 STRONG_HITS = 8
 """Of how many of the best visible hits the neighbours are recalled."""
 NEIGHBOUR_SHARE = 0.7
@@ -102,8 +100,7 @@ def relevance(
     # Only the rows the scope sees are ranked: a row another agent or session keeps (or the topics
     # filter leaves out) must not change a visible row's rank or score.
     # (Of the best CONTEXT_POOL by words: the read ranks no more, and the check costs per row.)
-    best = heapq.nlargest(CONTEXT_POOL, lexical, key=_score_and_pk(lexical))
-    seen = visible.only([*best, *(pk for pk, _ in nearest)])
+    seen = visible.only([*_top(lexical, CONTEXT_POOL), *(pk for pk, _ in nearest)])
     lexical = {pk: score for pk, score in lexical.items() if pk in seen}
     nearest = [(pk, similarity) for pk, similarity in nearest if pk in seen]
     scores = _fused(lexical, nearest) if dense is not None else lexical
@@ -112,7 +109,7 @@ def relevance(
     if scores:
         scores = _with_neighbours(scores, visible.neighbours(scores, STRONG_HITS))
     if len(scores) > CONTEXT_POOL:
-        scores = {pk: scores[pk] for pk in heapq.nlargest(CONTEXT_POOL, scores, key=_score_and_pk(scores))}
+        scores = {pk: scores[pk] for pk in _top(scores, CONTEXT_POOL)}
     return scores
 
 
@@ -133,9 +130,9 @@ def _feedback_terms(terms: Sequence[search.Term], hits: Sequence[str]) -> list[s
 def _fused(lexical: Mapping[int, float], dense: Sequence[tuple[int, float]]) -> dict[int, float]:
     """Reciprocal rank fusion of the lexical scores and the nearest rows by meaning."""
     fused: dict[int, float] = {}
-    for ranking, weight in ((_ranked(lexical), 1.0), ([pk for pk, _ in dense], DENSE_WEIGHT)):
+    for ranking in (_top(lexical, len(lexical)), [pk for pk, _ in dense]):
         for rank, pk in enumerate(ranking, 1):
-            fused[pk] = fused.get(pk, 0.0) + weight / (RRF_K + rank)
+            fused[pk] = fused.get(pk, 0.0) + 1 / (RRF_K + rank)
     return fused
 
 
@@ -151,13 +148,10 @@ def _with_neighbours(scores: Mapping[int, float], neighbours: Mapping[int, list[
     return raised
 
 
-def _ranked(scores: Mapping[int, float]) -> list[int]:
-    """The pks best first; among equal scores the newest (highest pk) first, as reads break ties."""
-    return sorted(scores, key=_score_and_pk(scores), reverse=True)
-
-
-def _score_and_pk(scores: Mapping[int, float]) -> Callable[[int], tuple[float, int]]:
-    return lambda pk: (scores[pk], pk)
+def _top(scores: Mapping[int, float], n: int, among: Iterable[int] | None = None) -> list[int]:
+    """The ``n`` best pks (of ``among``, default all), best first; among equal scores the newest (highest
+    pk) first, as reads break ties."""
+    return heapq.nlargest(n, scores if among is None else among, key=lambda pk: (scores[pk], pk))
 
 
 class _Visible:
@@ -183,7 +177,7 @@ class _Visible:
 
     def _best(self, scores: Mapping[int, float], n: int, columns: str, join: str = "") -> list[Any]:
         """Rows of the ``n`` best visible rows as ``i`` (several rows of one when ``join`` makes them)."""
-        candidates = heapq.nlargest(CANDIDATES, scores, key=_score_and_pk(scores))
+        candidates = _top(scores, CANDIDATES)
         if not candidates or not self.where:
             return []
         sql = (
@@ -191,7 +185,7 @@ class _Visible:
             f" WHERE i.pk IN ({', '.join(map(str, candidates))}) AND {self.where}"
         )
         rows = self.conn.execute(typed(sql, self.params), self.params).all()
-        best = heapq.nlargest(n, {row[0] for row in rows}, key=_score_and_pk(scores))
+        best = _top(scores, n, {row[0] for row in rows})
         return [row for row in rows if row[0] in best]
 
     def only(self, pks: Sequence[int]) -> set[int]:

@@ -249,9 +249,7 @@ class Store:
         with self.write(owner) as writer:
             writer.conn.execute(vectors.VECTORS.delete().where(owned(vectors.VECTORS, owner)))
 
-    def dense_for(
-        self, query: str | None
-    ) -> Callable[[Connection, Scope, int], list[tuple[int, float]]] | None:
+    def dense_for(self, query: str | None) -> DenseHits | None:
         """``dense_hits`` of the query's meaning, for a read to call with its connection, scope and k:
         the query is embedded now, once for the whole read. None without an embedding model or a
         query, or when the model fails (logged): the read then ranks by words alone."""
