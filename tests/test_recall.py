@@ -155,6 +155,26 @@ def test_meaning_finds_what_shares_no_word_and_fuses_with_words(db_url: str) -> 
         assert order[0] != "Moved to Berlin last spring"
 
 
+def test_what_meaning_finds_is_read_only_while_the_scope_sees_it(db_url: str) -> None:
+    """The nearest rows by meaning are checked by the read, not by the scan: an expired fact, another
+    agent's fact and one of another session are never shown, and leave the visible ranking as it was."""
+    from datetime import UTC, datetime, timedelta
+
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    with MemoryManager(db=db_url, embedding_model=Concepts(), clock=clock) as mem:
+        for text in ["Where the office is: Hamburg harbour", *FILLER]:
+            mem.knowledge.add(text, user_id="u")
+        expected = mem.compile(user_id="u", query="Where does she live?", token_budget=10_000)
+        mem.knowledge.add("Moved to Berlin last spring", user_id="u", expires_at=clock() + timedelta(days=1))
+        mem.knowledge.add("Moved to Munich once", user_id="u", agent_id="a2")
+        mem.knowledge.add("Moved to Bonn", user_id="u", session_id="s", session_scoped=True)
+        shown = mem.compile(user_id="u", query="Where does she live?", token_budget=10_000)
+        assert lines_of(shown)[0] == "Moved to Berlin last spring"  # found by meaning while live
+        clock.advance(timedelta(days=2))
+        assert mem.compile(user_id="u", query="Where does she live?", token_budget=10_000) == expected
+        assert "Moved to Berlin" not in str(mem.search("Where does she live?", user_id="u"))
+
+
 def test_one_embedding_call_serves_the_users_and_the_agents_memory(db_url: str) -> None:
     concepts = Concepts()
     with MemoryManager(db=db_url, embedding_model=concepts) as mem:

@@ -225,4 +225,8 @@ class RankedRead:
             with_ = (f"{with_.rstrip()}, " if with_ else "WITH ") + ", ".join(self.ctes) + " "
         order = f"layer, score DESC, updated_at DESC, tie DESC, {self.id_order('')}"
         sql = f"{with_}SELECT * FROM ({union}) u ORDER BY {order}"
-        return list(self.conn.execute(typed(sql, self.params), self.params))
+        result = self.conn.execute(typed(sql, self.params), self.params)
+        try:  # the driver's own tuples: a Row per item cost more than reading it (text: no types to apply)
+            return list(result.cursor.fetchall())
+        finally:
+            result.close()

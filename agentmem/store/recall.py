@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from ..scope import Scope
 from ..text import words
@@ -106,8 +106,8 @@ def relevance(
     scores = _fused(lexical, nearest) if dense is not None else lexical
     if not context:
         return scores
-    if scores:
-        scores = _with_neighbours(scores, visible.neighbours(scores, STRONG_HITS))
+    if scores:  # every scored row is one the scope sees: its best are the strong hits
+        scores = _with_neighbours(scores, _neighbours(conn, _top(scores, STRONG_HITS)))
     if len(scores) > CONTEXT_POOL:
         scores = {pk: scores[pk] for pk in _top(scores, CONTEXT_POOL)}
     return scores
@@ -151,7 +151,47 @@ def _with_neighbours(scores: Mapping[int, float], neighbours: Mapping[int, list[
 def _top(scores: Mapping[int, float], n: int, among: Iterable[int] | None = None) -> list[int]:
     """The ``n`` best pks (of ``among``, default all), best first; among equal scores the newest (highest
     pk) first, as reads break ties."""
-    return heapq.nlargest(n, scores if among is None else among, key=lambda pk: (scores[pk], pk))
+    # (score, pk) pairs: they compare without a call per item
+    pairs = zip(scores.values(), scores, strict=True) if among is None else ((scores[pk], pk) for pk in among)
+    return [pk for _, pk in heapq.nlargest(n, pairs)]
+
+
+def _rows_of(conn: Connection, pks: Iterable[int]) -> tuple[str, Any]:
+    """The FROM clause of the rows of ``pks`` as ``i``, and its one bound value (``:among``): a statement
+    of one shape whatever the pks, parsed once. The pks are read first, each row then by its pk (SQLite
+    would rather walk the scope's every row and look each up in the list)."""
+    among = sorted(set(pks))
+    if conn.dialect.name == "postgresql":
+        return "unnest(CAST(:among AS bigint[])) a(pk) JOIN agentmem_items i ON i.pk = a.pk", among
+    return "json_each(:among) a CROSS JOIN agentmem_items i ON i.pk = a.value", json.dumps(among)
+
+
+_NEXT = (
+    "(SELECT o.pk FROM agentmem_items o WHERE o.user_id = i.user_id AND o.agent_id = i.agent_id"
+    " AND o.layer = i.layer AND o.pk {op} i.pk ORDER BY o.pk {order} LIMIT 1 OFFSET {step})"
+)
+
+
+def _neighbours(conn: Connection, hits: Sequence[int]) -> dict[int, list[int]]:
+    """Of each hit, the open rows of the same owner, agent key and layer learned right before and after
+    it, when in the same session, or in the same write (one learn, one ``add_many``) for rows of no
+    session (the read checks the rest). Only the very next rows are looked at (each one step of
+    ``ix_agentmem_items_user``): one of another session ends the walk."""
+    near = ", ".join(
+        _NEXT.format(op=op, order=order, step=step)
+        for op, order in (("<", "DESC"), (">", "ASC"))
+        for step in range(NEIGHBOUR_STEPS)
+    )
+    rows, pks = _rows_of(conn, hits)
+    sql = (
+        f"SELECT i.pk, n.pk FROM {rows} LEFT JOIN agentmem_items n ON n.pk IN ({near})"
+        " AND n.valid_to IS NULL AND (n.session_id = i.session_id"
+        " OR (i.session_id IS NULL AND n.session_id IS NULL AND n.created_at = i.created_at))"
+    )
+    found: dict[int, list[int]] = {pk: [] for pk in hits}
+    for pk, neighbour in conn.execute(text(sql), {"among": pks}).all():
+        found[pk].extend([neighbour] if neighbour is not None else [])
+    return found
 
 
 class _Visible:
@@ -175,58 +215,20 @@ class _Visible:
         )
         self.params: dict[str, Any] = read.params
 
-    def _best(self, scores: Mapping[int, float], n: int, columns: str, join: str = "") -> list[Any]:
-        """Rows of the ``n`` best visible rows as ``i`` (several rows of one when ``join`` makes them)."""
-        candidates = _top(scores, CANDIDATES)
-        if not candidates or not self.where:
-            return []
-        sql = (
-            f"SELECT i.pk, {columns} FROM agentmem_items i{join}"
-            f" WHERE i.pk IN ({', '.join(map(str, candidates))}) AND {self.where}"
-        )
-        rows = self.conn.execute(typed(sql, self.params), self.params).all()
-        best = _top(scores, n, {row[0] for row in rows})
-        return [row for row in rows if row[0] in best]
-
     def only(self, pks: Sequence[int]) -> set[int]:
         """Those of ``pks`` that are rows the scope sees (live, of its layers and topics)."""
-        if not pks or not self.where:
-            return set()
-        params = {**self.params, "seen_pks": sorted(set(pks))}
-        if self.conn.dialect.name == "postgresql":
-            among = "i.pk = ANY(CAST(:seen_pks AS bigint[]))"
-        else:
-            among, params["seen_pks"] = (
-                "i.pk IN (SELECT value FROM json_each(:seen_pks))",
-                json.dumps(params["seen_pks"]),
-            )
-        sql = f"SELECT i.pk FROM agentmem_items i WHERE {among} AND {self.where}"
-        return {row[0] for row in self.conn.execute(typed(sql, params), params)}
+        return {row[0] for row in self._rows(pks, "")}
 
     def texts(self, scores: Mapping[int, float], n: int) -> list[str]:
-        """The text of the ``n`` best visible rows."""
-        return [row[1] for row in self._best(scores, n, "i.text")]
+        """The text of the ``n`` best visible rows (of the best ``CANDIDATES``), best first."""
+        text_of = dict(self._rows(_top(scores, CANDIDATES), ", i.text"))
+        return [text_of[pk] for pk in _top(scores, n, text_of)]
 
-    def neighbours(self, scores: Mapping[int, float], n: int) -> dict[int, list[int]]:
-        """Of the ``n`` best visible rows, the open rows of the same owner, agent key and layer learned
-        right before and after each, when in the same session, or in the same write (one learn, one
-        ``add_many``) for rows of no session (the read checks the rest). Only the very next rows are
-        looked at (each one step of ``ix_agentmem_items_user``): one of another session ends the walk."""
-        next_ = (
-            "(SELECT o.pk FROM agentmem_items o WHERE o.user_id = i.user_id AND o.agent_id = i.agent_id"
-            " AND o.layer = i.layer AND o.pk {op} i.pk ORDER BY o.pk {order} LIMIT 1 OFFSET {step})"
-        )
-        near = ", ".join(
-            next_.format(op=op, order=order, step=step)
-            for op, order in (("<", "DESC"), (">", "ASC"))
-            for step in range(NEIGHBOUR_STEPS)
-        )
-        join = (
-            f" LEFT JOIN agentmem_items n ON n.pk IN ({near}) AND n.valid_to IS NULL"
-            " AND (n.session_id = i.session_id"
-            " OR (i.session_id IS NULL AND n.session_id IS NULL AND n.created_at = i.created_at))"
-        )
-        found: dict[int, list[int]] = {}
-        for pk, near in self._best(scores, n, "n.pk", join):
-            found.setdefault(pk, []).extend([near] if near is not None else [])
-        return found
+    def _rows(self, pks: Sequence[int], columns: str) -> Sequence[Any]:
+        """(pk, ``columns``) of those of ``pks`` the scope sees."""
+        if not pks or not self.where:
+            return []
+        rows, among = _rows_of(self.conn, pks)
+        sql = f"SELECT i.pk{columns} FROM {rows} WHERE {self.where}"
+        params = {**self.params, "among": among}
+        return self.conn.execute(typed(sql, params), params).all()

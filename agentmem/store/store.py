@@ -250,20 +250,22 @@ class Store:
             writer.conn.execute(vectors.VECTORS.delete().where(owned(vectors.VECTORS, owner)))
 
     def dense_for(self, query: str | None) -> DenseHits | None:
-        """``dense_hits`` of the query's meaning, for a read to call with its connection, scope and k:
-        the query is embedded now, once for the whole read. None without an embedding model or a
+        """The owner's rows nearest the query's meaning (``vectors.nearest``: not checked to be live, as
+        the read checks what it shows), for a read to call with its connection, scope and k: the query
+        is embedded now, once for the whole read. None without an embedding model or a
         query, or when the model fails (logged): the read then ranks by words alone."""
-        if self.embedder is None or query is None or not query.strip():
+        embedder = self.embedder
+        if embedder is None or query is None or not query.strip():
             return None
         try:
-            vector = self.embedder.embed([query])[0]
+            vector = embedder.embed([query])[0]
         except EmbeddingError as exc:
             log.warning("embedding the query failed; ranking by its words alone: %s", exc)
             return None
 
         def nearest(conn: Connection, scope: Scope, k: int) -> list[tuple[int, float]]:
             try:
-                return self.dense_hits(conn, scope, vector, k)
+                return vectors.nearest(conn, scope, embedder.name, vector, k, self._vectors)
             except EmbeddingError as exc:  # e.g. a model of the same name that changed its length
                 log.warning("the query's vector cannot be compared; ranking by its words alone: %s", exc)
                 return []

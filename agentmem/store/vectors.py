@@ -90,6 +90,18 @@ class _Matrix:
         return int(self.rows.nbytes + self.pks.nbytes + self.ids.nbytes)
 
 
+# An owner's (count, largest id) of one model's vectors, for a user's and an agent's own memory (as
+# ``owned`` states them), built once: building it cost three times what running it does.
+_VERSION = {
+    agent: select(func.count(), func.max(VECTORS.c.id)).where(
+        VECTORS.c.user_id == bindparam("user_id"),
+        VECTORS.c.model == bindparam("model"),
+        *([VECTORS.c.agent_id == bindparam("agent_id")] if agent else []),
+    )
+    for agent in (False, True)
+}
+
+
 class VectorCache:
     """Owners' vector matrices, the least recently used dropped past ``max_bytes``. Thread-safe."""
 
@@ -103,7 +115,9 @@ class VectorCache:
         """The owner's current vectors: the cached ones while their version holds; after a change, the
         cached rows still stored plus the rows added since (ids only grow), else all read anew."""
         where = (owned(VECTORS, scope), VECTORS.c.model == model)
-        count, last = conn.execute(select(func.count(), func.max(VECTORS.c.id)).where(*where)).one()
+        version_of = _VERSION[scope.kind == "agent"]
+        params = {"user_id": scope.user_id, "agent_id": scope.agent_key, "model": model}
+        count, last = conn.execute(version_of, params).one()
         version = (int(count), int(last or 0))
         key = (scope.owner, model)
         with self._lock:
@@ -175,22 +189,25 @@ def _live(pks: Sequence[int], expiry: Expiry) -> Any:
     return select(rows.c.pk).where(rows.c.valid_to.is_(None), expiry.clause())
 
 
+def nearest(
+    conn: Connection, scope: Scope, model: str, vector: Any, k: int, cache: VectorCache
+) -> list[tuple[int, float]]:
+    """(pk, cosine similarity) of the ``k`` stored vectors of the scope's owner most similar to
+    ``vector``, best first (ties: the older item first), whatever their items' state now: a caller that
+    checks what it reads (``recall.relevance`` reads only what the scope sees) saves ``dense_hits``'
+    liveness check."""
+    found, scores, order = _ranked(conn, scope, model, vector, cache)
+    return [(int(found.pks[i]), float(scores[i])) for i in order[: max(k, 0)]]
+
+
 def dense_hits(
     conn: Connection, scope: Scope, model: str, vector: Any, k: int, expiry: Expiry, cache: VectorCache
 ) -> list[tuple[int, float]]:
-    """(pk, cosine similarity) of the ``k`` live items of the scope's owner most similar to
-    ``vector``, best first (ties: the older item first)."""
-    np = numpy()
-    found = cache.matrix(conn, scope, model)
-    if k <= 0 or len(found.pks) == 0:
-        return []
-    # einsum, not a BLAS product: BLAS would spread a product this small over threads, which only
-    # wait on each other (and on other processes) on a busy machine: 0.3 ms steady became 2-10 ms.
-    scores = np.einsum("ij,j->i", found.rows, unit_query(vector, found.rows.shape[1]))
-    order = np.lexsort((found.pks, -scores))
+    """``nearest``, of live items only."""
+    found, scores, order = _ranked(conn, scope, model, vector, cache)
     hits: list[tuple[int, float]] = []
     # Only the best are checked to be live, a few more than needed at a time.
-    for start in range(0, len(order), 2 * k + 16):
+    for start in range(0, len(order) if k > 0 else 0, 2 * k + 16):
         part = order[start : start + 2 * k + 16]
         pks = [int(p) for p in found.pks[part]]
         live = set(conn.execute(_live(pks, expiry)).scalars())
@@ -198,3 +215,17 @@ def dense_hits(
         if len(hits) >= k:
             break
     return hits[:k]
+
+
+def _ranked(
+    conn: Connection, scope: Scope, model: str, vector: Any, cache: VectorCache
+) -> tuple[_Matrix, Any, Any]:
+    """The owner's vectors, their similarity to ``vector`` and their order, best first."""
+    np = numpy()
+    found = cache.matrix(conn, scope, model)
+    if len(found.pks) == 0:
+        return found, np.zeros(0), np.zeros(0, dtype=np.int64)
+    # einsum, not a BLAS product: BLAS would spread a product this small over threads, which only
+    # wait on each other (and on other processes) on a busy machine: 0.3 ms steady became 2-10 ms.
+    scores = np.einsum("ij,j->i", found.rows, unit_query(vector, found.rows.shape[1]))
+    return found, scores, np.lexsort((found.pks, -scores))
