@@ -5,6 +5,9 @@ in ``search``, whose hits must show why they match. Plus the compact rendering o
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 
 import pytest
@@ -40,6 +43,34 @@ def test_words_the_best_hits_share_find_what_the_query_did_not_say(mem: MemoryMa
     assert all(order.index(text) > mentor for text in FILLER)
     # search returns only what matches the query itself
     assert {hit.item.text for hit in mem.search("support group", user_id="u")} == set(story)
+
+
+def test_feedback_words_tied_in_count_are_chosen_alike_in_every_process(db_url: str) -> None:
+    """More shared words than feedback takes, all equally shared: which ones are searched must not
+    depend on the process (str hashing is salted per process), or one memory compiles two ways."""
+    shared = [f"topic{n}" for n in range(recall.FEEDBACK_TERMS + 4)]
+    with MemoryManager(db=db_url) as mem:
+        for n in range(recall.FEEDBACK_HITS):
+            mem.knowledge.add(f"Kayak trip {n} " + " ".join(shared), user_id="u")
+        for word in shared:  # one fact per shared word: it ranks only if its word is searched
+            mem.knowledge.add(f"Something about {word}", user_id="u")
+    script = (
+        "import sys; from agentmem import MemoryManager\n"
+        "with MemoryManager(db=sys.argv[1]) as mem:\n"
+        "    print(mem.compile(user_id='u', query='kayak', token_budget=10_000))"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script, db_url],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in (1, 2, 3)
+    }
+    assert len(outputs) == 1
+    assert "Something about" in outputs.pop()
 
 
 def test_a_strong_hit_brings_what_was_learned_next_to_it_in_its_session(mem: MemoryManager) -> None:

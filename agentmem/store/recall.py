@@ -119,7 +119,7 @@ def _feedback_terms(terms: Sequence[search.Term], hits: Sequence[str]) -> list[s
     counts = Counter(
         word
         for text in hits
-        for word in set(words(text))
+        for word in dict.fromkeys(words(text))  # in order: ties go to the better hit's words
         if word not in said and word not in search.STOP_WORDS and not word.isdigit()
     )
     shared = [(word, n) for word, n in counts.most_common(FEEDBACK_TERMS) if n > 1]
