@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import TextClause, bindparam, text
@@ -86,10 +87,14 @@ class Expiry:
 
 
 def typed(sql: str, params: Mapping[str, Any]) -> TextClause:
-    """``text(sql)`` with its datetime parameters bound as stored datetimes (each backend's format)."""
-    return text(sql).bindparams(
-        *(bindparam(name, type_=UtcDateTime) for name, value in params.items() if isinstance(value, datetime))
-    )
+    """``text(sql)`` with its datetime parameters bound as stored datetimes (each backend's format).
+    One per shape: parsing a read's text for its parameters cost more than running it."""
+    return _text(sql, tuple(name for name, value in params.items() if isinstance(value, datetime)))
+
+
+@lru_cache(maxsize=512)
+def _text(sql: str, dated: tuple[str, ...]) -> TextClause:
+    return text(sql).bindparams(*(bindparam(name, type_=UtcDateTime) for name in dated))
 
 
 # Built once, for the merge reads of one layer (see rows.py); ``Expiry.one_layer`` gives their values.
