@@ -149,7 +149,8 @@ class Concepts:
     (one per word otherwise), so "Where does she live?" and "Moved to Berlin" are near while they share
     no word. Counts its calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, dimensions: int = 64) -> None:
+        self.dimensions = dimensions
         self.same = {"live": "home", "lives": "home", "moved": "home", "flat": "home", "city": "home"}
         self.calls: list[list[str]] = []
 
@@ -157,10 +158,10 @@ class Concepts:
         self.calls.append(list(texts))
         vectors = []
         for text in texts:
-            vector = [0.0] * 64
+            vector = [0.0] * self.dimensions
             for word in words(text):
                 concept = self.same.get(word, word)
-                vector[int(hashlib.sha256(concept.encode()).hexdigest(), 16) % 64] += 1.0
+                vector[int(hashlib.sha256(concept.encode()).hexdigest(), 16) % self.dimensions] += 1.0
             vectors.append(vector)
         return vectors
 
@@ -204,6 +205,22 @@ def test_what_meaning_finds_is_read_only_while_the_scope_sees_it(db_url: str) ->
         clock.advance(timedelta(days=2))
         assert mem.compile(user_id="u", query="Where does she live?", token_budget=10_000) == expected
         assert "Moved to Berlin" not in str(mem.search("Where does she live?", user_id="u"))
+
+
+def test_hits_found_by_meaning_lend_their_words_too(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No fact says "live": the two found by meaning share "Kreuzberg", so the fact that only shares
+    that word ranks right after them (the others are not near the query at all: no word's axis is
+    shared by chance in 4,096 dimensions)."""
+    bakery = "Kreuzberg bakery sells the best rye bread"
+    with MemoryManager(db=db_url, embedding_model=Concepts(4096)) as mem:
+        for text in [*FILLER[:6], bakery, *FILLER[6:], "Moved to a flat in Kreuzberg", "Moved to Kreuzberg"]:
+            mem.knowledge.add(text, user_id="u")  # separate writes: no neighbours
+        order = lines_of(mem.compile(user_id="u", query="Where does she live?", token_budget=10_000))
+        assert set(order[:2]) == {"Moved to a flat in Kreuzberg", "Moved to Kreuzberg"}
+        assert order[2] == bakery
+        monkeypatch.setattr(recall, "FEEDBACK_HITS", 0)  # no feedback words: nearness alone ranks it
+        order = lines_of(mem.compile(user_id="u", query="Where does she live?", token_budget=10_000))
+        assert order.index(bakery) > 2
 
 
 def test_one_embedding_call_serves_the_users_and_the_agents_memory(db_url: str) -> None:

@@ -3,11 +3,12 @@ compile or search, before the read that orders and cuts by it (``ranked.RankedRe
 
 1. Lexical: the query's words (no stop words) scored per term by each backend's full-text index
    (``search.term_scores``).
-2. Pseudo-relevance feedback: the words the best few visible hits share, which the query did not say,
-   are searched too at a lower weight. A question says "When did she go to the support group?"; the
-   facts it needs say "LGBTQ support group", "group meeting", "transgender": the first hits bring them.
-3. Meaning (when an embedding model is configured): the rows nearest the query's vector, fused with
+2. Meaning (when an embedding model is configured): the rows nearest the query's vector, fused with
    the lexical ranking by reciprocal rank (each list counts by rank, not by its incomparable scores).
+3. Pseudo-relevance feedback: the words the best few hits (of 1 and 2) share, which the query did not
+   say, are searched too at a lower weight, and the lists fused anew. A question says "When did she go
+   to the support group?"; the facts it needs say "LGBTQ support group", "group meeting",
+   "transgender": the first hits bring them.
 4. Neighbours: what was learned right before and after a strong hit, in the same session, scored just
    below it. A fact's context (the question before an answer, the turn that says when) is often in
    the turn next to it, in words the query does not share.
@@ -24,7 +25,7 @@ from __future__ import annotations
 import heapq
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -59,8 +60,6 @@ NEIGHBOUR_SHARE = 0.7
 between them."""
 NEIGHBOUR_STEPS = 2
 """How many rows on each side of a strong hit are its neighbours."""
-CANDIDATES = 64
-"""How many of the best rows are looked at to find the best visible ones (the others are rarely seen)."""
 CONTEXT_POOL = 300
 """How many of the best rows by words are ranked (compile: with their neighbours, the best this many of
 all); the others follow in recency order, as rows without a match do. More than a budget of several
@@ -90,21 +89,23 @@ def relevance(
     terms = [search.Term(word) for word in search.query_terms(query)]
     lexical = search.term_scores(conn, scope, terms)
     nearest = dense(conn, scope, DENSE_HITS) if dense is not None else []
-    visible = _Visible(conn, scope, layers, expiry, topics)
     if not context:  # search: a row found by meaning alone must be near enough to show why
         nearest = [(pk, similarity) for pk, similarity in nearest if similarity >= SEARCH_SIMILARITY]
-    elif lexical:  # the words the best hits by words share (not by meaning: their words may be noise)
-        extra = _feedback_terms(terms, visible.texts(lexical, FEEDBACK_HITS))
+    # Only the rows the scope sees are ranked: a row another agent or session keeps (or the topics
+    # filter leaves out) must not change a visible row's rank or score. Of the rows by words, the best
+    # CONTEXT_POOL are checked (the read ranks no more, and the check costs per row).
+    visible = _Visible(conn, scope, layers, expiry, topics)
+    best = _top(lexical, CONTEXT_POOL)
+    text_of = visible.texts([*best, *(pk for pk, _ in nearest)])
+    scores = _ranking(lexical, best, nearest, text_of, fused=dense is not None)
+    if context and scores:  # the words the best hits (by words and meaning) share
+        extra = _feedback_terms(terms, [text_of[pk] for pk in _top(scores, FEEDBACK_HITS)])
         # A pool of their own, smaller: a feedback word counts less, and is often a common one.
         for pk, score in search.term_scores(conn, scope, extra, FEEDBACK_POOL).items():
             lexical[pk] = lexical.get(pk, 0.0) + score
-    # Only the rows the scope sees are ranked: a row another agent or session keeps (or the topics
-    # filter leaves out) must not change a visible row's rank or score.
-    # (Of the best CONTEXT_POOL by words: the read ranks no more, and the check costs per row.)
-    seen = visible.only([*_top(lexical, CONTEXT_POOL), *(pk for pk, _ in nearest)])
-    lexical = {pk: score for pk, score in lexical.items() if pk in seen}
-    nearest = [(pk, similarity) for pk, similarity in nearest if pk in seen]
-    scores = _fused(lexical, nearest) if dense is not None else lexical
+        best = _top(lexical, CONTEXT_POOL)
+        text_of |= visible.texts(pk for pk in best if pk not in visible.checked)
+        scores = _ranking(lexical, best, nearest, text_of, fused=dense is not None)
     if not context:
         return scores
     if scores:  # every scored row is one the scope sees: its best are the strong hits
@@ -112,6 +113,23 @@ def relevance(
     if len(scores) > CONTEXT_POOL:
         scores = {pk: scores[pk] for pk in _top(scores, CONTEXT_POOL)}
     return scores
+
+
+def _ranking(
+    lexical: Mapping[int, float],
+    best: Sequence[int],
+    nearest: Sequence[tuple[int, float]],
+    seen: Container[int],
+    *,
+    fused: bool,
+) -> dict[int, float]:
+    """The relevance of the rows the scope sees (``seen``) of the ``best`` by words and the ``nearest``
+    by meaning: their words' scores, or both lists fused by rank when ``fused``."""
+    matched = [*best, *(pk for pk, _ in nearest if pk in lexical)]
+    by_words = {pk: lexical[pk] for pk in matched if pk in seen}
+    if not fused:
+        return by_words
+    return _fused(by_words, [(pk, similarity) for pk, similarity in nearest if pk in seen])
 
 
 def _feedback_terms(terms: Sequence[search.Term], hits: Sequence[str]) -> list[search.Term]:
@@ -215,21 +233,16 @@ class _Visible:
             read.live(layers, agents, sessions) + read.narrowest(layers, agents, sessions) if layers else ""
         )
         self.params: dict[str, Any] = read.params
+        self.checked: set[int] = set()
 
-    def only(self, pks: Sequence[int]) -> set[int]:
-        """Those of ``pks`` that are rows the scope sees (live, of its layers and topics)."""
-        return {row[0] for row in self._rows(pks, "")}
-
-    def texts(self, scores: Mapping[int, float], n: int) -> list[str]:
-        """The text of the ``n`` best visible rows (of the best ``CANDIDATES``), best first."""
-        text_of = dict(self._rows(_top(scores, CANDIDATES), ", i.text"))
-        return [text_of[pk] for pk in _top(scores, n, text_of)]
-
-    def _rows(self, pks: Sequence[int], columns: str) -> Sequence[Any]:
-        """(pk, ``columns``) of those of ``pks`` the scope sees."""
-        if not pks or not self.where:
-            return []
-        rows, among = _rows_of(self.conn, pks)
-        sql = f"SELECT i.pk{columns} FROM {rows} WHERE {self.where}"
+    def texts(self, pks: Iterable[int]) -> dict[int, str]:
+        """The text of those of ``pks`` that are rows the scope sees (live, of its layers and topics),
+        by pk. Each pk asked about joins ``checked``."""
+        asked = set(pks)
+        self.checked |= asked
+        if not asked or not self.where:
+            return {}
+        rows, among = _rows_of(self.conn, asked)
+        sql = f"SELECT i.pk, i.text FROM {rows} WHERE {self.where}"
         params = {**self.params, "among": among}
-        return self.conn.execute(typed(sql, params), params).all()
+        return dict(self.conn.execute(typed(sql, params), params).all())
