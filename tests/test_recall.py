@@ -5,6 +5,7 @@ in ``search``, whose hits must show why they match. Plus the compact rendering o
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -235,6 +236,21 @@ def test_one_embedding_call_serves_the_users_and_the_agents_memory(db_url: str) 
         assert "Moved to Berlin last spring" in xml
         mem.compile(user_id="u", agent_id="guide")  # no query: no call
         assert len(concepts.calls) == 1
+
+
+def test_one_embedding_call_serves_a_memory_search_of_both_memories(db_url: str) -> None:
+    concepts = Concepts(4096)
+    with MemoryManager(db=db_url, embedding_model=concepts) as mem:
+        mem.knowledge.add("Moved to Berlin", user_id="u")  # near "city" by meaning alone
+        mem.knowledge.add("City questions come first", agent_id="guide")
+        tools = mem.tools(user_id="u", agent_id="guide", agent_memory=True)
+        concepts.calls.clear()
+        found = json.loads(tools.dispatch("memory_search", {"query": "Which city?"}))["results"]
+        assert concepts.calls == [["Which city?"]]
+        assert {(r["text"], r["scope"]) for r in found} == {
+            ("Moved to Berlin", "user"),
+            ("City questions come first", "agent"),
+        }
 
 
 def test_fusion_counts_each_list_by_rank() -> None:
