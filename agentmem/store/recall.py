@@ -101,9 +101,10 @@ def relevance(
     if context and scores:  # the words the best hits (by words and meaning) share
         extra = _feedback_terms(terms, [text_of[pk] for pk in _top(scores, FEEDBACK_HITS)])
         # A pool of their own, smaller: a feedback word counts less, and is often a common one.
-        for pk, score in search.term_scores(conn, scope, extra, FEEDBACK_POOL).items():
+        fed = search.term_scores(conn, scope, extra, FEEDBACK_POOL)
+        for pk, score in fed.items():
             lexical[pk] = lexical.get(pk, 0.0) + score
-        best = _top(lexical, CONTEXT_POOL)
+        best = _top(lexical, CONTEXT_POOL, {*best, *fed})  # only those could rise
         text_of |= visible.texts(pk for pk in best if pk not in visible.checked)
         scores = _ranking(lexical, best, nearest, text_of, fused=dense is not None)
     if not context:
@@ -171,8 +172,10 @@ def _top(scores: Mapping[int, float], n: int, among: Iterable[int] | None = None
     """The ``n`` best pks (of ``among``, default all), best first; among equal scores the newest (highest
     pk) first, as reads break ties."""
     # (score, pk) pairs: they compare without a call per item
-    pairs = zip(scores.values(), scores, strict=True) if among is None else ((scores[pk], pk) for pk in among)
-    return [pk for _, pk in heapq.nlargest(n, pairs)]
+    pairs = [(scores[pk], pk) for pk in (scores if among is None else among)]
+    # A heap pays per item for a large n: sorting them all is then cheaper
+    best = heapq.nlargest(n, pairs) if n * 8 < len(pairs) else sorted(pairs, reverse=True)[:n]
+    return [pk for _, pk in best]
 
 
 def _rows_of(conn: Connection, pks: Iterable[int]) -> tuple[str, Any]:
