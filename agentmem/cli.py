@@ -317,6 +317,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _embedding(args: argparse.Namespace) -> dict[str, Any]:
+    """``MemoryManager``'s embedding arguments from ``--embedding-model`` and ``--embedding-api-base``."""
+    if args.embedding_api_base and not args.embedding_model:
+        raise CliError("--embedding-api-base needs --embedding-model")
+    options = {"api_base": args.embedding_api_base} if args.embedding_api_base else None
+    return {"embedding_model": args.embedding_model, "embedding_options": options}
+
+
 def _serve(args: argparse.Namespace, out: TextIO) -> int:
     try:
         import uvicorn
@@ -328,7 +336,7 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
             f"agentmem serve needs the server extra ({exc.name} is missing): "
             "pip install 'agentmem-layers[server]'"
         ) from exc
-    with MemoryManager(db=args.db, model=args.model) as mem:
+    with MemoryManager(db=args.db, model=args.model, **_embedding(args)) as mem:
         open_mode = not ApiKeys(mem).required()
         if open_mode and not is_loopback(args.host):
             print(
@@ -375,7 +383,7 @@ def _mcp(args: argparse.Namespace, out: TextIO) -> int:
     root.addHandler(handler)
     root.setLevel(args.log_level)
     try:
-        with MemoryManager(db=args.db, model=args.model) as mem:
+        with MemoryManager(db=args.db, model=args.model, **_embedding(args)) as mem:
             server = memory_server(mem, user_id=args.user_id, agent_id=args.agent_id)
             with contextlib.suppress(KeyboardInterrupt):
                 anyio.run(run_stdio, server)
@@ -617,9 +625,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a fresh ./agentmem-demo.db, recreated on every run)",
     )
 
+    embedding = argparse.ArgumentParser(add_help=False)
+    embedding.add_argument(
+        "--embedding-model",
+        metavar="MODEL",
+        help="litellm embedding model id for semantic search (default: none, words only); its API key "
+        "is read from its usual environment variable",
+    )
+    embedding.add_argument(
+        "--embedding-api-base", metavar="URL", help="the embedding model server's URL (a local server)"
+    )
+
     serve = sub.add_parser(
         "serve",
-        parents=[common],
+        parents=[common, embedding],
         help="run the REST server and web inspector (needs the server extra)",
         description="Serve the memory over HTTP: /v1 routes, /inspector, /docs. Until an API key exists "
         "the server runs open (every request is admin) and binds to loopback only.",
@@ -647,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     mcp = sub.add_parser(
         "mcp",
-        parents=[common],
+        parents=[common, embedding],
         help="serve one user's memory to an MCP client over stdio",
         description="Serve one user's memory as an MCP server over stdin/stdout: tools, resources and a "
         "prompt. The user (and agent) are fixed here; no tool call can reach another user's memory.",

@@ -351,6 +351,31 @@ def stdio(db_url: str, *args: str) -> StdioServerParameters:
     )
 
 
+def test_a_stdio_process_with_an_embedding_model_embeds_what_it_stores_and_searches(
+    mem: MemoryManager, db_url: str
+) -> None:
+    with LoopbackServer() as model:
+        params = stdio(
+            db_url,
+            "--user-id",
+            "alice",
+            "--embedding-model",
+            "openai/test-embedding",
+            "--embedding-api-base",
+            model.url,
+        )
+        params.env = {**(params.env or {}), "OPENAI_API_KEY": "test-key", "NO_PROXY": "127.0.0.1,localhost"}
+
+        async def main() -> dict[str, Any]:
+            async with Client(stdio_client(params)) as client:
+                ok(await client.call_tool("memory_remember", {"layer": "knowledge", "value": "Likes tea"}))
+                return ok(await client.call_tool("memory_search", {"query": "tea"}))
+
+        found = anyio.run(main)
+    assert [r["text"] for r in found["results"]] == ["Likes tea"]
+    assert [r["input"] for r in model.embedding_requests] == [["Likes tea"], ["tea"]]
+
+
 def test_a_stdio_process_serves_its_user_only_and_prints_nothing_else(
     mem: MemoryManager, db_url: str, tmp_path: Path
 ) -> None:

@@ -16,8 +16,9 @@ from agentmem import Agent, ConfigurationError, MemoryManager
 from agentmem.cli import is_loopback
 from agentmem.server.agents import load_agents
 from agentmem.store.migrations import SCHEMA_VERSION
+from agentmem.testing import LoopbackServer
 
-from .conftest import free_port, serve_command
+from .conftest import free_port, serve_command, serving
 
 
 def test_a_served_process_runs_open_until_a_key_is_created(serve_process: str, db_url: str) -> None:
@@ -184,3 +185,31 @@ def test_serve_answers_an_allowed_host_and_logs_requests_to_stderr_when_asked(sq
         f"agentmem serving on http://127.0.0.1:{port} (open mode: no API key exists, loopback only)"
     ]
     assert '"GET /v1/me HTTP/1.1" 200' in err
+
+
+def test_serve_with_an_embedding_model_embeds_what_it_stores_and_what_it_is_asked(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    with LoopbackServer() as model:
+        args = ["--embedding-model", "openai/test-embedding", "--embedding-api-base", model.url]
+        env = {"OPENAI_API_KEY": "test-key"}  # the model's usual variable, as the option's help says
+        with serving("--db", sqlite_url, *args, log=tmp_path / "serve.log", env=env) as (base, _proc):
+            added = httpx.post(
+                f"{base}/v1/users/sarah/items",
+                json={"layer": "knowledge", "text": "Lives in Berlin"},
+                timeout=60,  # the first embedding call imports litellm
+            )
+            assert added.status_code == 201, added.text
+            found = httpx.get(f"{base}/v1/users/sarah/search", params={"query": "Berlin"}, timeout=60).json()
+            assert [hit["item"]["text"] for hit in found["hits"]] == ["Lives in Berlin"]
+    assert [r["input"] for r in model.embedding_requests] == [["Lives in Berlin"], ["Berlin"]]
+
+
+def test_serve_refuses_an_embedding_server_without_a_model(sqlite_url: str) -> None:
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    done = subprocess.run(
+        serve_command("--db", sqlite_url, "--port", "1", "--embedding-api-base", "http://127.0.0.1:1"),
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == "error: --embedding-api-base needs --embedding-model\n"
