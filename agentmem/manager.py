@@ -670,19 +670,7 @@ class MemoryManager:
         A query word matches an item's text or its topics; Chinese, Japanese and Korean text is
         matched by its character pairs. ``topics``: only items listing one of these (ignoring case),
         so only of the layers whose schema has a ``topics`` field (knowledge)."""
-        [hits] = self._search([Scope.addressed(user_id, agent_id, session_id)], query, layers, limit, topics)
-        return hits
-
-    def _search(
-        self,
-        scopes: Sequence[Scope],
-        query: str,
-        layers: Sequence[str] | None,
-        limit: int,
-        topics: Sequence[str] | None,
-    ) -> list[list[SearchHit]]:
-        """``search`` of each scope, the query embedded once for all (the memory tools search the
-        user's memory and the agent's own)."""
+        scope = Scope.addressed(user_id, agent_id, session_id)
         text = _check_query(query)
         if text is None:
             raise InvalidInputError("query must be a non-empty str")
@@ -696,7 +684,7 @@ class MemoryManager:
         if wanted is not None:
             names = [name for name in names if name in wanted.layers]
         dense = self._store.dense_for(text) if names else None  # the query's one embedding call
-        return [self._store.search(scope, text, names, limit, topics=wanted, dense=dense) for scope in scopes]
+        return self._store.search(scope, text, names, limit, topics=wanted, dense=dense)
 
     @staticmethod
     def _topic_filter(topics: object, layers: Sequence[Layer]) -> TopicFilter | None:

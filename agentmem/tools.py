@@ -265,7 +265,18 @@ class MemoryTools:
 
     def _hits(self, query: str, limit: int = 10, topics: list[str] | None = None) -> list[SearchHit]:
         scopes = [self.scope] if self.agent_scope is None else [self.scope, self.agent_scope]
-        hits = [hit for found in self.manager._search(scopes, query, None, limit, topics) for hit in found]
+        hits = [
+            hit
+            for scope in scopes
+            for hit in self.manager.search(
+                query,
+                user_id=None if scope.kind == "agent" else scope.user_id,
+                agent_id=scope.agent_id,
+                session_id=scope.session_id,
+                limit=limit,
+                topics=topics,
+            )
+        ]
         # One index scores both scopes alike; on a tie the user's own memory comes first (stable sort).
         return sorted(hits, key=lambda hit: -hit.score)[:limit]
 

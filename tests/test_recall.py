@@ -253,6 +253,19 @@ def test_one_embedding_call_serves_a_memory_search_of_both_memories(db_url: str)
         }
 
 
+def test_one_embedding_call_serves_a_template_and_a_message_asked_again(db_url: str) -> None:
+    concepts = Concepts()
+    with MemoryManager(db=db_url, embedding_model=concepts) as mem:
+        mem.knowledge.add("Moved to Berlin last spring", user_id="u")
+        concepts.calls.clear()
+        rendered = mem.render("{{memory}}\n{{knowledge}}", user_id="u", query="Where does she live?")
+        assert rendered.count("Moved to Berlin last spring") == 2  # two compiles, one for each block
+        mem.compile(user_id="u", query="Where does she live?")
+        assert concepts.calls == [["Where does she live?"]]
+        mem.compile(user_id="u", query="Which city?")
+        assert concepts.calls[1:] == [["Which city?"]]
+
+
 def test_fusion_counts_each_list_by_rank() -> None:
     """Reciprocal rank fusion: a row both lists rank counts more than a row either ranks first alone;
     the lexical scores' scale (BM25's, ts_rank's) does not matter, only their order."""

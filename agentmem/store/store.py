@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 EMBED_BACKLOG = 256
 """Pending items a write embeds besides its own (in batches): a backlog left by failed embedding calls
 shrinks with every write, and no write waits on a whole memory's re-embedding."""
+QUERY_VECTORS = 256
+"""The last queries whose vectors are kept: one message is often compiled, searched and reported on, a
+template compiles one block at a time, and each asks for the same vector (one model call in all)."""
 
 _WATERMARK = select(  # built once, as the statements every learn runs are (see rows.py)
     select(GENERATIONS.c.token).where(GENERATIONS.c.user_id == bindparam("user_id")).scalar_subquery(),
@@ -89,6 +93,7 @@ class Store:
         self.url = url
         self.embedder = embedder
         self._vectors = vectors.VectorCache()
+        self._query_vector = lru_cache(maxsize=QUERY_VECTORS)(self._embed_query)
         self._clock = clock
         self._ttls = dict(ttls or {})
         self._ephemeral: Path | None = None
@@ -249,6 +254,10 @@ class Store:
         with self.write(owner) as writer:
             writer.conn.execute(vectors.VECTORS.delete().where(owned(vectors.VECTORS, owner)))
 
+    def _embed_query(self, query: str) -> Any:
+        assert self.embedder is not None  # dense_for asks only with one
+        return self.embedder.embed([query])[0]
+
     def dense_for(self, query: str | None) -> DenseHits | None:
         """The owner's rows nearest the query's meaning (``vectors.nearest``: not checked to be live, as
         the read checks what it shows), for a read to call with its connection, scope and k: the query
@@ -258,7 +267,7 @@ class Store:
         if embedder is None or query is None or not query.strip():
             return None
         try:
-            vector = embedder.embed([query])[0]
+            vector = self._query_vector(query)
         except EmbeddingError as exc:
             log.warning("embedding the query failed; ranking by its words alone: %s", exc)
             return None
