@@ -16,6 +16,7 @@ lines compile chose from:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -90,19 +91,29 @@ def context_report(
     query: str | None,
     token_budget: int | None,
     candidates: bool = True,
+    topics: Sequence[str] | None = None,
 ) -> ContextReport:
     """``memory.compile(...)`` for these arguments, and what it is made of (see the module docstring).
     ``candidates=False`` leaves out the candidate lines (and so the dropped counts): finding them reads
     every live item of the scope, where the budgeted compile reads only what its budget can reach.
 
     Raises:
-        InvalidInputError: bad ids, query or budget (compile's own checks).
+        InvalidInputError: bad ids, query, budget or topics (compile's own checks).
     """
     xml = memory.compile(
-        user_id=user_id, agent_id=agent_id, session_id=session_id, query=query, token_budget=token_budget
+        user_id=user_id,
+        agent_id=agent_id,
+        session_id=session_id,
+        query=query,
+        token_budget=token_budget,
+        topics=topics,
     )
     scope = Scope.of(user_id, agent_id, session_id)
     names = [name for name, layer in memory.layers.items() if layer.config.inject]
+    # Scored as the compile scored them: by meaning too (the query's vector is the compile's, kept by
+    # the store), and of the topics asked for.
+    dense = memory._store.dense_for(query) if candidates else None
+    wanted = memory._topic_filter(topics, [memory.layers[name] for name in names])
     agent_xml, user_xml = "", xml
     if scope.agent_memory is not None and xml.startswith("<agent_memory"):
         end = xml.find(_AGENT_END) + len(_AGENT_END)
@@ -120,7 +131,11 @@ def context_report(
     for kind, part_scope, text in parts:
         rendered_lines = set(text.split("\n"))
         # The compile's own read (no public equivalent yet: see the report of fix-routes).
-        rows = memory._store.context_rows(part_scope, names, query) if candidates else []
+        rows = (
+            memory._store.context_rows(part_scope, names, query, topics=wanted, dense=dense)
+            if candidates
+            else []
+        )
         part_lines = [
             ContextLine(
                 layer=row.layer,

@@ -653,6 +653,30 @@ def test_the_api_and_the_inspector_share_one_context_report(client: TestClient, 
     assert f'Dropped <span class="count">{len(report.dropped)}</span>' in page.text
 
 
+def test_the_context_takes_topics_and_the_report_scores_as_the_compile_did(
+    client: TestClient, mem: MemoryManager, db_url: str
+) -> None:
+    add(client, "Builds a churn model", topics=["work"])
+    add(client, "Lives in Lisbon", topics=["home"])
+    api = client.get(f"{SARAH}/context", params={"topics": "HOME", "dropped": True}).json()
+    assert "Lives in Lisbon" in api["xml"]
+    assert "churn" not in api["xml"]
+    assert [(p["layer"], p["lines"], p["dropped"]) for p in api["layers"]] == [("knowledge", 1, 0)]
+    error(client.get(f"{SARAH}/context", params={"topics": " "}), 422, "invalid_input")
+
+    def near_home(texts: list[str]) -> list[list[float]]:  # "live" and "Lisbon" mean the same here
+        return [[1.0, 0.0] if ("live" in t.lower() or "lisbon" in t.lower()) else [0.0, 1.0] for t in texts]
+
+    with MemoryManager(db=db_url, embedding_model=near_home) as semantic:
+        semantic.reembed(user_id="sarah")
+        report = context_report(
+            semantic, user_id="sarah", agent_id=None, session_id=None, query="Lives where", token_budget=None
+        )
+        scores = {line.text.split(": ", 1)[1]: line.score for line in report.lines}
+        # Ranked by meaning as the compile ranked them: a fact no word matches scores too.
+        assert scores["Lives in Lisbon"] > scores["Builds a churn model"] > 0
+
+
 def test_the_memory_reads_one_item_and_counts_tokens(client: TestClient, mem: MemoryManager) -> None:
     """``MemoryManager.item`` (what the item routes read) sees only the scope's live items, and a
     malformed id is refused, never a query; ``count_tokens`` is the budget's own counter."""

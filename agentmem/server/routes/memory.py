@@ -475,6 +475,13 @@ def context(
         bool,
         Query(description="Also give the lines the budget left out."),
     ] = False,
+    topics: Annotated[
+        list[str] | None,
+        Query(
+            description="Of knowledge, only the items listing one of these topics, ignoring case "
+            "(repeated or comma-separated)."
+        ),
+    ] = None,
 ) -> ContextOut:
     """Exactly what ``MemoryManager.compile`` returns for these parameters, with its tokens per layer
     and the lines the budget left out (``agentmem.server.context`` defines each number; the inspector's
@@ -488,6 +495,7 @@ def context(
         query=query,
         token_budget=token_budget,
         candidates=dropped,  # finding the dropped lines reads the whole scope: only when asked
+        topics=_split(topics),
     )
     return ContextOut(
         xml=report.xml,
