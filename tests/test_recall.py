@@ -224,6 +224,60 @@ def test_hits_found_by_meaning_lend_their_words_too(db_url: str, monkeypatch: py
         assert order.index(bakery) > 2
 
 
+def test_rows_near_the_query_the_scope_cannot_see_take_no_place_of_one_it_can(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An expired fact and another agent's are nearer the query than the live one: the nearest rows
+    taken are the nearest the scope sees, however many others come first."""
+    from datetime import UTC, datetime, timedelta
+
+    monkeypatch.setattr(recall, "DENSE_HITS", 1)
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    with MemoryManager(db=db_url, embedding_model=Concepts(4096), clock=clock) as mem:
+        mem.knowledge.add("Moved to Berlin flat", user_id="u")
+        mem.knowledge.add("Moved flat", user_id="u", expires_at=clock() + timedelta(days=1))
+        mem.knowledge.add("Lives flat", user_id="u", agent_id="a2")
+        clock.advance(timedelta(days=2))
+        hits = mem.search("Where does she live?", user_id="u", agent_id="a1")
+        assert [hit.item.text for hit in hits] == ["Moved to Berlin flat"]
+
+
+def test_rows_by_words_the_scope_cannot_see_take_no_place_of_one_it_can(
+    mem: MemoryManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(recall, "CONTEXT_POOL", 2)
+    mem.knowledge.add("Planned a kayak trip", user_id="u")
+    for n in range(3):  # better matches, newer, and another agent's
+        mem.knowledge.add(f"Kayak kayak {n}", user_id="u", agent_id="a2")
+    hits = mem.search("kayak", user_id="u", agent_id="a1")
+    assert [hit.item.text for hit in hits] == ["Planned a kayak trip"]
+
+
+def test_rows_that_rise_with_feedback_words_are_ranked_only_when_the_scope_sees_them(
+    mem: MemoryManager,
+) -> None:
+    from sqlalchemy import text
+
+    from agentmem.scope import Scope
+
+    story = [
+        "Went to the support group for transgender people on Tuesday",
+        "The support group met again; the transgender speakers were inspiring",
+    ]
+    for fact in [*FILLER, *story]:
+        mem.knowledge.add(fact, user_id="u")
+    mem.knowledge.add("Mentors transgender teenagers", user_id="u", agent_id="a2")  # a feedback word only
+    store = mem._store
+    with store.engine.connect() as conn:
+        hidden = conn.execute(text("SELECT pk FROM agentmem_items WHERE agent_id = 'a2'")).scalar_one()
+
+        def ranked(scope: Scope) -> dict[int, float]:
+            return recall.relevance(conn, scope, "support group", ["knowledge"], store.expiry())
+
+        assert hidden in ranked(Scope.of("u", "a2"))  # it rises with "transgender"...
+        assert hidden not in ranked(Scope.of("u", "a1"))  # ...only where it is seen
+
+
 def test_one_embedding_call_serves_the_users_and_the_agents_memory(db_url: str) -> None:
     concepts = Concepts()
     with MemoryManager(db=db_url, embedding_model=concepts) as mem:
@@ -270,7 +324,7 @@ def test_fusion_counts_each_list_by_rank() -> None:
     """Reciprocal rank fusion: a row both lists rank counts more than a row either ranks first alone;
     the lexical scores' scale (BM25's, ts_rank's) does not matter, only their order."""
     lexical = {1: 900.0, 2: 3.0, 3: 2.0}
-    dense = [(4, 0.9), (3, 0.8)]
+    dense = [4, 3]  # nearest first
     fused = recall._fused(lexical, dense)
     assert max(fused, key=fused.__getitem__) == 3
     assert fused[1] == fused[4]  # each first in one list

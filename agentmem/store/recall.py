@@ -25,7 +25,8 @@ from __future__ import annotations
 import heapq
 import json
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import islice, takewhile
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
@@ -66,8 +67,9 @@ all); the others follow in recency order, as rows without a match do. More than 
 thousand tokens holds, and the read joins only these to the items: 500 cost compile 2.5 ms more at
 5,000 facts and recalled no more on LOCOMO (benchmarks/bench_locomo.py)."""
 
-DenseHits = Callable[[Connection, Scope, int], list[tuple[int, float]]]
-"""The owner's rows nearest the query's vector (pk, similarity), best first, at most that many."""
+DenseHits = Callable[[Connection, Scope], Iterator[tuple[int, float]]]
+"""The owner's rows by nearness to the query's vector (pk, similarity), best first, whatever their state
+(the caller checks what it ranks)."""
 
 
 def relevance(
@@ -88,25 +90,27 @@ def relevance(
     rows that match the query's own words or meaning (search: what it returns must show why)."""
     terms = [search.Term(word) for word in search.query_terms(query)]
     lexical = search.term_scores(conn, scope, terms)
-    nearest = dense(conn, scope, DENSE_HITS) if dense is not None else []
+    by_meaning = dense(conn, scope) if dense is not None else iter(())
     if not context:  # search: a row found by meaning alone must be near enough to show why
-        nearest = [(pk, similarity) for pk, similarity in nearest if similarity >= SEARCH_SIMILARITY]
+        by_meaning = takewhile(lambda hit: hit[1] >= SEARCH_SIMILARITY, by_meaning)
     # Only the rows the scope sees are ranked: a row another agent or session keeps (or the topics
-    # filter leaves out) must not change a visible row's rank or score. Of the rows by words, the best
-    # CONTEXT_POOL are checked (the read ranks no more, and the check costs per row).
+    # filter leaves out, or that expired) must not change a visible row's rank or score, nor take the
+    # place of one. Of the rows by words, the best CONTEXT_POOL visible are ranked (the read ranks no
+    # more); of those by meaning, the nearest DENSE_HITS visible.
     visible = _Visible(conn, scope, layers, expiry, topics)
-    best = _top(lexical, CONTEXT_POOL)
-    text_of = visible.texts([*best, *(pk for pk, _ in nearest)])
-    scores = _ranking(lexical, best, nearest, text_of, fused=dense is not None)
+    best, nearest = visible.first(
+        [_order(lexical, CONTEXT_POOL), (pk for pk, _ in by_meaning)], [CONTEXT_POOL, DENSE_HITS]
+    )
+    scores = _ranking(lexical, best, nearest, fused=dense is not None)
     if context and scores:  # the words the best hits (by words and meaning) share
-        extra = _feedback_terms(terms, [text_of[pk] for pk in _top(scores, FEEDBACK_HITS)])
+        extra = _feedback_terms(terms, [visible.text_of[pk] for pk in _top(scores, FEEDBACK_HITS)])
         # A pool of their own, smaller: a feedback word counts less, and is often a common one.
         fed = search.term_scores(conn, scope, extra, FEEDBACK_POOL)
         for pk, score in fed.items():
             lexical[pk] = lexical.get(pk, 0.0) + score
-        best = _top(lexical, CONTEXT_POOL, {*best, *fed})  # only those could rise
-        text_of |= visible.texts(pk for pk in best if pk not in visible.checked)
-        scores = _ranking(lexical, best, nearest, text_of, fused=dense is not None)
+        risen = {pk: lexical[pk] for pk in {*best, *fed}}  # no other visible row can rise above these
+        [best] = visible.first([_order(risen, CONTEXT_POOL)], [CONTEXT_POOL])
+        scores = _ranking(lexical, best, nearest, fused=dense is not None)
     if not context:
         return scores
     if scores:  # every scored row is one the scope sees: its best are the strong hits
@@ -117,20 +121,12 @@ def relevance(
 
 
 def _ranking(
-    lexical: Mapping[int, float],
-    best: Sequence[int],
-    nearest: Sequence[tuple[int, float]],
-    seen: Container[int],
-    *,
-    fused: bool,
+    lexical: Mapping[int, float], best: Sequence[int], nearest: Sequence[int], *, fused: bool
 ) -> dict[int, float]:
-    """The relevance of the rows the scope sees (``seen``) of the ``best`` by words and the ``nearest``
-    by meaning: their words' scores, or both lists fused by rank when ``fused``."""
-    matched = [*best, *(pk for pk, _ in nearest if pk in lexical)]
-    by_words = {pk: lexical[pk] for pk in matched if pk in seen}
-    if not fused:
-        return by_words
-    return _fused(by_words, [(pk, similarity) for pk, similarity in nearest if pk in seen])
+    """The relevance of the ``best`` rows by words and the ``nearest`` by meaning (all visible): their
+    words' scores, or both lists fused by rank when ``fused``."""
+    by_words = {pk: lexical[pk] for pk in [*best, *(pk for pk in nearest if pk in lexical)]}
+    return _fused(by_words, nearest) if fused else by_words
 
 
 def _feedback_terms(terms: Sequence[search.Term], hits: Sequence[str]) -> list[search.Term]:
@@ -147,10 +143,10 @@ def _feedback_terms(terms: Sequence[search.Term], hits: Sequence[str]) -> list[s
     return [search.Term(word, FEEDBACK_WEIGHT * n / len(hits)) for word, n in shared[:room]]
 
 
-def _fused(lexical: Mapping[int, float], dense: Sequence[tuple[int, float]]) -> dict[int, float]:
-    """Reciprocal rank fusion of the lexical scores and the nearest rows by meaning."""
+def _fused(lexical: Mapping[int, float], nearest: Sequence[int]) -> dict[int, float]:
+    """Reciprocal rank fusion of the lexical scores and the nearest rows by meaning (best first)."""
     fused: dict[int, float] = {}
-    for ranking in (_top(lexical, len(lexical)), [pk for pk, _ in dense]):
+    for ranking in (_top(lexical, len(lexical)), nearest):
         for rank, pk in enumerate(ranking, 1):
             fused[pk] = fused.get(pk, 0.0) + 1 / (RRF_K + rank)
     return fused
@@ -178,14 +174,30 @@ def _top(scores: Mapping[int, float], n: int, among: Iterable[int] | None = None
     return [pk for _, pk in best]
 
 
-def _rows_of(conn: Connection, pks: Iterable[int]) -> tuple[str, Any]:
-    """The FROM clause of the rows of ``pks`` as ``i``, and its one bound value (``:among``): a statement
-    of one shape whatever the pks, parsed once. The pks are read first, each row then by its pk (SQLite
-    would rather walk the scope's every row and look each up in the list)."""
+def _order(scores: Mapping[int, float], first: int) -> Iterator[int]:
+    """The pks best first, as ``_top`` orders them: the first ``first`` at once, the rest sorted only
+    when asked for."""
+    head = _top(scores, first)
+    yield from head
+    if len(scores) > len(head):
+        taken = set(head)
+        yield from _top(scores, len(scores), [pk for pk in scores if pk not in taken])
+
+
+def _rows_of(conn: Connection, pks: Iterable[int]) -> tuple[str, str, Any]:
+    """The FROM clause of the rows of ``pks`` as ``i``, its condition ("" for none) and its one bound
+    value (``:among``): a statement of one shape whatever the pks, parsed once. Each row is looked up by
+    its pk (SQLite would rather walk the scope's every row and look each up in the list; PostgreSQL
+    would hash-join a list it is given as a table)."""
     among = sorted(set(pks))
     if conn.dialect.name == "postgresql":
-        return "unnest(CAST(:among AS bigint[])) a(pk) JOIN agentmem_items i ON i.pk = a.pk", among
-    return "json_each(:among) a CROSS JOIN agentmem_items i ON i.pk = a.value", json.dumps(among)
+        return "agentmem_items i", "i.pk = ANY(CAST(:among AS bigint[]))", among
+    return "json_each(:among) a CROSS JOIN agentmem_items i ON i.pk = a.value", "", json.dumps(among)
+
+
+def _where(*conditions: str) -> str:
+    present = [c for c in conditions if c]
+    return f" WHERE {' AND '.join(present)}" if present else ""
 
 
 _NEXT = (
@@ -204,11 +216,11 @@ def _neighbours(conn: Connection, hits: Sequence[int]) -> dict[int, list[int]]:
         for op, order in (("<", "DESC"), (">", "ASC"))
         for step in range(NEIGHBOUR_STEPS)
     )
-    rows, pks = _rows_of(conn, hits)
+    rows, among, pks = _rows_of(conn, hits)
     sql = (
         f"SELECT i.pk, n.pk FROM {rows} LEFT JOIN agentmem_items n ON n.pk IN ({near})"
         " AND n.valid_to IS NULL AND (n.session_id = i.session_id"
-        " OR (i.session_id IS NULL AND n.session_id IS NULL AND n.created_at = i.created_at))"
+        f" OR (i.session_id IS NULL AND n.session_id IS NULL AND n.created_at = i.created_at)){_where(among)}"
     )
     found: dict[int, list[int]] = {pk: [] for pk in hits}
     for pk, neighbour in conn.execute(typed(sql, {}), {"among": pks}).all():
@@ -237,15 +249,31 @@ class _Visible:
         )
         self.params: dict[str, Any] = read.params
         self.checked: set[int] = set()
+        self.text_of: dict[int, str] = {}
+        """The text of each checked row the scope sees."""
 
-    def texts(self, pks: Iterable[int]) -> dict[int, str]:
-        """The text of those of ``pks`` that are rows the scope sees (live, of its layers and topics),
-        by pk. Each pk asked about joins ``checked``."""
-        asked = set(pks)
+    def first(self, orders: Sequence[Iterator[int]], counts: Sequence[int]) -> list[list[int]]:
+        """Of each order (pks, best first), its first ``count`` rows the scope sees. Rows are checked
+        ``count`` at a time, every order's together: one statement when the first rows are visible."""
+        found: list[list[int]] = [[] for _ in orders]
+        open_ = set(range(len(orders))) if self.where else set()  # no layer: nothing to see
+        while open_:
+            chunks = {n: list(islice(orders[n], counts[n])) for n in open_}
+            self._check(pk for chunk in chunks.values() for pk in chunk)
+            for n, chunk in chunks.items():
+                found[n] += [pk for pk in chunk if pk in self.text_of][: counts[n] - len(found[n])]
+                if len(chunk) < counts[n] or len(found[n]) == counts[n]:
+                    open_.discard(n)  # the order ran out, or gave enough
+        return found
+
+    def _check(self, pks: Iterable[int]) -> None:
+        """Check the rows of ``pks`` not checked yet (``checked``); those the scope sees (live, of its
+        layers and topics) join ``text_of``."""
+        asked = {pk for pk in pks if pk not in self.checked}
         self.checked |= asked
         if not asked or not self.where:
-            return {}
-        rows, among = _rows_of(self.conn, asked)
-        sql = f"SELECT i.pk, i.text FROM {rows} WHERE {self.where}"
-        params = {**self.params, "among": among}
-        return dict(self.conn.execute(typed(sql, params), params).all())
+            return
+        rows, among, value = _rows_of(self.conn, asked)
+        sql = f"SELECT i.pk, i.text FROM {rows}{_where(among, self.where)}"
+        params = {**self.params, "among": value}
+        self.text_of.update(self.conn.execute(typed(sql, params), params).all())

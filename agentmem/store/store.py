@@ -11,13 +11,14 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Float, bindparam, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..embeddings import numpy
 from ..errors import ClosedError, ConfigurationError, EmbeddingError, ErasedError, StoreError
 from ..records import MemoryEvent, MemoryItem, SearchHit
 from ..scope import Scope
@@ -93,7 +94,8 @@ class Store:
         self.url = url
         self.embedder = embedder
         self._vectors = vectors.VectorCache()
-        self._query_vector = lru_cache(maxsize=QUERY_VECTORS)(self._embed_query)
+        # Over the embedder, not the store: a cache holding the store would keep it from being freed.
+        self._query_vector = lru_cache(maxsize=QUERY_VECTORS)(partial(_query_vector, embedder))
         self._clock = clock
         self._ttls = dict(ttls or {})
         self._ephemeral: Path | None = None
@@ -254,10 +256,6 @@ class Store:
         with self.write(owner) as writer:
             writer.conn.execute(vectors.VECTORS.delete().where(owned(vectors.VECTORS, owner)))
 
-    def _embed_query(self, query: str) -> Any:
-        assert self.embedder is not None  # dense_for asks only with one
-        return self.embedder.embed([query])[0]
-
     def dense_for(self, query: str | None) -> DenseHits | None:
         """The owner's rows nearest the query's meaning (``vectors.nearest``: not checked to be live, as
         the read checks what it shows), for a read to call with its connection, scope and k: the query
@@ -272,12 +270,12 @@ class Store:
             log.warning("embedding the query failed; ranking by its words alone: %s", exc)
             return None
 
-        def nearest(conn: Connection, scope: Scope, k: int) -> list[tuple[int, float]]:
+        def nearest(conn: Connection, scope: Scope) -> Iterator[tuple[int, float]]:
             try:
-                return vectors.nearest(conn, scope, embedder.name, vector, k, self._vectors)
+                return vectors.nearest(conn, scope, embedder.name, vector, self._vectors)
             except EmbeddingError as exc:  # e.g. a model of the same name that changed its length
                 log.warning("the query's vector cannot be compared; ranking by its words alone: %s", exc)
-                return []
+                return iter(())
 
         return nearest
 
@@ -598,3 +596,11 @@ def _context_rows(
         if row[1] not in top or n <= top[row[1]].limit:
             kept.append(ContextRow(*row[:8]))
     return kept
+
+
+def _query_vector(embedder: Embedder | None, query: str) -> Any:
+    """A query's vector, read-only (the store keeps it for the next reads of that query)."""
+    assert embedder is not None  # Store.dense_for asks only with one
+    vector = numpy().array(embedder.embed([query])[0], dtype="float32")
+    vector.setflags(write=False)
+    return vector

@@ -9,8 +9,10 @@ memory) in one matrix product, on every backend, with no index. Reading 5,000 ve
 dimensions from SQLite costs ~8 ms, mostly copying blobs; so a store keeps each owner's matrix in
 memory (:class:`VectorCache`) and checks it with one index-only query: an owner's vectors changed
 exactly when their count or their largest ``id`` did, as ids only grow and every change of a vector
-deletes its row and inserts a new one. The best-scored items are then checked to be live (a vector of
-an expired or just-deleted item may still be cached), so the cache never shows what a read must not.
+deletes its row and inserts a new one. A vector of an expired or just-deleted item may still be
+stored or cached, so what is read is checked: ``dense_hits`` checks its best-scored items are live, and
+compile and search rank only the rows their scope sees (``recall``), walking ``nearest`` until they
+have enough.
 (pgvector, or sqlite-vec where an interpreter can load extensions, would serve far larger owners; the
 scan is what works everywhere.)
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -189,14 +191,14 @@ def _live(pks: Sequence[int], expiry: Expiry) -> Any:
 
 
 def nearest(
-    conn: Connection, scope: Scope, model: str, vector: Any, k: int, cache: VectorCache
-) -> list[tuple[int, float]]:
-    """(pk, cosine similarity) of the ``k`` stored vectors of the scope's owner most similar to
-    ``vector``, best first (ties: the older item first), whatever their items' state now: a caller that
-    checks what it reads (``recall.relevance`` reads only what the scope sees) saves ``dense_hits``'
-    liveness check."""
+    conn: Connection, scope: Scope, model: str, vector: Any, cache: VectorCache
+) -> Iterator[tuple[int, float]]:
+    """(pk, cosine similarity) of the scope owner's stored vectors, most similar to ``vector`` first
+    (ties: the older item first), whatever their items' state now: a caller that checks what it reads
+    (``recall.relevance`` ranks only what the scope sees) takes as many as it needs. Scored now: a
+    vector that cannot be compared raises here, not while iterating."""
     found, scores, order = _ranked(conn, scope, model, vector, cache)
-    return [(int(found.pks[i]), float(scores[i])) for i in order[: max(k, 0)]]
+    return ((int(found.pks[i]), float(scores[i])) for i in order)
 
 
 def dense_hits(
