@@ -253,6 +253,32 @@ def test_rows_by_words_the_scope_cannot_see_take_no_place_of_one_it_can(
     assert [hit.item.text for hit in hits] == ["Planned a kayak trip"]
 
 
+def test_a_neighbour_the_scope_cannot_see_is_not_raised(db_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from agentmem.scope import Scope
+
+    clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
+    with MemoryManager(db=db_url, clock=clock) as mem:
+        mem.knowledge.add("Went kayaking in May", user_id="u", session_id="s1")
+        mem.knowledge.add(
+            "It rained all day", user_id="u", session_id="s1", expires_at=clock() + timedelta(days=1)
+        )
+        mem.knowledge.add("We saw seals near the cliffs", user_id="u", session_id="s1")
+        store = mem._store
+        with store.engine.connect() as conn:
+            pk_of = dict(conn.execute(text("SELECT text, pk FROM agentmem_items")).all())
+
+            def ranked() -> dict[int, float]:
+                return recall.relevance(conn, Scope.of("u"), "kayaking", ["knowledge"], store.expiry())
+
+            assert set(ranked()) == set(pk_of.values())  # both neighbours of the hit, while live
+            clock.advance(timedelta(days=2))
+            assert set(ranked()) == {pk_of["Went kayaking in May"], pk_of["We saw seals near the cliffs"]}
+
+
 def test_rows_that_rise_with_feedback_words_are_ranked_only_when_the_scope_sees_them(
     mem: MemoryManager,
 ) -> None:

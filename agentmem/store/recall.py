@@ -114,7 +114,11 @@ def relevance(
     if not context:
         return scores
     if scores:  # every scored row is one the scope sees: its best are the strong hits
-        scores = _with_neighbours(scores, _neighbours(conn, _top(scores, STRONG_HITS)))
+        near = _neighbours(conn, _top(scores, STRONG_HITS))
+        visible.check(pk for pks in near.values() for pk in pks)  # as if the others were not there
+        scores = _with_neighbours(
+            scores, {hit: [pk for pk in pks if pk in visible.text_of] for hit, pks in near.items()}
+        )
     if len(scores) > CONTEXT_POOL:
         scores = {pk: scores[pk] for pk in _top(scores, CONTEXT_POOL)}
     return scores
@@ -209,8 +213,8 @@ _NEXT = (
 def _neighbours(conn: Connection, hits: Sequence[int]) -> dict[int, list[int]]:
     """Of each hit, the open rows of the same owner, agent key and layer learned right before and after
     it, when in the same session, or in the same write (one learn, one ``add_many``) for rows of no
-    session (the read checks the rest). Only the very next rows are looked at (each one step of
-    ``ix_agentmem_items_user``): one of another session ends the walk."""
+    session; the caller checks the scope sees them. Only the very next rows are looked at (on SQLite
+    each one step of ``ix_agentmem_items_user``): one of another session ends the walk."""
     near = ", ".join(
         _NEXT.format(op=op, order=order, step=step)
         for op, order in (("<", "DESC"), (">", "ASC"))
@@ -259,14 +263,14 @@ class _Visible:
         open_ = set(range(len(orders))) if self.where else set()  # no layer: nothing to see
         while open_:
             chunks = {n: list(islice(orders[n], counts[n])) for n in open_}
-            self._check(pk for chunk in chunks.values() for pk in chunk)
+            self.check(pk for chunk in chunks.values() for pk in chunk)
             for n, chunk in chunks.items():
                 found[n] += [pk for pk in chunk if pk in self.text_of][: counts[n] - len(found[n])]
                 if len(chunk) < counts[n] or len(found[n]) == counts[n]:
                     open_.discard(n)  # the order ran out, or gave enough
         return found
 
-    def _check(self, pks: Iterable[int]) -> None:
+    def check(self, pks: Iterable[int]) -> None:
         """Check the rows of ``pks`` not checked yet (``checked``); those the scope sees (live, of its
         layers and topics) join ``text_of``."""
         asked = {pk for pk in pks if pk not in self.checked}
