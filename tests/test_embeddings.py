@@ -142,6 +142,10 @@ def test_a_changed_text_is_embedded_anew_and_a_closed_item_loses_its_vector(
     mem.update(fact, "Lives in Lisbon", user_id="sarah")
     assert embedder.calls[-1] == ["Lives in Lisbon"]
     assert hits(mem, Scope.of("sarah"), "Lisbon")[0][0] == "Lives in Lisbon"
+    calls, stored = len(embedder.calls), vectors(mem)
+    assert mem.knowledge.add("Lives in Lisbon", user_id="sarah", topics=["home"]) == fact  # merged
+    assert mem.item(fact, user_id="sarah").value["topics"] == ["home"]
+    assert (len(embedder.calls), vectors(mem)) == (calls, stored)  # new topics, same text: same vector
     newer = mem.knowledge.add("Lives in Porto", user_id="sarah", replaces=fact)
     assert set(vectors(mem)) == {newer}  # the superseded item is closed: out of every search
 

@@ -124,6 +124,8 @@ class Writer:
                 )
                 if search.searched_text(op.text, op.value) != search.searched_text(target.text, target.value):
                     batch.reindexed.append((target.id, op.text, op.value))
+                if op.text != target.text:
+                    batch.rephrased.append(target.id)
                 batch.event(
                     Change("update", target.layer, target.id, target.key, target.value, op.value), op.reason
                 )
@@ -351,13 +353,11 @@ class Writer:
         conn = self.conn
         search.unindex_ids(conn, [*batch.deleted, *(item_id for item_id, _, _ in batch.reindexed)])
         # A changed text's vector no longer says it, and a closed item is out of every search: both
-        # drop theirs (a deleted item's goes with its row).
-        vectors.drop(
-            conn, [*(item_id for item_id, _, _ in batch.reindexed), *(r["_id"] for r in batch.closed)]
-        )
-        if batch.added or batch.reindexed:
+        # drop theirs (a deleted item's goes with its row). Only the text is embedded: new topics keep it.
+        vectors.drop(conn, [*batch.rephrased, *(r["_id"] for r in batch.closed)])
+        if batch.added or batch.rephrased:
             owner = owner_scope(self.scope)
-            self.written[owner] = self.written.get(owner, 0) + len(batch.added) + len(batch.reindexed)
+            self.written[owner] = self.written.get(owner, 0) + len(batch.added) + len(batch.rephrased)
         if batch.deleted:
             conn.execute(_DELETE_ITEMS, {"ids": batch.deleted})
         if batch.closed:
@@ -437,6 +437,8 @@ class _Batch:
     deleted: list[str] = field(default_factory=list)
     reindexed: list[tuple[str, str, Any]] = field(default_factory=list)  # (id, new text, new value)
     """Edited items whose text or topics changed: their full-text rows are rebuilt."""
+    rephrased: list[str] = field(default_factory=list)
+    """Edited items whose text changed: their vectors are dropped, to be embedded anew."""
     events: list[tuple[Change, str | None]] = field(default_factory=list)
     """Every change with its reason, in the order of the operations."""
 
