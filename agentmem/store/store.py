@@ -257,10 +257,11 @@ class Store:
             writer.conn.execute(vectors.VECTORS.delete().where(owned(vectors.VECTORS, owner)))
 
     def dense_for(self, query: str | None) -> DenseHits | None:
-        """The owner's rows nearest the query's meaning (``vectors.nearest``: not checked to be live, as
-        the read checks what it shows), for a read to call with its connection, scope and k: the query
-        is embedded now, once for the whole read. None without an embedding model or a
-        query, or when the model fails (logged): the read then ranks by words alone."""
+        """The owner's rows by nearness to the query's meaning (``vectors.nearest``: not checked to be
+        live, as the read checks what it ranks), for a read to call with its connection and scope: the
+        query is embedded now, once for the whole read (and kept: see ``QUERY_VECTORS``). None without
+        an embedding model or a query, or when the model fails (logged): the read then ranks by words
+        alone."""
         embedder = self.embedder
         if embedder is None or query is None or not query.strip():
             return None
