@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from ..scope import Scope
 from . import search
 from .expiry import Expiry, typed
+from .rows import driver_rows
 from .tables import MAX_LIMIT
 
 _COLUMNS = "i.id, i.layer, i.key, i.line, i.agent_id, i.updated_at, i.count"  # ContextRow's
@@ -225,8 +226,4 @@ class RankedRead:
             with_ = (f"{with_.rstrip()}, " if with_ else "WITH ") + ", ".join(self.ctes) + " "
         order = f"layer, score DESC, updated_at DESC, tie DESC, {self.id_order('')}"
         sql = f"{with_}SELECT * FROM ({union}) u ORDER BY {order}"
-        result = self.conn.execute(typed(sql, self.params), self.params)
-        try:  # the driver's own tuples: a Row per item cost more than reading it (text: no types to apply)
-            return list(result.cursor.fetchall())
-        finally:
-            result.close()
+        return driver_rows(self.conn, typed(sql, self.params), self.params)  # text: no types to apply

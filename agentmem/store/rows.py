@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -26,6 +26,17 @@ GENERATIONS = table(GenerationRow)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def driver_rows(conn: Connection, stmt: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
+    """The driver's own rows (tuples) of a statement whose columns need no conversion: building
+    SQLAlchemy rows for thousands of them (an owner's vectors, a compile's items) took longer than
+    reading them."""
+    result = conn.execute(stmt, params)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def item_from_row(row: Row[Any]) -> MemoryItem:

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, bindparam, select, text
 from ..embeddings import numpy, to_blob, unit_query
 from ..scope import Scope
 from .expiry import Expiry
-from .rows import ITEMS, owned
+from .rows import ITEMS, driver_rows, owned
 from .tables import VectorRow, table
 
 VECTORS = table(VectorRow)
@@ -147,7 +147,7 @@ def _refresh(conn: Connection, where: Sequence[Any], cached: _Matrix | None, cou
         cached = None  # nothing to keep: read whatever is there now
     after = cached.version[1] if cached is not None else -1
     stmt = select(VECTORS.c.id, VECTORS.c.pk, VECTORS.c.vector).where(*where, VECTORS.c.id > after)
-    rows = _raw(conn, stmt.order_by(VECTORS.c.id))
+    rows = driver_rows(conn, stmt.order_by(VECTORS.c.id))
     blobs = [bytes(r[2]) for r in rows]
     width = cached.rows.shape[1] * 4 if cached is not None else max((len(b) for b in blobs), default=0)
     # One model's vectors have one length; a row of another (a model renamed without `reembed`)
@@ -160,7 +160,7 @@ def _refresh(conn: Connection, where: Sequence[Any], cached: _Matrix | None, cou
         if count == len(cached.ids) + len(rows):  # none deleted (ids only grow): keep every cached row
             still = np.ones(len(cached.ids), dtype=bool)
         else:
-            stored = _raw(conn, select(VECTORS.c.id).where(*where))
+            stored = driver_rows(conn, select(VECTORS.c.id).where(*where))
             still = np.isin(cached.ids, np.array([r[0] for r in stored], dtype=np.int64))
         ids = np.concatenate([cached.ids[still], ids])
         pks = np.concatenate([cached.pks[still], pks])
@@ -168,16 +168,6 @@ def _refresh(conn: Connection, where: Sequence[Any], cached: _Matrix | None, cou
     # The version of what was read (not of the first query: a write may have committed since), so a
     # later check finds any change: an insert raises the largest id, a deletion alone lowers the count.
     return _Matrix((len(ids), int(ids.max()) if len(ids) else 0), ids, pks, matrix)
-
-
-def _raw(conn: Connection, stmt: Any) -> list[Any]:
-    """The driver's own rows (tuples of ints and bytes): building SQLAlchemy rows for an owner's
-    thousands of vectors took longer than reading them."""
-    result = conn.execute(stmt)
-    try:
-        return list(result.cursor.fetchall())
-    finally:
-        result.close()
 
 
 def _live(pks: Sequence[int], expiry: Expiry) -> Any:
