@@ -41,12 +41,26 @@ class _Line:
 
     @property
     def text(self) -> str:
-        return ("- " if self.bullet else "") + xml_text(self.raw)
+        return _written(self.bullet, self.raw)
 
 
 def _line(layer: Layer, row: ContextRow) -> _Line:
-    heading, rest = layer.heading(row.line) or (None, row.line)
+    heading, rest = _headed(layer, row.line)
     return _Line(layer.name, rest, layer.bullets, row.score, row.updated_at, heading)
+
+
+def line_text(layer: Layer, line: str) -> str:
+    """A stored line as compile writes it in its layer's element: escaped, a bullet when the layer has
+    them, without its heading (written once above the lines that share it, see ``Layer.heading``)."""
+    return _written(layer.bullets, _headed(layer, line)[1])
+
+
+def _headed(layer: Layer, line: str) -> tuple[str | None, str]:
+    return layer.heading(line) or (None, line)
+
+
+def _written(bullet: bool, raw: str) -> str:
+    return ("- " if bullet else "") + xml_text(raw)
 
 
 def _per_layer(layers: Sequence[Layer], rows: Sequence[ContextRow]) -> dict[str, list[_Line]]:

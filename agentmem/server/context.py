@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..agent_memory import agent_tags
+from ..compiler import line_text
 from ..manager import MemoryManager
 from ..scope import Scope
-from ..text import xml_text
 
 Part = Literal["user", "agent"]
 _ELEMENT = re.compile(r"<([a-z_][a-z0-9_]*)>\n(.*?)\n</\1>", re.DOTALL)
@@ -144,7 +144,7 @@ def context_report(
                 text=row.line,
                 score=row.score,
                 agent_id=row.agent_id or None,
-                included=_rendered(memory, row.layer, row.line) in rendered_lines,
+                included=line_text(memory.layers[row.layer], row.line) in rendered_lines,
             )
             for row in sorted(rows, key=lambda r: (names.index(r.layer), -r.score))
         ]
@@ -178,11 +178,3 @@ def context_report(
         elements=elements + leftover,
         lines=lines,
     )
-
-
-def _rendered(memory: MemoryManager, layer: str, line: str) -> str:
-    """The line as compile writes it in the layer's element (escaped; a bullet when the layer has
-    them; under its heading, without it: see ``Layer.heading``)."""
-    of = memory.layers[layer]
-    _heading, rest = of.heading(line) or (None, line)
-    return ("- " if of.bullets else "") + xml_text(rest)
