@@ -10,10 +10,13 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text as sql
 
 from agentmem import MemoryManager
+from agentmem.scope import Scope
 from agentmem.store import recall
 from agentmem.testing import ManualClock
 from agentmem.text import words
@@ -124,8 +127,6 @@ def test_recall_never_reaches_rows_the_scope_does_not_see(mem: MemoryManager, re
 
 
 def test_facts_of_one_day_are_listed_under_their_date(db_url: str) -> None:
-    from datetime import UTC, datetime, timedelta
-
     clock = ManualClock(datetime(2026, 5, 8, 13, 0, tzinfo=UTC))
     with MemoryManager(db=db_url, clock=clock) as mem:
         mem.knowledge.add_many(["Started a pottery class", "Bought a kiln"], user_id="u")
@@ -191,8 +192,6 @@ def test_meaning_finds_what_shares_no_word_and_fuses_with_words(db_url: str) -> 
 def test_what_meaning_finds_is_read_only_while_the_scope_sees_it(db_url: str) -> None:
     """The nearest rows by meaning are checked by the read, not by the scan: an expired fact, another
     agent's fact and one of another session are never shown, and leave the visible ranking as it was."""
-    from datetime import UTC, datetime, timedelta
-
     clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
     with MemoryManager(db=db_url, embedding_model=Concepts(), clock=clock) as mem:
         for text in ["Where the office is: Hamburg harbour", *FILLER]:
@@ -229,8 +228,6 @@ def test_rows_near_the_query_the_scope_cannot_see_take_no_place_of_one_it_can(
 ) -> None:
     """An expired fact and another agent's are nearer the query than the live one: the nearest rows
     taken are the nearest the scope sees, however many others come first."""
-    from datetime import UTC, datetime, timedelta
-
     monkeypatch.setattr(recall, "DENSE_HITS", 1)
     clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
     with MemoryManager(db=db_url, embedding_model=Concepts(4096), clock=clock) as mem:
@@ -254,12 +251,6 @@ def test_rows_by_words_the_scope_cannot_see_take_no_place_of_one_it_can(
 
 
 def test_a_neighbour_the_scope_cannot_see_is_not_raised(db_url: str) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from sqlalchemy import text
-
-    from agentmem.scope import Scope
-
     clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
     with MemoryManager(db=db_url, clock=clock) as mem:
         mem.knowledge.add("Went kayaking in May", user_id="u", session_id="s1")
@@ -269,7 +260,7 @@ def test_a_neighbour_the_scope_cannot_see_is_not_raised(db_url: str) -> None:
         mem.knowledge.add("We saw seals near the cliffs", user_id="u", session_id="s1")
         store = mem._store
         with store.engine.connect() as conn:
-            pk_of = dict(conn.execute(text("SELECT text, pk FROM agentmem_items")).all())
+            pk_of = dict(conn.execute(sql("SELECT text, pk FROM agentmem_items")).all())
 
             def ranked() -> dict[int, float]:
                 return recall.relevance(conn, Scope.of("u"), "kayaking", ["knowledge"], store.expiry())
@@ -282,10 +273,6 @@ def test_a_neighbour_the_scope_cannot_see_is_not_raised(db_url: str) -> None:
 def test_rows_that_rise_with_feedback_words_are_ranked_only_when_the_scope_sees_them(
     mem: MemoryManager,
 ) -> None:
-    from sqlalchemy import text
-
-    from agentmem.scope import Scope
-
     story = [
         "Went to the support group for transgender people on Tuesday",
         "The support group met again; the transgender speakers were inspiring",
@@ -295,7 +282,7 @@ def test_rows_that_rise_with_feedback_words_are_ranked_only_when_the_scope_sees_
     mem.knowledge.add("Mentors transgender teenagers", user_id="u", agent_id="a2")  # a feedback word only
     store = mem._store
     with store.engine.connect() as conn:
-        hidden = conn.execute(text("SELECT pk FROM agentmem_items WHERE agent_id = 'a2'")).scalar_one()
+        hidden = conn.execute(sql("SELECT pk FROM agentmem_items WHERE agent_id = 'a2'")).scalar_one()
 
         def ranked(scope: Scope) -> dict[int, float]:
             return recall.relevance(conn, scope, "support group", ["knowledge"], store.expiry())

@@ -21,6 +21,14 @@ from agentmem.testing import LoopbackServer
 from .conftest import free_port, serve_command, serving
 
 
+def refused(*args: str) -> subprocess.CompletedProcess[str]:
+    """``agentmem serve ARGS`` on port 1, which it must refuse before it binds: its exit and output."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    return subprocess.run(
+        serve_command(*args, "--port", "1"), env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_a_served_process_runs_open_until_a_key_is_created(serve_process: str, db_url: str) -> None:
     assert httpx.get(f"{serve_process}/healthz").json() == {"status": "ok", "schema_version": SCHEMA_VERSION}
     assert httpx.get(f"{serve_process}/v1/me").json()["admin"] is True  # open mode
@@ -45,11 +53,7 @@ def test_a_served_process_runs_open_until_a_key_is_created(serve_process: str, d
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1", "example.org"])
 def test_serve_refuses_to_run_open_beyond_loopback(sqlite_url: str, host: str) -> None:
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run(
-        serve_command("--db", sqlite_url, "--host", host, "--port", "1"),
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = refused("--db", sqlite_url, "--host", host)
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.startswith(f"error: refusing to bind to {host}: no API key exists yet")
@@ -136,11 +140,7 @@ def test_load_agents_says_what_is_wrong(
 
 
 def test_serve_says_when_agents_cannot_be_loaded(sqlite_url: str) -> None:
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run(
-        serve_command("--db", sqlite_url, "--port", "1", "--agents", "no_such_module_here:agents"),
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = refused("--db", sqlite_url, "--agents", "no_such_module_here:agents")
     assert done.returncode == 1
     assert done.stderr.startswith("error: cannot import 'no_such_module_here' for --agents")
 
@@ -206,10 +206,6 @@ def test_serve_with_an_embedding_model_embeds_what_it_stores_and_what_it_is_aske
 
 
 def test_serve_refuses_an_embedding_server_without_a_model(sqlite_url: str) -> None:
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    done = subprocess.run(
-        serve_command("--db", sqlite_url, "--port", "1", "--embedding-api-base", "http://127.0.0.1:1"),
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    done = refused("--db", sqlite_url, "--embedding-api-base", "http://127.0.0.1:1")
     assert done.returncode == 1
     assert done.stderr == "error: --embedding-api-base needs --embedding-model\n"
