@@ -3,6 +3,7 @@ and both give what a full read gives, on both backends."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable
 from typing import Any
@@ -217,6 +218,39 @@ def test_an_agents_item_hides_the_shared_one_under_a_budget(mem: MemoryManager) 
     assert xml.count("shared fact pandas") == 1
     full = mem.compile(user_id="u", agent_id="a1", query="pandas")
     assert full.count("shared fact pandas") == 1
+
+
+@pytest.mark.parametrize(("agent_id", "session_id"), [(None, None), ("a1", None), (None, "s1"), ("a1", "s1")])
+def test_of_one_key_only_the_narrowest_row_the_scope_sees_is_compiled(
+    mem: MemoryManager, agent_id: str | None, session_id: str | None
+) -> None:
+    """A session's own row hides a user-wide one, then an agent's own row a shared one: alike in a read
+    of every row (no budget: the hiding keys listed once) and in a budget's reads (looked up per row),
+    whichever of the four kinds of row a key has."""
+    styles = {(None, None): "shared", ("a1", None): "agents", (None, "s1"): "sessions", ("a1", "s1"): "both"}
+    kinds = list(styles)
+    for n, stored in enumerate(
+        itertools.chain.from_iterable(itertools.combinations(kinds, k) for k in (1, 2, 3, 4))
+    ):
+        user = f"u{n}"
+        for agent, session in stored:
+            mem.policies.update(
+                user_id=user, agent_id=agent, session_id=session, session_scoped=bool(session),
+                response_style=styles[agent, session],
+            )  # fmt: skip
+        mem.knowledge.add_many([f"shared fact {w}" for w in VOCAB[:4]], user_id=user)
+        seen = [key for key in stored if key[0] in (None, agent_id) and key[1] in (None, session_id)]
+        narrowest = (
+            [styles[max(seen, key=lambda key: (key[1] is not None, key[0] is not None))]] if seen else []
+        )
+        for query in (None, "response style"):
+            for budget in (None, 10_000):
+                xml = mem.compile(
+                    user_id=user, agent_id=agent_id, session_id=session_id, query=query, token_budget=budget
+                )
+                assert [
+                    style for style in styles.values() if f"response_style: {style}\n" in xml
+                ] == narrowest
 
 
 def test_a_budget_larger_than_any_database_limit_compiles_everything(mem: MemoryManager) -> None:

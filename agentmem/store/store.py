@@ -586,6 +586,8 @@ def _context_rows(
     topics: TopicFilter | None = None,
 ) -> list[ContextRow]:
     whole = [name for name in layers if name not in top]
+    if whole and len(whole) == len(layers):  # every layer whole: no top to cut
+        return RankedRead(conn, scope, None, expiry, topics).every(layers, scores)
     ranked = RankedRead(conn, scope, scores, expiry, topics)
     arms = ranked.whole(whole) if whole else []
     arms += [arm for name, slice_ in top.items() if name in layers for arm in ranked.top(name, slice_)]
