@@ -14,6 +14,7 @@ import typing
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from itertools import chain
+from operator import attrgetter
 from typing import Any, ClassVar
 
 from pydantic import Field, TypeAdapter
@@ -227,11 +228,11 @@ class CollectionLayer(Layer):
 
     def order(self, rows: Sequence[R]) -> list[R]:
         # Stable sorts, least significant key first: id, then recency, then count, then relevance.
-        ranked = sorted(rows, key=lambda r: r.id)
-        ranked.sort(key=lambda r: r.updated_at, reverse=True)
+        ranked = sorted(rows, key=attrgetter("id"))
+        ranked.sort(key=attrgetter("updated_at"), reverse=True)
         if self.rank_by_count:
-            ranked.sort(key=lambda r: r.times, reverse=True)
-        ranked.sort(key=lambda r: r.score, reverse=True)
+            ranked.sort(key=attrgetter("times"), reverse=True)
+        ranked.sort(key=attrgetter("score"), reverse=True)
         return ranked
 
     def typed(self, items: Sequence[MemoryItem]) -> Any:
