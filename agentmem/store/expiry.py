@@ -14,12 +14,12 @@ once for any layer, test ``updated_at > BEGINNING`` instead (true of every row).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy import Connection, Dialect, TextClause, bindparam, text
 
 from .tables import UtcDateTime
 
@@ -95,6 +95,31 @@ def typed(sql: str, params: Mapping[str, Any]) -> TextClause:
 @lru_cache(maxsize=512)
 def _text(sql: str, dated: tuple[str, ...]) -> TextClause:
     return text(sql).bindparams(*(bindparam(name, type_=UtcDateTime) for name in dated))
+
+
+def text_rows(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    """The rows of the text statement ``sql``. On SQLite the driver is handed the statement as written
+    (its ``:name`` parameters are SQLite's own) and the datetimes as stored: a compile's recall runs
+    several small statements, and SQLAlchemy's binding of each and its rows took a third of the time
+    (30 rows: 113 us, 77 this way)."""
+    if conn.dialect.name != "sqlite":
+        return list(conn.execute(typed(sql, params), params).all())
+    stored = _stored(conn.dialect)
+    values = {name: stored(value) if isinstance(value, datetime) else value for name, value in params.items()}
+    return list(conn.exec_driver_sql(sql, values).cursor.fetchall())
+
+
+@lru_cache(maxsize=4)
+def _stored(dialect: Dialect) -> Callable[[datetime], Any]:
+    """A datetime as ``dialect`` stores it in a ``UtcDateTime`` column."""
+    column = UtcDateTime()
+    processor = column.dialect_impl(dialect).bind_processor(dialect)
+
+    def stored(value: datetime) -> Any:
+        utc = column.process_bind_param(value, dialect)
+        return utc if processor is None else processor(utc)
+
+    return stored
 
 
 # Built once, for the merge reads of one layer (see rows.py); ``Expiry.one_layer`` gives their values.

@@ -34,7 +34,7 @@ from sqlalchemy import Connection
 from ..scope import Scope
 from ..text import words
 from . import search
-from .expiry import Expiry, typed
+from .expiry import Expiry, text_rows
 
 if TYPE_CHECKING:
     from .ranked import TopicFilter
@@ -90,6 +90,8 @@ def relevance(
     rows that match the query's own words or meaning (search: what it returns must show why)."""
     terms = [search.Term(word) for word in search.query_terms(query)]
     lexical = search.term_scores(conn, scope, terms)
+    if not lexical and dense is None:
+        return {}
     by_meaning = dense(conn, scope) if dense is not None else iter(())
     if not context:  # search: a row found by meaning alone must be near enough to show why
         by_meaning = takewhile(lambda hit: hit[1] >= SEARCH_SIMILARITY, by_meaning)
@@ -227,7 +229,7 @@ def _neighbours(conn: Connection, hits: Sequence[int]) -> dict[int, list[int]]:
         f" OR (i.session_id IS NULL AND n.session_id IS NULL AND n.created_at = i.created_at)){_where(among)}"
     )
     found: dict[int, list[int]] = {pk: [] for pk in hits}
-    for pk, neighbour in conn.execute(typed(sql, {}), {"among": pks}).all():
+    for pk, neighbour in text_rows(conn, sql, {"among": pks}):
         found[pk].extend([neighbour] if neighbour is not None else [])
     return found
 
@@ -280,4 +282,4 @@ class _Visible:
         rows, among, value = _rows_of(self.conn, asked)
         sql = f"SELECT i.pk, i.text FROM {rows}{_where(among, self.where)}"
         params = {**self.params, "among": value}
-        self.text_of.update(self.conn.execute(typed(sql, params), params).all())
+        self.text_of.update(text_rows(self.conn, sql, params))

@@ -49,7 +49,7 @@ from sqlalchemy.dialects import postgresql
 
 from ..scope import Scope
 from ..text import cjk_words, word_set, words
-from .expiry import typed
+from .expiry import text_rows
 
 FTS_TABLE = "agentmem_items_fts"
 TS_CONFIG = "english"
@@ -210,7 +210,7 @@ def term_scores(
             for n in range(len(terms))
         )
         params |= {f"fts_{n}": term.word for n, term in enumerate(terms)}
-    rows = conn.execute(typed(pools, params), params).all()
+    rows = text_rows(conn, pools, params)
     weights = [term.weight for term in terms]
     if not uses_fts(conn):  # BM25's inverse document frequency, of the pool (RANK_POOL rows at most)
         found = [0] * len(terms)
