@@ -13,7 +13,7 @@ one index range, joined to the pool for its matched rows' scores.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -200,21 +200,22 @@ class RankedRead:
             f" LEFT JOIN fts_hits f ON f.pk = i.pk WHERE {where}"
         ]
 
-    def every(self, layers: Sequence[str], scores: Mapping[int, float] | None) -> list[ContextRow]:
+    def every(
+        self, layers: Sequence[str], scores: Callable[[], Mapping[int, float] | None]
+    ) -> list[ContextRow]:
         """Every live row of ``layers`` the scope sees, the narrowest of each key, in ``run``'s order,
-        each scored from ``scores`` (pk: relevance; not the read's own match). One range of the
-        live-key index, scored and ordered here: a third of the cost of the database's join and sort
-        (1,200 rows: 0.3 ms against 1.2), and the same order: floats, timestamps, ints and ids compare
-        in SQL as in Python."""
+        each scored from ``scores()`` (pk: relevance; not the read's own match), asked for only when
+        there is a row to score. One range of the live-key index, scored and ordered here: a third of
+        the cost of the database's join and sort (1,200 rows: 0.3 ms against 1.2), and the same
+        order: floats, timestamps, ints and ids compare in SQL as in Python."""
         agents, sessions = self.scope.visible_agent_keys, self.scope.visible_session_keys
         sql = f"SELECT {_COLUMNS}, i.pk FROM agentmem_items i WHERE {self.live(layers, agents, sessions)}"
         sql += self.narrowest_listed(layers)
-        relevance = (scores or {}).get
+        found = driver_rows(self.conn, typed(sql, self.params), self.params)
+        relevance = ((scores() if found else None) or {}).get
         rows = [
             ContextRow(id_, layer, key, line, agent, updated, count, relevance(pk, 0.0))
-            for id_, layer, key, line, agent, updated, count, pk in driver_rows(
-                self.conn, typed(sql, self.params), self.params
-            )
+            for id_, layer, key, line, agent, updated, count, pk in found
         ]
         for key, best_first in _ORDER:  # stable sorts, the least significant key first
             rows.sort(key=attrgetter(key), reverse=best_first)

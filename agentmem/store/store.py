@@ -409,15 +409,18 @@ class Store:
         ``dense``: the owner's rows nearest the query by meaning, fused into the ranking.
         ``known``: relevance worked out by an earlier read of the same compile, kept there for the next.
         """
+        known = {} if known is None else known
         with self.reading(conn) as c:
             expiry = self.expiry()
-            scores = None
-            if query:
+
+            def scores() -> Mapping[int, float] | None:
+                if not query:
+                    return None
                 key = (scope, query, tuple(layers))
-                known = {} if known is None else known
                 if key not in known:
                     known[key] = relevance(c, scope, query, layers, expiry, dense, topics)
-                scores = known[key]
+                return known[key]
+
             return _context_rows(c, scope, layers, scores, top or {}, expiry, topics)
 
     @contextmanager
@@ -580,15 +583,16 @@ def _context_rows(
     conn: Connection,
     scope: Scope,
     layers: Sequence[str],
-    scores: Mapping[int, float] | None,
+    scores: Callable[[], Mapping[int, float] | None],
     top: Mapping[str, Top],
     expiry: Expiry,
     topics: TopicFilter | None = None,
 ) -> list[ContextRow]:
+    """``scores``: the relevance of the rows that have any (or None), worked out when asked for."""
     whole = [name for name in layers if name not in top]
     if whole and len(whole) == len(layers):  # every layer whole: no top to cut
         return RankedRead(conn, scope, None, expiry, topics).every(layers, scores)
-    ranked = RankedRead(conn, scope, scores, expiry, topics)
+    ranked = RankedRead(conn, scope, scores(), expiry, topics)
     arms = ranked.whole(whole) if whole else []
     arms += [arm for name, slice_ in top.items() if name in layers for arm in ranked.top(name, slice_)]
     rows = ranked.run(arms)
