@@ -6,8 +6,9 @@ each with its own LIMIT: the rows matching the query, ranked as the full-text po
 order (a CTE, ``top_n``); then per visible agent key and session key, the rows not matching (score 0,
 newest first: an index range of ``ix_agentmem_items_recent``), read only as far as the matched top
 leaves room for them. The union of the parts holds the layer's top ``limit``, and the outer ORDER BY
-puts them first, so the read is exact without ever scoring or sorting every row. A layer read whole is
-one index range, joined to the pool for its matched rows' scores.
+puts them first, so the read is exact without ever scoring or sorting every row. A layer read whole
+beside them is one index range, joined to the pool for its matched rows' scores; when every layer is
+read whole (no budget), the rows are scored and ordered in Python instead (``every``).
 """
 
 from __future__ import annotations
