@@ -170,21 +170,33 @@ class RankedRead:
         )
 
     def narrowest_listed(self, layers: Sequence[str]) -> str:
-        """``narrowest`` for a read of every row of ``layers`` the scope sees: the keys of the rows that
-        hide others listed once (a subquery run once), not looked up for each row (1,200 rows: 0.4 ms
-        less). The list is never longer than the read: its rows are read too."""
+        """``narrowest`` for a read of every row of ``layers`` the scope sees. On SQLite the keys of
+        the rows that hide others are listed once (a subquery run once) instead of looked up for each
+        row: 1,200 rows, 0.4 ms less. The list holds at most the scope's rows of ``layers``. Each key is
+        one string, "layer:key" (a layer's name has no ":"): SQLite checks a row value against
+        such a list by walking all of it. PostgreSQL keeps the lookup per row: once a list outgrows
+        its work_mem, it would walk the list for each row too."""
         agents, sessions = self.scope.visible_agent_keys, self.scope.visible_session_keys
-        if not self._broader(agents, sessions):
-            return ""
+        if self.postgres or not self._broader(agents, sessions):
+            return self.narrowest(layers, agents, sessions)
         keys = (
-            "SELECT o.layer, o.key FROM agentmem_items o WHERE o.user_id = :user"
+            "SELECT o.layer || ':' || o.key FROM agentmem_items o WHERE o.user_id = :user"
             f" AND o.agent_id IN ({self._bind('a', agents)})"
             f" AND o.session_scope IN ({self._bind('s', sessions)})"
             f" AND o.layer IN ({self._bind('l', layers)}) AND o.valid_to IS NULL"
             f" AND {self.expiry.live('o.', layers, self.params)}"
         )
+        shared, own_agent = "" in agents, any(agents)
+        user_wide, own_session = "" in sessions, any(sessions)
+        needed = (
+            shared and user_wide,
+            own_agent and user_wide and own_session,
+            shared and own_session and own_agent,
+        )
         hidden = " OR ".join(
-            f"({row} AND (i.layer, i.key) IN ({keys} AND {narrower}))" for row, narrower in _NARROWER
+            f"({row} AND i.layer || ':' || i.key IN ({keys} AND {narrower}))"
+            for (row, narrower), wanted in zip(_NARROWER, needed, strict=True)
+            if wanted
         )
         return f" AND NOT ({hidden})"
 
