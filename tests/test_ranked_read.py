@@ -6,13 +6,16 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentmem import LayerConfig, MemoryManager
+from agentmem import LayerConfig, MemoryManager, StoreError
 from agentmem.layers import CollectionLayer, KnowledgeLayer
 from agentmem.store import Store
+from agentmem.store.expiry import BEGINNING, text_rows, typed
 
 VOCAB = [
     "pandas",
@@ -251,6 +254,56 @@ def test_of_one_key_only_the_narrowest_row_the_scope_sees_is_compiled(
                 assert [
                     style for style in styles.values() if f"response_style: {style}\n" in xml
                 ] == narrowest
+
+
+def test_a_row_hides_only_its_own_layers_key_and_only_while_open(
+    make_mem: Callable[..., MemoryManager],
+) -> None:
+    class Notes(KnowledgeLayer):
+        name = "notes"
+        tag = "user_notes"
+        prompt = "Notes: {{ layer }}"
+
+    mem = make_mem(layers={"notes": Notes()})
+    mem.knowledge.add("Short answers", user_id="u")
+    mem.layer("notes").add("Short answers", user_id="u", agent_id="a1")  # the same key, in another layer
+    mem.knowledge.add("Lives in Berlin", user_id="u")
+    old = mem.knowledge.add("Lives in Berlin", user_id="u", agent_id="a1")
+    mem.knowledge.add(
+        "Lives in Paris now", user_id="u", agent_id="a1", replaces=old
+    )  # closes the agent's row
+    for query in (None, "berlin answers"):
+        for budget in (None, 1000):
+            xml = mem.compile(user_id="u", agent_id="a1", query=query, token_budget=budget)
+            assert xml.count("Short answers") == 2
+            assert xml.count("Lives in Berlin") == 1
+            assert "Lives in Paris now" in xml
+
+
+def test_recalls_statements_bind_datetimes_as_a_stored_column_holds_them(mem: MemoryManager) -> None:
+    """``text_rows`` hands SQLite the statement as written: its datetimes must be what SQLAlchemy binds."""
+    sql = "SELECT :moment"
+    for moment in (datetime(2026, 3, 1, 12, 30, 5, 7, tzinfo=timezone(timedelta(hours=8))), BEGINNING):
+        with mem._store.engine.connect() as conn:
+            bound = conn.execute(typed(sql, {"moment": moment}), {"moment": moment}).one()
+            assert text_rows(conn, sql, {"moment": moment}) == [tuple(bound)]
+
+
+def test_a_drivers_error_while_rows_are_fetched_is_a_store_error(tmp_path: Path) -> None:
+    """SQLite finds a broken row only when it reaches it: the whole read and recall read rows straight
+    from the driver, and must still raise StoreError."""
+    mem = MemoryManager(f"sqlite:///{tmp_path / 'memory.db'}")
+    mem.knowledge.add_many(
+        [{"text": f"coffee {n}", "topics": ["x"]} for n in ("one", "two", "three")], user_id="u"
+    )
+    with mem._store.engine.begin() as conn:  # the newest row's value is no longer JSON
+        conn.exec_driver_sql(
+            "UPDATE agentmem_items SET value = 'not json' WHERE pk = (SELECT max(pk) FROM agentmem_items)"
+        )
+    for query in ("coffee", None):
+        with pytest.raises(StoreError, match="malformed JSON"):
+            mem.compile(user_id="u", query=query, topics=["x"])
+    mem.close()
 
 
 def test_a_budget_larger_than_any_database_limit_compiles_everything(mem: MemoryManager) -> None:

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, ExceptionContext, event
+from sqlalchemy import Connection, CursorResult, Engine, ExceptionContext, event
 from sqlmodel import create_engine
 
 from ..errors import ConfigurationError, StoreError
@@ -52,8 +52,24 @@ def _as_store_error(context: ExceptionContext) -> None:
     which hold users' data."""
     if context.is_pre_ping:
         return  # the pool handles a stale connection itself
-    original = context.original_exception
-    raise StoreError(f"the database failed: {type(original).__name__}: {original}")
+    raise store_error(context.original_exception)
+
+
+def store_error(original: BaseException) -> StoreError:
+    """The StoreError for an error of the database driver."""
+    return StoreError(f"the database failed: {type(original).__name__}: {original}")
+
+
+def fetched(conn: Connection, result: CursorResult[Any]) -> list[Any]:
+    """The driver's own rows (tuples) of ``result``, closed after. Reading them from the cursor
+    skips SQLAlchemy's handling of the errors a driver raises while rows are fetched (SQLite reads
+    rows as they are asked for): those leave as StoreError here."""
+    try:
+        return list(result.cursor.fetchall())
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise store_error(exc) from exc
+    finally:
+        result.close()
 
 
 def is_ephemeral(url: str) -> bool:

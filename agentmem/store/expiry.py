@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, TextClause, bindparam, text
 
+from .engine import fetched
 from .tables import UtcDateTime
 
 BEGINNING = datetime(1, 1, 1, tzinfo=UTC)
@@ -106,20 +107,15 @@ def text_rows(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[Any
         return list(conn.execute(typed(sql, params), params).all())
     stored = _stored(conn.dialect)
     values = {name: stored(value) if isinstance(value, datetime) else value for name, value in params.items()}
-    return list(conn.exec_driver_sql(sql, values).cursor.fetchall())
+    return fetched(conn, conn.exec_driver_sql(sql, values))
 
 
 @lru_cache(maxsize=4)
 def _stored(dialect: Dialect) -> Callable[[datetime], Any]:
     """A datetime as ``dialect`` stores it in a ``UtcDateTime`` column."""
-    column = UtcDateTime()
-    processor = column.dialect_impl(dialect).bind_processor(dialect)
-
-    def stored(value: datetime) -> Any:
-        utc = column.process_bind_param(value, dialect)
-        return utc if processor is None else processor(utc)
-
-    return stored
+    processor = UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None  # the type's own conversion, then its column type's
+    return processor
 
 
 # Built once, for the merge reads of one layer (see rows.py); ``Expiry.one_layer`` gives their values.

@@ -14,6 +14,7 @@ from sqlalchemy.sql.operators import custom_op
 from ..records import MemoryEvent, MemoryItem
 from ..scope import Scope
 from . import search
+from .engine import fetched
 from .expiry import ONE_LAYER_LIVE, ONE_LAYER_OUTLIVED, ONE_LAYER_PAST_DATE, Expiry
 from .tables import EventRow, GenerationRow, ItemRow, LearnedRow, PendingRow, table
 
@@ -32,11 +33,7 @@ def driver_rows(conn: Connection, stmt: Any, params: Mapping[str, Any] | None = 
     """The driver's own rows (tuples) of a statement whose columns need no conversion: building
     SQLAlchemy rows for thousands of them (an owner's vectors, a compile's items) took longer than
     reading them."""
-    result = conn.execute(stmt, params)
-    try:
-        return list(result.cursor.fetchall())
-    finally:
-        result.close()
+    return fetched(conn, conn.execute(stmt, params))
 
 
 def item_from_row(row: Row[Any]) -> MemoryItem:
