@@ -23,7 +23,6 @@ LINE_TOKENS = 16
 """A ranked layer's first read under a budget is as many rows as the budget holds lines of this many
 tokens (at least ``MIN_READ``): one read for most budgets; layers of shorter lines page up."""
 GROWTH = 4
-_BULLET = "- "
 
 Reader = Callable[[Mapping[str, Top]], Sequence[ContextRow]]
 """Reads the scope's live rows (agents' hiding shared ones with the same key): only the top rows of the
@@ -59,18 +58,16 @@ def _headed(layer: Layer, line: str) -> tuple[str | None, str]:
 
 
 def _texted(layer: Layer, rows: Iterable[ContextRow]) -> list[tuple[str | None, str]]:
-    """The rows' headings and lines as written (``line_text``), in one loop: two calls a line less
-    took 0.1 ms off 1,200 lines."""
-    bullet, heading_of = _BULLET if layer.bullets else "", layer.heading
+    """The rows' headings and lines as written (``line_text``)."""
     texts: list[tuple[str | None, str]] = []
     for row in rows:
-        heading, rest = heading_of(row.line) or (None, row.line)
-        texts.append((heading, bullet + xml_text(rest)))
+        heading, rest = _headed(layer, row.line)
+        texts.append((heading, _written(layer.bullets, rest)))
     return texts
 
 
 def _written(bullet: bool, raw: str) -> str:
-    return (_BULLET if bullet else "") + xml_text(raw)
+    return ("- " if bullet else "") + xml_text(raw)
 
 
 def _by_layer(layers: Sequence[Layer], rows: Sequence[ContextRow]) -> dict[str, list[ContextRow]]:

@@ -233,8 +233,7 @@ class _Visible:
         self.params: dict[str, Any] = read.params
         # SQLite's CROSS JOIN keeps the order of the tables as written (PostgreSQL's has no ON), and
         # PostgreSQL's planner would otherwise fold a CTE into the statement
-        postgres = conn.dialect.name == "postgresql"
-        self.join, self.materialized = ("JOIN", "MATERIALIZED ") if postgres else ("CROSS JOIN", "")
+        self.join, self.materialized = ("JOIN", "MATERIALIZED ") if read.postgres else ("CROSS JOIN", "")
         self.checked: set[int] = set()
         self.text_of: dict[int, str] = {}
         """The text of each checked row the scope sees."""
